@@ -1,0 +1,20 @@
+"""Options that change what the engine computes (not how it prints)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FlowOptions:
+    # A quiet APNs courier connection sends keep-alives many minutes apart and must stay one
+    # flow, so TCP flows end on FIN/RST, and only a long silence ends them.
+    tcp_timeout: float = 3600.0
+    udp_timeout: float = 120.0
+    chunk_bytes: int = 32 << 20        # capture bytes decoded per batch
+
+    def __post_init__(self) -> None:
+        for name in ("tcp_timeout", "udp_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive")
+        if self.chunk_bytes < 1 << 16:
+            raise ValueError("chunk_bytes must be at least 64 KiB")
