@@ -1,0 +1,262 @@
+"""The flow table: packet columns in, finished flows out, memory bounded by open flows.
+
+Each chunk is grouped by flow key with a stable sort, split into flows (idle timeout, or a
+SYN on a closed connection) with cumulative sums instead of a per-packet loop, and reduced
+with `ufunc.reduceat`. A key's last flow in a chunk stays open and continues in the next
+chunk (or file); flows idle past their timeout are finished and leave memory.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import EngineError
+from ..options import FlowOptions
+from ..records import PacketBatch
+from . import partials as P
+from .keys import key_hash
+
+SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
+TCP = 6
+SEG_STRIDE = 1 << 34       # separates flows when one running max spans all of them
+
+
+class FlowTable:
+    def __init__(self, options: FlowOptions) -> None:
+        self.options = options
+        self.open: P.Partials = P.empty()
+        self.index = pd.Index(np.empty(0, np.uint64))
+        self.finished: list[P.Partials] = []
+        self.now = -np.inf
+
+    # -- public -------------------------------------------------------------------------
+    def add(self, pk: PacketBatch) -> None:
+        if len(pk) == 0:
+            return
+        h = key_hash(pk.a_hi, pk.a_lo, pk.b_hi, pk.b_lo, pk.port_a, pk.port_b, pk.proto)
+        codes, uniques = pd.factorize(h)
+        order = np.argsort(codes, kind="stable")         # by key, capture order within a key
+        self._add_sorted(pk, h, codes[order], order)
+        self.now = max(self.now, float(np.max(pk.ts)))
+        self._expire()
+
+    def finish(self) -> P.Partials:
+        """Close every open flow; return all finished flows."""
+        self.finished.append(self.open)
+        self.open = P.empty()
+        self.index = pd.Index(np.empty(0, np.uint64))
+        done = P.concat(self.finished)
+        self.finished = []
+        return done
+
+    @property
+    def open_flows(self) -> int:
+        return len(self.open["h"])
+
+    # -- one chunk ----------------------------------------------------------------------
+    def _add_sorted(self, pk: PacketBatch, h: np.ndarray, code: np.ndarray, order: np.ndarray) -> None:
+        opts = self.options
+        n = len(order)
+        col = {name: getattr(pk, name)[order] for name in
+               ("ts", "wire_len", "a_hi", "a_lo", "b_hi", "b_lo", "port_a", "port_b", "proto",
+                "tcp_flags", "seq", "payload_len", "vlan")}
+        col["dir"] = pk.direction[order].astype(np.int64)
+        col["h"] = h[order]
+        ts, d, flags = col["ts"], col["dir"], col["tcp_flags"]
+        tcp = col["proto"] == TCP
+
+        group_start = np.empty(n, bool)
+        group_start[0] = True
+        np.not_equal(code[1:], code[:-1], out=group_start[1:])
+        gfirst = np.flatnonzero(group_start)
+        self._check_no_collision(col, gfirst, group_start)
+
+        # Open flows these keys continue.
+        sidx = self.index.get_indexer(col["h"][gfirst]) if len(self.index) else np.full(len(gfirst), -1)
+        has_state = sidx >= 0
+        if has_state.any():
+            self._check_state_keys(col, gfirst[has_state], sidx[has_state])
+        state_of_row = np.full(n, -1, np.int64)
+        state_of_row[gfirst] = sidx
+
+        pure_syn = tcp & ((flags & SYN) != 0) & ((flags & ACK) == 0)
+        synack = tcp & ((flags & SYN) != 0) & ((flags & ACK) != 0)
+        fin = tcp & ((flags & FIN) != 0)
+        rst = tcp & ((flags & RST) != 0)
+
+        # Idle gaps: from the previous frame of the key (or the open flow's last frame).
+        prev_last = np.empty(n)
+        prev_last[1:] = ts[:-1]
+        st_rows = gfirst[has_state]
+        prev_last[gfirst] = np.nan
+        prev_last[st_rows] = self.open["ts_last"][sidx[has_state]]
+        timeout = np.where(tcp, opts.tcp_timeout, opts.udp_timeout)
+        with np.errstate(invalid="ignore"):
+            gap_new = (ts - prev_last) > timeout
+        st_closed = np.zeros(n, bool)
+        st_closed[st_rows] = P.closed(self.open)[sidx[has_state]]
+        new_flow = gap_new.copy()
+        new_flow[gfirst[~has_state]] = True
+        new_flow[st_rows] |= st_closed[st_rows] & pure_syn[st_rows]
+        continues = group_start & ~new_flow            # first rows that continue an open flow
+
+        seg_start = group_start | new_flow
+        fin0 = (fin & (d == 0)).astype(np.int64)
+        fin1 = (fin & (d == 1)).astype(np.int64)
+        rst_i = rst.astype(np.int64)
+        init_rows = np.flatnonzero(continues)
+        init_idx = state_of_row[init_rows]
+        while True:   # a SYN on a closed connection starts a new flow; closure restarts there
+            seg = np.cumsum(seg_start) - 1
+            firsts = np.flatnonzero(seg_start)
+            init = np.zeros((3, len(firsts)), np.int64)
+            cont_seg = seg[init_rows]
+            init[0, cont_seg] = self.open["fin0"][init_idx]
+            init[1, cont_seg] = self.open["fin1"][init_idx]
+            init[2, cont_seg] = self.open["rst0"][init_idx] + self.open["rst1"][init_idx]
+            c0 = _cumsum_in(fin0, seg, firsts) + init[0, seg]
+            c1 = _cumsum_in(fin1, seg, firsts) + init[1, seg]
+            cr = _cumsum_in(rst_i, seg, firsts) + init[2, seg]
+            closed_after = ((c0 > 0) & (c1 > 0)) | (cr > 0)
+            closed_before = np.zeros(n, bool)
+            closed_before[1:] = closed_after[:-1]
+            extra = ~seg_start & pure_syn & closed_before
+            if not extra.any():
+                break
+            seg_start |= extra
+
+        nseg = len(firsts)
+        seg_cont = np.zeros(nseg, bool)
+        seg_cont[seg[init_rows]] = True
+        seg_state = np.full(nseg, -1, np.int64)
+        seg_state[seg[init_rows]] = init_idx
+
+        part = self._reduce(col, seg, firsts, seg_cont, seg_state, tcp, pure_syn, synack, fin, rst)
+
+        # Combine continuing segments with the open flows they extend.
+        cont = np.flatnonzero(seg_cont)
+        if cont.size:
+            merged = P.combine(P.take(self.open, seg_state[cont]), P.take(part, cont))
+            for name in P.FIELDS:
+                part[name][cont] = merged[name]
+
+        # The last flow of each key stays open; the others are finished.
+        last_seg = np.empty(nseg, bool)
+        last_seg[:-1] = code[firsts[1:]] != code[firsts[:-1]]
+        last_seg[-1] = True
+        self.finished.append(P.take(part, np.flatnonzero(~last_seg)))
+        ended_states = sidx[has_state & new_flow[gfirst]]          # open flows that a new flow replaced
+        keep = np.ones(len(self.open["h"]), bool)
+        keep[sidx[has_state]] = False
+        if ended_states.size:
+            self.finished.append(P.take(self.open, ended_states))
+        self.open = P.concat([P.take(self.open, np.flatnonzero(keep)), P.take(part, np.flatnonzero(last_seg))])
+        self.index = pd.Index(self.open["h"])
+
+    def _reduce(self, col, seg, firsts, seg_cont, seg_state, tcp, pure_syn, synack, fin, rst) -> P.Partials:
+        n = len(seg)
+        nseg = len(firsts)
+        d = col["dir"]
+        ts = col["ts"]
+        out: P.Partials = {}
+        for name in P.KEY + ("h", "vlan"):
+            out[name] = col[name][firsts]
+        out["first_dir"] = d[firsts]
+        out["ts_first"] = np.minimum.reduceat(ts, firsts)
+        out["ts_last"] = np.maximum.reduceat(ts, firsts)
+        wire, plen = col["wire_len"], col["payload_len"]
+        for k in (0, 1):
+            this = d == k
+            out[f"pkts{k}"] = np.add.reduceat(this.astype(np.int64), firsts)
+            out[f"bytes{k}"] = np.add.reduceat(np.where(this, wire, 0), firsts)
+            out[f"payload{k}"] = np.add.reduceat(np.where(this, plen, 0), firsts)
+            out[f"syn{k}"] = np.add.reduceat((pure_syn & this).astype(np.int64), firsts)
+            out[f"synack{k}"] = np.add.reduceat((synack & this).astype(np.int64), firsts)
+            out[f"fin{k}"] = np.add.reduceat((fin & this).astype(np.int64), firsts)
+            out[f"rst{k}"] = np.add.reduceat((rst & this).astype(np.int64), firsts)
+            out[f"synack_ts{k}"] = np.minimum.reduceat(np.where(synack & this, ts, P.INF), firsts)
+        positions = np.arange(n)
+        for name, mask in (("first_syn_dir", pure_syn), ("first_synack_dir", synack)):
+            at = np.minimum.reduceat(np.where(mask, positions, n), firsts)
+            out[name] = np.where(at < n, d[np.minimum(at, n - 1)], -1)
+        for k in (0, 1):
+            answer = out[f"synack_ts{1 - k}"][seg]
+            last = np.where(pure_syn & (d == k) & (ts <= answer), ts, -P.INF)
+            out[f"syn_last{k}"] = np.maximum.reduceat(last, firsts)
+        retx = np.zeros(nseg, np.int64)
+        for k in (0, 1):
+            base, hwm, count = self._sequence(col, seg, nseg, seg_cont, seg_state, tcp & (d == k), k)
+            out[f"base{k}"], out[f"hwm{k}"] = base, hwm
+            retx += count
+        out["retx"] = retx
+        return out
+
+    def _sequence(self, col, seg, nseg, seg_cont, seg_state, rows_mask, k):
+        """Per flow and direction: sequence base, data high-water mark, retransmit count."""
+        seq, plen = col["seq"], col["payload_len"]
+        base = np.full(nseg, -1, np.int64)
+        hwm = np.full(nseg, P.NO_HWM, np.int64)
+        cont = np.flatnonzero(seg_cont)
+        base[cont] = self.open[f"base{k}"][seg_state[cont]]
+        hwm[cont] = self.open[f"hwm{k}"][seg_state[cont]]
+        rows = np.flatnonzero(rows_mask & (seq >= 0))
+        if rows.size == 0:
+            return base, hwm, np.zeros(nseg, np.int64)
+        rseg = seg[rows]
+        useg, first_at = np.unique(rseg, return_index=True)
+        unset = base[useg] < 0
+        base[useg[unset]] = seq[rows[first_at[unset]]]
+        data = rows[plen[rows] > 0]
+        count = np.zeros(nseg, np.int64)
+        if data.size == 0:
+            return base, hwm, count
+        dseg = seg[data]
+        rel_end = ((seq[data] + plen[data] - base[dseg] + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+        shifted = rel_end + dseg * SEG_STRIDE
+        running = np.maximum.accumulate(shifted)
+        prev = np.empty_like(running)
+        prev[0] = np.iinfo(np.int64).min
+        prev[1:] = running[:-1]
+        new_seg = np.empty(len(dseg), bool)
+        new_seg[0] = True
+        new_seg[1:] = dseg[1:] != dseg[:-1]
+        prev_max = np.where(new_seg, P.NO_HWM, prev - dseg * SEG_STRIDE)
+        prev_max = np.maximum(prev_max, hwm[dseg])
+        is_retx = (rel_end <= prev_max) & ~((plen[data] == 1) & (rel_end == prev_max))
+        np.add.at(count, dseg, is_retx.astype(np.int64))
+        starts = np.flatnonzero(new_seg)
+        hwm[dseg[starts]] = np.maximum(hwm[dseg[starts]], np.maximum.reduceat(rel_end, starts))
+        return base, hwm, count
+
+    # -- housekeeping -------------------------------------------------------------------
+    def _expire(self) -> None:
+        """Finish open flows idle past their timeout: memory follows open flows only."""
+        if not len(self.open["h"]):
+            return
+        timeout = np.where(self.open["proto"] == TCP, self.options.tcp_timeout, self.options.udp_timeout)
+        idle = self.now - self.open["ts_last"] > timeout
+        if idle.any():
+            self.finished.append(P.take(self.open, np.flatnonzero(idle)))
+            self.open = P.take(self.open, np.flatnonzero(~idle))
+            self.index = pd.Index(self.open["h"])
+
+    def _check_no_collision(self, col, gfirst, group_start) -> None:
+        owner = np.cumsum(group_start) - 1
+        first_row = gfirst[owner]
+        for name in P.KEY:
+            if not np.array_equal(col[name], col[name][first_row]):
+                raise EngineError("two flow keys share a 64-bit hash in this capture; "
+                                  "rerun with --engine scapy and please report it")
+
+    def _check_state_keys(self, col, rows, sidx) -> None:
+        for name in P.KEY:
+            if not np.array_equal(col[name][rows], self.open[name][sidx]):
+                raise EngineError("two flow keys share a 64-bit hash in this capture; "
+                                  "rerun with --engine scapy and please report it")
+
+
+def _cumsum_in(values: np.ndarray, seg: np.ndarray, firsts: np.ndarray) -> np.ndarray:
+    """Running sum that restarts at each segment's first row."""
+    total = np.cumsum(values)
+    before = total[firsts] - values[firsts]
+    return total - before[seg]

@@ -1,0 +1,125 @@
+"""analyze(): read -> decode -> flows, owning RunStats. The CLI and notebooks both call this."""
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .decode import decode_batch
+from .errors import CaptureError, InputError
+from .flows import FlowTable, to_flows_frame
+from .options import FlowOptions
+from .reader import iter_batches, order_by_time
+from .records import IcmpErrors
+from .stats import RunStats
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("fast", "scapy")
+Progress = Callable[[int], None]      # called with bytes of capture consumed so far
+
+
+@dataclass
+class Result:
+    """What one analysis found. Frames follow the schemas in apnstrace.schema."""
+
+    flows: pd.DataFrame
+    stats: RunStats
+    icmp_errors: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def problems(self) -> list[str]:
+        """One line per capture file that could be read only in part."""
+        return [p.message for p in self.stats.problems]
+
+
+def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, engine: str = "fast",
+            options: FlowOptions | None = None, progress: Progress | None = None) -> Result:
+    """Analyze one or more capture files (pcap, pcapng, gzip-compressed) as one capture.
+
+    Files are read in time order of their first frame, so rotated captures can be given in
+    any order and a flow crossing a file boundary stays one flow. A file that is not a
+    capture, or breaks part-way, is reported in ``result.problems`` (and as a warning); what
+    could be read is kept. Raises CaptureError when nothing at all could be read.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise InputError("no capture files given")
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    options = options or FlowOptions()
+    stats = RunStats()
+    ordered = order_by_time(paths)
+    if engine == "scapy":
+        from .engines.scapy_engine import build_flows
+        flows = build_flows(ordered, options, stats)
+        icmp = pd.DataFrame()
+    else:
+        flows, icmp = _fast_flows(ordered, options, stats, progress)
+    if stats.problems:
+        if stats.records == 0 and len(stats.problems) == len(paths):
+            raise _nothing_read(stats)
+        for problem in stats.problems:
+            warnings.warn(problem.message, stacklevel=2)
+    return Result(flows=flows, stats=stats, icmp_errors=icmp)
+
+
+def _nothing_read(stats: RunStats) -> CaptureError:
+    first = stats.problems[0]
+    err = CaptureError(first.path, "")
+    err.args = (first.message,)
+    return err
+
+
+def _fast_flows(paths: Sequence[Path], options: FlowOptions, stats: RunStats,
+                progress: Progress | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    table = FlowTable(options)
+    icmp_parts: list[IcmpErrors] = []
+    done = 0
+    for path in paths:
+        try:
+            for raw in iter_batches(path, stats, options.chunk_bytes):
+                packets, errors = decode_batch(raw, stats)
+                table.add(packets)
+                if len(errors):
+                    icmp_parts.append(errors)
+                if progress is not None:
+                    progress(done + int(raw.offset[-1]) if len(raw) else done)
+        except CaptureError as exc:
+            stats.problems.append(_problem_of(exc))
+        done += _size(path)
+    return to_flows_frame(table.finish()), _icmp_frame(icmp_parts)
+
+
+def _problem_of(exc: CaptureError):
+    from .stats import FileProblem
+    return FileProblem(exc.path, str(exc), 0)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _icmp_frame(parts: list[IcmpErrors]) -> pd.DataFrame:
+    from .flows.finalize import addresses_to_text
+    names = ("ts", "v6", "icmp_type", "icmp_code", "sport", "dport", "proto")
+    if not parts:
+        return pd.DataFrame({name: [] for name in names + ("reporter", "src", "dst")})
+    cols = {name: np.concatenate([getattr(p, name) for p in parts]) for name in names}
+    frame = pd.DataFrame(cols)
+    for who in ("reporter", "src", "dst"):
+        hi = np.concatenate([getattr(p, f"{who}_hi") for p in parts])
+        lo = np.concatenate([getattr(p, f"{who}_lo") for p in parts])
+        frame[who] = addresses_to_text(hi, lo)
+    return frame

@@ -1,0 +1,272 @@
+"""Stream capture files as RawBatch chunks: bounded memory, whatever the file size."""
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CaptureError
+from ..records import RawBatch
+from ..stats import FileProblem, RunStats
+from . import walk
+from .sniff import PCAP_MAGICS, open_capture
+
+PAD = 128                 # zero bytes after each chunk: decoders may over-read a header
+MIN_RECORD_BYTES = 16     # smallest pcap record: sizes the column buffers of one chunk
+
+
+class _Chunks:
+    """Reads a stream in chunks and keeps the unconsumed tail between walks."""
+
+    def __init__(self, stream, head: bytes, chunk_bytes: int) -> None:
+        self.stream = stream
+        self.chunk_bytes = chunk_bytes
+        self.data = head
+        self.eof = False
+
+    def fill(self, need: int) -> None:
+        """Make sure at least `need` bytes are buffered (or the stream is at its end)."""
+        parts = [self.data]
+        have = len(self.data)
+        while have < need and not self.eof:
+            part = self.stream.read(max(self.chunk_bytes, need - have))
+            if not part:
+                self.eof = True
+                break
+            parts.append(part)
+            have += len(part)
+        self.data = b"".join(parts)
+
+    def consume(self, count: int) -> None:
+        self.data = self.data[count:]
+
+
+def _as_array(data: bytes) -> np.ndarray:
+    buf = np.zeros(len(data) + PAD, dtype=np.uint8)
+    buf[: len(data)] = np.frombuffer(data, dtype=np.uint8)
+    return buf
+
+
+def iter_batches(path: Path, stats: RunStats, chunk_bytes: int = 32 << 20) -> Iterator[RawBatch]:
+    """Yield the records of one capture in chunks.
+
+    A file that is not a capture raises CaptureError. A file that breaks part-way (truncated,
+    corrupt length, bad gzip data) yields everything before the break and records the problem
+    in stats.problems, as one line naming the file and record.
+    """
+    path = Path(path)
+    opened = open_capture(path)
+    chunks = _Chunks(opened.stream, opened.head, chunk_bytes)
+    stats.files.append(str(path))
+    reader = _read_pcap if opened.kind == "pcap" else _read_pcapng
+    counter = [0]
+    try:
+        yield from reader(path, chunks, stats, counter)
+    except (OSError, EOFError, zlib.error) as exc:   # gzip stream broken mid-way
+        _problem(stats, path, counter[0], f"compressed data is corrupt or cut short ({exc})")
+    finally:
+        opened.stream.close()
+
+
+def _problem(stats: RunStats, path: Path, records_read: int, problem: str, record: int | None = None) -> None:
+    message = str(CaptureError(path, problem, record))
+    stats.problems.append(FileProblem(str(path), message, records_read))
+
+
+def _read_pcap(path: Path, chunks: _Chunks, stats: RunStats, counter: list[int]) -> Iterator[RawBatch]:
+    chunks.fill(24)
+    if len(chunks.data) < 24:
+        raise CaptureError(path, f"pcap file header cut short ({len(chunks.data)} of 24 bytes)")
+    big, nanos = PCAP_MAGICS[chunks.data[:4]]
+    endian = ">" if big else "<"
+    _major, _minor, _zone, _sigfigs, snaplen, network = struct.unpack(endian + "HHiIII", chunks.data[4:24])
+    linktype = network & 0x0FFF_FFFF        # upper bits carry FCS information
+    chunks.consume(24)
+    scale = 1e-9 if nanos else 1e-6
+    max_caplen = walk.MAX_RECORD
+    while True:
+        chunks.fill(chunks.chunk_bytes)
+        data = chunks.data
+        buf = _as_array(data)
+        size = len(data) // MIN_RECORD_BYTES + 1
+        off = np.empty(size, np.int64)
+        sec, frac, cap, wire = (np.empty(size, np.uint32) for _ in range(4))
+        n, pos, status, bad = walk.walk_pcap(buf, 0, len(data), big, max_caplen, off, sec, frac, cap, wire)
+        if n:
+            first = counter[0] + 1
+            counter[0] += n
+            caplen = cap[:n].astype(np.int64)
+            over = int(np.count_nonzero(caplen > snaplen)) if snaplen else 0
+            if over:
+                stats.malformed["caplen_over_snaplen"] += over
+            yield RawBatch(
+                buf=buf, offset=off[:n].copy(), caplen=caplen,
+                wire_len=np.maximum(wire[:n].astype(np.int64), caplen),
+                ts=sec[:n].astype(np.float64) + frac[:n].astype(np.float64) * scale,
+                linktype=np.full(n, linktype, np.int32),
+                record=np.arange(first, first + n, dtype=np.int64), path=str(path))
+        chunks.consume(pos)
+        if status == walk.BAD_LENGTH:
+            _problem(stats, path, counter[0], f"record length {int(bad)} is larger than any real frame "
+                     f"(limit {max_caplen}); the file is corrupt from here on", counter[0] + 1)
+            return
+        if status == walk.NEED_MORE and chunks.eof:
+            if chunks.data:
+                _problem(stats, path, counter[0], f"file cut short in the middle of a record "
+                         f"({len(chunks.data)} bytes left over)", counter[0] + 1)
+            return
+        if status == walk.NEED_MORE and n == 0:
+            # One record is larger than the chunk: read enough for it.
+            chunks.fill(len(chunks.data) + max_caplen + walk.PCAP_RECORD_HEADER)
+
+
+class _Interfaces:
+    """pcapng interfaces of the current section: link type, timestamp units, offset."""
+
+    def __init__(self) -> None:
+        self.linktype: list[int] = []
+        self.units: list[int] = []
+        self.offset: list[int] = []
+
+    def add(self, linktype: int, units: int, offset: int) -> None:
+        self.linktype.append(linktype)
+        self.units.append(units)
+        self.offset.append(offset)
+
+
+def _idb_options(block: bytes, endian: str) -> tuple[int, int]:
+    """(timestamp units per second, timestamp offset seconds) from an IDB's options."""
+    units, offset = 1_000_000, 0
+    pos, end = 16, len(block) - 4
+    while pos + 4 <= end:
+        code, length = struct.unpack_from(endian + "HH", block, pos)
+        if code == 0:
+            break
+        value = block[pos + 4: pos + 4 + length]
+        if code == 9 and length >= 1:           # if_tsresol
+            v = value[0]
+            exponent = v & 0x7F
+            base = 2 if v & 0x80 else 10
+            if exponent <= 18 if base == 10 else exponent <= 62:
+                units = base ** exponent
+        elif code == 14 and length == 8:        # if_tsoffset
+            offset = struct.unpack(endian + "q", value)[0]
+        pos += 4 + ((length + 3) & ~3)
+    return units, offset
+
+
+def _read_pcapng(path: Path, chunks: _Chunks, stats: RunStats, counter: list[int]) -> Iterator[RawBatch]:
+    big = False
+    interfaces = _Interfaces()
+    last_ts = 0.0
+    while True:
+        chunks.fill(chunks.chunk_bytes)
+        data = chunks.data
+        buf = _as_array(data)
+        size = len(data) // MIN_RECORD_BYTES + 1
+        off = np.empty(size, np.int64)
+        iface, ts_hi, ts_lo, cap, wire = (np.empty(size, np.uint32) for _ in range(5))
+        has_ts = np.empty(size, np.uint8)
+        n, pos, status, bad = walk.walk_pcapng(buf, 0, len(data), big, off, iface, ts_hi, ts_lo, cap, wire, has_ts)
+        if n:
+            batch, last_ts = _pcapng_batch(path, stats, buf, interfaces, counter, last_ts,
+                                           off[:n], iface[:n], ts_hi[:n], ts_lo[:n], cap[:n], wire[:n], has_ts[:n])
+            if batch is not None:
+                yield batch
+        chunks.consume(pos)
+        if status == walk.OTHER_BLOCK:
+            chunks.fill(12)
+            head = chunks.data[:12]
+            btype = struct.unpack(("<" if not big else ">") + "I", head[:4])[0]
+            if btype == 0x0A0D0D0A:
+                bom = head[8:12]
+                if bom == b"\x4d\x3c\x2b\x1a":
+                    big = False
+                elif bom == b"\x1a\x2b\x3c\x4d":
+                    big = True
+                else:
+                    _problem(stats, path, counter[0], "section header has an unknown byte-order mark", counter[0] + 1)
+                    return
+                interfaces = _Interfaces()
+            endian = ">" if big else "<"
+            blen = struct.unpack(endian + "I", head[4:8])[0]
+            if blen < 12 or blen % 4 or blen > walk.MAX_BLOCK:
+                _problem(stats, path, counter[0], f"block of type {btype:#x} has a bad length {blen}", counter[0] + 1)
+                return
+            chunks.fill(blen)
+            if len(chunks.data) < blen:
+                _problem(stats, path, counter[0], f"file cut short inside a block of type {btype:#x}", counter[0] + 1)
+                return
+            block = chunks.data[:blen]
+            if btype == 1:                       # interface description
+                if blen < 20:
+                    _problem(stats, path, counter[0], f"interface block too short ({blen} bytes)", counter[0] + 1)
+                    return
+                linktype = struct.unpack_from(endian + "H", block, 8)[0]
+                units, offset = _idb_options(block, endian)
+                interfaces.add(linktype, units, offset)
+            chunks.consume(blen)
+            continue
+        if status == walk.BAD_LENGTH:
+            _problem(stats, path, counter[0], f"block length {int(bad)} cannot be right; the file is corrupt from here on",
+                     counter[0] + 1)
+            return
+        if status == walk.NEED_MORE and chunks.eof:
+            if chunks.data:
+                _problem(stats, path, counter[0], f"file cut short in the middle of a block "
+                         f"({len(chunks.data)} bytes left over)", counter[0] + 1)
+            return
+        if status == walk.NEED_MORE and n == 0:
+            chunks.fill(len(chunks.data) + walk.MAX_BLOCK)
+
+
+def _pcapng_batch(path, stats, buf, interfaces, counter, last_ts, off, iface, ts_hi, ts_lo, cap, wire, has_ts):
+    n = len(off)
+    first = counter[0] + 1
+    counter[0] += n
+    record = np.arange(first, first + n, dtype=np.int64)
+    known = iface < len(interfaces.linktype)
+    if not known.all():
+        stats.malformed["pcapng_unknown_interface"] += int(np.count_nonzero(~known))
+    if not known.any():
+        return None, last_ts
+    idx = iface[known].astype(np.int64)
+    linktypes = np.asarray(interfaces.linktype, np.int32)[idx]
+    units = np.asarray(interfaces.units, np.uint64)[idx]
+    offsets = np.asarray(interfaces.offset, np.float64)[idx]
+    ticks = (ts_hi[known].astype(np.uint64) << np.uint64(32)) | ts_lo[known].astype(np.uint64)
+    ts = (ticks // units).astype(np.float64) + (ticks % units).astype(np.float64) / units.astype(np.float64) + offsets
+    timed = has_ts[known].astype(bool)
+    if not timed.all():
+        # Simple packet blocks carry no timestamp: they take the one before them.
+        ts = np.where(timed, ts, np.nan)
+        filled = np.maximum.accumulate(np.where(timed, np.arange(len(ts)), -1))
+        ts = np.where(filled >= 0, ts[np.maximum(filled, 0)], last_ts)
+    caplen = cap[known].astype(np.int64)
+    batch = RawBatch(buf=buf, offset=off[known].copy(), caplen=caplen,
+                     wire_len=np.maximum(wire[known].astype(np.int64), caplen), ts=ts,
+                     linktype=linktypes, record=record[known], path=str(path))
+    return batch, float(ts[-1]) if len(ts) else last_ts
+
+
+def first_timestamp(path: Path) -> float:
+    """Timestamp of a capture's first record (inf when unreadable or empty)."""
+    try:
+        for batch in iter_batches(path, RunStats(), chunk_bytes=1 << 16):
+            if len(batch):
+                return float(batch.ts[0])
+    except CaptureError:
+        pass
+    return math.inf
+
+
+def order_by_time(paths: Sequence[Path]) -> list[Path]:
+    """Rotated captures given in any order are read in time order of their first frame."""
+    if len(paths) < 2:
+        return [Path(p) for p in paths]
+    keyed = [(first_timestamp(Path(p)), i, Path(p)) for i, p in enumerate(paths)]
+    return [p for _, _, p in sorted(keyed)]
