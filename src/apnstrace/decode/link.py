@@ -12,6 +12,8 @@ ETH_IPV4, ETH_IPV6 = 0x0800, 0x86DD
 VLAN_TPIDS = np.array([0x8100, 0x88A8, 0x9100, 0x9200])
 MPLS_TYPES = np.array([0x8847, 0x8848])
 PPPOE_SESSION = 0x8864
+FABRICPATH = 0x8903        # Cisco FabricPath: 2-byte tag, then a whole inner Ethernet header
+CHDLC_ADDRESSES = (0x0F, 0x8F)   # Cisco HDLC framing, also found under the PPP link type
 MAX_ENCAPSULATIONS = 8     # VLAN tags / MPLS labels / PPPoE walked, at most
 
 ETHERNET, RAW, RAW_ALT1, RAW_ALT2, RAW_V4, RAW_V6 = 1, 101, 12, 14, 228, 229
@@ -67,9 +69,14 @@ def decode_link(buf: np.ndarray, start: np.ndarray, end: np.ndarray, linktype: n
     link.l3[rows] = start[rows] + 20
     tagged.append(rows)
 
+    ppp = np.flatnonzero(linktype == PPP)
+    if ppp.size:
+        framed = ppp[(avail[ppp] >= 1) & np.isin(u8(buf, start[ppp]), CHDLC_ADDRESSES)]
+        linktype[framed] = C_HDLC
     rows = header(np.flatnonzero(linktype == C_HDLC), 4)
     link.ethertype[rows] = be16(buf, start[rows] + 2)
     link.l3[rows] = start[rows] + 4
+    tagged.append(rows)
 
     rows = header(np.flatnonzero(np.isin(linktype, (RAW, RAW_ALT1, RAW_ALT2, RAW_V4, RAW_V6))), 1)
     version = u8(buf, start[rows]) >> 4
@@ -112,8 +119,14 @@ def _encapsulations(buf: np.ndarray, end: np.ndarray, link: Link, rows: np.ndarr
         vlan = rows[np.isin(etype, VLAN_TPIDS)]
         mpls = rows[np.isin(etype, MPLS_TYPES)]
         pppoe = rows[etype == PPPOE_SESSION]
-        if not (vlan.size or mpls.size or pppoe.size):
+        fabric = rows[etype == FABRICPATH]
+        if not (vlan.size or mpls.size or pppoe.size or fabric.size):
             return
+        short = fabric[end[fabric] - link.l3[fabric] < 16]
+        link.bad[short] = BAD["link_header_truncated"]
+        fabric = fabric[end[fabric] - link.l3[fabric] >= 16]
+        link.ethertype[fabric] = be16(buf, link.l3[fabric] + 14)
+        link.l3[fabric] += 16
         short = vlan[end[vlan] - link.l3[vlan] < 4]
         link.bad[short] = BAD["vlan_header_truncated"]
         vlan = vlan[end[vlan] - link.l3[vlan] >= 4]

@@ -15,6 +15,9 @@ from ..stats import FileProblem, RunStats
 from . import walk
 from .sniff import PCAP_MAGICS, open_capture
 
+# Wireshark stores a frame's length as a signed 32-bit number; a fuzzed orig_len past that
+# is clamped the same way so byte counts agree.
+MAX_WIRE_LEN = (1 << 31) - 1
 PAD = 128                 # zero bytes after each chunk: decoders may over-read a header
 MIN_RECORD_BYTES = 16     # smallest pcap record: sizes the column buffers of one chunk
 
@@ -105,7 +108,7 @@ def _read_pcap(path: Path, chunks: _Chunks, stats: RunStats, counter: list[int])
                 stats.malformed["caplen_over_snaplen"] += over
             yield RawBatch(
                 buf=buf, offset=off[:n].copy(), caplen=caplen,
-                wire_len=np.maximum(wire[:n].astype(np.int64), caplen),
+                wire_len=_wire_len(wire[:n], caplen, stats),
                 ts=sec[:n].astype(np.float64) + frac[:n].astype(np.float64) * scale,
                 linktype=np.full(n, linktype, np.int32),
                 record=np.arange(first, first + n, dtype=np.int64), path=str(path))
@@ -248,9 +251,18 @@ def _pcapng_batch(path, stats, buf, interfaces, counter, last_ts, off, iface, ts
         ts = np.where(filled >= 0, ts[np.maximum(filled, 0)], last_ts)
     caplen = cap[known].astype(np.int64)
     batch = RawBatch(buf=buf, offset=off[known].copy(), caplen=caplen,
-                     wire_len=np.maximum(wire[known].astype(np.int64), caplen), ts=ts,
+                     wire_len=_wire_len(wire[known], caplen, stats), ts=ts,
                      linktype=linktypes, record=record[known], path=str(path))
     return batch, float(ts[-1]) if len(ts) else last_ts
+
+
+def _wire_len(wire: np.ndarray, caplen: np.ndarray, stats: RunStats) -> np.ndarray:
+    wire = np.maximum(wire.astype(np.int64), caplen)
+    absurd = wire > walk.MAX_RECORD
+    if absurd.any():
+        stats.malformed["orig_len_absurd"] += int(np.count_nonzero(absurd))
+        wire = np.minimum(wire, MAX_WIRE_LEN)
+    return wire
 
 
 def first_timestamp(path: Path) -> float:

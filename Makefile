@@ -1,0 +1,44 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+APT    := DEBIAN_FRONTEND=noninteractive apt-get
+
+.PHONY: setup demo test tshark bench clean samples
+
+setup: $(STAMP) tshark
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+# pyshark and the conformance tests need Debian's tshark.
+tshark:
+	@if command -v tshark >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian's tshark"; \
+		echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections; \
+		$(APT) update -qq && $(APT) install -y -qq tshark >/dev/null; \
+	else \
+		echo "tshark is missing: run 'sudo apt-get install tshark' (Debian/Ubuntu) and try again" >&2; exit 1; \
+	fi
+
+demo: setup
+	$(BIN)/apnstrace flows sample_pcaps/blocked_syn.pcap sample_pcaps/courier_push.pcap sample_pcaps/mdm_checkin.pcap
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+samples: $(STAMP)
+	$(BIN)/python sample_pcaps/generate.py
+
+bench: setup
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/bench_engine.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache

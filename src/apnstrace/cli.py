@@ -1,0 +1,132 @@
+"""Command line: a thin layer over apnstrace.analyze(). The only module that imports click."""
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from . import __version__
+from .errors import ApnstraceError
+from .options import FlowOptions
+from .pipeline import ENGINES, Result, analyze
+from .report import export
+from .report.terminal import print_flows_table, print_run_summary
+
+
+class InputFailure(click.ClickException):
+    """A user's mistake or unreadable input: one line, exit code 2, never a traceback."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"apnstrace: error: {self.format_message()}", err=True)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    try:
+        yield
+    except ApnstraceError as exc:
+        raise InputFailure(str(exc)) from None
+    except ValueError as exc:        # option values checked by FlowOptions
+        raise InputFailure(str(exc)) from None
+
+
+def _run(captures: tuple[str, ...], engine: str, tcp_timeout: float, udp_timeout: float) -> Result:
+    with user_errors():
+        options = FlowOptions(tcp_timeout=tcp_timeout, udp_timeout=udp_timeout)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")     # problems are printed once, by _finish
+            return _with_progress(captures, engine, options)
+
+
+def _with_progress(captures: tuple[str, ...], engine: str, options: FlowOptions) -> Result:
+    paths = [Path(c) for c in captures]
+    if not sys.stderr.isatty():
+        return analyze(paths, engine=engine, options=options)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+    total = sum(p.stat().st_size for p in paths if p.is_file())
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task("reading captures", total=total or None)
+        return analyze(paths, engine=engine, options=options,
+                       progress=lambda done: bar.update(task, completed=done))
+
+
+def _finish(result: Result) -> None:
+    """Files read only in part: say so, one line each, and exit 2 (the output above stands)."""
+    if result.problems:
+        for line in result.problems:
+            click.echo(f"apnstrace: error: {line}", err=True)
+        sys.exit(2)
+
+
+def common_options(fn):
+    fn = click.option("--engine", type=click.Choice(ENGINES), default="fast", show_default=True,
+                      help="fast: the vectorized engine; scapy: the slow reference engine.")(fn)
+    fn = click.option("--tcp-timeout", type=float, default=FlowOptions().tcp_timeout, show_default=True,
+                      help="Seconds of silence that end a TCP flow (FIN/RST end it too).")(fn)
+    fn = click.option("--udp-timeout", type=float, default=FlowOptions().udp_timeout, show_default=True,
+                      help="Seconds of silence that end a UDP flow.")(fn)
+    return fn
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="apnstrace")
+def cli() -> None:
+    """Find Apple device-management traffic (APNs, MDM, software update, package
+    downloads) in packet captures and show where it stopped."""
+
+
+@cli.command()
+@click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "jsonl", "parquet"]), default="table",
+              show_default=True, help="Output format.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Write to this file instead of standard output (required for parquet).")
+@click.option("--limit", type=int, default=200, show_default=True,
+              help="Rows shown by the table format (0: all). Other formats write every row.")
+@common_options
+def flows(captures, fmt, output, limit, engine, tcp_timeout, udp_timeout) -> None:
+    """The flow table of one or more captures (rotated files are read as one capture)."""
+    if fmt == "parquet" and not output:
+        raise InputFailure("--format parquet writes a file: give it with -o FILE")
+    result = _run(captures, engine, tcp_timeout, udp_timeout)
+    frame = result.flows
+    with user_errors():
+        _write(frame, fmt, output, limit, result)
+    _finish(result)
+
+
+def _write(frame: pd.DataFrame, fmt: str, output: str | None, limit: int, result: Result) -> None:
+    if fmt == "parquet":
+        export.write_parquet(frame, Path(output))
+        return
+    if fmt == "table" and not output:
+        print_flows_table(frame, limit)
+        print_run_summary(result)
+        return
+    handle = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout
+    try:
+        if fmt == "csv":
+            export.write_csv(frame, handle)
+        elif fmt == "jsonl":
+            export.write_jsonl(frame, handle)
+        else:
+            handle.write(frame.to_string(index=False) + "\n")
+    finally:
+        if output:
+            handle.close()
+
+
+def main() -> None:
+    try:
+        cli(prog_name="apnstrace")
+    except BrokenPipeError:          # `apnstrace flows x | head` is fine
+        sys.stderr.close()
+        sys.exit(0)

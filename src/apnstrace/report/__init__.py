@@ -1,0 +1,1 @@
+"""Frames -> files and terminal tables."""

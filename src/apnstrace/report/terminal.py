@@ -1,0 +1,63 @@
+"""Rich tables for the terminal: the columns an admin reads first."""
+from __future__ import annotations
+
+import pandas as pd
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ..pipeline import Result
+
+FLOW_COLUMNS = (
+    ("flow_id", "id"), ("transport", "proto"), ("client_ip", "client"), ("client_port", "cport"),
+    ("server_ip", "server"), ("server_port", "sport"), ("vlan", "vlan"), ("state", "state"),
+    ("pkts_c2s", "pkts >"), ("pkts_s2c", "pkts <"), ("bytes_c2s", "bytes >"), ("bytes_s2c", "bytes <"),
+    ("duration", "secs"), ("rtt_ms", "rtt ms"), ("syn_retries", "syn retries"),
+)
+# States where the server never answered or refused: shown in a warning colour.
+FAILED_STATES = {"S0", "REJ", "RSTOS0", "SH"}
+
+
+def _cell(value: object, name: str) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return ""
+    if name == "duration":
+        return f"{value:.3f}"
+    if name == "rtt_ms":
+        return f"{value:.1f}"
+    return escape(str(value))
+
+
+def _console() -> Console:
+    """A terminal gets its own width; a pipe or file gets room for every column."""
+    probe = Console()
+    return probe if probe.is_terminal else Console(width=250)
+
+
+def print_flows_table(frame: pd.DataFrame, limit: int, console: Console | None = None) -> None:
+    console = console or _console()
+    shown = frame if limit <= 0 else frame.head(limit)
+    table = Table(title=f"{len(frame)} flows", show_lines=False, header_style="bold")
+    for _, label in FLOW_COLUMNS:
+        table.add_column(label, justify="right" if label not in ("proto", "client", "server", "state") else "left")
+    for row in shown[[c for c, _ in FLOW_COLUMNS]].itertuples(index=False, name=None):
+        style = "yellow" if row[7] in FAILED_STATES else None
+        table.add_row(*(_cell(v, c) for v, (c, _) in zip(row, FLOW_COLUMNS)), style=style)
+    console.print(table)
+    if len(shown) < len(frame):
+        console.print(f"... {len(frame) - len(shown)} more flows: use --limit 0, or --format csv/jsonl/parquet.")
+
+
+def print_run_summary(result: Result, console: Console | None = None) -> None:
+    console = console or _console()
+    s = result.stats
+    parts = [f"{s.records} frames read", f"{s.packets_in_flows} in flows"]
+    if s.icmp_errors:
+        parts.append(f"{s.icmp_errors} ICMP errors")
+    skipped = sum(s.skipped.values())
+    if skipped:
+        parts.append(f"{skipped} not TCP/UDP (" + ", ".join(f"{k} {v}" for k, v in sorted(s.skipped.items())) + ")")
+    malformed = sum(s.malformed.values())
+    if malformed:
+        parts.append(f"{malformed} malformed (" + ", ".join(f"{k} {v}" for k, v in sorted(s.malformed.items())) + ")")
+    console.print(escape("; ".join(parts)), style="dim")
