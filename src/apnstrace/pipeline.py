@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .decode import decode_batch
+from .decode import decode_chunk
 from .errors import CaptureError, InputError
 from .flows import FlowTable, to_flows_frame
 from .options import FlowOptions
@@ -87,7 +87,7 @@ def _fast_flows(paths: Sequence[Path], options: FlowOptions, stats: RunStats,
     for path in paths:
         try:
             for raw in iter_batches(path, stats, options.chunk_bytes):
-                packets, errors = decode_batch(raw, stats)
+                packets, errors = decode_chunk(raw, stats)
                 table.add(packets)
                 if len(errors):
                     icmp_parts.append(errors)

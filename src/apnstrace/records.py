@@ -1,7 +1,7 @@
 """What passes between stages: raw record batches from the reader, decoded packet columns."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -22,9 +22,21 @@ class RawBatch:
     def __len__(self) -> int:
         return len(self.offset)
 
+    def slice(self, start: int, stop: int) -> RawBatch:
+        return RawBatch(self.buf, self.offset[start:stop], self.caplen[start:stop], self.wire_len[start:stop],
+                        self.ts[start:stop], self.linktype[start:stop], self.record[start:stop], self.path)
+
+
+class _Columns:
+    """Mixin for batches made only of equal-length numpy columns."""
+
+    @classmethod
+    def concat(cls, parts: list):
+        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
+
 
 @dataclass(frozen=True, slots=True)
-class PacketBatch:
+class PacketBatch(_Columns):
     """Decoded TCP/UDP frames of one chunk, canonical key order (endpoint a <= endpoint b)."""
 
     ts: np.ndarray           # float64
@@ -47,7 +59,7 @@ class PacketBatch:
 
 
 @dataclass(frozen=True, slots=True)
-class IcmpErrors:
+class IcmpErrors(_Columns):
     """ICMP/ICMPv6 errors and the flow header each quotes: evidence, not flow packets."""
 
     ts: np.ndarray

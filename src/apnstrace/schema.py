@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 
@@ -58,6 +59,22 @@ def names(columns: Sequence[Column]) -> list[str]:
     return [c.name for c in columns]
 
 
+def null_column(dtype: str, length: int) -> pd.api.extensions.ExtensionArray:
+    """An all-null column of a nullable dtype, built without a Python object per row."""
+    if length == 0:
+        return pd.array([], dtype=dtype)
+    if dtype == "string":
+        import pyarrow as pa
+        return pd.array(pa.nulls(length, pa.string()), dtype="string")
+    if dtype in ("Int32", "Int64"):
+        return pd.arrays.IntegerArray(np.zeros(length, dtype.lower()), np.ones(length, bool))
+    if dtype == "Float64":
+        return pd.arrays.FloatingArray(np.zeros(length), np.ones(length, bool))
+    if dtype == "boolean":
+        return pd.arrays.BooleanArray(np.zeros(length, bool), np.ones(length, bool))
+    raise ValueError(f"column dtype {dtype} has no null value")
+
+
 def to_frame(data: Mapping[str, object] | Iterable[Mapping[str, object]] | None,
              columns: Sequence[Column]) -> pd.DataFrame:
     """Build a frame with exactly `columns` in order and their dtypes; empty in, empty frame out.
@@ -72,7 +89,7 @@ def to_frame(data: Mapping[str, object] | Iterable[Mapping[str, object]] | None,
         length = len(frame)
         for col in columns:
             if col.name not in frame:
-                frame[col.name] = pd.Series([None] * length, dtype="object")
+                frame[col.name] = null_column(col.dtype, length)
         frame = frame[names(columns)]
     else:
         frame = pd.DataFrame(list(data), columns=names(columns))

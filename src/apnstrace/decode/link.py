@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .gather import be16, be32, le16, le32, u8
+from .gather import one_of, be16, be32, le16, le32, u8
 from .reasons import BAD, SKIP
 
 ETH_IPV4, ETH_IPV6 = 0x0800, 0x86DD
@@ -71,14 +71,14 @@ def decode_link(buf: np.ndarray, start: np.ndarray, end: np.ndarray, linktype: n
 
     ppp = np.flatnonzero(linktype == PPP)
     if ppp.size:
-        framed = ppp[(avail[ppp] >= 1) & np.isin(u8(buf, start[ppp]), CHDLC_ADDRESSES)]
+        framed = ppp[(avail[ppp] >= 1) & one_of(u8(buf, start[ppp]), CHDLC_ADDRESSES)]
         linktype[framed] = C_HDLC
     rows = header(np.flatnonzero(linktype == C_HDLC), 4)
     link.ethertype[rows] = be16(buf, start[rows] + 2)
     link.l3[rows] = start[rows] + 4
     tagged.append(rows)
 
-    rows = header(np.flatnonzero(np.isin(linktype, (RAW, RAW_ALT1, RAW_ALT2, RAW_V4, RAW_V6))), 1)
+    rows = header(np.flatnonzero(one_of(linktype, (RAW, RAW_ALT1, RAW_ALT2, RAW_V4, RAW_V6))), 1)
     version = u8(buf, start[rows]) >> 4
     link.ethertype[rows] = np.select([version == 4, version == 6], [ETH_IPV4, ETH_IPV6], 0)
     link.l3[rows] = start[rows]
@@ -87,7 +87,7 @@ def decode_link(buf: np.ndarray, start: np.ndarray, end: np.ndarray, linktype: n
     family_le, family_be = le32(buf, start[rows]), be32(buf, start[rows])
     # DLT_NULL stores the family in the capturing host's byte order: accept either.
     v4 = (family_le == 2) | (family_be == 2)
-    v6 = np.isin(family_le, NULL_FAMILIES_V6) | np.isin(family_be, NULL_FAMILIES_V6)
+    v6 = one_of(family_le, NULL_FAMILIES_V6) | one_of(family_be, NULL_FAMILIES_V6)
     link.ethertype[rows] = np.select([v4, v6], [ETH_IPV4, ETH_IPV6], 0)
     link.l3[rows] = start[rows] + 4
 
@@ -99,7 +99,7 @@ def decode_link(buf: np.ndarray, start: np.ndarray, end: np.ndarray, linktype: n
     link.ethertype[rows] = np.select([proto == PPP_IPV4, proto == PPP_IPV6], [ETH_IPV4, ETH_IPV6], 0)
     link.l3[rows] = at + np.where(compressed, 1, 2)
 
-    known = np.isin(linktype, (ETHERNET, SLL, SLL2, C_HDLC, RAW, RAW_ALT1, RAW_ALT2, RAW_V4, RAW_V6, NULL, LOOP, PPP))
+    known = one_of(linktype, (ETHERNET, SLL, SLL2, C_HDLC, RAW, RAW_ALT1, RAW_ALT2, RAW_V4, RAW_V6, NULL, LOOP, PPP))
     link.skip[~known] = SKIP["linktype_unsupported"]
 
     _encapsulations(buf, end, link, np.concatenate(tagged))
@@ -116,8 +116,8 @@ def _encapsulations(buf: np.ndarray, end: np.ndarray, link: Link, rows: np.ndarr
     for _ in range(MAX_ENCAPSULATIONS):
         rows = rows[link.bad[rows] == 0]
         etype = link.ethertype[rows]
-        vlan = rows[np.isin(etype, VLAN_TPIDS)]
-        mpls = rows[np.isin(etype, MPLS_TYPES)]
+        vlan = rows[one_of(etype, VLAN_TPIDS)]
+        mpls = rows[one_of(etype, MPLS_TYPES)]
         pppoe = rows[etype == PPPOE_SESSION]
         fabric = rows[etype == FABRICPATH]
         if not (vlan.size or mpls.size or pppoe.size or fabric.size):

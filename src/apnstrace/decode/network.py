@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .gather import be16, be32, be64, u8, v4_mapped
+from .gather import one_of, be16, be32, be64, u8, v4_mapped
 from .link import ETH_IPV4, ETH_IPV6
 from .reasons import BAD, SKIP
 
@@ -90,7 +90,7 @@ def _ipv6(buf, end, l3_wire, l3, rows, net: Network, skip, bad) -> None:
     nxt = u8(buf, pos + 6)
     at = pos + 40
     for _ in range(MAX_EXT_HEADERS):
-        ext = np.isin(nxt, IPV6_EXT_8) | (nxt == IPV6_FRAGMENT) | (nxt == IPV6_AH)
+        ext = one_of(nxt, IPV6_EXT_8) | (nxt == IPV6_FRAGMENT) | (nxt == IPV6_AH)
         if not ext.any():
             break
         need = np.where(nxt == IPV6_FRAGMENT, 8, 2)
@@ -107,7 +107,7 @@ def _ipv6(buf, end, l3_wire, l3, rows, net: Network, skip, bad) -> None:
         nxt[idx] = u8(buf, here)
         at[idx] = here + size
         nxt[cut] = -1
-    still_ext = np.isin(nxt, IPV6_EXT_8) | (nxt == IPV6_FRAGMENT) | (nxt == IPV6_AH)
+    still_ext = one_of(nxt, IPV6_EXT_8) | (nxt == IPV6_FRAGMENT) | (nxt == IPV6_AH)
     _fail(rows[still_ext], "ipv6_ext_header_truncated", skip, bad)
     net.proto[rows] = nxt
     net.l4[rows] = at

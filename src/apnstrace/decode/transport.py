@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .gather import be16, be32, be64, u8, v4_mapped
+from .gather import one_of, be16, be32, be64, u8, v4_mapped
 from .reasons import BAD, SKIP
 
 TCP, UDP, ICMP, ICMPV6 = 6, 17, 1, 58
@@ -81,7 +81,7 @@ def decode_icmp_errors(buf, end, proto, l4, v6, skip, bad) -> Quoted:
     skip[rows[cut]] = SKIP["malformed"]
     rows = rows[~cut]
     kind, code = u8(buf, l4[rows]), u8(buf, l4[rows] + 1)
-    error = np.where(v6[rows], np.isin(kind, ICMPV6_ERRORS), np.isin(kind, ICMP_ERRORS))
+    error = np.where(v6[rows], one_of(kind, ICMPV6_ERRORS), one_of(kind, ICMP_ERRORS))
     skip[rows[~error]] = SKIP["icmp_not_error"]
     rows, kind, code = rows[error], kind[error], code[error]
     skip[rows] = SKIP["icmp_error"]

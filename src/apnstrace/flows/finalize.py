@@ -5,9 +5,11 @@ import socket
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .. import schema
 from . import partials as P
+from .keys import pair_hash
 from .state import conn_state
 
 V4_MARK = np.uint64(0x0000FFFF)
@@ -22,19 +24,45 @@ def client_is_a(part: P.Partials) -> np.ndarray:
         part["first_dir"] == 0)
 
 
-def addresses_to_text(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """16-byte addresses (IPv4 mapped) -> text, formatting each distinct address once."""
+def _address_text(hi: int, lo: int) -> str:
+    if hi == 0 and (lo >> 32) == 0xFFFF:
+        return socket.inet_ntoa((lo & 0xFFFFFFFF).to_bytes(4, "big"))
+    return socket.inet_ntop(socket.AF_INET6, hi.to_bytes(8, "big") + lo.to_bytes(8, "big"))
+
+
+def address_codes(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """16-byte addresses -> (codes, text of each distinct address), formatting each once."""
     if len(hi) == 0:
-        return np.empty(0, object)
-    pairs = np.stack([hi, lo], axis=1)
-    uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
-    text = []
-    for h, l in uniq.tolist():
-        if h == 0 and (l >> 32) == 0xFFFF:
-            text.append(socket.inet_ntoa((l & 0xFFFFFFFF).to_bytes(4, "big")))
-        else:
-            text.append(socket.inet_ntop(socket.AF_INET6, h.to_bytes(8, "big") + l.to_bytes(8, "big")))
-    return np.asarray(text, dtype=object)[inverse.reshape(-1)]
+        return np.empty(0, np.int64), []
+    if (hi != 0).any():      # IPv6 present: group on a hash of both halves, checked exactly
+        codes, uniques = pd.factorize(pair_hash(hi, lo))
+        first = np.empty(len(uniques), np.int64)
+        first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+        if not (np.array_equal(hi[first][codes], hi) and np.array_equal(lo[first][codes], lo)):
+            codes, uniques = pd.factorize(pd.MultiIndex.from_arrays([hi, lo]))
+            first = None
+        pairs = list(uniques) if first is None else list(zip(hi[first].tolist(), lo[first].tolist()))
+    else:                    # IPv4 only (mapped): the low half is the whole address
+        codes, uniques = pd.factorize(lo)
+        pairs = [(0, int(v)) for v in uniques]
+    return codes, [_address_text(int(h), int(l)) for h, l in pairs]
+
+
+def addresses_to_text(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    codes, labels = address_codes(hi, lo)
+    return np.asarray(labels, dtype=object)[codes] if len(codes) else np.empty(0, object)
+
+
+def text_column(codes: np.ndarray, labels: list[str]) -> pd.arrays.ArrowStringArray:
+    """A pandas string column from codes into a few labels, built in C (no per-row objects)."""
+    dictionary = pa.array(labels, type=pa.string())
+    column = pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int32()), dictionary).cast(pa.string())
+    return pd.array(column, dtype="string")
+
+
+def _factorized(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    codes, uniques = pd.factorize(values)
+    return codes, [str(u) for u in uniques]
 
 
 def to_flows_frame(part: P.Partials) -> pd.DataFrame:
@@ -56,8 +84,9 @@ def to_flows_frame(part: P.Partials) -> pd.DataFrame:
         rtt = (s["synack_ts"] - c["syn_last"]) * 1000.0
     rtt_ok = np.isfinite(rtt) & (rtt >= 0) & is_tcp
 
-    addr_a = addresses_to_text(part["a_hi"], part["a_lo"])
-    addr_b = addresses_to_text(part["b_hi"], part["b_lo"])
+    codes, labels = address_codes(np.concatenate([part["a_hi"], part["b_hi"]]),
+                                  np.concatenate([part["a_lo"], part["b_lo"]]))
+    code_a, code_b = codes[:n], codes[n:]
     vlan = pd.array(np.where(part["vlan"] >= 0, part["vlan"], 0), dtype="Int32")
     vlan[part["vlan"] < 0] = pd.NA
     data = {
@@ -65,13 +94,13 @@ def to_flows_frame(part: P.Partials) -> pd.DataFrame:
         "ts_start": part["ts_first"],
         "ts_end": part["ts_last"],
         "duration": part["ts_last"] - part["ts_first"],
-        "transport": np.where(is_tcp, "tcp", "udp"),
-        "client_ip": np.where(a_client, addr_a, addr_b),
+        "transport": text_column(np.where(is_tcp, 0, 1), ["tcp", "udp"]),
+        "client_ip": text_column(np.where(a_client, code_a, code_b), labels),
         "client_port": np.where(a_client, part["port_a"], part["port_b"]),
-        "server_ip": np.where(a_client, addr_b, addr_a),
+        "server_ip": text_column(np.where(a_client, code_b, code_a), labels),
         "server_port": np.where(a_client, part["port_b"], part["port_a"]),
         "vlan": vlan,
-        "state": state,
+        "state": text_column(*_factorized(state)),
         "pkts_c2s": c["pkts"], "pkts_s2c": s["pkts"],
         "bytes_c2s": c["bytes"], "bytes_s2c": s["bytes"],
         "syn_retries": np.maximum(c["syn"] - 1, 0),

@@ -14,7 +14,7 @@ from ..errors import EngineError
 from ..options import FlowOptions
 from ..records import PacketBatch
 from . import partials as P
-from .keys import key_hash
+from .keys import key_hash, stable_order
 
 SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
 TCP = 6
@@ -35,7 +35,7 @@ class FlowTable:
             return
         h = key_hash(pk.a_hi, pk.a_lo, pk.b_hi, pk.b_lo, pk.port_a, pk.port_b, pk.proto)
         codes, uniques = pd.factorize(h)
-        order = np.argsort(codes, kind="stable")         # by key, capture order within a key
+        order = stable_order(codes, len(uniques))        # by key, capture order within a key
         self._add_sorted(pk, h, codes[order], order)
         self.now = max(self.now, float(np.max(pk.ts)))
         self._expire()
@@ -202,8 +202,9 @@ class FlowTable:
         rows = np.flatnonzero(rows_mask & (seq >= 0))
         if rows.size == 0:
             return base, hwm, np.zeros(nseg, np.int64)
-        rseg = seg[rows]
-        useg, first_at = np.unique(rseg, return_index=True)
+        rseg = seg[rows]                       # non-decreasing: rows are in flow order
+        first_at = _run_starts(rseg)
+        useg = rseg[first_at]
         unset = base[useg] < 0
         base[useg[unset]] = seq[rows[first_at[unset]]]
         data = rows[plen[rows] > 0]
@@ -253,6 +254,14 @@ class FlowTable:
             if not np.array_equal(col[name][rows], self.open[name][sidx]):
                 raise EngineError("two flow keys share a 64-bit hash in this capture; "
                                   "rerun with --engine scapy and please report it")
+
+
+def _run_starts(sorted_values: np.ndarray) -> np.ndarray:
+    """Index of the first element of each run of equal values."""
+    starts = np.empty(len(sorted_values), bool)
+    starts[0] = True
+    np.not_equal(sorted_values[1:], sorted_values[:-1], out=starts[1:])
+    return np.flatnonzero(starts)
 
 
 def _cumsum_in(values: np.ndarray, seg: np.ndarray, firsts: np.ndarray) -> np.ndarray:

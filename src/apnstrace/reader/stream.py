@@ -23,35 +23,81 @@ MIN_RECORD_BYTES = 16     # smallest pcap record: sizes the column buffers of on
 
 
 class _Chunks:
-    """Reads a stream in chunks and keeps the unconsumed tail between walks."""
+    """Reads a stream straight into numpy buffers, keeping the unconsumed tail between walks.
+
+    Bytes land in the array the decoders read (readinto), so a chunk is copied once, from
+    the page cache; only the small tail of a record cut by the chunk edge is copied again.
+    """
 
     def __init__(self, stream, head: bytes, chunk_bytes: int) -> None:
         self.stream = stream
         self.chunk_bytes = chunk_bytes
-        self.data = head
+        self.buf = np.zeros(len(head) + PAD, np.uint8)
+        self.buf[: len(head)] = np.frombuffer(head, np.uint8)
+        self.start = 0
+        self.end = len(head)
         self.eof = False
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
 
     def fill(self, need: int) -> None:
         """Make sure at least `need` bytes are buffered (or the stream is at its end)."""
-        parts = [self.data]
-        have = len(self.data)
-        while have < need and not self.eof:
-            part = self.stream.read(max(self.chunk_bytes, need - have))
-            if not part:
+        if self.size >= need or self.eof:
+            return
+        want = max(self.chunk_bytes, need - self.size)
+        buf = np.empty(self.size + want + PAD, np.uint8)
+        have = self.size
+        buf[:have] = self.buf[self.start: self.end]
+        view = memoryview(buf)
+        while have < self.size + want:
+            got = self.stream.readinto(view[have: self.size + want])
+            if not got:
                 self.eof = True
                 break
-            parts.append(part)
-            have += len(part)
-        self.data = b"".join(parts)
+            have += got
+        buf[have: have + PAD] = 0
+        self.buf, self.start, self.end = buf, 0, have
+
+    def peek(self, count: int) -> bytes:
+        return self.buf[self.start: min(self.start + count, self.end)].tobytes()
+
+    def consume_to(self, pos: int) -> None:
+        self.start = pos
 
     def consume(self, count: int) -> None:
-        self.data = self.data[count:]
+        self.start += count
 
 
-def _as_array(data: bytes) -> np.ndarray:
-    buf = np.zeros(len(data) + PAD, dtype=np.uint8)
-    buf[: len(data)] = np.frombuffer(data, dtype=np.uint8)
-    return buf
+class _MappedChunks(_Chunks):
+    """An uncompressed file is mapped a window at a time instead of copied.
+
+    Each window is unmapped once its batches are dropped, so memory stays at a chunk or two
+    whatever the file size. Records in a window are followed by more of the file, so a
+    decoder's short over-read stays inside it; the file's last window is copied into a
+    zero-padded array instead.
+    """
+
+    def __init__(self, path: Path, stream, chunk_bytes: int) -> None:
+        super().__init__(stream, b"", chunk_bytes)
+        self.path = path
+        self.file_size = path.stat().st_size
+        self.base = 0             # file offset of buf[0]
+
+    def fill(self, need: int) -> None:
+        if self.size >= need or self.eof:
+            return
+        at = self.base + self.start
+        length = min(max(self.chunk_bytes, need), self.file_size - at)
+        if at + length + PAD > self.file_size:
+            self.stream.seek(at)
+            tail = np.zeros(self.file_size - at + PAD, np.uint8)
+            got = self.stream.readinto(memoryview(tail)[: self.file_size - at])
+            self.buf, self.base, self.start, self.end, self.eof = tail, at, 0, got, True
+            return
+        self.buf = np.memmap(self.path, dtype=np.uint8, mode="r", offset=at, shape=(length + PAD,))
+        self.base, self.start, self.end = at, 0, length
 
 
 def iter_batches(path: Path, stats: RunStats, chunk_bytes: int = 32 << 20) -> Iterator[RawBatch]:
@@ -63,7 +109,11 @@ def iter_batches(path: Path, stats: RunStats, chunk_bytes: int = 32 << 20) -> It
     """
     path = Path(path)
     opened = open_capture(path)
-    chunks = _Chunks(opened.stream, opened.head, chunk_bytes)
+    if opened.compressed or not path.is_file():
+        chunks = _Chunks(opened.stream, opened.head, chunk_bytes)
+    else:
+        opened.stream.seek(0)
+        chunks = _MappedChunks(path, opened.stream, chunk_bytes)
     stats.files.append(str(path))
     reader = _read_pcap if opened.kind == "pcap" else _read_pcapng
     counter = [0]
@@ -82,23 +132,23 @@ def _problem(stats: RunStats, path: Path, records_read: int, problem: str, recor
 
 def _read_pcap(path: Path, chunks: _Chunks, stats: RunStats, counter: list[int]) -> Iterator[RawBatch]:
     chunks.fill(24)
-    if len(chunks.data) < 24:
-        raise CaptureError(path, f"pcap file header cut short ({len(chunks.data)} of 24 bytes)")
-    big, nanos = PCAP_MAGICS[chunks.data[:4]]
+    header = chunks.peek(24)
+    if len(header) < 24:
+        raise CaptureError(path, f"pcap file header cut short ({len(header)} of 24 bytes)")
+    big, nanos = PCAP_MAGICS[header[:4]]
     endian = ">" if big else "<"
-    _major, _minor, _zone, _sigfigs, snaplen, network = struct.unpack(endian + "HHiIII", chunks.data[4:24])
+    _major, _minor, _zone, _sigfigs, snaplen, network = struct.unpack(endian + "HHiIII", header[4:24])
     linktype = network & 0x0FFF_FFFF        # upper bits carry FCS information
     chunks.consume(24)
     scale = 1e-9 if nanos else 1e-6
     max_caplen = walk.MAX_RECORD
     while True:
         chunks.fill(chunks.chunk_bytes)
-        data = chunks.data
-        buf = _as_array(data)
-        size = len(data) // MIN_RECORD_BYTES + 1
+        buf = chunks.buf
+        size = chunks.size // MIN_RECORD_BYTES + 1
         off = np.empty(size, np.int64)
         sec, frac, cap, wire = (np.empty(size, np.uint32) for _ in range(4))
-        n, pos, status, bad = walk.walk_pcap(buf, 0, len(data), big, max_caplen, off, sec, frac, cap, wire)
+        n, pos, status, bad = walk.walk_pcap(buf, chunks.start, chunks.end, big, max_caplen, off, sec, frac, cap, wire)
         if n:
             first = counter[0] + 1
             counter[0] += n
@@ -112,19 +162,19 @@ def _read_pcap(path: Path, chunks: _Chunks, stats: RunStats, counter: list[int])
                 ts=sec[:n].astype(np.float64) + frac[:n].astype(np.float64) * scale,
                 linktype=np.full(n, linktype, np.int32),
                 record=np.arange(first, first + n, dtype=np.int64), path=str(path))
-        chunks.consume(pos)
+        chunks.consume_to(pos)
         if status == walk.BAD_LENGTH:
             _problem(stats, path, counter[0], f"record length {int(bad)} is larger than any real frame "
                      f"(limit {max_caplen}); the file is corrupt from here on", counter[0] + 1)
             return
         if status == walk.NEED_MORE and chunks.eof:
-            if chunks.data:
+            if chunks.size:
                 _problem(stats, path, counter[0], f"file cut short in the middle of a record "
-                         f"({len(chunks.data)} bytes left over)", counter[0] + 1)
+                         f"({chunks.size} bytes left over)", counter[0] + 1)
             return
         if status == walk.NEED_MORE and n == 0:
             # One record is larger than the chunk: read enough for it.
-            chunks.fill(len(chunks.data) + max_caplen + walk.PCAP_RECORD_HEADER)
+            chunks.fill(chunks.size + max_caplen + walk.PCAP_RECORD_HEADER)
 
 
 class _Interfaces:
@@ -168,22 +218,22 @@ def _read_pcapng(path: Path, chunks: _Chunks, stats: RunStats, counter: list[int
     last_ts = 0.0
     while True:
         chunks.fill(chunks.chunk_bytes)
-        data = chunks.data
-        buf = _as_array(data)
-        size = len(data) // MIN_RECORD_BYTES + 1
+        buf = chunks.buf
+        size = chunks.size // MIN_RECORD_BYTES + 1
         off = np.empty(size, np.int64)
         iface, ts_hi, ts_lo, cap, wire = (np.empty(size, np.uint32) for _ in range(5))
         has_ts = np.empty(size, np.uint8)
-        n, pos, status, bad = walk.walk_pcapng(buf, 0, len(data), big, off, iface, ts_hi, ts_lo, cap, wire, has_ts)
+        n, pos, status, bad = walk.walk_pcapng(buf, chunks.start, chunks.end, big, off, iface, ts_hi, ts_lo,
+                                               cap, wire, has_ts)
         if n:
             batch, last_ts = _pcapng_batch(path, stats, buf, interfaces, counter, last_ts,
                                            off[:n], iface[:n], ts_hi[:n], ts_lo[:n], cap[:n], wire[:n], has_ts[:n])
             if batch is not None:
                 yield batch
-        chunks.consume(pos)
+        chunks.consume_to(pos)
         if status == walk.OTHER_BLOCK:
             chunks.fill(12)
-            head = chunks.data[:12]
+            head = chunks.peek(12)
             btype = struct.unpack(("<" if not big else ">") + "I", head[:4])[0]
             if btype == 0x0A0D0D0A:
                 bom = head[8:12]
@@ -201,10 +251,10 @@ def _read_pcapng(path: Path, chunks: _Chunks, stats: RunStats, counter: list[int
                 _problem(stats, path, counter[0], f"block of type {btype:#x} has a bad length {blen}", counter[0] + 1)
                 return
             chunks.fill(blen)
-            if len(chunks.data) < blen:
+            if chunks.size < blen:
                 _problem(stats, path, counter[0], f"file cut short inside a block of type {btype:#x}", counter[0] + 1)
                 return
-            block = chunks.data[:blen]
+            block = chunks.peek(blen)
             if btype == 1:                       # interface description
                 if blen < 20:
                     _problem(stats, path, counter[0], f"interface block too short ({blen} bytes)", counter[0] + 1)
@@ -219,12 +269,12 @@ def _read_pcapng(path: Path, chunks: _Chunks, stats: RunStats, counter: list[int
                      counter[0] + 1)
             return
         if status == walk.NEED_MORE and chunks.eof:
-            if chunks.data:
+            if chunks.size:
                 _problem(stats, path, counter[0], f"file cut short in the middle of a block "
-                         f"({len(chunks.data)} bytes left over)", counter[0] + 1)
+                         f"({chunks.size} bytes left over)", counter[0] + 1)
             return
         if status == walk.NEED_MORE and n == 0:
-            chunks.fill(len(chunks.data) + walk.MAX_BLOCK)
+            chunks.fill(chunks.size + walk.MAX_BLOCK)
 
 
 def _pcapng_batch(path, stats, buf, interfaces, counter, last_ts, off, iface, ts_hi, ts_lo, cap, wire, has_ts):
