@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -27,9 +28,14 @@ OTHER_FORMATS = {
 @dataclass(frozen=True, slots=True)
 class Opened:
     stream: BinaryIO
+    raw: BinaryIO        # the file itself (the stream may be a gzip reader over it)
     kind: str            # "pcap" or "pcapng"
     compressed: bool
     head: bytes          # the bytes already read to sniff the format (start of the stream)
+
+    def close(self) -> None:
+        self.stream.close()
+        self.raw.close()
 
 
 def open_capture(path: Path) -> Opened:
@@ -47,7 +53,7 @@ def open_capture(path: Path) -> Opened:
     stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
     try:
         head = stream.read(4)
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:   # zlib.error is not an OSError
         raw.close()
         raise CaptureError(path, f"gzip data is corrupt: {exc}") from None
     if len(head) == 0:
@@ -64,4 +70,4 @@ def open_capture(path: Path) -> Opened:
             raise CaptureError(path, f"{what} file, which apnstrace does not read (convert it with editcap)")
         shown = head.hex(" ")
         raise CaptureError(path, f"not a pcap or pcapng capture (starts with bytes {shown})")
-    return Opened(stream=stream, kind=kind, compressed=compressed, head=head)
+    return Opened(stream=stream, raw=raw, kind=kind, compressed=compressed, head=head)

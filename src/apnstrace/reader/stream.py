@@ -122,7 +122,7 @@ def iter_batches(path: Path, stats: RunStats, chunk_bytes: int = 32 << 20) -> It
     except (OSError, EOFError, zlib.error) as exc:   # gzip stream broken mid-way
         _problem(stats, path, counter[0], f"compressed data is corrupt or cut short ({exc})")
     finally:
-        opened.stream.close()
+        opened.close()
 
 
 def _problem(stats: RunStats, path: Path, records_read: int, problem: str, record: int | None = None) -> None:
