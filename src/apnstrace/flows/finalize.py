@@ -6,6 +6,7 @@ import socket
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import schema
 from . import partials as P
@@ -24,40 +25,55 @@ def client_is_a(part: P.Partials) -> np.ndarray:
         part["first_dir"] == 0)
 
 
-def _address_text(hi: int, lo: int) -> str:
-    if hi == 0 and (lo >> 32) == 0xFFFF:
-        return socket.inet_ntoa((lo & 0xFFFFFFFF).to_bytes(4, "big"))
-    return socket.inet_ntop(socket.AF_INET6, hi.to_bytes(8, "big") + lo.to_bytes(8, "big"))
+def _ipv4_text(addr32: np.ndarray) -> np.ndarray:
+    """Dotted quads for many IPv4 addresses at once (arrow string kernels, no Python loop)."""
+    octets = [pa.array((addr32 >> shift) & 0xFF).cast(pa.string()) for shift in (24, 16, 8, 0)]
+    return pc.binary_join_element_wise(*octets, ".").to_numpy(zero_copy_only=False)
 
 
-def address_codes(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, list[str]]:
+def address_codes(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, pa.Array]:
     """16-byte addresses -> (codes, text of each distinct address), formatting each once."""
     if len(hi) == 0:
-        return np.empty(0, np.int64), []
+        return np.empty(0, np.int64), pa.array([], pa.string())
     if (hi != 0).any():      # IPv6 present: group on a hash of both halves, checked exactly
-        codes, uniques = pd.factorize(pair_hash(hi, lo))
-        first = np.empty(len(uniques), np.int64)
+        codes, _ = pd.factorize(pair_hash(hi, lo))
+        first = np.empty(codes.max() + 1, np.int64)
         first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
         if not (np.array_equal(hi[first][codes], hi) and np.array_equal(lo[first][codes], lo)):
-            codes, uniques = pd.factorize(pd.MultiIndex.from_arrays([hi, lo]))
-            first = None
-        pairs = list(uniques) if first is None else list(zip(hi[first].tolist(), lo[first].tolist()))
+            codes, _ = pd.factorize(pd.MultiIndex.from_arrays([hi, lo]))
+            first = np.empty(codes.max() + 1, np.int64)
+            first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+        u_hi, u_lo = hi[first], lo[first]
     else:                    # IPv4 only (mapped): the low half is the whole address
         codes, uniques = pd.factorize(lo)
-        pairs = [(0, int(v)) for v in uniques]
-    return codes, [_address_text(int(h), int(l)) for h, l in pairs]
+        u_hi, u_lo = np.zeros(len(uniques), np.uint64), np.asarray(uniques, np.uint64)
+    text = np.empty(len(u_hi), object)
+    v4 = (u_hi == 0) & ((u_lo >> np.uint64(32)) == V4_MARK)
+    text[v4] = _ipv4_text((u_lo[v4] & np.uint64(0xFFFFFFFF)).astype(np.int64))
+    for i in np.flatnonzero(~v4).tolist():
+        raw = int(u_hi[i]).to_bytes(8, "big") + int(u_lo[i]).to_bytes(8, "big")
+        text[i] = socket.inet_ntop(socket.AF_INET6, raw)
+    return codes, pa.array(text, pa.string())
 
 
 def addresses_to_text(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
     codes, labels = address_codes(hi, lo)
-    return np.asarray(labels, dtype=object)[codes] if len(codes) else np.empty(0, object)
+    return labels.to_numpy(zero_copy_only=False)[codes] if len(codes) else np.empty(0, object)
 
 
-def text_column(codes: np.ndarray, labels: list[str]) -> pd.arrays.ArrowStringArray:
+def text_column(codes: np.ndarray, labels: list[str] | pa.Array) -> pd.api.extensions.ExtensionArray:
     """A pandas string column from codes into a few labels, built in C (no per-row objects)."""
-    dictionary = pa.array(labels, type=pa.string())
+    dictionary = labels if isinstance(labels, pa.Array) else pa.array(labels, type=pa.string())
     column = pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int32()), dictionary).cast(pa.string())
     return pd.array(column, dtype="string")
+
+
+def _label_rank(labels: pa.Array) -> np.ndarray:
+    """Position of each label in text order, so flows can be sorted by address text."""
+    order = pc.sort_indices(labels).to_numpy()
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    return rank
 
 
 def _factorized(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -87,29 +103,36 @@ def to_flows_frame(part: P.Partials) -> pd.DataFrame:
     codes, labels = address_codes(np.concatenate([part["a_hi"], part["b_hi"]]),
                                   np.concatenate([part["a_lo"], part["b_lo"]]))
     code_a, code_b = codes[:n], codes[n:]
-    vlan = pd.array(np.where(part["vlan"] >= 0, part["vlan"], 0), dtype="Int32")
-    vlan[part["vlan"] < 0] = pd.NA
+    client_code = np.where(a_client, code_a, code_b)
+    server_code = np.where(a_client, code_b, code_a)
+    client_port = np.where(a_client, part["port_a"], part["port_b"])
+    server_port = np.where(a_client, part["port_b"], part["port_a"])
+    rank = _label_rank(labels)
+    # Flows in time order; ties by client, then server, then transport (as text).
+    order = np.lexsort((~is_tcp, server_port, rank[server_code], client_port, rank[client_code], part["ts_first"]))
+    part = {name: col[order] for name, col in part.items()}
+    c = {name: col[order] for name, col in c.items()}
+    s = {name: col[order] for name, col in s.items()}
+    is_tcp, a_client, state, rtt, rtt_ok = is_tcp[order], a_client[order], state[order], rtt[order], rtt_ok[order]
+    client_code, server_code = client_code[order], server_code[order]
+    client_port, server_port = client_port[order], server_port[order]
+    vlan = pd.arrays.IntegerArray(np.maximum(part["vlan"], 0).astype(np.int32), part["vlan"] < 0)
     data = {
-        "flow_id": np.zeros(n, np.int64),       # numbered after sorting, below
+        "flow_id": np.arange(n, dtype=np.int64),
         "ts_start": part["ts_first"],
         "ts_end": part["ts_last"],
         "duration": part["ts_last"] - part["ts_first"],
         "transport": text_column(np.where(is_tcp, 0, 1), ["tcp", "udp"]),
-        "client_ip": text_column(np.where(a_client, code_a, code_b), labels),
-        "client_port": np.where(a_client, part["port_a"], part["port_b"]),
-        "server_ip": text_column(np.where(a_client, code_b, code_a), labels),
-        "server_port": np.where(a_client, part["port_b"], part["port_a"]),
+        "client_ip": text_column(client_code, labels),
+        "client_port": client_port,
+        "server_ip": text_column(server_code, labels),
+        "server_port": server_port,
         "vlan": vlan,
         "state": text_column(*_factorized(state)),
         "pkts_c2s": c["pkts"], "pkts_s2c": s["pkts"],
         "bytes_c2s": c["bytes"], "bytes_s2c": s["bytes"],
         "syn_retries": np.maximum(c["syn"] - 1, 0),
         "retransmits": part["retx"],
-        "rtt_ms": pd.array(np.where(rtt_ok, rtt, np.nan), dtype="Float64"),
+        "rtt_ms": pd.arrays.FloatingArray(np.where(rtt_ok, rtt, 0.0), ~rtt_ok),
     }
-    frame = schema.to_frame(data, schema.FLOWS)
-    frame["rtt_ms"] = frame["rtt_ms"].mask(~rtt_ok)
-    frame = frame.sort_values(["ts_start", "client_ip", "client_port", "server_ip", "server_port", "transport"],
-                              kind="stable").reset_index(drop=True)
-    frame["flow_id"] = np.arange(len(frame), dtype=np.int64)
-    return frame
+    return schema.to_frame(data, schema.FLOWS)

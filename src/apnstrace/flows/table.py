@@ -36,7 +36,12 @@ class FlowTable:
         h = key_hash(pk.a_hi, pk.a_lo, pk.b_hi, pk.b_lo, pk.port_a, pk.port_b, pk.proto)
         codes, uniques = pd.factorize(h)
         order = stable_order(codes, len(uniques))        # by key, capture order within a key
-        self._add_sorted(pk, h, codes[order], order)
+        # The capture clock before each frame: the latest timestamp seen earlier in the capture.
+        clock = np.empty(len(pk))
+        clock[0] = self.now
+        np.maximum.accumulate(pk.ts[:-1], out=clock[1:])
+        np.maximum(clock, self.now, out=clock)
+        self._add_sorted(pk, h, codes[order], order, clock[order])
         self.now = max(self.now, float(np.max(pk.ts)))
         self._expire()
 
@@ -54,7 +59,8 @@ class FlowTable:
         return len(self.open["h"])
 
     # -- one chunk ----------------------------------------------------------------------
-    def _add_sorted(self, pk: PacketBatch, h: np.ndarray, code: np.ndarray, order: np.ndarray) -> None:
+    def _add_sorted(self, pk: PacketBatch, h: np.ndarray, code: np.ndarray, order: np.ndarray,
+                    clock: np.ndarray) -> None:
         opts = self.options
         n = len(order)
         col = {name: getattr(pk, name)[order] for name in
@@ -84,15 +90,16 @@ class FlowTable:
         fin = tcp & ((flags & FIN) != 0)
         rst = tcp & ((flags & RST) != 0)
 
-        # Idle gaps: from the previous frame of the key (or the open flow's last frame).
-        prev_last = np.empty(n)
-        prev_last[1:] = ts[:-1]
+        # Idle gaps: from the key's previous frame, by the frame's own time or by the capture
+        # clock (so a flow the clock has left behind stays ended, whatever the chunking).
+        prev_frame = np.empty(n)
+        prev_frame[1:] = ts[:-1]
         st_rows = gfirst[has_state]
-        prev_last[gfirst] = np.nan
-        prev_last[st_rows] = self.open["ts_last"][sidx[has_state]]
+        prev_frame[gfirst] = np.nan
+        prev_frame[st_rows] = self.open["ts_prev"][sidx[has_state]]
         timeout = np.where(tcp, opts.tcp_timeout, opts.udp_timeout)
         with np.errstate(invalid="ignore"):
-            gap_new = (ts - prev_last) > timeout
+            gap_new = ((ts - prev_frame) > timeout) | ((clock - prev_frame) > timeout)
         st_closed = np.zeros(n, bool)
         st_closed[st_rows] = P.closed(self.open)[sidx[has_state]]
         new_flow = gap_new.copy()
@@ -120,10 +127,14 @@ class FlowTable:
             closed_after = ((c0 > 0) & (c1 > 0)) | (cr > 0)
             closed_before = np.zeros(n, bool)
             closed_before[1:] = closed_after[:-1]
-            extra = ~seg_start & pure_syn & closed_before
-            if not extra.any():
+            extra = np.flatnonzero(~seg_start & pure_syn & closed_before)
+            if not extra.size:
                 break
-            seg_start |= extra
+            # Only the first such SYN of each flow splits it: the SYNs after it belong to the
+            # new flow, which is not closed.
+            first_in_flow = np.ones(extra.size, bool)
+            first_in_flow[1:] = seg[extra[1:]] != seg[extra[:-1]]
+            seg_start[extra[first_in_flow]] = True
 
         nseg = len(firsts)
         seg_cont = np.zeros(nseg, bool)
@@ -164,6 +175,10 @@ class FlowTable:
         out["first_dir"] = d[firsts]
         out["ts_first"] = np.minimum.reduceat(ts, firsts)
         out["ts_last"] = np.maximum.reduceat(ts, firsts)
+        lasts = np.empty(len(firsts), np.int64)
+        lasts[:-1] = firsts[1:] - 1
+        lasts[-1] = n - 1
+        out["ts_prev"] = ts[lasts]
         wire, plen = col["wire_len"], col["payload_len"]
         for k in (0, 1):
             this = d == k
@@ -235,7 +250,7 @@ class FlowTable:
         if not len(self.open["h"]):
             return
         timeout = np.where(self.open["proto"] == TCP, self.options.tcp_timeout, self.options.udp_timeout)
-        idle = self.now - self.open["ts_last"] > timeout
+        idle = self.now - self.open["ts_prev"] > timeout
         if idle.any():
             self.finished.append(P.take(self.open, np.flatnonzero(idle)))
             self.open = P.take(self.open, np.flatnonzero(~idle))

@@ -1,0 +1,1 @@
+"""Alternative flow engines: `scapy_engine` is the slow, obvious reference for the fast engine."""
