@@ -1,6 +1,7 @@
 """Command line: a thin layer over apnstrace.analyze(). The only module that imports click."""
 from __future__ import annotations
 
+import signal
 import sys
 import warnings
 from collections.abc import Iterator
@@ -35,6 +36,11 @@ def user_errors() -> Iterator[None]:
         raise InputFailure(str(exc)) from None
     except ValueError as exc:        # option values checked by FlowOptions
         raise InputFailure(str(exc)) from None
+    except BrokenPipeError:          # `apnstrace flows x | head`: main() handles it
+        raise
+    except OSError as exc:           # -o in a folder that does not exist, no permission, disk full
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise InputFailure(f"cannot write the output: {where}{exc.strerror or exc}") from None
 
 
 def _run(captures: tuple[str, ...], engine: str, tcp_timeout: float, udp_timeout: float) -> Result:
@@ -125,8 +131,6 @@ def _write(frame: pd.DataFrame, fmt: str, output: str | None, limit: int, result
 
 
 def main() -> None:
-    try:
-        cli(prog_name="apnstrace")
-    except BrokenPipeError:          # `apnstrace flows x | head` is fine
-        sys.stderr.close()
-        sys.exit(0)
+    # `apnstrace flows x | head`: end quietly when the reader goes away, as other tools do.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    cli(prog_name="apnstrace")

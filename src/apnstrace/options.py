@@ -16,5 +16,5 @@ class FlowOptions:
         for name in ("tcp_timeout", "udp_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
-        if self.chunk_bytes < 1 << 16:
-            raise ValueError("chunk_bytes must be at least 64 KiB")
+        if self.chunk_bytes < 1 << 12:
+            raise ValueError("chunk_bytes must be at least 4 KiB")

@@ -37,13 +37,19 @@ class _Chunks:
         self.start = 0
         self.end = len(head)
         self.eof = False
+        self.error: Exception | None = None    # why a compressed stream stopped early
 
     @property
     def size(self) -> int:
         return self.end - self.start
 
     def fill(self, need: int) -> None:
-        """Make sure at least `need` bytes are buffered (or the stream is at its end)."""
+        """Make sure at least `need` bytes are buffered (or the stream is at its end).
+
+        A gzip stream that breaks keeps what it gave before the break: reading ends there, as
+        at the end of the file, and `error` says why (see raise_error). readinto1 reads a
+        piece at a time, so a break loses one piece, not the whole chunk read so far.
+        """
         if self.size >= need or self.eof:
             return
         want = max(self.chunk_bytes, need - self.size)
@@ -51,14 +57,23 @@ class _Chunks:
         have = self.size
         buf[:have] = self.buf[self.start: self.end]
         view = memoryview(buf)
-        while have < self.size + want:
-            got = self.stream.readinto(view[have: self.size + want])
-            if not got:
-                self.eof = True
-                break
-            have += got
+        read = getattr(self.stream, "readinto1", self.stream.readinto)
+        try:
+            while have < self.size + want:
+                got = read(view[have: self.size + want])
+                if not got:
+                    self.eof = True
+                    break
+                have += got
+        except (OSError, EOFError, zlib.error) as exc:
+            self.eof, self.error = True, exc
         buf[have: have + PAD] = 0
         self.buf, self.start, self.end = buf, 0, have
+
+    def raise_error(self) -> None:
+        """Called where the data ran out: a stream that broke says so, after the records before it."""
+        if self.error is not None:
+            raise self.error
 
     def peek(self, count: int) -> bytes:
         return self.buf[self.start: min(self.start + count, self.end)].tobytes()
@@ -120,7 +135,7 @@ def iter_batches(path: Path, stats: RunStats, chunk_bytes: int = 32 << 20) -> It
     try:
         yield from reader(path, chunks, stats, counter)
     except (OSError, EOFError, zlib.error) as exc:   # gzip stream broken mid-way
-        _problem(stats, path, counter[0], f"compressed data is corrupt or cut short ({exc})")
+        _problem(stats, path, counter[0], f"compressed data is corrupt or cut short ({exc})", counter[0] + 1)
     finally:
         opened.close()
 
@@ -134,6 +149,7 @@ def _read_pcap(path: Path, chunks: _Chunks, stats: RunStats, counter: list[int])
     chunks.fill(24)
     header = chunks.peek(24)
     if len(header) < 24:
+        chunks.raise_error()
         raise CaptureError(path, f"pcap file header cut short ({len(header)} of 24 bytes)")
     big, nanos = PCAP_MAGICS[header[:4]]
     endian = ">" if big else "<"
@@ -168,6 +184,7 @@ def _read_pcap(path: Path, chunks: _Chunks, stats: RunStats, counter: list[int])
                      f"(limit {max_caplen}); the file is corrupt from here on", counter[0] + 1)
             return
         if status == walk.NEED_MORE and chunks.eof:
+            chunks.raise_error()
             if chunks.size:
                 _problem(stats, path, counter[0], f"file cut short in the middle of a record "
                          f"({chunks.size} bytes left over)", counter[0] + 1)
@@ -197,7 +214,7 @@ def _idb_options(block: bytes, endian: str) -> tuple[int, int]:
     pos, end = 16, len(block) - 4
     while pos + 4 <= end:
         code, length = struct.unpack_from(endian + "HH", block, pos)
-        if code == 0:
+        if code == 0 or pos + 4 + length > end:      # end of options, or one that overruns the block
             break
         value = block[pos + 4: pos + 4 + length]
         if code == 9 and length >= 1:           # if_tsresol
@@ -252,6 +269,7 @@ def _read_pcapng(path: Path, chunks: _Chunks, stats: RunStats, counter: list[int
                 return
             chunks.fill(blen)
             if chunks.size < blen:
+                chunks.raise_error()
                 _problem(stats, path, counter[0], f"file cut short inside a block of type {btype:#x}", counter[0] + 1)
                 return
             block = chunks.peek(blen)
@@ -268,7 +286,12 @@ def _read_pcapng(path: Path, chunks: _Chunks, stats: RunStats, counter: list[int
             _problem(stats, path, counter[0], f"block length {int(bad)} cannot be right; the file is corrupt from here on",
                      counter[0] + 1)
             return
+        if status == walk.BAD_CAPLEN:
+            _problem(stats, path, counter[0], f"packet block claims {int(bad)} captured bytes, more than the block "
+                     "holds; the file is corrupt from here on", counter[0] + 1)
+            return
         if status == walk.NEED_MORE and chunks.eof:
+            chunks.raise_error()
             if chunks.size:
                 _problem(stats, path, counter[0], f"file cut short in the middle of a block "
                          f"({chunks.size} bytes left over)", counter[0] + 1)
@@ -285,6 +308,10 @@ def _pcapng_batch(path, stats, buf, interfaces, counter, last_ts, off, iface, ts
     known = iface < len(interfaces.linktype)
     if not known.all():
         stats.malformed["pcapng_unknown_interface"] += int(np.count_nonzero(~known))
+        if not any(p.path == str(path) for p in stats.problems):      # one line per file: the first
+            i = int(np.argmin(known))
+            _problem(stats, path, counter[0], f"packet for interface {int(iface[i])}, which its section does not "
+                     f"declare ({len(interfaces.linktype)} declared); such packets are left out", int(record[i]))
     if not known.any():
         return None, last_ts
     idx = iface[known].astype(np.int64)

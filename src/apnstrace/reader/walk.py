@@ -22,6 +22,7 @@ NEED_MORE = 0        # stopped at an incomplete record: read more bytes (or the 
 OTHER_BLOCK = 1      # pcapng: stopped at a non-packet block for Python to read
 BAD_LENGTH = 2       # a length field that cannot be right: stop reading this file
 FULL = 3             # output columns full: call again
+BAD_CAPLEN = 4       # pcapng: a packet block says it holds more bytes than the block has
 
 PCAP_RECORD_HEADER = 16
 # Wireshark's limit for one record; a longer one means the file is corrupt, not a big frame.
@@ -96,7 +97,7 @@ def walk_pcapng(buf, pos, end, big, off, iface, ts_hi, ts_lo, cap, wire, has_ts)
                 return n, pos, FULL, 0
             caplen = _u32(buf, pos + 20, big)
             if caplen > blen - 32:
-                return n, pos, BAD_LENGTH, caplen
+                return n, pos, BAD_CAPLEN, caplen
             if btype == 6:
                 iface[n] = _u32(buf, pos + 8, big)
             else:
