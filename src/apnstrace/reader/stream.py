@@ -145,6 +145,14 @@ def _problem(stats: RunStats, path: Path, records_read: int, problem: str, recor
     stats.problems.append(FileProblem(str(path), message, records_read))
 
 
+def _at_end(chunks: _Chunks, stats: RunStats, path: Path, records_read: int, unit: str) -> None:
+    """The data ran out: a broken stream says why; bytes left over mean a cut-off file."""
+    chunks.raise_error()
+    if chunks.size:
+        _problem(stats, path, records_read, f"file cut short in the middle of a {unit} "
+                 f"({chunks.size} bytes left over)", records_read + 1)
+
+
 def _read_pcap(path: Path, chunks: _Chunks, stats: RunStats, counter: list[int]) -> Iterator[RawBatch]:
     chunks.fill(24)
     header = chunks.peek(24)
@@ -184,10 +192,7 @@ def _read_pcap(path: Path, chunks: _Chunks, stats: RunStats, counter: list[int])
                      f"(limit {max_caplen}); the file is corrupt from here on", counter[0] + 1)
             return
         if status == walk.NEED_MORE and chunks.eof:
-            chunks.raise_error()
-            if chunks.size:
-                _problem(stats, path, counter[0], f"file cut short in the middle of a record "
-                         f"({chunks.size} bytes left over)", counter[0] + 1)
+            _at_end(chunks, stats, path, counter[0], "record")
             return
         if status == walk.NEED_MORE and n == 0:
             # One record is larger than the chunk: read enough for it.
@@ -291,10 +296,7 @@ def _read_pcapng(path: Path, chunks: _Chunks, stats: RunStats, counter: list[int
                      "holds; the file is corrupt from here on", counter[0] + 1)
             return
         if status == walk.NEED_MORE and chunks.eof:
-            chunks.raise_error()
-            if chunks.size:
-                _problem(stats, path, counter[0], f"file cut short in the middle of a block "
-                         f"({chunks.size} bytes left over)", counter[0] + 1)
+            _at_end(chunks, stats, path, counter[0], "block")
             return
         if status == walk.NEED_MORE and n == 0:
             chunks.fill(chunks.size + walk.MAX_BLOCK)
