@@ -13,7 +13,7 @@ import pandas as pd
 
 from .decode import decode_chunk
 from .errors import CaptureError, InputError
-from .flows import FlowTable, to_flows_frame
+from .flows import FlowTable
 from .options import FlowOptions
 from .reader import iter_batches, order_by_time
 from .records import IcmpErrors
@@ -96,7 +96,7 @@ def _fast_flows(paths: Sequence[Path], options: FlowOptions, stats: RunStats,
         except CaptureError as exc:
             stats.problems.append(_problem_of(exc))
         done += _size(path)
-    return to_flows_frame(table.finish()), _icmp_frame(icmp_parts)
+    return table.finish(), _icmp_frame(icmp_parts)
 
 
 def _problem_of(exc: CaptureError):

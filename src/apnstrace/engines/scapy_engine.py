@@ -7,6 +7,8 @@ trusted. Nothing here is vectorized and nothing is shared with the fast engine.
 """
 from __future__ import annotations
 
+import ipaddress
+
 import gzip
 import struct
 import zlib
@@ -642,6 +644,12 @@ def _finish(flow: _Flow) -> dict:
     return row
 
 
+def _address_number(text: str) -> int:
+    """Addresses ordered as 16-byte numbers, IPv4 as ::ffff:a.b.c.d (docs/flows.md)."""
+    addr = ipaddress.ip_address(text)
+    return (0xFFFF << 32) | int(addr) if addr.version == 4 else int(addr)
+
+
 def build_flows(paths: Sequence[Path], options: FlowOptions, stats: RunStats) -> pd.DataFrame:
     """FLOWS for the given captures, per docs/flows.md, computed with scapy and dicts."""
     paths = [Path(p) for p in paths]
@@ -678,8 +686,8 @@ def build_flows(paths: Sequence[Path], options: FlowOptions, stats: RunStats) ->
     done.extend(current.values())
 
     rows = [_finish(f) for f in done]
-    rows.sort(key=lambda r: (r["ts_start"], r["client_ip"], r["client_port"],
-                             r["server_ip"], r["server_port"], r["transport"]))
+    rows.sort(key=lambda r: (r["ts_start"], _address_number(r["client_ip"]), r["client_port"],
+                             _address_number(r["server_ip"]), r["server_port"], r["transport"]))
     for n, row in enumerate(rows):
         row["flow_id"] = n
     return schema.to_frame(rows, schema.FLOWS)

@@ -1,5 +1,5 @@
 """Packet columns -> bidirectional flows (flow table, conn_state, output frame)."""
-from .finalize import to_flows_frame
+from .finalize import assemble, flows_piece, to_flows_frame
 from .table import FlowTable
 
-__all__ = ["FlowTable", "to_flows_frame"]
+__all__ = ["FlowTable", "assemble", "flows_piece", "to_flows_frame"]

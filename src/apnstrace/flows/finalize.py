@@ -68,23 +68,17 @@ def text_column(codes: np.ndarray, labels: list[str] | pa.Array) -> pd.api.exten
     return pd.array(column, dtype="string")
 
 
-def _label_rank(labels: pa.Array) -> np.ndarray:
-    """Position of each label in text order, so flows can be sorted by address text."""
-    order = pc.sort_indices(labels).to_numpy()
-    rank = np.empty(len(order), np.int64)
-    rank[order] = np.arange(len(order))
-    return rank
-
-
 def _factorized(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
     codes, uniques = pd.factorize(values)
     return codes, [str(u) for u in uniques]
 
 
-def to_flows_frame(part: P.Partials) -> pd.DataFrame:
+HIDDEN = ("_c_hi", "_c_lo", "_s_hi", "_s_lo")     # addresses as numbers, for ordering pieces
+
+
+def flows_piece(part: P.Partials) -> pd.DataFrame:
+    """Finished partial flows -> rows of the flows schema (plus HIDDEN), not yet ordered."""
     n = len(part["h"])
-    if n == 0:
-        return schema.to_frame(None, schema.FLOWS)
     a_client = client_is_a(part)
 
     def side(name: str, client: bool) -> np.ndarray:
@@ -103,30 +97,17 @@ def to_flows_frame(part: P.Partials) -> pd.DataFrame:
     codes, labels = address_codes(np.concatenate([part["a_hi"], part["b_hi"]]),
                                   np.concatenate([part["a_lo"], part["b_lo"]]))
     code_a, code_b = codes[:n], codes[n:]
-    client_code = np.where(a_client, code_a, code_b)
-    server_code = np.where(a_client, code_b, code_a)
-    client_port = np.where(a_client, part["port_a"], part["port_b"])
-    server_port = np.where(a_client, part["port_b"], part["port_a"])
-    rank = _label_rank(labels)
-    # Flows in time order; ties by client, then server, then transport (as text).
-    order = np.lexsort((~is_tcp, server_port, rank[server_code], client_port, rank[client_code], part["ts_first"]))
-    part = {name: col[order] for name, col in part.items()}
-    c = {name: col[order] for name, col in c.items()}
-    s = {name: col[order] for name, col in s.items()}
-    is_tcp, a_client, state, rtt, rtt_ok = is_tcp[order], a_client[order], state[order], rtt[order], rtt_ok[order]
-    client_code, server_code = client_code[order], server_code[order]
-    client_port, server_port = client_port[order], server_port[order]
     vlan = pd.arrays.IntegerArray(np.maximum(part["vlan"], 0).astype(np.int32), part["vlan"] < 0)
     data = {
-        "flow_id": np.arange(n, dtype=np.int64),
+        "flow_id": np.zeros(n, np.int64),        # numbered once all pieces are ordered
         "ts_start": part["ts_first"],
         "ts_end": part["ts_last"],
         "duration": part["ts_last"] - part["ts_first"],
         "transport": text_column(np.where(is_tcp, 0, 1), ["tcp", "udp"]),
-        "client_ip": text_column(client_code, labels),
-        "client_port": client_port,
-        "server_ip": text_column(server_code, labels),
-        "server_port": server_port,
+        "client_ip": text_column(np.where(a_client, code_a, code_b), labels),
+        "client_port": np.where(a_client, part["port_a"], part["port_b"]),
+        "server_ip": text_column(np.where(a_client, code_b, code_a), labels),
+        "server_port": np.where(a_client, part["port_b"], part["port_a"]),
         "vlan": vlan,
         "state": text_column(*_factorized(state)),
         "pkts_c2s": c["pkts"], "pkts_s2c": s["pkts"],
@@ -135,4 +116,27 @@ def to_flows_frame(part: P.Partials) -> pd.DataFrame:
         "retransmits": part["retx"],
         "rtt_ms": pd.arrays.FloatingArray(np.where(rtt_ok, rtt, 0.0), ~rtt_ok),
     }
-    return schema.to_frame(data, schema.FLOWS)
+    frame = schema.to_frame(data, schema.FLOWS)
+    for name, a_col, b_col in (("_c_hi", "a_hi", "b_hi"), ("_c_lo", "a_lo", "b_lo"),
+                               ("_s_hi", "b_hi", "a_hi"), ("_s_lo", "b_lo", "a_lo")):
+        frame[name] = np.where(a_client, part[a_col], part[b_col])
+    return frame
+
+
+def assemble(pieces: list[pd.DataFrame]) -> pd.DataFrame:
+    """Ordered flows frame: by start time, then client address and port, server address and
+    port (addresses as 16-byte numbers, IPv4 as ::ffff:a.b.c.d), then tcp before udp."""
+    pieces = [p for p in pieces if len(p)]
+    if not pieces:
+        return schema.to_frame(None, schema.FLOWS)
+    frame = pieces[0] if len(pieces) == 1 else pd.concat(pieces, ignore_index=True)
+    order = np.lexsort((frame["transport"].to_numpy() != "tcp", frame["server_port"].to_numpy(),
+                        frame["_s_lo"].to_numpy(), frame["_s_hi"].to_numpy(), frame["client_port"].to_numpy(),
+                        frame["_c_lo"].to_numpy(), frame["_c_hi"].to_numpy(), frame["ts_start"].to_numpy()))
+    frame = frame.drop(columns=list(HIDDEN)).take(order).reset_index(drop=True)
+    frame["flow_id"] = np.arange(len(frame), dtype=np.int64)
+    return frame
+
+
+def to_flows_frame(part: P.Partials) -> pd.DataFrame:
+    return assemble([flows_piece(part)] if len(part["h"]) else [])

@@ -14,11 +14,13 @@ from ..errors import EngineError
 from ..options import FlowOptions
 from ..records import PacketBatch
 from . import partials as P
+from .finalize import assemble, flows_piece
 from .keys import key_hash, stable_order
 
 SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
 TCP = 6
 SEG_STRIDE = 1 << 34       # separates flows when one running max spans all of them
+ROWS_BATCH = 1 << 17       # finished flows turned into output rows together
 
 
 class FlowTable:
@@ -26,7 +28,9 @@ class FlowTable:
         self.options = options
         self.open: P.Partials = P.empty()
         self.index = pd.Index(np.empty(0, np.uint64))
-        self.finished: list[P.Partials] = []
+        self.finished: list[P.Partials] = []      # finished, not yet turned into rows
+        self.finished_count = 0
+        self.pieces: list[pd.DataFrame] = []       # finished flows as compact output rows
         self.now = -np.inf
 
     # -- public -------------------------------------------------------------------------
@@ -45,14 +49,27 @@ class FlowTable:
         self.now = max(self.now, float(np.max(pk.ts)))
         self._expire()
 
-    def finish(self) -> P.Partials:
-        """Close every open flow; return all finished flows."""
-        self.finished.append(self.open)
+    def finish(self) -> pd.DataFrame:
+        """Close every open flow; return all flows as the ordered `flows` frame."""
+        self._retire(self.open)
         self.open = P.empty()
         self.index = pd.Index(np.empty(0, np.uint64))
-        done = P.concat(self.finished)
-        self.finished = []
-        return done
+        self._to_rows()
+        pieces, self.pieces = self.pieces, []
+        return assemble(pieces)
+
+    def _retire(self, part: P.Partials) -> None:
+        """Finished flows leave the working columns for compact output rows, a batch at a time."""
+        if len(part["h"]):
+            self.finished.append(part)
+            self.finished_count += len(part["h"])
+        if self.finished_count >= ROWS_BATCH:
+            self._to_rows()
+
+    def _to_rows(self) -> None:
+        if self.finished_count:
+            self.pieces.append(flows_piece(P.concat(self.finished)))
+        self.finished, self.finished_count = [], 0
 
     @property
     def open_flows(self) -> int:
@@ -155,12 +172,12 @@ class FlowTable:
         last_seg = np.empty(nseg, bool)
         last_seg[:-1] = code[firsts[1:]] != code[firsts[:-1]]
         last_seg[-1] = True
-        self.finished.append(P.take(part, np.flatnonzero(~last_seg)))
+        self._retire(P.take(part, np.flatnonzero(~last_seg)))
         ended_states = sidx[has_state & new_flow[gfirst]]          # open flows that a new flow replaced
         keep = np.ones(len(self.open["h"]), bool)
         keep[sidx[has_state]] = False
         if ended_states.size:
-            self.finished.append(P.take(self.open, ended_states))
+            self._retire(P.take(self.open, ended_states))
         self.open = P.concat([P.take(self.open, np.flatnonzero(keep)), P.take(part, np.flatnonzero(last_seg))])
         self.index = pd.Index(self.open["h"])
 
@@ -252,7 +269,7 @@ class FlowTable:
         timeout = np.where(self.open["proto"] == TCP, self.options.tcp_timeout, self.options.udp_timeout)
         idle = self.now - self.open["ts_prev"] > timeout
         if idle.any():
-            self.finished.append(P.take(self.open, np.flatnonzero(idle)))
+            self._retire(P.take(self.open, np.flatnonzero(idle)))
             self.open = P.take(self.open, np.flatnonzero(~idle))
             self.index = pd.Index(self.open["h"])
 

@@ -1,0 +1,55 @@
+"""The flow table gives one answer whatever the chunking and however flows are batched out."""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import apnstrace
+from apnstrace.flows import table as flow_table
+
+REPO = Path(__file__).resolve().parents[2]
+CORPUS = REPO.parent / "shared" / "corpus" / "ndpi" / "pcap"
+BUSY = ["1kxun.pcap", "rtsp.pcap", "ipsec_isakmp_esp.pcap", "synscan.pcap", "tls-appdata.pcap"]
+
+
+@pytest.mark.parametrize("name", BUSY)
+def test_small_chunks_and_small_output_batches_change_nothing(name: str, monkeypatch) -> None:
+    capture = CORPUS / name
+    whole = apnstrace.analyze([capture]).flows
+    monkeypatch.setattr(flow_table, "ROWS_BATCH", 3)
+    pieces = apnstrace.analyze([capture], options=apnstrace.FlowOptions(chunk_bytes=4096)).flows
+    pd.testing.assert_frame_equal(whole, pieces)
+
+
+def _udp_frame(sport: int, dport: int) -> bytes:
+    payload = b"x" * 8
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
+                     bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+    return ip + udp
+
+
+def _raw_pcap(frames: list[tuple[float, bytes]]) -> bytes:
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101)]
+    for ts, frame in frames:
+        out.append(struct.pack("<IIII", int(ts), int(round((ts % 1) * 1e6)), len(frame), len(frame)) + frame)
+    return b"".join(out)
+
+
+def test_time_going_backwards_is_read_the_same_in_any_chunking(tmp_path: Path) -> None:
+    """A at 200, A at 10, filler, A at 135: by the capture clock (200) the last frame comes
+    more than the 120 s UDP timeout after its predecessor, so it starts a second flow."""
+    filler = [(200.0 + i * 0.001, _udp_frame(40000 + i, 53)) for i in range(300)]
+    frames = [(200.0, _udp_frame(5000, 53)), (10.0, _udp_frame(5000, 53))] + filler + [(135.0, _udp_frame(5000, 53))]
+    path = tmp_path / "backwards.pcap"
+    path.write_bytes(_raw_pcap(frames))
+    for chunk in (4096, 1 << 20):
+        flows = apnstrace.analyze([path], options=apnstrace.FlowOptions(chunk_bytes=chunk)).flows
+        a = flows[flows["client_port"] == 5000]
+        assert sorted(a["pkts_c2s"].tolist()) == [1, 2], chunk
+        assert a["ts_start"].min() == 10.0                      # the smallest time, not the first
+    scapy = apnstrace.analyze([path], engine="scapy").flows
+    assert sorted(scapy.loc[scapy["client_port"] == 5000, "pkts_c2s"].tolist()) == [1, 2]
