@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import ipaddress
 import json
 import random
 import struct
@@ -490,6 +491,9 @@ class Flow:
     what: str
     v6: bool = False
     frames: list = field(default_factory=list)
+    # classification truth (site_categories.pcap only): category, classified_by, sni, ...
+    # written between last_ts and what; empty for the other captures, whose truth is unchanged
+    extra: dict = field(default_factory=dict)
 
     def emit(self, t_ns, c2s, l3: bytes, flags="", note=""):
         t_ns = self.cap.quantize(t_ns, self.link.iface)
@@ -504,7 +508,7 @@ class Flow:
         client_syns = sum(1 for f in c if "S" in f.tcp_flags and "A" not in f.tcp_flags)
         vlans = {self.link.vlan}
         assert len(vlans) == 1
-        return {
+        d = {
             "transport": self.transport,
             "client_ip": self.client_ip,
             "client_port": self.client_port,
@@ -519,8 +523,10 @@ class Flow:
             "state": zeek_state(self),
             "first_ts": f"{min(f.t_ns for f in self.frames) / 1e9:.9f}",
             "last_ts": f"{max(f.t_ns for f in self.frames) / 1e9:.9f}",
-            "what": self.what,
         }
+        d.update(self.extra)
+        d["what"] = self.what
+        return d
 
 
 class TcpFlow(Flow):
@@ -898,12 +904,725 @@ def variety(name: str, link: Link, linktype: int, nsec: bool = False, big_endian
     return cap
 
 
+# --------------------------------------------------------------------------- site_categories
+# One site's morning for the classification columns (category, classified_by, sni, alpn,
+# server_name, http_*, tls_*, cert_issuer). The helpers below are new; the captures above
+# use none of them, so their bytes are unchanged.
+
+IPAD4 = "10.20.5.61"
+IPAD_MAC = "f4:0f:24:8a:11:3c"  # Apple OUI
+MACB4 = "10.20.5.52"
+MINI6 = "2001:db8:20:5:8d2e:51c0:4f7a:e213"  # Mac mini, IPv6 only here
+MINI_MAC = "a4:83:e7:19:5c:02"  # Apple OUI
+RESOLVER6 = "2001:db8:20::53"
+MDM_MAC = "b8:ca:3a:55:20:10"  # Dell OUI: the on-prem MDM server 10.20.0.10
+SUS = "10.20.0.20"  # sus.example.com, legacy macOS Server Software Update Service
+FS = "10.20.0.30"  # fs.example.com, SMB/AFP distribution point
+DP = "10.20.0.40"  # dp.example.com, HTTP distribution point
+APNS_API = "17.188.143.34"
+ENROLL = "17.32.194.4"
+IPROFILES = "17.32.194.8"
+ICLOUD = "17.248.145.71"
+SWCDN2 = "17.253.5.207"
+# non-Apple public hosts: documentation ranges (RFC 5737 / RFC 3849)
+JAMFCLOUD = "198.51.100.23"
+SWSCAN_CDN = "198.51.100.77"
+XMPP = "203.0.113.5"
+WWW6 = "2001:db8:80::1"
+
+# Certificate issuers, as cryptography's Name.rfc4514_string() prints them (most specific
+# RDN first; DER stores them the other way round).
+APPLE_SRV_AUTH_CA = "CN=Apple Server Authentication CA,OU=Certification Authority,O=Apple Inc.,C=US"
+APPLE_ROOT = "CN=Apple Root CA,OU=Apple Certification Authority,O=Apple Inc.,C=US"
+APPLE_ECC_CA = "CN=Apple Public Server ECC CA 12 - G1,O=Apple Inc.,ST=California,C=US"
+APPLE_RSA_CA = "CN=Apple Public Server RSA CA 12 - G1,O=Apple Inc.,ST=California,C=US"
+APPLE_ROOT_G3 = "CN=Apple Root CA - G3,OU=Apple Certification Authority,O=Apple Inc.,C=US"
+DIGICERT_G2 = "CN=DigiCert Global Root G2,OU=www.digicert.com,O=DigiCert Inc,C=US"
+SECTIGO_OV = ("CN=Sectigo RSA Organization Validation Secure Server CA,O=Sectigo Limited,"
+              "L=Salford,ST=Greater Manchester,C=GB")
+USERTRUST = "CN=USERTrust RSA Certification Authority,O=The USERTRUST Network,L=Jersey City,ST=New Jersey,C=US"
+JSS_CA = "CN=JSS BUILT-IN CERTIFICATE AUTHORITY"
+LE_R11 = "CN=R11,O=Let's Encrypt,C=US"
+ISRG_X1 = "CN=ISRG Root X1,O=Internet Security Research Group,C=US"
+
+DN_ATTRS = {"C": ("2.5.4.6", 0x13), "ST": ("2.5.4.8", 0x0C), "L": ("2.5.4.7", 0x0C),
+            "O": ("2.5.4.10", 0x0C), "OU": ("2.5.4.11", 0x0C), "CN": ("2.5.4.3", 0x0C)}
+
+
+def der_dn(rfc4514: str) -> bytes:
+    """X.501 Name from an RFC 4514 string (values without escaped commas)."""
+    rdns = []
+    for part in reversed(rfc4514.split(",")):
+        key, val = part.split("=", 1)
+        oid, tag = DN_ATTRS[key]
+        rdns.append(der_set(der_seq(der_oid(oid), der(tag, val.encode()))))
+    return der_seq(*rdns)
+
+
+def make_cert_dn(rng, subject: str, issuer: str, sans=(), ca=False, rsa_signed=False) -> bytes:
+    """Like make_cert, with full distinguished names and the issuer's signature algorithm
+    (sha256WithRSAEncryption, 2048-bit, or ecdsa-with-SHA256). Key and signature are random."""
+    if rsa_signed:
+        sig_alg, sig = der_seq(der_oid("1.2.840.113549.1.1.11"), der(0x05, b"")), rbytes(rng, 256)
+    else:
+        sig_alg, sig = der_seq(der_oid("1.2.840.10045.4.3.2")), ecdsa_sig(rng)
+    spki = der_seq(der_seq(der_oid("1.2.840.10045.2.1"), der_oid("1.2.840.10045.3.1.7")),
+                   der(0x03, b"\x00\x04" + rbytes(rng, 64)))
+    exts = []
+    if sans:
+        exts.append(der_seq(der_oid("2.5.29.17"),
+                            der(0x04, der_seq(b"".join(der(0x82, s.encode()) for s in sans)))))
+    bc = der_seq(der(0x01, b"\xff")) if ca else der_seq()
+    exts.append(der_seq(der_oid("2.5.29.19"), der(0x01, b"\xff"), der(0x04, bc)))
+    tbs = der_seq(der(0xA0, der_int(2)), der_int(b"\x01" + rbytes(rng, 15)), sig_alg, der_dn(issuer),
+                  der_seq(der(0x17, b"250102000000Z"), der(0x17, b"260202000000Z")),
+                  der_dn(subject), spki, der(0xA3, der_seq(*exts)))
+    return der_seq(tbs, sig_alg, der(0x03, b"\x00" + sig))
+
+
+@dataclass
+class Chain:
+    """A server's certificate chain: leaf issued by `issuer`, plus that intermediate (only the
+    courier chains send it here, to keep the capture small)."""
+    leaf_subject: str
+    sans: tuple
+    issuer: str
+    root: str
+    rsa_issuer: bool = False  # the intermediate signs with RSA
+    rsa_root: bool = False
+    with_intermediate: bool = True
+
+    def build(self, rng) -> list[bytes]:
+        leaf = make_cert_dn(rng, self.leaf_subject, self.issuer, self.sans, rsa_signed=self.rsa_issuer)
+        if not self.with_intermediate:
+            return [leaf]
+        return [leaf, make_cert_dn(rng, self.issuer, self.root, ca=True, rsa_signed=self.rsa_root)]
+
+
+COURIER_CHAIN = Chain("CN=courier.push.apple.com,O=Apple Inc.,ST=California,C=US",
+                      ("courier.push.apple.com", "*.push.apple.com", "*.courier.push.apple.com"),
+                      APPLE_SRV_AUTH_CA, APPLE_ROOT, rsa_root=True)
+
+DARWIN_SUITES = [0xC02C, 0xC02B, 0xCCA9, 0xC030, 0xC02F, 0xCCA8, 0xC00A, 0xC009, 0xC014, 0xC013,
+                 0x009D, 0x009C, 0x0035, 0x002F]
+
+
+def client_hello_ex(rng, sni: str | None, alpn: list[str] | None, tls13: bool,
+                    suites: list[int] | None = None) -> bytes:
+    """client_hello with optional SNI / ALPN and a chosen cipher-suite list."""
+    if suites is None:
+        suites = ([0x1301, 0x1302, 0x1303] if tls13 else []) + DARWIN_SUITES
+    exts = []
+    if sni:
+        exts.append(ext(0x0000, vec16(u8(0) + vec16(sni.encode()))))
+    exts += [ext(0x0017, b""), ext(0xFF01, b"\x00"),
+             ext(0x000A, vec16(b"".join(u16(g) for g in (0x001D, 0x0017, 0x0018, 0x0019)))),
+             ext(0x000B, vec8(b"\x00"))]
+    if alpn:
+        exts.append(ext(0x0010, vec16(b"".join(vec8(p.encode()) for p in alpn))))
+    exts += [ext(0x0005, b"\x01\x00\x00\x00\x00"),
+             ext(0x000D, vec16(b"".join(u16(s) for s in (
+                 0x0403, 0x0804, 0x0401, 0x0503, 0x0203, 0x0805, 0x0501, 0x0806, 0x0601, 0x0201)))),
+             ext(0x0012, b"")]
+    if tls13:
+        exts += [ext(0x0033, vec16(u16(0x001D) + vec16(rbytes(rng, 32)))),
+                 ext(0x002D, vec8(b"\x01")),
+                 ext(0x002B, vec8(u16(0x0304) + u16(0x0303)))]
+    exts.append(ext(0x001B, vec8(u16(0x0001))))
+    body = (u16(0x0303) + rbytes(rng, 32) + vec8(rbytes(rng, 32))
+            + vec16(b"".join(u16(s) for s in suites)) + vec8(b"\x00") + vec16(b"".join(exts)))
+    return tls_record(0x16, hs(1, body), version=0x0301)
+
+
+def server_flight_tls12_ex(rng, alpn: str | None, chain: list[bytes]) -> bytes:
+    """server_flight_tls12 with the ALPN extension only when the server selects a protocol."""
+    exts = [ext(0xFF01, b"\x00"), ext(0x0017, b""), ext(0x000B, vec8(b"\x00"))]
+    if alpn:
+        exts.append(ext(0x0010, vec16(vec8(alpn.encode()))))
+    sh = hs(2, u16(0x0303) + rbytes(rng, 32) + vec8(rbytes(rng, 32)) + u16(0xC02B) + b"\x00"
+            + vec16(b"".join(exts)))
+    cert = hs(11, vec24(b"".join(vec24(c) for c in chain)))
+    ske = hs(12, b"\x03" + u16(0x001D) + vec8(rbytes(rng, 32)) + u16(0x0403) + vec16(ecdsa_sig(rng)))
+    return tls_record(0x16, sh + cert + ske + hs(14, b""))
+
+
+ALERT_HANDSHAKE_FAILURE = tls_record(0x15, b"\x02\x28")  # fatal(2), handshake_failure(40)
+
+TRUTH_KEYS = ("category", "classified_by", "sni", "alpn", "server_name", "http_method", "http_host",
+              "http_path", "http_user_agent", "http_status", "tls_version", "tls_alert", "cert_issuer")
+
+
+def classify(fl: Flow, category: str, classified_by: str, **kw) -> Flow:
+    """Record the classification truth; sni/alpn/http/tls fields are filled by the helpers
+    that built the bytes, server_name by resolve_server_names()."""
+    if not fl.extra:
+        fl.extra = dict.fromkeys(TRUTH_KEYS)
+    fl.extra.update(category=category, classified_by=classified_by, **kw)
+    return fl
+
+
+def note(fl: Flow, **kw):
+    if not fl.extra:
+        fl.extra = dict.fromkeys(TRUTH_KEYS)
+    for k, v in kw.items():
+        assert k in TRUTH_KEYS, k
+        if fl.extra[k] is None:  # first ClientHello / request / response / alert wins
+            fl.extra[k] = v
+
+
+def send_split(fl: TcpFlow, t: float, data: bytes, cut: int, out_of_order: bool, gap: float = 0.000031):
+    """One client message in two segments cut at `cut`; out_of_order: the tail arrives first."""
+    base = fl.c.nxt
+    head, tail = data[:cut], data[cut:]
+    if out_of_order:
+        fl.seg(t, True, "PA", tail, seq=(base + len(head)) & 0xFFFFFFFF)
+        fl.seg(t + gap, True, "A", head, seq=base)
+        fl.c.nxt = (base + len(data)) & 0xFFFFFFFF
+    else:
+        fl.seg(t, True, "A", head)
+        fl.seg(t + gap, True, "PA", tail)
+
+
+def tls_hello(fl: TcpFlow, t: float, sni, alpn, tls13: bool, *, suites=None, split=None) -> bytes:
+    """Send a ClientHello (split=(cut, out_of_order) to spread it over two segments)."""
+    ch = client_hello_ex(fl.cap.rng, sni, alpn, tls13, suites)
+    if split:
+        cut, ooo = split
+        send_split(fl, t, ch, cut(ch), ooo)
+    else:
+        fl.send(t, True, ch)
+    note(fl, sni=sni, alpn=",".join(alpn) if alpn else None)
+    return ch
+
+
+def mid_sni(name: str):
+    """Cut position inside the server_name host name: the first segment ends mid-extension."""
+    return lambda ch: ch.index(name.encode()) + len(name) // 2
+
+
+def tls12_open(fl: TcpFlow, t: float, rtt: float, sni, alpn, server_alpn, chain: Chain, *,
+               split=None, suites=None) -> float:
+    """TCP + TLS 1.2 full handshake (ECDHE-ECDSA-AES128-GCM); returns the time it ends."""
+    rng = fl.cap.rng
+    t = fl.handshake(t, rtt) + 0.0009
+    tls_hello(fl, t, sni, alpn, False, suites=suites, split=split)
+    t += rtt * 0.55
+    fl.ack(t, False)
+    t += rtt * 0.5
+    t = fl.send(t, False, server_flight_tls12_ex(rng, server_alpn, chain.build(rng)))
+    note(fl, tls_version="TLS 1.2", cert_issuer=chain.issuer)
+    fl.ack(t + 0.00006, True)
+    t += 0.0031
+    ck, sk = Tls12Keys(rng), Tls12Keys(rng)
+    fl.send(t, True, tls_record(0x16, hs(16, vec8(rbytes(rng, 32)))) + CCS + ck.record(0x16, 16))
+    t += rtt
+    fl.send(t, False, CCS + sk.record(0x16, 16))
+    fl.keys, fl.tls13 = (ck, sk), False
+    return t
+
+
+def tls13_open(fl: TcpFlow, t: float, rtt: float, sni, alpn, *, server_len=900, split=None) -> float:
+    """TCP + TLS 1.3 handshake (certificate encrypted; ~0.9 KB with certificate compression,
+    which the ClientHello offers); returns the time it ends."""
+    rng = fl.cap.rng
+    t = fl.handshake(t, rtt) + 0.0008
+    ch = tls_hello(fl, t, sni, alpn, True, split=split)
+    sid = ch[44:76]
+    t += rtt + 0.0009
+    t = fl.send(t, False, server_hello_tls13(rng, sid) + CCS + tls13_appdata(rng, server_len))
+    note(fl, tls_version="TLS 1.3")
+    fl.ack(t + 0.00004, True)
+    t += 0.0041
+    fl.send(t, True, CCS + tls13_appdata(rng, 36))  # client Finished
+    fl.tls13 = True
+    return t
+
+
+def app(fl: TcpFlow, c2s: bool, plain_len: int, ctype: int = 0x17) -> bytes:
+    if fl.tls13:
+        return tls13_appdata(fl.cap.rng, plain_len)
+    return fl.keys[0 if c2s else 1].record(ctype, plain_len)
+
+
+def exchange(fl: TcpFlow, t: float, rtt: float, c_len: int, s_len: int, think: float = 0.004) -> float:
+    """One request / response over TLS (record sizes = plaintext lengths); returns its end."""
+    t = fl.send(t, True, app(fl, True, c_len))
+    t += rtt
+    fl.ack(t, False)
+    t = fl.send(t + think, False, app(fl, False, s_len))
+    fl.ack(t + 0.00005, True)
+    return t + 0.00005
+
+
+def tls_close(fl: TcpFlow, t: float, rtt: float):
+    """close_notify with FIN in the same segment from the client, then the server; last ACK."""
+    fl.seg(t, True, "FPA", app(fl, True, 2, 0x15))
+    fl.seg(t + rtt, False, "FPA", app(fl, False, 2, 0x15))
+    fl.ack(t + rtt + 0.00006, True)
+
+
+def http_request(fl: TcpFlow, t: float, method: str, host: str, path: str, ua: str,
+                 headers: str = "Accept: */*\r\n") -> float:
+    req = (f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{headers}User-Agent: {ua}\r\n"
+           "Accept-Language: en-GB,en;q=0.9\r\nAccept-Encoding: gzip, deflate\r\n"
+           "Connection: keep-alive\r\n\r\n").encode()
+    note(fl, http_method=method, http_host=host, http_path=path, http_user_agent=ua)
+    return fl.send(t, True, req)
+
+
+def http_response(fl: TcpFlow, t: float, status: int, reason: str, headers: str, body: bytes,
+                  content_length: int | None = None) -> float:
+    n = len(body) if content_length is None else content_length
+    resp = f"HTTP/1.1 {status} {reason}\r\n{headers}Content-Length: {n}\r\n\r\n".encode() + body
+    note(fl, http_status=status)
+    return fl.send(t, False, resp)
+
+
+def tcp_close(fl: TcpFlow, t: float, rtt: float, client_first: bool = True):
+    fl.seg(t, client_first, "FA")
+    fl.seg(t + rtt, not client_first, "FA")
+    fl.ack(t + rtt + 0.00005, client_first)
+
+
+def dns_nxdomain(txid: int, qname: str, qtype: int, zone: str, mname: str, rname: str) -> bytes:
+    """NXDOMAIN with the zone's SOA in the authority section (negative caching TTL)."""
+    msg = struct.pack("!HHHHHH", txid, 0x8183, 1, 0, 1, 1) + dns_name(qname) + u16(qtype) + u16(1)
+    soa = dns_name(mname) + dns_name(rname) + struct.pack("!IIIII", 2025031101, 7200, 3600, 1209600, 300)
+    msg += dns_name(zone) + u16(6) + u16(1) + u32(300) + vec16(soa)
+    return msg + b"\x00" + u16(41) + u16(4096) + u32(0) + u16(0)
+
+
+def dns_lookup(cap: Capture, link: Link, client: str, port: int, t: float, qname: str, qtype: int,
+               chain: list[str], addrs: list[str], *, rtt: float = 0.0014, nxdomain: str | None = None,
+               ttl: int = 60) -> UdpFlow:
+    """Query + answer: CNAMEs in `chain` (each the owner of the next), then A/AAAA `addrs`.
+    Records (answer time, address, qname) for server_name; returns the flow."""
+    resolver = RESOLVER6 if ":" in client else RESOLVER
+    if nxdomain:
+        what = f"DNS {'AAAA' if qtype == 28 else 'A'} {qname} -> NXDOMAIN (SOA {nxdomain})"
+    else:
+        what = (f"DNS {'AAAA' if qtype == 28 else 'A'} {qname}"
+                + "".join(f" CNAME {c}" for c in chain) + " -> " + ", ".join(addrs))
+    fl = UdpFlow(cap, client, port, resolver, 53, link, what)
+    txid = cap.rng.getrandbits(16)
+    fl.send(t, True, dns_query(txid, qname, qtype))
+    if nxdomain:
+        resp = dns_nxdomain(txid, qname, qtype, nxdomain, "ns1." + nxdomain, "hostmaster." + nxdomain)
+    else:
+        answers = [(5, 300, dns_name(c)) for c in chain]
+        answers += [(qtype, ttl, ip4b(a) if qtype == 1 else ipaddress.IPv6Address(a).packed)
+                    for a in addrs]
+        resp = dns_answer(txid, qname, qtype, answers)
+    ans = fl.send(t + rtt, False, resp)
+    for a in addrs:
+        cap.dns_names.append((ans.t_ns, a, qname))
+    # Lookups of APNs names go with the APNs flows (nDPI calls them DNS.ApplePush): an admin
+    # chasing a push failure needs to see them, e.g. when the resolver filters push.apple.com.
+    if qname.endswith(".push.apple.com") or qname in ("courier.push.apple.com", "courier.sandbox.push.apple.com"):
+        return classify(fl, "apns", "dns")
+    return classify(fl, "dns", "port")
+
+
+def resolve_server_names(cap: Capture):
+    """server_name per the spec: SNI, else HTTP Host (without its :port), else the query name
+    of a DNS answer for the server address seen before the flow's first frame (time-aware; the
+    latest such answer)."""
+    for fl in cap.flows:
+        x = fl.extra
+        first = min(f.t_ns for f in fl.frames)
+        earlier = [name for t_ns, addr, name in sorted(cap.dns_names) if addr == fl.server_ip and t_ns < first]
+        host = x["http_host"].rsplit(":", 1)[0] if x["http_host"] else None
+        x["server_name"] = x["sni"] or host or (earlier[-1] if earlier else None)
+
+
+def smb2_header(command: int, msg_id: int, response: bool) -> bytes:
+    return (b"\xfeSMB" + struct.pack("<HHIHHIIQIIQ", 64, 0, 0, command, 1 if response else 31,
+                                     1 if response else 0, 0, msg_id, 0xFEFF, 0, 0) + b"\x00" * 16)
+
+
+def nbss(msg: bytes) -> bytes:
+    return b"\x00" + u24(len(msg)) + msg
+
+
+def spnego_init() -> bytes:
+    mechs = der_seq(der_oid("1.2.840.48018.1.2.2"), der_oid("1.2.840.113554.1.2.2"),
+                    der_oid("1.3.6.1.4.1.311.2.2.10"))
+    return der(0x60, der_oid("1.3.6.1.5.5.2") + der(0xA0, der_seq(der(0xA0, mechs))))
+
+
+def dsi(flags: int, command: int, req_id: int, payload: bytes, error: int = 0) -> bytes:
+    return struct.pack("!BBHIII", flags, command, req_id, error, len(payload), 0) + payload
+
+
+SUCATALOG = b"""<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0">
+<dict>
+\t<key>CatalogVersion</key>
+\t<integer>2</integer>
+\t<key>ApplePostURL</key>
+\t<string>http://swpost.apple.com/stats</string>
+\t<key>IndexDate</key>
+\t<date>2025-03-10T22:04:11Z</date>
+\t<key>Products</key>
+\t<dict>
+\t\t<key>072-41235</key>
+\t\t<dict>
+\t\t\t<key>Packages</key>
+\t\t\t<array>
+\t\t\t\t<dict>
+\t\t\t\t\t<key>URL</key>
+\t\t\t\t\t<string>http://sus.example.com:8088/content/downloads/12/34/072-41235/abc123/Safari18.3SonomaAuto.pkg</string>
+\t\t\t\t\t<key>Size</key>
+\t\t\t\t\t<integer>121537194</integer>
+\t\t\t\t</dict>
+\t\t\t</array>
+\t\t\t<key>PostDate</key>
+\t\t\t<date>2025-01-27T18:05:52Z</date>
+\t\t</dict>
+\t</dict>
+</dict>
+</plist>
+"""
+
+MANIFEST = b"""<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0">
+<dict>
+\t<key>items</key>
+\t<array>
+\t\t<dict>
+\t\t\t<key>assets</key>
+\t\t\t<array>
+\t\t\t\t<dict>
+\t\t\t\t\t<key>kind</key>
+\t\t\t\t\t<string>software-package</string>
+\t\t\t\t\t<key>url</key>
+\t\t\t\t\t<string>http://dp.example.com/packages/Office.pkg</string>
+\t\t\t\t</dict>
+\t\t\t</array>
+\t\t\t<key>metadata</key>
+\t\t\t<dict>
+\t\t\t\t<key>bundle-identifier</key>
+\t\t\t\t<string>com.microsoft.package.Microsoft_Office</string>
+\t\t\t\t<key>kind</key>
+\t\t\t\t<string>software</string>
+\t\t\t\t<key>title</key>
+\t\t\t\t<string>Microsoft Office</string>
+\t\t\t</dict>
+\t\t</dict>
+\t</array>
+</dict>
+</plist>
+"""
+
+SUS_UA = "Software%20Update (unknown version) CFNetwork/1494.0.7 Darwin/23.4.0 (x86_64)"
+MUNKI_UA = "managedsoftwareupdate/6.6.4 Darwin/23.4.0"
+HTTP_DATE = "Date: Tue, 11 Mar 2025 08:14:{:02d} GMT\r\n"
+
+
+def gen_site_categories() -> Capture:
+    cap = Capture("site_categories.pcap", [(LT_ETHERNET, 6)], start_offset_s=-3600)
+    cap.dns_names = []
+    rng = cap.rng
+    iphone = Link("eth", c_mac=IPHONE_MAC)
+    ipad = Link("eth", c_mac=IPAD_MAC)
+    mac_ = Link("eth", c_mac=MACBOOK_MAC)
+    mini = Link("eth", c_mac=MINI_MAC)
+    mdm_srv = Link("eth", c_mac=MDM_MAC)
+
+    # -- iPhone: courier (SNI) ------------------------------------------------------------
+    dns_lookup(cap, iphone, DEV4, 61201, 0.0, "31-courier.push.apple.com", 1,
+               ["31.courier-push-apple.com.akadns.net"], [COURIER])
+    cour = TcpFlow(cap, DEV4, 49812, COURIER, 5223, iphone,
+                   "APNs courier: TLS 1.2, SNI courier.push.apple.com, ALPN apns-security-v3 (server "
+                   "apns-pack-v1:4096:4096), leaf issued by Apple Server Authentication CA; connect, "
+                   "filter, one push after the provider request; stays open. sni decides (courier SNI)")
+    rtt = 0.0212
+    t = tls12_open(cour, 0.0213, rtt, "courier.push.apple.com", ["apns-security-v3"],
+                   "apns-pack-v1:4096:4096", COURIER_CHAIN)
+    t = exchange(cour, t + 0.0019, rtt, 1291, 96)         # Connect / ConnectAck
+    cour.send(t + 0.0012, True, app(cour, True, 168))     # Filter topics
+    cour.ack(t + 0.0012 + rtt, False)
+    classify(cour, "apns", "sni")
+
+    # -- MDM server -> APNs provider API ----------------------------------------------------
+    dns_lookup(cap, mdm_srv, MDM, 53012, 3.0, "api.push.apple.com", 1,
+               ["api-vs.push-apple.com.akadns.net"], [APNS_API], rtt=0.0009)
+    prov = TcpFlow(cap, MDM, 41874, APNS_API, 443, mdm_srv,
+                   "APNs provider API from the MDM server: TLS 1.2 to api.push.apple.com:443, ALPN h2 "
+                   "(server h2), leaf issued by Sectigo; HTTP/2 POST /3/device/<token> {\"mdm\":...}, "
+                   "200; connection kept open. sni decides (api.push.apple.com)")
+    r = 0.0187
+    t = tls12_open(prov, 3.0021, r, "api.push.apple.com", ["h2"], "h2",
+                   Chain("CN=api.push.apple.com,O=Apple Inc.,L=Cupertino,ST=California,C=US",
+                         ("api.push.apple.com", "api.development.push.apple.com"),
+                         SECTIGO_OV, USERTRUST, rsa_issuer=True, with_intermediate=False))
+    t = exchange(prov, t + 0.0006, r, 388, 94)  # preface+SETTINGS+HEADERS+DATA / SETTINGS+HEADERS 200
+    classify(prov, "apns", "sni")
+    # the push reaches the iPhone's courier ~0.1 s later
+    ck, sk = cour.keys
+    tp = t + 0.1034
+    cour.send(tp, False, sk.record(0x17, 209))
+    cour.send(tp + 0.0213, True, ck.record(0x17, 38))
+    cour.ack(tp + 0.0213 + rtt, False)
+
+    # -- iPhone: MDM check-in on 8443 -------------------------------------------------------
+    dns_lookup(cap, iphone, DEV4, 61203, 3.52, "mdm.example.com", 1, [], [MDM], rtt=0.0011, ttl=300)
+    m = TcpFlow(cap, DEV4, 49815, MDM, 8443, iphone,
+                "MDM check-in after the push: TLS 1.2 to mdm.example.com:8443 (ALPN h2,http/1.1; server "
+                "http/1.1; leaf from the JSS built-in CA), PUT Idle, empty 200 (no commands queued), "
+                "close. Assumption: no site profile and mdm.example.com matches no built-in name "
+                "rule, so the built-in port rule 8443 -> mdm decides (classified_by port)", s_ttl=63)
+    r2 = 0.0011
+    t = tls12_open(m, 3.5236, r2, "mdm.example.com", ["h2", "http/1.1"], "http/1.1",
+                   Chain("CN=mdm.example.com", ("mdm.example.com",), JSS_CA, JSS_CA, rsa_issuer=True,
+                         with_intermediate=False))
+    t = exchange(m, t + 0.0004, r2, 612, 161, think=0.0141)
+    tls_close(m, t + 0.2113, r2)
+    classify(m, "mdm", "port")
+
+    # -- MDM server: legacy provider script on 2197, refused with a fatal alert -----------------
+    leg = TcpFlow(cap, MDM, 41880, APNS_API, 2197, mdm_srv,
+                  "legacy provider script to api.push.apple.com:2197 offering only RC4/3DES suites "
+                  "(TLS 1.2 ClientHello, SNI api.push.apple.com, ALPN h2): APNs answers with a fatal "
+                  "handshake_failure alert and closes; no ServerHello, so no tls_version. sni decides")
+    r = 0.0189
+    t = leg.handshake(5.2107, r) + 0.0011
+    tls_hello(leg, t, "api.push.apple.com", ["h2"], False, suites=[0x000A, 0x0005, 0x0004])
+    t += r
+    leg.send(t, False, ALERT_HANDSHAKE_FAILURE)
+    note(leg, tls_alert="fatal/handshake_failure")
+    leg.seg(t + 0.00002, False, "FA")
+    leg.ack(t + 0.0004, True)
+    tcp_close(leg, t + 0.0009, r)
+    classify(leg, "apns", "sni")
+
+    # -- iPad: courier without SNI (named by the earlier DNS answer) ----------------------------
+    dns_lookup(cap, ipad, IPAD4, 55410, 8.0, "12-courier.push.apple.com", 1,
+               ["12.courier-push-apple.com.akadns.net"], [COURIER_443], rtt=0.0152)
+    nos = TcpFlow(cap, IPAD4, 50122, COURIER_443, 5223, ipad,
+                  "APNs courier whose ClientHello carries no SNI and no ALPN (TLS 1.2, leaf issued by "
+                  "Apple Server Authentication CA); the name comes only from the DNS answer for "
+                  "12-courier.push.apple.com 0.03 s earlier, so dns decides; stays open")
+    r = 0.0231
+    t = tls12_open(nos, 8.0207, r, None, None, None, COURIER_CHAIN)
+    nos.send(t + 0.0019, True, app(nos, True, 1291))  # Connect; the capture moves on before the ack
+    classify(nos, "apns", "dns")
+
+    # -- iPad: cloud MDM (Jamf Cloud) ------------------------------------------------------------
+    dns_lookup(cap, ipad, IPAD4, 55412, 10.4, "example.jamfcloud.com", 1, [], [JAMFCLOUD], rtt=0.0168)
+    jc = TcpFlow(cap, IPAD4, 50124, JAMFCLOUD, 443, ipad,
+                 "cloud MDM check-in: TLS 1.3 to example.jamfcloud.com:443 (198.51.100.23, not Apple), "
+                 "ALPN h2,http/1.1; PUT Idle, empty 200; close. sni decides (*.jamfcloud.com -> mdm)")
+    r = 0.0342
+    t = tls13_open(jc, 10.4191, r, "example.jamfcloud.com", ["h2", "http/1.1"])
+    t = exchange(jc, t + 0.0005, r, 598, 161, think=0.0381)
+    tls_close(jc, t + 0.3012, r)
+    classify(jc, "mdm", "sni")
+
+    # -- MacBook: enrollment, split ClientHellos -------------------------------------------------
+    dns_lookup(cap, mac_, MACB4, 62001, 12.0, "deviceenrollment.apple.com", 1,
+               ["deviceenrollment.apple.com.akadns.net"], [ENROLL], rtt=0.0123)
+    de = TcpFlow(cap, MACB4, 51010, ENROLL, 443, mac_,
+                 "ADE lookup: TLS 1.3 to deviceenrollment.apple.com; its ClientHello is cut in two "
+                 "segments in the middle of the server_name extension and the second segment is "
+                 "captured FIRST (out of order; the late head counts as a retransmit by the "
+                 "docs/flows.md rule); one request/response; close. sni decides")
+    r = 0.0214
+    t = tls13_open(de, 12.0131, r, "deviceenrollment.apple.com", ["h2", "http/1.1"],
+                   split=(mid_sni("deviceenrollment.apple.com"), True))
+    t = exchange(de, t + 0.0004, r, 420, 380, think=0.0622)
+    tls_close(de, t + 0.0511, r)
+    classify(de, "enrollment", "sni")
+
+    dns_lookup(cap, mac_, MACB4, 62003, 13.1, "iprofiles.apple.com", 1,
+               ["iprofiles.apple.com.akadns.net"], [IPROFILES], rtt=0.0118)
+    ip = TcpFlow(cap, MACB4, 51012, IPROFILES, 443, mac_,
+                 "enrollment profile fetch: TLS 1.2 to iprofiles.apple.com (leaf from Apple Public "
+                 "Server ECC CA 12 - G1); the ClientHello is split in order over two segments, the "
+                 "first ending in the middle of the server_name extension; close. sni decides")
+    t = tls12_open(ip, 13.1128, r, "iprofiles.apple.com", ["h2", "http/1.1"], "h2",
+                   Chain("CN=iprofiles.apple.com,O=Apple Inc.,ST=California,C=US", ("iprofiles.apple.com",),
+                         APPLE_ECC_CA, APPLE_ROOT_G3, with_intermediate=False), split=(mid_sni("iprofiles.apple.com"), False))
+    t = exchange(ip, t + 0.0004, r, 300, 520, think=0.0433)
+    tls_close(ip, t + 0.0322, r)
+    classify(ip, "enrollment", "sni")
+
+    dns_lookup(cap, mac_, MACB4, 62005, 15.0, "mdm-old.example.com", 1, [], [], rtt=0.0021,
+               nxdomain="example.com")
+
+    # -- MacBook: legacy SUS on 8088 (plain HTTP) ---------------------------------------------
+    dns_lookup(cap, mac_, MACB4, 62007, 15.5, "sus.example.com", 1, [], [SUS], rtt=0.0010, ttl=300)
+    sus = TcpFlow(cap, MACB4, 51016, SUS, 8088, mac_,
+                  "legacy macOS Server Software Update Service: GET /index.sucatalog (User-Agent "
+                  "...Darwin/23.4.0) to sus.example.com:8088, 200 with the rewritten catalog; FIN both "
+                  "ways. http-host decides: the clear-text request (catalog path, Darwin UA) on 8088; "
+                  "sus.example.com itself matches no built-in name", s_ttl=63)
+    r = 0.0009
+    t = sus.handshake(15.5021, r) + 0.0002
+    t = http_request(sus, t, "GET", "sus.example.com:8088", "/index.sucatalog", SUS_UA)
+    t += r
+    sus.ack(t, False)
+    t = http_response(sus, t + 0.0031, 200, "OK", HTTP_DATE.format(17) + "Server: Apache\r\n"
+                      "Last-Modified: Mon, 10 Mar 2025 22:04:11 GMT\r\nContent-Type: text/plain\r\n",
+                      SUCATALOG)
+    sus.ack(t + 0.00005, True)
+    tcp_close(sus, t + 0.0122, r)
+    classify(sus, "sus", "http-host")
+
+    # -- MacBook: Apple software update catalog over 443 from a CDN ---------------------------
+    dns_lookup(cap, mac_, MACB4, 62009, 17.0, "swscan.apple.com", 1,
+               ["swscan.apple.com.edgekey.net", "e673.dsce9.akamaiedge.net"], [SWSCAN_CDN], rtt=0.0144)
+    sw = TcpFlow(cap, MACB4, 51018, SWSCAN_CDN, 443, mac_,
+                 "softwareupdated catalog check: TLS 1.3 to swscan.apple.com on a CDN address "
+                 "(198.51.100.77, not 17/8), ALPN h2,http/1.1; one request/response; close. sni decides")
+    r = 0.0061
+    t = tls13_open(sw, 17.0153, r, "swscan.apple.com", ["h2", "http/1.1"])
+    t = exchange(sw, t + 0.0003, r, 342, 420, think=0.0093)
+    tls_close(sw, t + 0.0202, r)
+    classify(sw, "sus", "sni")
+
+    # -- MacBook: file-share distribution point (SMB, AFP) ------------------------------------
+    dns_lookup(cap, mac_, MACB4, 62011, 19.0, "fs.example.com", 1, [], [FS], rtt=0.0010, ttl=300)
+    smb = TcpFlow(cap, MACB4, 51020, FS, 445, mac_,
+                  "SMB2 NEGOTIATE request (dialects 2.0.2-3.0.2) / response (3.0.2) to the file-share "
+                  "DP fs.example.com, then the Mac closes (reachability probe before mounting). port "
+                  "decides (445); server_name from the DNS answer", s_ttl=63)
+    r = 0.0008
+    t = smb.handshake(19.0013, r) + 0.0001
+    neg = (smb2_header(0, 0, False) + struct.pack("<HHHHI", 36, 4, 1, 0, 0x7F) + rbytes(rng, 16)
+           + struct.pack("<Q", 0) + struct.pack("<HHHH", 0x0202, 0x0210, 0x0300, 0x0302))
+    t = smb.send(t, True, nbss(neg))
+    t += r
+    blob = spnego_init()
+    resp = (smb2_header(0, 0, True) + struct.pack("<HHHH", 65, 1, 0x0302, 0) + rbytes(rng, 16)
+            + struct.pack("<IIIIQQHHI", 0x2F, 8388608, 8388608, 8388608, 133860872420000000, 0,
+                          128, len(blob), 0) + blob)
+    t = smb.send(t, False, nbss(resp))
+    smb.ack(t + 0.0001, True)
+    tcp_close(smb, t + 0.0051, r)
+    classify(smb, "file_share", "port")
+
+    afp = TcpFlow(cap, MACB4, 51022, FS, 548, mac_,
+                  "AFP over TCP (DSI) to the same DP: DSIOpenSession request/reply, DSICloseSession, "
+                  "FIN both ways. port decides (548); server_name from the DNS answer", s_ttl=63)
+    t = afp.handshake(19.5102, r) + 0.0001
+    t = afp.send(t, True, dsi(0, 4, 1, b"\x01\x04" + u32(1024)))
+    t = afp.send(t + r, False, dsi(1, 4, 1, b"\x00\x04" + u32(0x40000)))
+    afp.ack(t + 0.0001, True)
+    t = afp.send(t + 0.0211, True, dsi(0, 1, 2, b""))
+    afp.ack(t + r, False)
+    tcp_close(afp, t + r + 0.0002, r)
+    classify(afp, "file_share", "port")
+
+    # -- MacBook: HTTP distribution point, manifest -------------------------------------------
+    dns_lookup(cap, mac_, MACB4, 62013, 21.0, "dp.example.com", 1, [], [DP], rtt=0.0010, ttl=300)
+    mf = TcpFlow(cap, MACB4, 51024, DP, 80, mac_,
+                 "HTTP distribution point: GET /manifests/Office.plist (Munki-style client) from "
+                 "dp.example.com, 200 with the plist; FIN both ways. http-host decides (assumed rule: "
+                 "a clear-text GET of a package .pkg/.dmg or its manifest .plist on 80 -> "
+                 "http_distribution)", s_ttl=63)
+    r = 0.0009
+    t = mf.handshake(21.0014, r) + 0.0002
+    t = http_request(mf, t, "GET", "dp.example.com", "/manifests/Office.plist", MUNKI_UA)
+    t += r
+    mf.ack(t, False)
+    t = http_response(mf, t + 0.0008, 200, "OK", HTTP_DATE.format(23) + "Server: nginx\r\n"
+                      "Content-Type: application/xml\r\nETag: \"67cf3a1e-4a1\"\r\n", MANIFEST)
+    mf.ack(t + 0.00005, True)
+    tcp_close(mf, t + 0.0042, r)
+    classify(mf, "http_distribution", "http-host")
+
+    # -- iPhone: iCloud ----------------------------------------------------------------------
+    dns_lookup(cap, iphone, DEV4, 61207, 24.0, "gateway.icloud.com", 1,
+               ["gateway.fe2.apple-dns.net"], [ICLOUD], rtt=0.0131)
+    ic = TcpFlow(cap, DEV4, 49822, ICLOUD, 443, iphone,
+                 "iCloud: TLS 1.2 to gateway.icloud.com (17.248.145.71; leaf from Apple Public Server "
+                 "RSA CA 12 - G1), ALPN h2,http/1.1 (server h2); one request; close. sni decides "
+                 "(apple)")
+    r = 0.0198
+    t = tls12_open(ic, 24.0141, r, "gateway.icloud.com", ["h2", "http/1.1"], "h2",
+                   Chain("CN=gateway.icloud.com,O=Apple Inc.,ST=California,C=US",
+                         ("gateway.icloud.com", "*.gateway.icloud.com"), APPLE_RSA_CA, DIGICERT_G2,
+                         rsa_issuer=True, with_intermediate=False))
+    t = exchange(ic, t + 0.0004, r, 300, 320, think=0.0311)
+    tls_close(ic, t + 1.0021, r)
+    classify(ic, "apple", "sni")
+
+    # -- iPhone: flow whose DNS answer comes only after it started ------------------------------
+    late = TcpFlow(cap, DEV4, 49826, SWCDN2, 443, iphone,
+                   "TLS 1.3 to 17.253.5.207:443 with no SNI (ALPN http/1.1); the only DNS answer for "
+                   "that address (swcdn.apple.com) arrives 1.1 s AFTER the SYN, so it must not name "
+                   "the flow: server_name null, address (17/8) decides -> apple")
+    r = 0.0071
+    t = tls13_open(late, 27.0042, r, None, ["http/1.1"])
+    t = exchange(late, t + 0.0003, r, 200, 300, think=0.0142)
+    dns_lookup(cap, iphone, DEV4, 61209, 28.1, "swcdn.apple.com", 1, ["swcdn.apple.com.akadns.net"],
+               [SWCDN2], rtt=0.0117)
+    tls_close(late, 28.6013, r)
+    classify(late, "apple", "address")
+
+    # -- MacBook: XMPP on 5223 (not APNs) ---------------------------------------------------
+    dns_lookup(cap, mac_, MACB4, 62015, 31.0, "chat.example.org", 1, [], [XMPP], rtt=0.0232)
+    xm = TcpFlow(cap, MACB4, 51028, XMPP, 5223, mac_,
+                 "XMPP direct TLS on 5223 to chat.example.org (203.0.113.5, not Apple): TLS 1.2, ALPN "
+                 "xmpp-client, leaf issued by Let's Encrypt R11; stream open, stays open. Port 5223 "
+                 "alone is never APNs: other, decided by the (non-Apple) SNI")
+    r = 0.0401
+    t = tls12_open(xm, 31.0241, r, "chat.example.org", ["xmpp-client"], "xmpp-client",
+                   Chain("CN=chat.example.org", ("chat.example.org", "conference.chat.example.org"),
+                         LE_R11, ISRG_X1, rsa_issuer=True, with_intermediate=False))
+    t = exchange(xm, t + 0.0008, r, 233, 420, think=0.0011)
+    classify(xm, "other", "sni")
+
+    # -- Mac mini over IPv6: plain HTTPS --------------------------------------------------
+    dns_lookup(cap, mini, MINI6, 58000, 34.0, "www.example.com", 28, [], [WWW6], rtt=0.0192)
+    www = TcpFlow(cap, MINI6, 52040, WWW6, 443, mini,
+                  "plain HTTPS over IPv6 to www.example.com ([2001:db8:80::1], documentation address): "
+                  "TLS 1.3, ALPN h2,http/1.1; one request; close. other, decided by the SNI")
+    r = 0.0824
+    t = tls13_open(www, 34.0201, r, "www.example.com", ["h2", "http/1.1"])
+    t = exchange(www, t + 0.0004, r, 240, 300, think=0.0021)
+    tls_close(www, t + 0.5002, r)
+    classify(www, "other", "sni")
+
+    # -- MacBook: package download, cut by the end of the capture -------------------------------
+    pk = TcpFlow(cap, MACB4, 51030, DP, 80, mac_,
+                 "HTTP distribution point: GET /packages/Office.pkg from dp.example.com, 200 "
+                 "(Content-Length 1.3 GB); the capture ends after the first data segment, flow "
+                 "left open. http-host decides (.pkg path)", s_ttl=63)
+    r = 0.0009
+    t = pk.handshake(38.2013, r) + 0.0002
+    t = http_request(pk, t, "GET", "dp.example.com", "/packages/Office.pkg", MUNKI_UA)
+    t += r
+    pk.ack(t, False)
+    body = b"xar!" + struct.pack("!HHQQI", 28, 1, 1611, 4789, 1) + rbytes(rng, 1388)
+    hdrs = (HTTP_DATE.format(40) + "Server: nginx\r\nContent-Type: application/octet-stream\r\n"
+            "Last-Modified: Fri, 07 Mar 2025 16:20:41 GMT\r\nAccept-Ranges: bytes\r\n")
+    head = f"HTTP/1.1 200 OK\r\n{hdrs}Content-Length: 1318422716\r\n\r\n".encode()
+    data = (head + body)[:1388]
+    note(pk, http_status=200)
+    t = pk.send(t + 0.0011, False, data, gap=0.000121)
+    pk.ack(t + 0.00004, True)
+    classify(pk, "http_distribution", "http-host")
+
+    resolve_server_names(cap)
+    expect = {(DEV4, 49826): None, (IPAD4, 50122): "12-courier.push.apple.com",
+              (MACB4, 51020): "fs.example.com", (MACB4, 51022): "fs.example.com"}
+    for fl in cap.flows:
+        if (fl.client_ip, fl.client_port) in expect:
+            assert fl.extra["server_name"] == expect[(fl.client_ip, fl.client_port)], fl.what
+    return cap
+
+
 def all_captures() -> list[Capture]:
     caps = [gen_courier_push(), gen_mdm_checkin(), gen_blocked_syn(), gen_site_mixed()]
     caps.append(variety("variety_nsec_be.pcap", Link("eth"), linktype=LT_ETHERNET, nsec=True, big_endian=True))
     caps.append(variety("variety_sll2.pcap", Link("sll2"), linktype=LT_SLL2))
     caps.append(variety("variety_null.pcap", Link("null"), linktype=LT_NULL))
     caps.append(variety("variety_raw.pcap", Link("raw"), linktype=LT_RAW))
+    caps.append(gen_site_categories())
     return caps
 
 

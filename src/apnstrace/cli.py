@@ -14,7 +14,9 @@ import pandas as pd
 from . import __version__
 from .errors import ApnstraceError
 from .options import FlowOptions
+from .classify import Category
 from .pipeline import ENGINES, Result, analyze
+from .site import Site
 from .report import export
 from .report.terminal import print_flows_table, print_run_summary
 
@@ -43,24 +45,34 @@ def user_errors() -> Iterator[None]:
         raise InputFailure(f"cannot write the output: {where}{exc.strerror or exc}") from None
 
 
-def _run(captures: tuple[str, ...], engine: str, tcp_timeout: float, udp_timeout: float) -> Result:
+def _site(site_file: str | None, mdm_hosts: tuple[str, ...]) -> Site | None:
+    site = Site.from_toml(Path(site_file)) if site_file else None
+    if mdm_hosts:
+        extra = Site.from_mdm_hosts(list(mdm_hosts))
+        site = extra if site is None else site.merged(extra)
+    return site
+
+
+def _run(captures: tuple[str, ...], engine: str, tcp_timeout: float, udp_timeout: float,
+         site_file: str | None = None, mdm_hosts: tuple[str, ...] = ()) -> Result:
     with user_errors():
         options = FlowOptions(tcp_timeout=tcp_timeout, udp_timeout=udp_timeout)
+        site = _site(site_file, mdm_hosts)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")     # problems are printed once, by _finish
-            return _with_progress(captures, engine, options)
+            return _with_progress(captures, engine, options, site)
 
 
-def _with_progress(captures: tuple[str, ...], engine: str, options: FlowOptions) -> Result:
+def _with_progress(captures: tuple[str, ...], engine: str, options: FlowOptions, site: Site | None) -> Result:
     paths = [Path(c) for c in captures]
     if not sys.stderr.isatty():
-        return analyze(paths, engine=engine, options=options)
+        return analyze(paths, site=site, engine=engine, options=options)
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
     total = sum(p.stat().st_size for p in paths if p.is_file())
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                   TimeRemainingColumn(), transient=True) as bar:
         task = bar.add_task("reading captures", total=total or None)
-        return analyze(paths, engine=engine, options=options,
+        return analyze(paths, site=site, engine=engine, options=options,
                        progress=lambda done: bar.update(task, completed=done))
 
 
@@ -73,6 +85,10 @@ def _finish(result: Result) -> None:
 
 
 def common_options(fn):
+    fn = click.option("--site", "site_file", type=click.Path(dir_okay=False),
+                      help="Site profile (TOML): MDM hosts, distribution points, SUS hosts, internal subnets.")(fn)
+    fn = click.option("--mdm-host", "mdm_hosts", multiple=True, metavar="HOST[:PORT]",
+                      help="Your MDM server (repeatable); a shortcut for a site profile's mdm_hosts.")(fn)
     fn = click.option("--engine", type=click.Choice(ENGINES), default="fast", show_default=True,
                       help="fast: the vectorized engine; scapy: the slow reference engine.")(fn)
     fn = click.option("--tcp-timeout", type=float, default=FlowOptions().tcp_timeout, show_default=True,
@@ -97,13 +113,17 @@ def cli() -> None:
               help="Write to this file instead of standard output (required for parquet).")
 @click.option("--limit", type=int, default=200, show_default=True,
               help="Rows shown by the table format (0: all). Other formats write every row.")
+@click.option("--category", "categories", multiple=True, type=click.Choice([c.value for c in Category]),
+              help="Only flows of this category (repeatable).")
 @common_options
-def flows(captures, fmt, output, limit, engine, tcp_timeout, udp_timeout) -> None:
-    """The flow table of one or more captures (rotated files are read as one capture)."""
+def flows(captures, fmt, output, limit, categories, engine, tcp_timeout, udp_timeout, site_file, mdm_hosts) -> None:
+    """The classified flow table of one or more captures (rotated files are read as one capture)."""
     if fmt == "parquet" and not output:
         raise InputFailure("--format parquet writes a file: give it with -o FILE")
-    result = _run(captures, engine, tcp_timeout, udp_timeout)
+    result = _run(captures, engine, tcp_timeout, udp_timeout, site_file, mdm_hosts)
     frame = result.flows
+    if categories:
+        frame = frame[frame["category"].isin(categories)].reset_index(drop=True)
     with user_errors():
         _write(frame, fmt, output, limit, result)
     _finish(result)

@@ -11,12 +11,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import schema
 from .decode import decode_chunk
 from .errors import CaptureError, InputError
+from .classify import classify
 from .flows import FlowTable
+from .metadata import MetadataCollector, attach
 from .options import FlowOptions
 from .reader import iter_batches, order_by_time
 from .records import IcmpErrors
+from .site import Site
 from .stats import RunStats
 
 log = logging.getLogger(__name__)
@@ -39,14 +43,18 @@ class Result:
         return [p.message for p in self.stats.problems]
 
 
-def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, engine: str = "fast",
-            options: FlowOptions | None = None, progress: Progress | None = None) -> Result:
+def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, site: Site | None = None,
+            engine: str = "fast", options: FlowOptions | None = None,
+            progress: Progress | None = None) -> Result:
     """Analyze one or more capture files (pcap, pcapng, gzip-compressed) as one capture.
 
     Files are read in time order of their first frame, so rotated captures can be given in
     any order and a flow crossing a file boundary stays one flow. A file that is not a
     capture, or breaks part-way, is reported in ``result.problems`` (and as a warning); what
     could be read is kept. Raises CaptureError when nothing at all could be read.
+
+    ``site`` (a Site profile: MDM hosts, distribution points, SUS hosts, internal subnets)
+    adds rules that win over the built-in classification.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -64,12 +72,18 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, engine: s
         icmp = pd.DataFrame()
     else:
         flows, icmp = _fast_flows(ordered, options, stats, progress)
+    flows = _public(classify(flows, site))
     if stats.problems:
         if stats.records == 0 and len(stats.problems) == len(paths):
             raise _nothing_read(stats)
         for problem in stats.problems:
             warnings.warn(problem.message, stacklevel=2)
     return Result(flows=flows, stats=stats, icmp_errors=icmp)
+
+
+def _public(flows: pd.DataFrame) -> pd.DataFrame:
+    """Exactly the schema's columns, in order (stages pass a few working columns along)."""
+    return flows[schema.names(schema.FLOWS)].reset_index(drop=True)
 
 
 def _nothing_read(stats: RunStats) -> CaptureError:
@@ -82,13 +96,15 @@ def _nothing_read(stats: RunStats) -> CaptureError:
 def _fast_flows(paths: Sequence[Path], options: FlowOptions, stats: RunStats,
                 progress: Progress | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     table = FlowTable(options)
+    collector = MetadataCollector(stats)
     icmp_parts: list[IcmpErrors] = []
     done = 0
     for path in paths:
         try:
             for raw in iter_batches(path, stats, options.chunk_bytes):
                 packets, errors = decode_chunk(raw, stats)
-                table.add(packets)
+                joined = table.add(packets)
+                collector.add(raw.buf, packets, joined.uid, joined.rank)
                 if len(errors):
                     icmp_parts.append(errors)
                 if progress is not None:
@@ -96,7 +112,9 @@ def _fast_flows(paths: Sequence[Path], options: FlowOptions, stats: RunStats,
         except CaptureError as exc:
             stats.problems.append(_problem_of(exc))
         done += _size(path)
-    return table.finish(), _icmp_frame(icmp_parts)
+    collector.finish()
+    flows = attach(table.finish(), collector)
+    return flows, _icmp_frame(icmp_parts)
 
 
 def _problem_of(exc: CaptureError):

@@ -53,6 +53,8 @@ class PacketBatch(_Columns):
     seq: np.ndarray          # int64: TCP sequence number (-1 when not captured)
     payload_len: np.ndarray  # int64: transport payload length from IP length fields
     vlan: np.ndarray         # int64: outermost VLAN id, -1 when untagged
+    payload_off: np.ndarray  # int64: where the payload starts in the chunk's buffer
+    payload_cap: np.ndarray  # int64: payload bytes actually captured
 
     def __len__(self) -> int:
         return len(self.ts)

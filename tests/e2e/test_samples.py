@@ -52,6 +52,27 @@ def test_flows_match_truth(capture: Path) -> None:
     assert result.problems == []
 
 
+META = ["category", "classified_by", "sni", "alpn", "server_name", "http_method", "http_host", "http_path",
+        "http_user_agent", "http_status", "tls_version", "tls_alert", "cert_issuer"]
+KEY = ["transport", "client_ip", "client_port", "server_ip", "server_port"]
+
+
+@pytest.mark.parametrize("capture", [c for c in CAPTURES if "category" in json.dumps(truth_of(c)["flows"][:1])],
+                         ids=lambda p: p.name)
+def test_metadata_and_category_match_truth(capture: Path) -> None:
+    """Every flow's TLS/DNS/HTTP metadata and category as the generator meant them."""
+    got = apnstrace.analyze([capture]).flows.set_index(KEY)
+    mismatches = []
+    for flow in truth_of(capture)["flows"]:
+        row = got.loc[tuple(flow[k] for k in KEY)]
+        for name in META:
+            want, have = flow.get(name), row[name]
+            have = None if pd.isna(have) else (int(have) if name == "http_status" else have)
+            if want != have:
+                mismatches.append((flow["server_ip"], flow["server_port"], name, want, have))
+    assert mismatches == []
+
+
 def test_gzip_sample_reads_like_the_plain_one() -> None:
     plain = apnstrace.analyze([SAMPLES / "courier_push.pcap"]).flows
     packed = apnstrace.analyze([SAMPLES / "courier_push.pcap.gz"]).flows

@@ -47,7 +47,9 @@ def decode_batch(raw: RawBatch, stats: RunStats) -> tuple[PacketBatch, IcmpError
     stats.packets_in_flows += int(np.count_nonzero(counted))
 
     rows = np.flatnonzero(counted)
-    packets = _canonical(raw.ts[rows], raw.wire_len[rows], net, tr, link.vlan, rows)
+    # Payload bytes actually captured (the IP length bounds it: Ethernet padding is not payload).
+    payload_cap = np.clip(np.minimum(end - tr.payload_off, tr.payload_len), 0, None)
+    packets = _canonical(raw.ts[rows], raw.wire_len[rows], net, tr, link.vlan, rows, payload_cap)
     r = quoted.rows
     errors = IcmpErrors(ts=raw.ts[r], v6=net.v6[r], icmp_type=quoted.icmp_type, icmp_code=quoted.icmp_code,
                         reporter_hi=net.src_hi[r], reporter_lo=net.src_lo[r],
@@ -56,7 +58,7 @@ def decode_batch(raw: RawBatch, stats: RunStats) -> tuple[PacketBatch, IcmpError
     return packets, errors
 
 
-def _canonical(ts, wire_len, net, tr, vlan, rows) -> PacketBatch:
+def _canonical(ts, wire_len, net, tr, vlan, rows, payload_cap) -> PacketBatch:
     """Order each frame's endpoints so both directions of a conversation share one key."""
     s_hi, s_lo, d_hi, d_lo = net.src_hi[rows], net.src_lo[rows], net.dst_hi[rows], net.dst_lo[rows]
     sport, dport = tr.sport[rows], tr.dport[rows]
@@ -67,4 +69,5 @@ def _canonical(ts, wire_len, net, tr, vlan, rows) -> PacketBatch:
         b_hi=np.where(src_first, d_hi, s_hi), b_lo=np.where(src_first, d_lo, s_lo),
         port_a=np.where(src_first, sport, dport), port_b=np.where(src_first, dport, sport),
         proto=net.proto[rows], direction=np.where(src_first, 0, 1).astype(np.int8),
-        tcp_flags=tr.flags[rows], seq=tr.seq[rows], payload_len=tr.payload_len[rows], vlan=vlan[rows])
+        tcp_flags=tr.flags[rows], seq=tr.seq[rows], payload_len=tr.payload_len[rows], vlan=vlan[rows],
+        payload_off=tr.payload_off[rows], payload_cap=payload_cap[rows])

@@ -20,12 +20,14 @@ class Transport:
     flags: np.ndarray
     seq: np.ndarray
     payload_len: np.ndarray
+    payload_off: np.ndarray      # where the payload starts in the chunk buffer
 
 
 def decode_transport(buf, end, proto, l4, l4_len, skip, bad) -> Transport:
     n = len(proto)
     tr = Transport(sport=np.zeros(n, np.int64), dport=np.zeros(n, np.int64), flags=np.zeros(n, np.int64),
-                   seq=np.full(n, -1, np.int64), payload_len=np.zeros(n, np.int64))
+                   seq=np.full(n, -1, np.int64), payload_len=np.zeros(n, np.int64),
+                   payload_off=np.zeros(n, np.int64))
     live = skip == 0
     rows = np.flatnonzero(live & ((proto == TCP) | (proto == UDP)))
     avail = end[rows] - l4[rows]
@@ -48,10 +50,12 @@ def decode_transport(buf, end, proto, l4, l4_len, skip, bad) -> Transport:
     short_header = header < 20
     bad[has_flags[short_header & (bad[has_flags] == 0)]] = BAD["tcp_bad_header_length"]
     tr.payload_len[has_flags] = np.where(short_header, 0, np.maximum(l4_len[has_flags] - header, 0))
+    tr.payload_off[has_flags] = pos + header
 
     u_rows, u_avail = rows[~tcp], avail[~tcp]
     bad[u_rows[u_avail < 8]] = BAD["udp_header_truncated"]
     tr.payload_len[u_rows] = np.maximum(l4_len[u_rows] - 8, 0)
+    tr.payload_off[u_rows] = l4[u_rows] + 8
 
     other = live & (proto != TCP) & (proto != UDP) & (proto != ICMP) & (proto != ICMPV6)
     skip[other] = SKIP["other_ip_protocol"]

@@ -74,6 +74,7 @@ def _factorized(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
 
 
 HIDDEN = ("_c_hi", "_c_lo", "_s_hi", "_s_lo")     # addresses as numbers, for ordering pieces
+UID = "_uid"          # the flow's uid (table.PacketFlows), for joining what parsers found
 
 
 def flows_piece(part: P.Partials) -> pd.DataFrame:
@@ -120,6 +121,8 @@ def flows_piece(part: P.Partials) -> pd.DataFrame:
     for name, a_col, b_col in (("_c_hi", "a_hi", "b_hi"), ("_c_lo", "a_lo", "b_lo"),
                                ("_s_hi", "b_hi", "a_hi"), ("_s_lo", "b_lo", "a_lo")):
         frame[name] = np.where(a_client, part[a_col], part[b_col])
+    frame[UID] = part["uid"]
+    frame["_client_is_a"] = a_client
     return frame
 
 
@@ -132,7 +135,10 @@ def assemble(pieces: list[pd.DataFrame]) -> pd.DataFrame:
     """
     pieces = [p for p in pieces if len(p)]
     if not pieces:
-        return schema.to_frame(None, schema.FLOWS)
+        frame = schema.to_frame(None, schema.FLOWS)
+        frame[UID] = np.empty(0, np.int64)
+        frame["_client_is_a"] = np.empty(0, bool)
+        return frame
 
     def joined(name: str) -> pd.Series:
         parts = [piece.pop(name) for piece in pieces]
@@ -146,11 +152,12 @@ def assemble(pieces: list[pd.DataFrame]) -> pd.DataFrame:
         np.concatenate([p["ts_start"].to_numpy() for p in pieces])))
     del keys
     columns = {}
-    for col in schema.FLOWS:
-        columns[col.name] = joined(col.name).take(order).reset_index(drop=True)
+    for name in [col.name for col in schema.FLOWS] + [UID, "_client_is_a"]:
+        columns[name] = joined(name).take(order).reset_index(drop=True)
     columns["flow_id"] = pd.Series(np.arange(len(order), dtype=np.int64))
     return pd.DataFrame(columns, copy=False)
 
 
 def to_flows_frame(part: P.Partials) -> pd.DataFrame:
-    return assemble([flows_piece(part)] if len(part["h"]) else [])
+    frame = assemble([flows_piece(part)] if len(part["h"]) else [])
+    return frame.drop(columns=[UID, "_client_is_a"], errors="ignore")

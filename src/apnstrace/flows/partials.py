@@ -26,6 +26,8 @@ FIELDS: dict[str, type] = {
     "base0": np.int64, "base1": np.int64,                    # first TCP sequence number seen, -1 none
     "hwm0": np.int64, "hwm1": np.int64,                      # highest relative data end seen
     "retx": np.int64,
+    "uid": np.int64,                                         # the flow's identity, kept to the output
+    "ndata0": np.int64, "ndata1": np.int64,                  # payload-carrying packets per direction
 }
 KEY = ("a_hi", "a_lo", "b_hi", "b_lo", "port_a", "port_b", "proto")
 
@@ -59,13 +61,13 @@ def combine(left: Partials, right: Partials) -> Partials:
     point (table.py does that), so those simply carry over.
     """
     out: Partials = {}
-    for name in KEY + ("h", "vlan", "first_dir"):
+    for name in KEY + ("h", "vlan", "first_dir", "uid"):
         out[name] = left[name]
     out["ts_first"] = np.minimum(left["ts_first"], right["ts_first"])
     out["ts_last"] = np.maximum(left["ts_last"], right["ts_last"])
     out["ts_prev"] = right["ts_prev"]
     for name in ("pkts0", "pkts1", "bytes0", "bytes1", "payload0", "payload1", "syn0", "syn1",
-                 "synack0", "synack1", "fin0", "fin1", "rst0", "rst1", "retx"):
+                 "synack0", "synack1", "fin0", "fin1", "rst0", "rst1", "retx", "ndata0", "ndata1"):
         out[name] = left[name] + right[name]
     for name in ("first_syn_dir", "first_synack_dir", "base0", "base1"):
         out[name] = np.where(left[name] >= 0, left[name], right[name])

@@ -7,6 +7,8 @@ chunk (or file); flows idle past their timeout are finished and leave memory.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -23,6 +25,15 @@ SEG_STRIDE = 1 << 34       # separates flows when one running max spans all of t
 ROWS_BATCH = 1 << 17       # finished flows turned into output rows together
 
 
+@dataclass(frozen=True, slots=True)
+class PacketFlows:
+    """For each packet of a chunk: the uid of the flow it joined (flows keep their uid to the
+    output), and its rank among that flow's payload-carrying packets in its direction."""
+
+    uid: np.ndarray
+    rank: np.ndarray
+
+
 class FlowTable:
     def __init__(self, options: FlowOptions) -> None:
         self.options = options
@@ -32,11 +43,13 @@ class FlowTable:
         self.finished_count = 0
         self.pieces: list[pd.DataFrame] = []       # finished flows as compact output rows
         self.now = -np.inf
+        self.next_uid = 0
 
     # -- public -------------------------------------------------------------------------
-    def add(self, pk: PacketBatch) -> None:
+    def add(self, pk: PacketBatch) -> PacketFlows:
+        """Add a chunk of packets; say which flow each joined and its data-segment rank."""
         if len(pk) == 0:
-            return
+            return PacketFlows(np.empty(0, np.int64), np.empty(0, np.int64))
         h = key_hash(pk.a_hi, pk.a_lo, pk.b_hi, pk.b_lo, pk.port_a, pk.port_b, pk.proto)
         codes, uniques = pd.factorize(h)
         order = stable_order(codes, len(uniques))        # by key, capture order within a key
@@ -45,9 +58,13 @@ class FlowTable:
         clock[0] = self.now
         np.maximum.accumulate(pk.ts[:-1], out=clock[1:])
         np.maximum(clock, self.now, out=clock)
-        self._add_sorted(pk, h, codes[order], order, clock[order])
+        uid, rank = self._add_sorted(pk, h, codes[order], order, clock[order])
         self.now = max(self.now, float(np.max(pk.ts)))
         self._expire()
+        joined = PacketFlows(np.empty(len(pk), np.int64), np.empty(len(pk), np.int64))
+        joined.uid[order] = uid
+        joined.rank[order] = rank
+        return joined
 
     def finish(self) -> pd.DataFrame:
         """Close every open flow; return all flows as the ordered `flows` frame."""
@@ -160,6 +177,10 @@ class FlowTable:
         seg_state[seg[init_rows]] = init_idx
 
         part = self._reduce(col, seg, firsts, seg_cont, seg_state, tcp, pure_syn, synack, fin, rst)
+        fresh = np.flatnonzero(~seg_cont)
+        part["uid"][fresh] = self.next_uid + np.arange(fresh.size)
+        self.next_uid += fresh.size
+        rank = self._data_rank(col, seg, firsts, seg_cont, seg_state)
 
         # Combine continuing segments with the open flows they extend.
         cont = np.flatnonzero(seg_cont)
@@ -178,8 +199,23 @@ class FlowTable:
         keep[sidx[has_state]] = False
         if ended_states.size:
             self._retire(P.take(self.open, ended_states))
+        row_uid = part["uid"][seg]
         self.open = P.concat([P.take(self.open, np.flatnonzero(keep)), P.take(part, np.flatnonzero(last_seg))])
         self.index = pd.Index(self.open["h"])
+        return row_uid, rank
+
+    def _data_rank(self, col, seg, firsts, seg_cont, seg_state) -> np.ndarray:
+        """Per packet: how many payload-carrying packets its flow sent that way before it (-1: none)."""
+        rank = np.full(len(seg), -1, np.int64)
+        data = col["payload_len"] > 0
+        cont = np.flatnonzero(seg_cont)
+        for k in (0, 1):
+            mine = data & (col["dir"] == k)
+            before = np.zeros(len(firsts), np.int64)
+            before[cont] = self.open[f"ndata{k}"][seg_state[cont]]
+            count = _cumsum_in(mine.astype(np.int64), seg, firsts) - mine + before[seg]
+            rank[mine] = count[mine]
+        return rank
 
     def _reduce(self, col, seg, firsts, seg_cont, seg_state, tcp, pure_syn, synack, fin, rst) -> P.Partials:
         n = len(seg)
@@ -221,6 +257,9 @@ class FlowTable:
             out[f"base{k}"], out[f"hwm{k}"] = base, hwm
             retx += count
         out["retx"] = retx
+        out["uid"] = np.full(nseg, -1, np.int64)            # set by the caller
+        for k in (0, 1):
+            out[f"ndata{k}"] = np.add.reduceat(((plen > 0) & (d == k)).astype(np.int64), firsts)
         return out
 
     def _sequence(self, col, seg, nseg, seg_cont, seg_state, rows_mask, k):

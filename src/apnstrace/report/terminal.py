@@ -9,11 +9,13 @@ from rich.table import Table
 from ..pipeline import Result
 
 FLOW_COLUMNS = (
-    ("flow_id", "id"), ("transport", "proto"), ("client_ip", "client"), ("client_port", "cport"),
-    ("server_ip", "server"), ("server_port", "sport"), ("vlan", "vlan"), ("state", "state"),
+    ("flow_id", "id"), ("category", "category"), ("service", "service"), ("transport", "proto"),
+    ("client_ip", "client"), ("client_port", "cport"), ("server_ip", "server"), ("server_port", "sport"),
+    ("server_name", "server name"), ("classified_by", "by"), ("state", "state"),
     ("pkts_c2s", "pkts >"), ("pkts_s2c", "pkts <"), ("bytes_c2s", "bytes >"), ("bytes_s2c", "bytes <"),
-    ("duration", "secs"), ("rtt_ms", "rtt ms"), ("syn_retries", "syn retries"),
+    ("duration", "secs"), ("rtt_ms", "rtt ms"), ("syn_retries", "syn retries"), ("vlan", "vlan"),
 )
+LEFT = {"category", "service", "proto", "client", "server", "server name", "by", "state"}
 # States where the server never answered or refused: shown in a warning colour.
 FAILED_STATES = {"S0", "REJ", "RSTOS0", "SH"}
 
@@ -39,9 +41,10 @@ def print_flows_table(frame: pd.DataFrame, limit: int, console: Console | None =
     shown = frame if limit <= 0 else frame.head(limit)
     table = Table(title=f"{len(frame)} flows", show_lines=False, header_style="bold")
     for _, label in FLOW_COLUMNS:
-        table.add_column(label, justify="right" if label not in ("proto", "client", "server", "state") else "left")
+        table.add_column(label, justify="left" if label in LEFT else "right")
+    state_at = [c for c, _ in FLOW_COLUMNS].index("state")
     for row in shown[[c for c, _ in FLOW_COLUMNS]].itertuples(index=False, name=None):
-        style = "yellow" if row[7] in FAILED_STATES else None
+        style = "yellow" if row[state_at] in FAILED_STATES else None
         table.add_row(*(_cell(v, c) for v, (c, _) in zip(row, FLOW_COLUMNS)), style=style)
     console.print(table)
     if len(shown) < len(frame):

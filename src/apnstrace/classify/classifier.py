@@ -1,0 +1,400 @@
+"""classify(): fill category, service and classified_by for every flow, one vectorized pass per rule.
+
+Input columns (any may be missing or null): transport, server_ip, server_port, sni, alpn,
+server_name, http_host, http_path, dns_query (a DNS flow's first question name; null for other
+flows), and server_name_source ("sni", "http-host" or "dns": which evidence gave server_name;
+when missing or null it is inferred: sni if sni is set, else http-host if http_host is set,
+else dns). Empty strings count as null.
+
+Cost: text and address conditions are evaluated on the distinct values (pd.factorize), only
+for the values still present in rows no earlier rule has taken; everything per row is numpy.
+"""
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..site import Site
+from .rules import AUTO, NAME, STRONGEST, Category, Evidence, Rule, RuleSet, builtin_rules, compile_patterns, is_plain
+
+INPUT_COLUMNS = ("transport", "server_ip", "server_port", "sni", "alpn", "server_name", "http_host",
+                 "http_path", "dns_query", "server_name_source")
+OUTPUT_COLUMNS = ("category", "service", "classified_by")
+NAME_SOURCES = {"sni": Evidence.SNI, "http-host": Evidence.HTTP_HOST, "dns": Evidence.DNS}
+EVIDENCE = tuple(Evidence)
+_EV = {e: i for i, e in enumerate(EVIDENCE)}
+_MAPPED_V4 = 0xFFFF << 32          # ::ffff:0:0/96, where IPv4 addresses live in the 128-bit space
+
+
+def classify(flows: pd.DataFrame, site: Site | None = None, *, rules: RuleSet | None = None) -> pd.DataFrame:
+    """Return `flows` with category, service and classified_by set on every row ("string" dtype).
+
+    Site rules (evidence "site") come first, then `rules` (default: the built-in rules.toml);
+    the first rule that matches a flow decides. The input frame is not modified.
+    """
+    ruleset = (rules or builtin_rules()).with_site(site)
+    found = _match(flows, ruleset)
+    out = flows.copy(deep=False)
+    for column, (labels, codes) in zip(OUTPUT_COLUMNS, found.outputs(ruleset)):
+        out[column] = _strings(labels, codes)
+    return out
+
+
+def explain(row: Mapping[str, object] | pd.Series, site: Site | None = None, *,
+            rules: RuleSet | None = None) -> str:
+    """Which rule decides one flow, and why: for tests and debugging."""
+    ruleset = (rules or builtin_rules()).with_site(site)
+    frame = pd.DataFrame([{k: row.get(k) for k in INPUT_COLUMNS if k in row}])
+    found = _match(frame, ruleset)
+    (cat, ci), (svc, si), (ev, ei) = found.outputs(ruleset)
+    index = int(found.rule[0])
+    head = f"{cat[ci[0]]} / {svc[si[0]]}, classified_by {ev[ei[0]]}"
+    if index < 0:
+        return f"no rule matched: {head} (fallback)"
+    rule = ruleset.rules[index]
+    values = frame.iloc[0].to_dict()
+    why = "; ".join(_why(rule, values, EVIDENCE[int(found.evidence[0])], int(found.named_by[0]))) or "matches every flow"
+    return f"{rule.origin}: {head} [{why}]" + (f" -- {rule.note}" if rule.note else "")
+
+
+def _why(rule: Rule, row: dict, evidence: Evidence, named_by: int) -> list[str]:
+    """The rule's conditions with the values of the row that met them."""
+    out = []
+    value = lambda key: row.get(key)          # noqa: E731
+    if rule.transport:
+        out.append(f"transport {value('transport')}")
+    ports = [str(p) for p in rule.server_ports] + [f"{a}-{b}" for a, b in rule.port_ranges]
+    if ports:
+        out.append(f"server_port {value('server_port')} in {', '.join(ports)}")
+    if rule.server_nets:
+        out.append(f"server_ip {value('server_ip')} in {', '.join(rule.server_nets)}")
+    if rule.names:
+        column = ("sni", "http_host", "server_name")[named_by]
+        source = f" (from {evidence})" if column == "server_name" else ""
+        out.append(f"{column} {value(column)!r}{source} matches names {', '.join(rule.names)}")
+    for key in ("http_host", "dns_query", "alpn", "http_path"):
+        if getattr(rule, key):
+            out.append(f"{key} {value(key)!r} matches {', '.join(getattr(rule, key))}")
+    if rule.absent:
+        out.append("no " + ", ".join(rule.absent))
+    return out
+
+
+# ---------------------------------------------------------------- columns as codes + distinct values
+
+@dataclass
+class _Text:
+    codes: np.ndarray          # int64 per row, -1 = null or empty
+    values: list[str]          # distinct normalized values
+
+    def hits(self, pattern, rows: np.ndarray, split: bool = False, known: np.ndarray | None = None) -> np.ndarray:
+        """For the row numbers `rows`: does the value match `pattern` (searched once per distinct
+        value) or is it marked in `known` (per distinct value, last slot = null, False)?"""
+        ok = np.zeros(len(self.values) + 1, dtype=bool) if known is None else known.copy()
+        codes = self.codes[rows]
+        if pattern is not None and len(codes):
+            seen = np.zeros(len(self.values) + 1, dtype=bool)
+            seen[codes] = True
+            seen[-1] = False
+            wanted = np.flatnonzero(seen & ~ok)
+            if split:
+                ok[wanted] = [any(pattern.search(p.strip()) for p in self.values[i].split(",")) for i in wanted]
+            else:
+                ok[wanted] = [pattern.search(self.values[i]) is not None for i in wanted]
+        return ok[codes]
+
+
+def _text(column: pd.Series | None, n: int, kind: str = "name") -> _Text:
+    if column is None:
+        return _Text(np.full(n, -1, dtype=np.int64), [])
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    values = pa.array(np.asarray(uniques, dtype=object), type=pa.string())
+    values = pc.utf8_trim_whitespace(values)
+    if kind in ("name", "host"):
+        values = pc.utf8_rtrim(pc.utf8_lower(values), characters=".")
+    if kind == "host":                                  # Host header: drop :port and [ ] around IPv6
+        values = pc.replace_substring_regex(values, r"^\[([^\]]*)\](:\d*)?$", r"\1")
+        values = pc.replace_substring_regex(values, r"^([^:]*):\d*$", r"\1")
+        values = pc.utf8_rtrim(values, characters=".")
+    elif kind == "path":
+        values = pc.replace_substring_regex(values, r"[?#].*$", "")
+    values = values.to_pylist()
+    codes = codes.astype(np.int64, copy=False)
+    empty = [i for i, v in enumerate(values) if not v]
+    if empty:
+        lut = np.arange(len(values) + 1, dtype=np.int64)
+        lut[empty] = -1
+        lut[-1] = -1
+        codes = lut[codes]
+    return _Text(codes, values)
+
+
+class _Names:
+    """Bare-name patterns of all rules, looked up once per distinct name: name -> rules."""
+
+    def __init__(self, rules: tuple[Rule, ...], key: str) -> None:
+        self.suffix: dict[str, list[int]] = {}
+        self.exact: dict[str, list[int]] = {}
+        self.regex: dict[int, re.Pattern] = {}      # rule -> its glob/regex patterns
+        for index, rule in enumerate(rules):
+            patterns = getattr(rule, key)
+            for p in patterns:
+                if is_plain(p):
+                    table = self.exact if rule.exact_names else self.suffix
+                    table.setdefault(p.lower().rstrip("."), []).append(index)
+            other = tuple(p for p in patterns if not is_plain(p))
+            if other:
+                self.regex[index] = compile_patterns(other, key, exact=rule.exact_names)
+        self.n_rules = len(rules)
+        self._tables: dict[int, np.ndarray] = {}
+
+    def table(self, text: _Text) -> np.ndarray:
+        """bool [distinct value + 1, rule]: the value matches one of the rule's bare names."""
+        found = self._tables.get(id(text))
+        if found is None:
+            found = np.zeros((len(text.values) + 1, self.n_rules), dtype=bool)
+            suffix, exact = self.suffix, self.exact
+            at_i: list[int] = []
+            at_r: list[int] = []
+            for i, value in enumerate(text.values):
+                hit = exact.get(value)
+                if hit:
+                    at_i.extend([i] * len(hit))
+                    at_r.extend(hit)
+                at = 0
+                while at >= 0:
+                    hit = suffix.get(value[at:])
+                    if hit:
+                        at_i.extend([i] * len(hit))
+                        at_r.extend(hit)
+                    at = value.find(".", at) + 1 or -1
+            found[at_i, at_r] = True
+            self._tables[id(text)] = found
+        return found
+
+    def hits(self, index: int, text: _Text, rows: np.ndarray) -> np.ndarray:
+        known = self.table(text)[:, index] if self.suffix or self.exact else None
+        return text.hits(self.regex.get(index), rows, known=known)
+
+
+class _Flows:
+    """The input columns in the shapes the rules need."""
+
+    def __init__(self, flows: pd.DataFrame) -> None:
+        n = self.n = len(flows)
+        col = flows.get
+        self.transport = _text(col("transport"), n)
+        port = col("server_port")
+        if port is None:
+            self.port = np.full(n, -1, dtype=np.int64)
+        else:
+            self.port = pd.to_numeric(port, errors="coerce").astype("Float64").fillna(-1).to_numpy(np.int64)
+        self.ip = _text(col("server_ip"), n, "address")
+        self.ip_hi, self.ip_lo, self.ip_ok = _addresses(self.ip.values)
+        self.text = {
+            "sni": _text(col("sni"), n),
+            "alpn": _text(col("alpn"), n),
+            "server_name": _text(col("server_name"), n),
+            "http_host": _text(col("http_host"), n, "host"),
+            "http_path": _text(col("http_path"), n, "path"),
+            "dns_query": _text(col("dns_query"), n),
+        }
+        self.source = self._name_source(col("server_name_source"))
+
+    def _name_source(self, given: pd.Series | None) -> np.ndarray:
+        """Evidence code per row for a server_name match."""
+        inferred = np.where(self.text["sni"].codes >= 0, _EV[Evidence.SNI],
+                            np.where(self.text["http_host"].codes >= 0, _EV[Evidence.HTTP_HOST], _EV[Evidence.DNS]))
+        if given is None:
+            return inferred
+        src = _text(given, self.n)
+        bad = [v for v in src.values if v and v not in NAME_SOURCES]
+        if bad:
+            raise ValueError(f"server_name_source {bad[0]!r} is not one of {', '.join(NAME_SOURCES)}")
+        table = np.array([_EV[NAME_SOURCES[v]] if v else -1 for v in src.values] + [-1], dtype=np.int64)
+        code = table[src.codes]
+        return np.where(code >= 0, code, inferred)
+
+    def strongest(self, rows: np.ndarray) -> np.ndarray:
+        """Evidence code for rows no specific rule took: what showed the flow for what it is."""
+        text = self.text
+        http = (text["http_host"].codes[rows] >= 0) | (text["http_path"].codes[rows] >= 0)
+        return np.where(text["sni"].codes[rows] >= 0, _EV[Evidence.SNI],
+                        np.where(http, _EV[Evidence.HTTP_HOST],
+                                 np.where(text["server_name"].codes[rows] >= 0, self.source[rows], _EV[Evidence.PORT])))
+
+    def in_networks(self, rule: Rule, rows: np.ndarray) -> np.ndarray:
+        ok = np.zeros(len(self.ip.values) + 1, dtype=bool)
+        for net in rule.networks:
+            first, last = _span(net)
+            ok[:-1] |= self.ip_ok & _ge(self.ip_hi, self.ip_lo, first) & _le(self.ip_hi, self.ip_lo, last)
+        return ok[self.ip.codes[rows]]
+
+
+def _addresses(values: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct addresses as 128-bit (hi, lo) uint64 pairs, IPv4 mapped into ::ffff:0:0/96."""
+    n = len(values)
+    hi = np.zeros(n, dtype=np.uint64)
+    lo = np.zeros(n, dtype=np.uint64)
+    ok = np.zeros(n, dtype=bool)
+    if not n:
+        return hi, lo, ok
+    text = pa.array(values, type=pa.string())
+    v4 = pc.match_substring_regex(text, r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$").to_numpy(zero_copy_only=False)
+    if v4.any():                                  # dotted quads, all at once
+        octets = pc.list_flatten(pc.split_pattern(text.filter(pa.array(v4)), ".")).cast(pa.uint64())
+        octets = octets.to_numpy().reshape(-1, 4)
+        good = (octets <= 255).all(axis=1)
+        word = (octets[:, 0] << 24) | (octets[:, 1] << 16) | (octets[:, 2] << 8) | octets[:, 3]
+        where = np.flatnonzero(v4)
+        hi[where] = 0
+        lo[where] = np.uint64(_MAPPED_V4) | word
+        ok[where] = good
+    for i in np.flatnonzero(~v4):                 # IPv6 (and anything odd) one by one
+        try:
+            packed = socket.inet_pton(socket.AF_INET6, values[i].split("%", 1)[0])
+        except (OSError, ValueError):
+            continue
+        hi[i] = int.from_bytes(packed[:8], "big")
+        lo[i] = int.from_bytes(packed[8:], "big")
+        ok[i] = True
+    return hi, lo, ok
+
+
+def _span(net) -> tuple[tuple[int, int], tuple[int, int]]:
+    first, last = int(net.network_address), int(net.broadcast_address)
+    if net.version == 4:
+        first, last = first | _MAPPED_V4, last | _MAPPED_V4
+    mask = (1 << 64) - 1
+    return (first >> 64, first & mask), (last >> 64, last & mask)
+
+
+def _ge(hi: np.ndarray, lo: np.ndarray, bound: tuple[int, int]) -> np.ndarray:
+    b_hi, b_lo = np.uint64(bound[0]), np.uint64(bound[1])
+    return (hi > b_hi) | ((hi == b_hi) & (lo >= b_lo))
+
+
+def _le(hi: np.ndarray, lo: np.ndarray, bound: tuple[int, int]) -> np.ndarray:
+    b_hi, b_lo = np.uint64(bound[0]), np.uint64(bound[1])
+    return (hi < b_hi) | ((hi == b_hi) & (lo <= b_lo))
+
+
+# ---------------------------------------------------------------- matching
+
+@dataclass
+class _Found:
+    flows: _Flows
+    rule: np.ndarray           # rule index per row, -1 = none matched
+    evidence: np.ndarray       # index into EVIDENCE per row
+    named_by: np.ndarray       # which name column matched: 0 sni, 1 http_host, 2 server_name, -1 none
+
+    def outputs(self, ruleset: RuleSet):
+        """(labels, codes) for category, service, classified_by."""
+        rules = ruleset.rules
+        fallback = len(rules)
+        idx = np.where(self.rule >= 0, self.rule, fallback)
+        categories = [r.category for r in rules] + [Category.OTHER]
+        services = [r.service for r in rules] + [AUTO]
+        auto_rows = np.array([s == AUTO for s in services])[idx]
+        service_codes = idx.copy()
+        if auto_rows.any():
+            labels, codes = self._auto_services(ruleset, auto_rows)
+            service_codes[auto_rows] = len(services) + codes
+            services = services + labels
+        return ((categories, idx), (services, service_codes), (list(EVIDENCE), self.evidence))
+
+    def _auto_services(self, ruleset: RuleSet, rows: np.ndarray) -> tuple[list[str], np.ndarray]:
+        f = self.flows
+        http = (f.text["http_host"].codes >= 0) | (f.text["http_path"].codes >= 0)
+        key = np.where(http[rows], -1, (f.transport.codes[rows] + 1) * 65537 + f.port[rows] + 1)
+        uniq, codes = np.unique(key, return_inverse=True)
+        labels = []
+        for k in uniq:
+            if k < 0:
+                labels.append("http")
+                continue
+            t, port = divmod(int(k), 65537)
+            t, port = t - 1, port - 1
+            transport = f.transport.values[t] if t >= 0 else ""
+            if (transport, port) in ruleset.services:
+                labels.append(ruleset.services[(transport, port)])
+            elif transport and port >= 0:
+                labels.append(f"{transport}/{port}")
+            else:
+                labels.append(transport or "unknown")
+        return labels, codes
+
+
+def _match(flows: pd.DataFrame, ruleset: RuleSet) -> _Found:
+    """Rule index and evidence per row. Each rule looks only at the rows no earlier rule took."""
+    f = _Flows(flows)
+    n = f.n
+    rules = ruleset.rules
+    rule_of = np.full(n, -1, dtype=np.int64)
+    evidence = np.full(n, _EV[Evidence.PORT], dtype=np.int64)
+    named_by = np.full(n, -1, dtype=np.int8)              # 0 sni, 1 http_host, 2 server_name
+    open_rows = np.arange(n)
+    names = _Names(rules, "names")
+    hosts = _Names(rules, "http_host")
+    queries = _Names(rules, "dns_query")
+    port_index = np.clip(f.port, -1, 65535) + 1
+    for index, rule in enumerate(rules):
+        if not len(open_rows):
+            break
+        rows = open_rows
+        if rule.transport:
+            lut = np.array([v in rule.transport for v in f.transport.values] + [False])
+            rows = rows[lut[f.transport.codes[rows]]]
+        if rule.server_ports or rule.port_ranges:
+            lut = np.zeros(65537, dtype=bool)
+            lut[np.asarray(rule.server_ports, dtype=np.int64) + 1] = True
+            for lo, hi in rule.port_ranges:
+                lut[lo + 1:hi + 2] = True
+            rows = rows[lut[port_index[rows]]]
+        for column in rule.absent:
+            rows = rows[f.text[column].codes[rows] < 0]
+        if rule.networks:
+            rows = rows[f.in_networks(rule, rows)]
+        if rule.alpn_re is not None:
+            rows = rows[f.text["alpn"].hits(rule.alpn_re, rows, split=True)]
+        if rule.http_path_re is not None:
+            rows = rows[f.text["http_path"].hits(rule.http_path_re, rows)]
+        if rule.http_host:
+            rows = rows[hosts.hits(index, f.text["http_host"], rows)]
+        if rule.dns_query:
+            rows = rows[queries.hits(index, f.text["dns_query"], rows)]
+        if rule.names and len(rows):
+            which = np.full(len(rows), -1, dtype=np.int8)
+            for code, column in enumerate(("sni", "http_host", "server_name")):
+                left = np.flatnonzero(which < 0)
+                which[left[names.hits(index, f.text[column], rows[left])]] = code
+            rows = rows[which >= 0]
+            which = which[which >= 0]
+            named_by[rows] = which
+            by_name = np.where(which == 0, _EV[Evidence.SNI],
+                               np.where(which == 1, _EV[Evidence.HTTP_HOST], f.source[rows]))
+        if not len(rows):
+            continue
+        rule_of[rows] = index
+        if rule.classified_by == NAME:
+            evidence[rows] = by_name
+        elif rule.classified_by == STRONGEST:
+            evidence[rows] = f.strongest(rows)
+        else:
+            evidence[rows] = _EV[Evidence(rule.classified_by)]
+        taken = np.zeros(n, dtype=bool)
+        taken[rows] = True
+        open_rows = open_rows[~taken[open_rows]]
+    return _Found(f, rule_of, evidence, named_by)
+
+
+def _strings(labels: list[str], codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    taken = pa.array([str(x) for x in labels], type=pa.string()).take(pa.array(codes, type=pa.int64()))
+    return pd.array(taken, dtype="string")

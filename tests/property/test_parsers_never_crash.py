@@ -1,0 +1,131 @@
+"""Whatever bytes reach the TLS, DNS and HTTP parsers, they return a result or raise Malformed:
+never another exception, never a hang. Inputs are random bytes and mutations of the real
+payloads the unit tests embed; example counts are bounded so the file runs in a few seconds."""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import struct
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from apnstrace.decode import dns, http, tls
+from apnstrace.decode.malformed import Malformed
+
+SETTINGS = settings(max_examples=1000, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SECONDS_PER_64K = 0.5     # the hostile inputs below take a few ms; a quadratic loop would take seconds
+
+
+def _unit(name: str):
+    """A unit test module, loaded by path, for the real payloads it embeds."""
+    path = Path(__file__).parents[1] / "unit" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_seeds_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_TLS, _DNS, _HTTP = _unit("test_parse_tls"), _unit("test_parse_dns"), _unit("test_parse_http")
+TLS_SEEDS = [_TLS.CODM_HELLO, _TLS.TLS13_SH, _TLS.SELFSIGNED_FLIGHT, _TLS.CURL_TO_LEAF, _TLS.ALERT, _TLS.CODM_SH]
+DNS_SEEDS = [_DNS.DNS_CAPTIVE, _DNS.DNS_NX, _DNS.DNS_TCP_Q[2:], _DNS.DNS_TCP_R[2:]]
+HTTP_SEEDS = [_HTTP.HTTP_GET, _HTTP.HTTP_200]
+
+
+def run_all(data: bytes) -> None:
+    """Every parser on the same bytes: each may only return or raise Malformed."""
+    calls = (tls.parse_client_hello, tls.parse_server_flight, tls.first_alert, tls.records, tls.needed_length,
+             dns.parse_dns, lambda d: dns.parse_dns(d, over_tcp=True), http.parse_request, http.parse_response)
+    for call in calls:
+        with contextlib.suppress(Malformed):
+            call(data)
+
+
+@st.composite
+def mutated(draw, seeds: list[bytes]) -> bytes:
+    data = bytearray(draw(st.sampled_from(seeds)))
+    for _ in range(draw(st.integers(1, 6))):
+        kind = draw(st.sampled_from(["flip", "set", "cut", "insert", "delete", "copy"]))
+        at = draw(st.integers(0, max(len(data) - 1, 0)))
+        if kind == "flip" and data:
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif kind == "set" and data:
+            data[at] = draw(st.sampled_from([0x00, 0x01, 0x3F, 0x40, 0x7F, 0x80, 0xC0, 0xFF]))
+        elif kind == "cut":
+            del data[at:]
+        elif kind == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=8))
+        elif kind == "delete":
+            del data[at:at + draw(st.integers(1, 16))]
+        elif kind == "copy":
+            data[at:at] = data[draw(st.integers(0, len(data))):][:draw(st.integers(1, 64))]
+    return bytes(data)
+
+
+@SETTINGS
+@given(st.binary(max_size=1600))
+def test_random_bytes(data: bytes) -> None:
+    run_all(data)
+
+
+@SETTINGS
+@given(st.binary(max_size=300).map(lambda tail: b"\x16\x03\x01" + struct.pack("!H", len(tail)) + tail))
+def test_random_bytes_inside_a_handshake_record(data: bytes) -> None:
+    run_all(data)
+
+
+@SETTINGS
+@given(mutated(TLS_SEEDS))
+def test_mutated_tls(data: bytes) -> None:
+    run_all(data)
+
+
+@SETTINGS
+@given(mutated(DNS_SEEDS))
+def test_mutated_dns(data: bytes) -> None:
+    run_all(data)
+    run_all(struct.pack("!H", len(data)) + data)
+
+
+@SETTINGS
+@given(mutated(HTTP_SEEDS))
+def test_mutated_http(data: bytes) -> None:
+    run_all(data)
+
+
+def _one_byte_records() -> bytes:
+    """A handshake message announced at 128 KiB, then 1-byte records: the most records per byte."""
+    head = b"".join(b"\x16\x03\x01\x00\x01" + bytes([b]) for b in b"\x01\x01\xff\xff")
+    return head + b"\x16\x03\x01\x00\x01\x00" * 11_000
+
+
+def _tiny_messages() -> bytes:
+    """One record of 4-byte empty handshake messages, then more such records."""
+    return (b"\x16\x03\x03\x40\x00" + b"\x00\x00\x00\x00" * 4096) * 4
+
+
+def _dns_pointer_chains() -> bytes:
+    """A chain of 31 pointers (in an unknown record's data), then as many answers as fit, each
+    owner name entering the chain at its deep end: the most pointer jumps per byte."""
+    chain = b"\x00" + b"".join(struct.pack("!H", 0xC000 | (23 if i == 0 else 24 + 2 * (i - 1))) for i in range(31))
+    first = b"\x00" + struct.pack("!HHIH", 0xFF00, 1, 0, len(chain)) + chain
+    deep = struct.pack("!H", 0xC000 | (24 + 2 * 30)) + struct.pack("!HHIH", 0xFF00, 1, 0, 0)
+    return struct.pack("!HHHHHH", 1, 0x8180, 0, 65535, 0, 0) + first + deep * 5400
+
+
+def _http_many_lines() -> bytes:
+    return b"GET / HTTP/1.1\r\n" + b"X:\r\n" * 16_000 + b"a" * 1000
+
+
+@pytest.mark.parametrize("data", [_one_byte_records(), _tiny_messages(), _dns_pointer_chains(), _http_many_lines(),
+                                  bytes(65_536), b"\xff" * 65_536, b"\x16\x03\x03\x48\x00" * 13_000],
+                         ids=["tls_1_byte_records", "tls_tiny_messages", "dns_pointer_chains", "http_many_lines",
+                              "zeros", "ones", "tls_headers_only"])
+def test_hostile_inputs_take_linear_time(data: bytes) -> None:
+    start = time.perf_counter()
+    run_all(data)
+    assert time.perf_counter() - start < SECONDS_PER_64K * max(1, len(data) / 65_536)
