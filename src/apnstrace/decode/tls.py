@@ -8,6 +8,9 @@ Work is linear in the input; any bytes give a result or Malformed(reason), never
 """
 from __future__ import annotations
 
+import functools
+import warnings
+
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -403,11 +406,16 @@ def _leaf_certificate(hs: bytearray, pos: int, end: int) -> tuple[str | None, st
     return _x509_names(bytes(hs[pos + 6:pos + 6 + size]))
 
 
+@functools.lru_cache(maxsize=4096)
 def _x509_names(der: bytes) -> tuple[str | None, str | None, str | None]:
+    # Cached by the certificate's bytes: a server presents the same certificate to every
+    # client, and X.509 parsing costs ~100 times the rest of a server flight.
     from cryptography import x509   # imported on first use: most runs never see a certificate
 
     try:
-        cert = x509.load_der_x509_certificate(der)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")     # e.g. a negative serial number: still readable
+            cert = x509.load_der_x509_certificate(der)
         return cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(), None
     except Exception:   # noqa: BLE001 - hostile DER inside a foreign parser: any failure is a bad packet
         return None, None, "tls_certificate_unparseable"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ..flows.finalize import UID
 from .collect import DnsRecords, MetadataCollector
@@ -16,27 +17,30 @@ DNS_QUERY = "dns_query"                  # a DNS flow's first question (for the 
 def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
     """Fill sni, alpn, server_name, http_*, tls_*, cert_issuer, tls_handshake_ms by flow uid."""
     flows = flows.copy()
-    if collected.flows and len(flows):
-        found = pd.DataFrame.from_dict({uid: vars(meta) for uid, meta in collected.flows.items()}, orient="index")
-        at = flows[UID].map(pd.Series(np.arange(len(found)), index=found.index))
-        hit = at.notna().to_numpy()
-        idx = at[hit].astype(np.int64).to_numpy()
-        for name in TEXT:
-            values = found[name].to_numpy(dtype=object)[idx]
-            column = flows[name].astype(object)
-            column[hit] = values
-            flows[name] = pd.array(column, dtype="string")
-        status = flows["http_status"].astype("Float64")
-        status[hit] = pd.array(found["http_status"].to_numpy(dtype=object)[idx], dtype="Float64")
-        flows["http_status"] = status.astype("Int32")
-        hello = pd.array(found["hello_ts"].to_numpy(dtype=object)[idx], dtype="Float64")
-        server = pd.array(found["server_ts"].to_numpy(dtype=object)[idx], dtype="Float64")
-        query = np.full(len(flows), None, dtype=object)
-        query[hit] = found["dns_query"].to_numpy(dtype=object)[idx]
-        flows[DNS_QUERY] = pd.array(query, dtype="string")
-        ms = flows["tls_handshake_ms"].astype("Float64")
-        ms[hit] = (server - hello) * 1000.0
-        flows["tls_handshake_ms"] = ms.mask(ms < 0)
+    n = len(flows)
+    if collected.flows and n:
+        uids = np.fromiter(collected.flows.keys(), np.int64, len(collected.flows))
+        metas = list(collected.flows.values())
+        at = pd.Index(uids).get_indexer(flows[UID].to_numpy())
+        hit = at >= 0
+        idx = at[hit]
+
+        def found(name: str) -> np.ndarray:
+            values = np.empty(len(metas), dtype=object)
+            values[:] = [getattr(m, name) for m in metas]
+            column = np.full(n, None, dtype=object)
+            column[hit] = values[idx]
+            return column
+
+        for name in TEXT + (DNS_QUERY,):
+            flows[name] = pd.array(pa.array(found(name), type=pa.string()), dtype="string")
+        status = found("http_status")
+        flows["http_status"] = pd.array(pa.array(status, type=pa.int32()), dtype="Int32")
+        hello = pa.array(found("hello_ts"), type=pa.float64()).to_numpy(zero_copy_only=False)
+        server = pa.array(found("server_ts"), type=pa.float64()).to_numpy(zero_copy_only=False)
+        ms = (server - hello) * 1000.0
+        ok = np.isfinite(ms) & (ms >= 0)
+        flows["tls_handshake_ms"] = pd.arrays.FloatingArray(np.where(ok, ms, 0.0), ~ok)
     if DNS_QUERY not in flows:
         flows[DNS_QUERY] = pd.array([None] * len(flows), dtype="string")
     name, source = _server_names(flows, collected.dns)

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
-from ..decode import dns, http, tls
+from ..decode import dns, http, quic, tls
 from ..decode.malformed import Malformed
 from ..records import PacketBatch
 from ..stats import RunStats
@@ -57,6 +58,14 @@ class _Stream:
 
 
 @dataclass
+class _Quic:
+    client_dir: int
+    dcid: bytes
+    first_ts: float
+    pieces: list = field(default_factory=list)
+
+
+@dataclass
 class DnsRecords:
     """Columns of DNS answers (address -> name) and failures, in capture order."""
 
@@ -72,29 +81,58 @@ class MetadataCollector:
         self.flows: dict[int, FlowMeta] = {}
         self.streams: dict[int, _Stream] = {}            # key uid*2+dir -> stream being read
         self.done: dict[str, set[int]] = {"tls": set(), "http": set()}   # keys whose first one was read
+        self.quic: dict[int, _Quic] = {}                  # uid -> QUIC Initials being read
+        self.quic_done: set[int] = set()
         self.dns = DnsRecords()
 
     # -- per chunk ----------------------------------------------------------------------
     def add(self, buf: np.ndarray, pk: PacketBatch, uid: np.ndarray, rank: np.ndarray) -> None:
         if len(pk) == 0:
             return
+        buf = buf.view(np.ndarray)          # a plain array: slicing a memmap costs a Python object each
         has_data = pk.payload_cap > 0
-        self._dns_over_udp(buf, pk, uid, np.flatnonzero(has_data & (pk.proto == UDP) & _port_in(pk, DNS_PORTS)))
+        dns_rows = np.flatnonzero(has_data & (pk.proto == UDP) & _port_in(pk, DNS_PORTS))
+        if dns_rows.size:
+            # A lookup answered in this chunk is read from its answer (which repeats the question);
+            # only unanswered queries are parsed themselves.
+            answer = (buf[pk.payload_off[dns_rows] + 2] & 0x80) != 0
+            answered = np.isin(uid[dns_rows], uid[dns_rows[answer]])
+            dns_rows = dns_rows[answer | ~answered]
+        self._dns_over_udp(buf, pk, uid, dns_rows)
         key = uid * 2 + pk.direction
+        self._quic_initials(buf, pk, uid, np.flatnonzero(
+            has_data & (pk.proto == UDP) & (rank < EARLY) & ~_port_in(pk, DNS_PORTS)
+            & (pk.payload_cap >= 20) & ((buf[np.where(has_data, pk.payload_off, 0)] & 0xC0) == 0xC0)))
         tcp = has_data & (pk.proto == TCP)
         early = tcp & (rank < EARLY)
-        starts = early & _looks_like_start(buf, pk.payload_off, pk.payload_cap)
-        start_keys = np.unique(key[starts])
-        pending = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
-        chosen = (early & np.isin(key, start_keys)) | (tcp & (rank < MAX_SEGMENTS) & np.isin(key, pending))
-        rows = np.flatnonzero(chosen)
+        start_kind = np.where(early, _start_kind(buf, pk.payload_off, pk.payload_cap), 0)
+        # The first start of each kind in each flow direction (a keep-alive flow's later
+        # requests are not read: the first one is the flow's).
+        candidates = np.flatnonzero(start_kind > 0)
+        _, first = np.unique(key[candidates] * 4 + start_kind[candidates], return_index=True)
+        start_rows = np.sort(candidates[first])
+        pending_before = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
+        later = tcp & (rank < MAX_SEGMENTS)
+        # Segments that overtook their stream's first one, and streams left open by a chunk before.
+        first_start = pd.Series(start_rows, index=key[start_rows]).groupby(level=0).min()
+        at = first_start.reindex(key).to_numpy()
+        ahead = early & (start_kind == 0) & (np.arange(len(key)) < np.nan_to_num(at, nan=-1))
+        rows = np.concatenate([start_rows, np.flatnonzero(ahead | (later & np.isin(key, pending_before)))])
+        self._feed(buf, pk, key, _ordered_unique(rows))
+        # Streams opened in this chunk and still incomplete read on in this chunk.
+        opened = np.setdiff1d(np.fromiter(self.streams.keys(), np.int64, len(self.streams)), pending_before)
+        if opened.size:
+            more = later & np.isin(key, opened) & (np.arange(len(key)) > np.nan_to_num(at, nan=np.inf))
+            more[rows] = False
+            self._feed(buf, pk, key, np.flatnonzero(more))
+
+    def _feed(self, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray) -> None:
+        """Python from here on: copy each chosen payload into its stream, parse what completed."""
         if rows.size == 0:
             return
-        # Stream starts first: a segment that overtook its stream's first one is kept, not dropped.
-        rows = np.concatenate([rows[starts[rows]], rows[~starts[rows]]])
         touched = set()
         offs, caps, seqs = pk.payload_off[rows].tolist(), pk.payload_cap[rows].tolist(), pk.seq[rows].tolist()
-        for i, k, t, off, cap, seq in zip(rows.tolist(), key[rows].tolist(), pk.ts[rows].tolist(), offs, caps, seqs):
+        for k, t, off, cap, seq in zip(key[rows].tolist(), pk.ts[rows].tolist(), offs, caps, seqs):
             data = buf[off: off + cap].tobytes()
             kind, skip = _stream_start(data)
             stream = self.streams.get(k)
@@ -114,7 +152,8 @@ class MetadataCollector:
             stream.seen += 1
             touched.add(k)
         for k in touched:
-            self._try_parse(k)
+            if k in self.streams:
+                self._try_parse(k)
 
     def finish(self) -> None:
         """Parse what incomplete streams hold (a capture cut mid-handshake)."""
@@ -180,13 +219,48 @@ class MetadataCollector:
         meta.client_dir = direction if meta.client_dir is None else meta.client_dir
         return True
 
+    def _quic_initials(self, buf: np.ndarray, pk: PacketBatch, uid: np.ndarray, rows: np.ndarray) -> None:
+        """QUIC long-header packets early in a UDP flow: decrypt the client's Initials (keys come
+        from the connection ID) until the ClientHello in their CRYPTO frames is complete."""
+        for i in rows.tolist():
+            u = int(uid[i])
+            if u in self.quic_done:
+                continue
+            state = self.quic.get(u)
+            direction = int(pk.direction[i])
+            if state is not None and direction != state.client_dir:
+                continue                    # the server's Initials: not needed, not decryptable
+            off, cap = int(pk.payload_off[i]), int(pk.payload_cap[i])
+            try:
+                got = quic.initial_crypto(buf[off: off + cap].tobytes(), state.dcid if state else None)
+                if got is None:
+                    continue
+                if state is None:
+                    state = self.quic[u] = _Quic(direction, got.dcid, float(pk.ts[i]))
+                state.pieces.extend(got.pieces)
+                hello = quic.client_hello_from_crypto(state.pieces)
+            except Malformed as bad:
+                self.stats.malformed[bad.reason] += 1
+                continue
+            if hello is not None or len(state.pieces) > 64:
+                if hello is not None:
+                    meta = self._meta(u)
+                    meta.sni, meta.alpn = hello.sni, ",".join(hello.alpn) or None
+                    meta.client_dir, meta.hello_ts = direction, state.first_ts
+                del self.quic[u]
+                self.quic_done.add(u)
+
     def _dns_over_udp(self, buf: np.ndarray, pk: PacketBatch, uid: np.ndarray, rows: np.ndarray) -> None:
         for i in rows.tolist():
             off, cap = int(pk.payload_off[i]), int(pk.payload_cap[i])
+            payload = buf[off: off + cap].tobytes()
             try:
-                message = dns.parse_dns(buf[off: off + cap].tobytes())
+                message = dns.parse_dns(payload)
             except Malformed as bad:
-                self.stats.malformed[bad.reason] += 1
+                # Counted for answers only: whether a query is read at all depends on where its
+                # answer fell (same chunk or not), and counts must not depend on chunking.
+                if len(payload) > 2 and payload[2] & 0x80:
+                    self.stats.malformed[bad.reason] += 1
                 continue
             if message.questions:
                 meta = self._meta(int(uid[i]))
@@ -218,15 +292,23 @@ def _port_in(pk: PacketBatch, ports) -> np.ndarray:
     return out
 
 
-def _looks_like_start(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> np.ndarray:
-    """Payload starts a TLS handshake/alert record or an HTTP/1 message (peek at 4 bytes)."""
+def _start_kind(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    """0: not a stream start; 1: a TLS handshake/alert record; 2: an HTTP/1 message; 3: a PROXY
+    protocol header (what follows it is read in Python). Peeks at 4 bytes, whole chunk at once."""
     enough = cap >= 4
     at = np.where(enough, off, 0)
     b0, b1, b2, b3 = (buf[at + i] for i in range(4))
     tls_record = ((b0 == 0x16) | (b0 == 0x15)) & (b1 == 3) & (b2 <= 4)
     word = (b0.astype(np.uint32) << 24) | (b1.astype(np.uint32) << 16) | (b2.astype(np.uint32) << 8) | b3
-    words = [int.from_bytes(s[:4], "big") for s in HTTP_STARTS + (PROXY_V1, PROXY_V2)]
-    return enough & (tls_record | np.isin(word, np.array(words, np.uint32)))
+    http = np.isin(word, np.array([int.from_bytes(s[:4], "big") for s in HTTP_STARTS], np.uint32))
+    proxy = np.isin(word, np.array([int.from_bytes(s[:4], "big") for s in (PROXY_V1, PROXY_V2)], np.uint32))
+    return np.select([enough & tls_record, enough & http, enough & proxy], [1, 2, 3], 0)
+
+
+def _ordered_unique(rows: np.ndarray) -> np.ndarray:
+    """Rows without repeats, stream starts first (as given), then the rest in capture order."""
+    _, first = np.unique(rows, return_index=True)
+    return rows[np.sort(first)]
 
 
 def _tls_start(data: bytes) -> bool:

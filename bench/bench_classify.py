@@ -1,0 +1,75 @@
+"""How much classification adds to the engine: the same capture, engine only vs engine plus
+metadata (TLS/DNS/HTTP/QUIC parsing) and classification, in one run, same process.
+
+    .venv/bin/python bench/bench_classify.py [--pcap bench/out/engine_2m.pcap] [--repeat 3]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from apnstrace.classify import classify
+from apnstrace.decode import decode_chunk
+from apnstrace.flows import FlowTable
+from apnstrace.metadata import MetadataCollector, attach
+from apnstrace.options import FlowOptions
+from apnstrace.reader import iter_batches
+from apnstrace.stats import RunStats
+
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def engine_only(path: Path) -> tuple[float, int]:
+    start = time.perf_counter()
+    stats, table = RunStats(), FlowTable(FlowOptions())
+    for raw in iter_batches(path, stats):
+        packets, _ = decode_chunk(raw, stats)
+        table.add(packets)
+    flows = table.finish()
+    return time.perf_counter() - start, len(flows)
+
+
+def with_classification(path: Path) -> tuple[float, int, float, float]:
+    start = time.perf_counter()
+    stats, table = RunStats(), FlowTable(FlowOptions())
+    collector = MetadataCollector(stats)
+    collect_s = 0.0
+    for raw in iter_batches(path, stats):
+        packets, _ = decode_chunk(raw, stats)
+        joined = table.add(packets)
+        t = time.perf_counter()
+        collector.add(raw.buf, packets, joined.uid, joined.rank)
+        collect_s += time.perf_counter() - t
+    collector.finish()
+    flows = table.finish()
+    t = time.perf_counter()
+    flows = classify(attach(flows, collector))
+    after_s = time.perf_counter() - t
+    return time.perf_counter() - start, len(flows), collect_s, after_s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pcap", type=Path, default=OUT / "engine_2m.pcap")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    if not args.pcap.exists():
+        raise SystemExit(f"{args.pcap} is missing: build it with bench/make_capture.py")
+    os.sched_setaffinity(0, {0})
+    engine_only(args.pcap)        # warm the page cache and the JIT
+    base, full = [], []
+    for _ in range(args.repeat):
+        base.append(engine_only(args.pcap)[0])
+        seconds, flows, collect_s, after_s = with_classification(args.pcap)
+        full.append(seconds)
+    b, f = min(base), min(full)
+    print(f"capture {args.pcap.name}: {flows:,} flows, pinned to one core, best of {args.repeat}")
+    print(f"engine only              {b:6.2f} s")
+    print(f"engine + classification  {f:6.2f} s   (collect {collect_s:.2f} s, attach+classify {after_s:.2f} s)")
+    print(f"classification adds      {100 * (f - b) / b:5.1f} %   (target <= 10 %)")
+
+
+if __name__ == "__main__":
+    main()
