@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -12,19 +11,9 @@ import apnstrace
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "conformance"))
+from corpus import CORPUS, PCAPS, flows_of  # noqa: E402
 from ndpi_expected import flow_key, ndpi_flows  # noqa: E402
 from tshark_reference import reference_flows  # noqa: E402
-
-CORPUS = REPO.parent / "shared" / "corpus" / "ndpi"
-if not (CORPUS / "pcap").is_dir():
-    raise RuntimeError(f"the nDPI corpus is missing: expected it at {CORPUS}")
-PCAPS = CORPUS / "pcap"
-
-
-def flows_of(name: str) -> pd.DataFrame:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return apnstrace.analyze([PCAPS / name]).flows
 
 
 def by_key(flows: pd.DataFrame) -> dict:

@@ -242,28 +242,34 @@ def _client_hello(msg: bytes) -> ClientHello:
     sni: str | None = None
     alpn: tuple[str, ...] = ()
     versions: tuple[str, ...] = ()
-    if pos < end:                                         # extensions are optional before TLS 1.2
-        if pos + 2 > end:
-            raise Malformed(bad)
-        ext_end = pos + 2 + (msg[pos] << 8 | msg[pos + 1])
-        if ext_end > end:
-            raise Malformed(bad)
-        pos += 2
-        while pos < ext_end:
-            if pos + 4 > ext_end:
-                raise Malformed(bad)
-            etype = msg[pos] << 8 | msg[pos + 1]
-            stop = pos + 4 + (msg[pos + 2] << 8 | msg[pos + 3])
-            if stop > ext_end:
-                raise Malformed(bad)
-            if etype == EXT_SERVER_NAME:
-                sni = _server_name(msg, pos + 4, stop)
-            elif etype == EXT_ALPN:
-                alpn = _alpn_list(msg, pos + 4, stop)
-            elif etype == EXT_SUPPORTED_VERSIONS:
-                versions = _offered_versions(msg, pos + 4, stop)
-            pos = stop
+    for etype, start, stop in _extensions(msg, pos, end, bad):
+        if etype == EXT_SERVER_NAME:
+            sni = _server_name(msg, start, stop)
+        elif etype == EXT_ALPN:
+            alpn = _alpn_list(msg, start, stop)
+        elif etype == EXT_SUPPORTED_VERSIONS:
+            versions = _offered_versions(msg, start, stop)
     return ClientHello(sni, alpn, version_name(legacy), versions)
+
+
+def _extensions(msg, pos: int, end: int, bad: str) -> Iterator[tuple[int, int, int]]:
+    """(type, start, stop) of each hello extension; none when the block is absent (pre-TLS 1.2)."""
+    if pos == end:
+        return
+    if pos + 2 > end:
+        raise Malformed(bad)
+    ext_end = pos + 2 + (msg[pos] << 8 | msg[pos + 1])
+    if ext_end > end:
+        raise Malformed(bad)
+    pos += 2
+    while pos < ext_end:
+        if pos + 4 > ext_end:
+            raise Malformed(bad)
+        stop = pos + 4 + (msg[pos + 2] << 8 | msg[pos + 3])
+        if stop > ext_end:
+            raise Malformed(bad)
+        yield msg[pos] << 8 | msg[pos + 1], pos + 4, stop
+        pos = stop
 
 
 def _server_name(msg: bytes, pos: int, end: int) -> str | None:
@@ -369,28 +375,14 @@ def _server_hello(msg: bytearray, pos: int, end: int) -> tuple[str, str | None]:
     if pos > end:
         raise Malformed(bad)
     alpn = None
-    if pos < end:
-        if pos + 2 > end:
-            raise Malformed(bad)
-        ext_end = pos + 2 + (msg[pos] << 8 | msg[pos + 1])
-        if ext_end > end:
-            raise Malformed(bad)
-        pos += 2
-        while pos < ext_end:
-            if pos + 4 > ext_end:
-                raise Malformed(bad)
-            etype = msg[pos] << 8 | msg[pos + 1]
-            stop = pos + 4 + (msg[pos + 2] << 8 | msg[pos + 3])
-            if stop > ext_end:
-                raise Malformed(bad)
-            if etype == EXT_SUPPORTED_VERSIONS:
-                if stop - pos != 6:
-                    raise Malformed("tls_supported_versions_bad_length")
-                version = msg[pos + 4] << 8 | msg[pos + 5]
-            elif etype == EXT_ALPN:
-                names = _alpn_list(bytes(msg[pos + 4:stop]), 0, stop - pos - 4)
-                alpn = names[0] if names else None
-            pos = stop
+    for etype, start, stop in _extensions(msg, pos, end, bad):
+        if etype == EXT_SUPPORTED_VERSIONS:
+            if stop - start != 2:
+                raise Malformed("tls_supported_versions_bad_length")
+            version = msg[start] << 8 | msg[start + 1]
+        elif etype == EXT_ALPN:
+            names = _alpn_list(bytes(msg[start:stop]), 0, stop - start)
+            alpn = names[0] if names else None
     return version_name(version), alpn
 
 
