@@ -28,7 +28,7 @@ tshark:
 	fi
 
 demo: setup
-	$(BIN)/apnstrace flows sample_pcaps/blocked_syn.pcap sample_pcaps/courier_push.pcap sample_pcaps/mdm_checkin.pcap
+	$(BIN)/apnstrace flows sample_pcaps/site_categories.pcap sample_pcaps/blocked_syn.pcap
 
 test: setup
 	$(BIN)/python -m pytest -q
