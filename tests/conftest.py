@@ -9,6 +9,8 @@ Checksums are left at zero: apnstrace never reads them.
 """
 from __future__ import annotations
 
+from hypothesis import strategies as st
+
 import gzip
 import ipaddress
 import struct
@@ -428,3 +430,25 @@ def bad_inputs() -> list[BadInput]:
 
 
 BAD_INPUTS = bad_inputs()
+
+
+@st.composite
+def mutated(draw, seeds: list[bytes]) -> bytes:
+    """A real payload with a few random edits: bit flips, odd bytes, cuts, inserts, deletes, copies."""
+    data = bytearray(draw(st.sampled_from(seeds)))
+    for _ in range(draw(st.integers(1, 6))):
+        kind = draw(st.sampled_from(["flip", "set", "cut", "insert", "delete", "copy"]))
+        at = draw(st.integers(0, max(len(data) - 1, 0)))
+        if kind == "flip" and data:
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif kind == "set" and data:
+            data[at] = draw(st.sampled_from([0x00, 0x01, 0x3F, 0x40, 0x7F, 0x80, 0xC0, 0xFF]))
+        elif kind == "cut":
+            del data[at:]
+        elif kind == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=8))
+        elif kind == "delete":
+            del data[at:at + draw(st.integers(1, 16))]
+        elif kind == "copy":
+            data[at:at] = data[draw(st.integers(0, len(data))):][:draw(st.integers(1, 64))]
+    return bytes(data)

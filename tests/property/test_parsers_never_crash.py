@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import mutated
 from apnstrace.decode import dns, http, tls
 from apnstrace.decode.malformed import Malformed
 
@@ -45,25 +46,6 @@ def run_all(data: bytes) -> None:
             call(data)
 
 
-@st.composite
-def mutated(draw, seeds: list[bytes]) -> bytes:
-    data = bytearray(draw(st.sampled_from(seeds)))
-    for _ in range(draw(st.integers(1, 6))):
-        kind = draw(st.sampled_from(["flip", "set", "cut", "insert", "delete", "copy"]))
-        at = draw(st.integers(0, max(len(data) - 1, 0)))
-        if kind == "flip" and data:
-            data[at] ^= 1 << draw(st.integers(0, 7))
-        elif kind == "set" and data:
-            data[at] = draw(st.sampled_from([0x00, 0x01, 0x3F, 0x40, 0x7F, 0x80, 0xC0, 0xFF]))
-        elif kind == "cut":
-            del data[at:]
-        elif kind == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=8))
-        elif kind == "delete":
-            del data[at:at + draw(st.integers(1, 16))]
-        elif kind == "copy":
-            data[at:at] = data[draw(st.integers(0, len(data))):][:draw(st.integers(1, 64))]
-    return bytes(data)
 
 
 @SETTINGS

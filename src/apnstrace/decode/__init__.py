@@ -32,7 +32,7 @@ def decode_batch(raw: RawBatch, stats: RunStats) -> tuple[PacketBatch, IcmpError
     link = decode_link(buf, start, end, raw.linktype)
     skip, bad = link.skip, link.bad
     net = decode_network(buf, start, end, raw.wire_len, link.l3, link.ethertype, skip, bad)
-    quoted = decode_icmp_errors(buf, end, net.proto, net.l4, net.v6, skip, bad)
+    errors = decode_icmp_errors(buf, end, raw.ts, net.proto, net.l4, net.v6, net.src_hi, net.src_lo, skip, bad)
     tr = decode_transport(buf, end, net.proto, net.l4, net.l4_len, skip, bad)
     skip[(skip == 0) & (net.proto != TCP) & (net.proto != UDP)] = SKIP["other_ip_protocol"]
 
@@ -43,18 +43,13 @@ def decode_batch(raw: RawBatch, stats: RunStats) -> tuple[PacketBatch, IcmpError
     not_counted[not_counted == SKIP["malformed"]] = 0    # already counted as malformed
     not_counted[not_counted == SKIP["icmp_error"]] = 0   # counted as evidence below
     stats.count_codes(stats.skipped, not_counted, SKIP_REASONS)
-    stats.icmp_errors += len(quoted.rows)
+    stats.icmp_errors += len(errors)
     stats.packets_in_flows += int(np.count_nonzero(counted))
 
     rows = np.flatnonzero(counted)
     # Payload bytes actually captured (the IP length bounds it: Ethernet padding is not payload).
     payload_cap = np.clip(np.minimum(end - tr.payload_off, tr.payload_len), 0, None)
     packets = _canonical(raw.ts[rows], raw.wire_len[rows], net, tr, link.vlan, rows, payload_cap)
-    r = quoted.rows
-    errors = IcmpErrors(ts=raw.ts[r], v6=net.v6[r], icmp_type=quoted.icmp_type, icmp_code=quoted.icmp_code,
-                        reporter_hi=net.src_hi[r], reporter_lo=net.src_lo[r],
-                        src_hi=quoted.src_hi, src_lo=quoted.src_lo, dst_hi=quoted.dst_hi, dst_lo=quoted.dst_lo,
-                        sport=quoted.sport, dport=quoted.dport, proto=quoted.proto)
     return packets, errors
 
 

@@ -284,12 +284,7 @@ def _crypto_frames(payload: bytes, pieces: list[tuple[int, bytes]]) -> None:
             for _ in range(2 * ranges + (3 if kind == 0x03 else 0)):
                 _, pos = _varint(payload, pos, end)
         elif kind == 0x06:                                      # CRYPTO
-            offset, pos = _varint(payload, pos, end)
-            length, pos = _varint(payload, pos, end)
-            if length > end - pos:
-                raise Malformed("quic_frame_truncated")
-            pieces.append((offset, payload[pos:pos + length]))
-            pos += length
+            pos = _crypto_frame(payload, pos, end, pieces)
         elif kind in (0x1C, 0x1D):                              # CONNECTION_CLOSE
             _, pos = _varint(payload, pos, end)                 # error code
             if kind == 0x1C:
@@ -300,6 +295,16 @@ def _crypto_frames(payload: bytes, pieces: list[tuple[int, bytes]]) -> None:
             pos += reason
         else:
             return
+
+
+def _crypto_frame(payload: bytes, pos: int, end: int, pieces: list[tuple[int, bytes]]) -> int:
+    """A CRYPTO frame's body (offset, length, data) from `pos`; appends the piece, returns the end."""
+    offset, pos = _varint(payload, pos, end)
+    length, pos = _varint(payload, pos, end)
+    if length > end - pos:
+        raise Malformed("quic_frame_truncated")
+    pieces.append((offset, payload[pos:pos + length]))
+    return pos + length
 
 
 _GQUIC_LEN = (1, 2, 4, 6)      # gQUIC ACK: 2-bit codes for packet-number field sizes
@@ -314,12 +319,7 @@ def _gquic_crypto_frames(payload: bytes, pieces: list[tuple[int, bytes]]) -> Non
         kind = payload[pos]
         pos += 1
         if kind == 0x08:                                        # CRYPTO
-            offset, pos = _varint(payload, pos, end)
-            length, pos = _varint(payload, pos, end)
-            if length > end - pos:
-                raise Malformed("quic_frame_truncated")
-            pieces.append((offset, payload[pos:pos + length]))
-            pos += length
+            pos = _crypto_frame(payload, pos, end, pieces)
         elif kind == 0x07:                                      # PING
             continue
         elif kind & 0xC0 == 0x40:                               # ACK

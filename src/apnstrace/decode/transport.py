@@ -5,7 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .gather import one_of, be16, be32, be64, u8, v4_mapped
+from ..records import IcmpErrors
+from .gather import be16, be32, be64, one_of, u8, v4_mapped
 from .reasons import BAD, SKIP
 
 TCP, UDP, ICMP, ICMPV6 = 6, 17, 1, 58
@@ -62,22 +63,8 @@ def decode_transport(buf, end, proto, l4, l4_len, skip, bad) -> Transport:
     return tr
 
 
-@dataclass(slots=True)
-class Quoted:
-    rows: np.ndarray         # which frames are ICMP errors with a readable quote
-    icmp_type: np.ndarray
-    icmp_code: np.ndarray
-    src_hi: np.ndarray
-    src_lo: np.ndarray
-    dst_hi: np.ndarray
-    dst_lo: np.ndarray
-    sport: np.ndarray
-    dport: np.ndarray
-    proto: np.ndarray
-
-
-def decode_icmp_errors(buf, end, proto, l4, v6, skip, bad) -> Quoted:
-    """ICMP/ICMPv6 errors: type, code and the quoted packet's 5-tuple (as it was sent)."""
+def decode_icmp_errors(buf, end, ts, proto, l4, v6, reporter_hi, reporter_lo, skip, bad) -> IcmpErrors:
+    """ICMP/ICMPv6 errors: who sent them, type, code and the quoted packet's 5-tuple (as it was sent)."""
     live = skip == 0
     rows = np.flatnonzero(live & (((proto == ICMP) & ~v6) | ((proto == ICMPV6) & v6)))
     cut = end[rows] - l4[rows] < 2
@@ -99,7 +86,8 @@ def decode_icmp_errors(buf, end, proto, l4, v6, skip, bad) -> Quoted:
     bad[rows[~readable]] = BAD["icmp_quote_truncated"]
     rows, kind, code, inner, in4, ihl = (a[readable] for a in (rows, kind, code, inner, in4, ihl))
     m = len(rows)
-    q = Quoted(rows=rows, icmp_type=kind, icmp_code=code,
+    q = IcmpErrors(ts=ts[rows], v6=v6[rows], icmp_type=kind, icmp_code=code,
+               reporter_hi=reporter_hi[rows], reporter_lo=reporter_lo[rows],
                src_hi=np.zeros(m, np.uint64), src_lo=np.zeros(m, np.uint64),
                dst_hi=np.zeros(m, np.uint64), dst_lo=np.zeros(m, np.uint64),
                sport=be16(buf, inner + ihl), dport=be16(buf, inner + ihl + 2),
