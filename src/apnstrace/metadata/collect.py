@@ -38,7 +38,9 @@ class FlowMeta:
     hello_ts: float | None = None
     server_ts: float | None = None         # first server handshake record
     tls_version: str | None = None
-    tls_alert: str | None = None
+    tls_alert: str | None = None           # first alert in the server's flight
+    client_alert: str | None = None        # first alert the client sent after its ClientHello
+    server_alpn: str | None = None         # protocol the ServerHello selected (TLS <= 1.2: visible)
     cert_issuer: str | None = None
     http_method: str | None = None
     http_host: str | None = None
@@ -72,7 +74,18 @@ class DnsRecords:
     ts: list[float] = field(default_factory=list)
     address: list[str] = field(default_factory=list)
     name: list[str] = field(default_factory=list)
-    failures: list[tuple[float, str, str, str]] = field(default_factory=list)   # ts, qname, rcode, server
+    failures: list[DnsFailure] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class DnsFailure:
+    """A DNS answer that failed the client: an error rcode, or only sinkhole addresses."""
+
+    ts: float
+    uid: int                 # the DNS flow (client and server come from it)
+    qname: str
+    qtype: str
+    rcode: str               # NXDOMAIN, SERVFAIL, REFUSED, ... or SINKHOLE (0.0.0.0, 127/8, ::, ::1)
 
 
 class MetadataCollector:
@@ -137,6 +150,8 @@ class MetadataCollector:
             kind, skip = _stream_start(data)
             stream = self.streams.get(k)
             if kind is not None and k in self.done[kind]:
+                if kind == "tls" and data[:1] == b"\x15":
+                    self._late_alert(k, data)
                 continue            # only a flow's first ClientHello / HTTP message counts
             if stream is not None and kind is not None and kind != stream.kind:
                 self._try_parse(k, final=True)      # e.g. CONNECT answered, then TLS begins
@@ -199,12 +214,23 @@ class MetadataCollector:
         if flight.hello_seen and meta.server_ts is None:
             meta.server_ts = stream.first_ts
         meta.tls_version = flight.version or meta.tls_version
+        meta.server_alpn = meta.server_alpn or flight.alpn
         meta.tls_alert = meta.tls_alert or flight.alert
         meta.cert_issuer = flight.cert_issuer or meta.cert_issuer
         # A TLS 1.2 server flight ends with ServerHelloDone; wait for the certificate until then.
         complete = flight.alert is not None or flight.version == "TLS 1.3" or flight.cert_issuer is not None \
             or getattr(flight, "hello_done", False)
         return complete or exhausted
+
+    def _late_alert(self, k: int, data: bytes) -> None:
+        """An alert record after a direction's first TLS stream: the client refusing the server's
+        certificate (unknown_ca, bad_certificate) is how an intercepted courier ends."""
+        uid, direction = divmod(k, 2)
+        meta = self.flows.get(uid)
+        if meta is None or meta.client_dir != direction or meta.client_alert is not None:
+            return
+        if len(data) >= 7 and data[3:5] == b"\x00\x02" and data[5] in (1, 2):
+            meta.client_alert = tls.alert_name(data[5], data[6])
 
     def _http(self, uid: int, direction: int, data: bytes, exhausted: bool) -> bool:
         meta = self._meta(uid)
@@ -268,11 +294,26 @@ class MetadataCollector:
             if not message.is_response:
                 continue
             ts = float(pk.ts[i])
-            if message.rcode_name != "NOERROR" or not any(a.rtype in ("A", "AAAA") for a in message.answers):
-                qname = message.questions[0][0] if message.questions else ""
-                reason = message.rcode_name if message.rcode_name != "NOERROR" else "NOANSWER"
-                self.dns.failures.append((ts, qname, reason, ""))
+            failure = _failure(message)
+            if failure is not None:
+                qname, qtype = message.questions[0] if message.questions else ("", "")
+                self.dns.failures.append(DnsFailure(ts, int(uid[i]), qname, qtype, failure))
             _record_answers(self.dns, ts, message)
+
+
+def _failure(message) -> str | None:
+    """The rcode of a failed answer, SINKHOLE when every address answered is a null route,
+    None when the lookup worked (NOERROR without the asked type is a valid empty answer)."""
+    if message.rcode_name != "NOERROR":
+        return message.rcode_name
+    addresses = [a.value for a in message.answers if a.rtype in ("A", "AAAA") and a.value]
+    if addresses and all(_sinkhole(a) for a in addresses):
+        return "SINKHOLE"
+    return None
+
+
+def _sinkhole(address: str) -> bool:
+    return address.startswith(("0.", "127.")) or address in ("::", "::1")
 
 
 def _record_answers(store: DnsRecords, ts: float, message) -> None:
