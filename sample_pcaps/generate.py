@@ -12,8 +12,10 @@ byte by byte with struct, because scapy cannot write per-interface link types an
 timestamp resolutions, big-endian nanosecond pcap, or a deterministic gzip header.
 
 Ground truth (<capture>.truth.json) is computed from the frames this script built, per the
-rules in docs/flows.md (client/server, counters, syn_retries, Zeek conn_state). It is not
-read back from the written files.
+rules in docs/flows.md (client/server, counters, syn_retries, Zeek conn_state), and for
+blocked_reasons / courier_flapping per docs/blocked.md (block reasons and evidence, DNS
+failures, rtt / TLS handshake / ttfb, courier lifetimes and flapping). It is not read back
+from the written files.
 
 All payloads are synthetic: TLS ciphertext, keys, randoms, certificates and signatures are
 random bytes from the seeded RNG with correct framing only.
@@ -22,6 +24,7 @@ random bytes from the seeded RNG with correct framing only.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import ipaddress
 import json
@@ -31,8 +34,11 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_Router_Alert
-from scapy.layers.inet6 import IPv6
+from scapy.layers.inet6 import ICMPv6DestUnreach, IPv6
+from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 # 2025-03-11 09:14:02 UTC, in nanoseconds. Each capture starts at a fixed offset from it.
@@ -332,6 +338,7 @@ class Capture:
         self.frames: list[Frame] = []
         self.flows: list[Flow] = []
         self.other: list[dict] = []
+        self.truth_extra: dict = {}  # capture-level truth beyond the flows (blocked_reasons, courier_flapping)
 
     def at(self, seconds: float) -> int:
         """Capture-relative time in seconds -> absolute ns."""
@@ -408,6 +415,7 @@ class Capture:
             "frames": len(self.frames),
             "flows": flows,
             "non_flow_frames": self.other,
+            **self.truth_extra,
         }
 
 
@@ -1616,6 +1624,541 @@ def gen_site_categories() -> Capture:
     return cap
 
 
+# --------------------------------------------------------------------------- blocked_reasons / courier_flapping
+# Ground truth for docs/blocked.md: block reasons with their evidence, DNS failures, rtt /
+# TLS handshake / ttfb, and courier connection lifetimes. The per-flow facts (times, SYNs,
+# payloads, RSTs, FINs) are read back from the frames built here; the TLS facts the helpers
+# wrote (server ALPN, issuer, alerts) are recorded by the code that wrote them.
+
+MAC_VLAN30 = "10.30.8.14"          # a MacBook on the wired VLAN 30
+ROUTER_VLAN30 = "10.30.8.1"        # its gateway / firewall, which sends the ICMP errors
+ROUTER6 = "fd00:20::1"
+CAPTIVE = "17.253.27.205"          # captive.apple.com
+PRIVATE_RELAY = "17.248.172.6"     # QUIC (UDP 443) to an Apple address
+CONTOSO_CA = "CN=Contoso SSL Inspection CA,O=Contoso"
+COURIER_LEAF = dataclasses.replace(COURIER_CHAIN, with_intermediate=False)
+COURIER_ISSUERS = {APPLE_SRV_AUTH_CA}   # the issuer(s) the courier's leaf comes from (tls_expectations)
+ALERT_UNKNOWN_CA = tls_record(0x15, b"\x02\x30")  # fatal(2), unknown_ca(48): 15 03 03 00 02 02 30
+SERVER_WAIT_S = 10.0               # FlowOptions.server_wait_s
+DNS_NO_ANSWER_MARGIN_S = 2.0
+ICMP_NAMES = {(4, 3, 3): "port unreachable", (4, 3, 13): "administratively prohibited",
+              (6, 1, 1): "administratively prohibited"}
+
+# RFC 9001 A.1: the client Initial key, iv and header-protection key for this DCID (fixed, so
+# the Initial below needs no key derivation and any QUIC dissector can open it).
+QUIC_DCID = bytes.fromhex("8394c8f03e515708")
+QUIC_KEYS = (bytes.fromhex("1f369613dd76d5467730efcbe3b1a22d"), bytes.fromhex("fa044b2f42a3fd3b46fb255c"),
+             bytes.fromhex("9f50449e04a0e810283a1e9933adedd2"))
+
+
+def quic_varint(v: int) -> bytes:
+    for size, prefix in ((1, 0x00), (2, 0x40), (4, 0x80)):
+        if v < 1 << (8 * size - 2):
+            return (v | prefix << (8 * size - 8)).to_bytes(size, "big")
+    raise ValueError(v)
+
+
+def quic_initial(rng, sni: str, alpn: list[str], size: int = 1200) -> bytes:
+    """A QUIC v1 client Initial (one CRYPTO frame with a TLS 1.3 ClientHello, PADDING to
+    `size` bytes), protected per RFC 9001 with the RFC's test-vector DCID keys."""
+    hello = client_hello_ex(rng, sni, alpn, True)[5:]       # the handshake message, no record header
+    frame = b"\x06" + quic_varint(0) + quic_varint(len(hello)) + hello
+    scid, pn_len = rbytes(rng, 8), 2
+    head = (b"\xc1" + u32(1) + vec8(QUIC_DCID) + vec8(scid) + quic_varint(0))   # Initial, pn_len 2, no token
+    plain_len = size - len(head) - 2 - pn_len - 16
+    plain = frame + b"\x00" * (plain_len - len(frame))
+    head += u16(0x4000 | (pn_len + plain_len + 16)) + u16(0)          # length, packet number 0
+    key, iv, hp = QUIC_KEYS
+    sealed = AESGCM(key).encrypt(iv, plain, head)                      # nonce = iv ^ pn (0)
+    mask = Cipher(algorithms.AES(hp), modes.ECB()).encryptor().update(sealed[4 - pn_len:20 - pn_len])
+    out = bytearray(head + sealed)
+    out[0] ^= mask[0] & 0x0F
+    for i in range(pn_len):
+        out[len(head) - pn_len + i] ^= mask[1 + i]
+    return bytes(out)
+
+
+def dns_rcode(txid: int, qname: str, qtype: int, rcode: int) -> bytes:
+    """An answer with an error rcode and no records (SERVFAIL 2, REFUSED 5), EDNS echoed."""
+    msg = struct.pack("!HHHHHH", txid, 0x8180 | rcode, 1, 0, 0, 1) + dns_name(qname) + u16(qtype) + u16(1)
+    return msg + b"\x00" + u16(41) + u16(4096) + u32(0) + u16(0)
+
+
+def l3_of(f: Frame) -> bytes:
+    """The IP packet inside an Ethernet frame built here (VLAN tags and min-frame padding off)."""
+    ip = Ether(f.data).payload
+    while not isinstance(ip, (IP, IPv6)):
+        ip = ip.payload
+    return bytes(ip)[: (ip.len if isinstance(ip, IP) else 40 + ip.plen)]
+
+
+def payload_of(f: Frame) -> bytes:
+    pkt = Ether(f.data)
+    return pkt[Raw].load if Raw in pkt and f.note == "payload" else b""
+
+
+def icmp_error(cap: Capture, fl: Flow, quoted: Frame, dt: float, reporter: str, icmp_type: int,
+               code: int, quote_max: int = 548) -> Frame:
+    """An ICMP / ICMPv6 destination-unreachable from `reporter` to the client, quoting `quoted`
+    (as much of the packet as fits in a 576-byte IPv4 error, the whole packet over IPv6)."""
+    q = l3_of(quoted)
+    if fl.v6:
+        err = IPv6(src=reporter, dst=fl.client_ip, hlim=64) / ICMPv6DestUnreach(code=code) / Raw(q)
+    else:
+        err = IP(src=reporter, dst=fl.client_ip, ttl=64 if reporter == fl.server_ip else 255, id=0) \
+            / ICMP(type=icmp_type, code=code) / Raw(q[:quote_max])
+    t_ns = cap.quantize(quoted.t_ns + round(dt * 1e9), fl.link.iface)
+    f = Frame(t_ns, fl.link.iface, fl.link.wrap(bytes(err), False, fl.v6))
+    v = 6 if fl.v6 else 4
+    non_flow(cap, f, f"ICMP{'v6' if fl.v6 else ''} {icmp_type}/{code} ({ICMP_NAMES[(v, icmp_type, code)]}) "
+             f"from {reporter} quoting {fl.transport.upper()} {fl.client_ip}:{fl.client_port} -> "
+             f"{fl.server_ip}:{fl.server_port}", "icmp_error")
+    cap.icmp.append(dict(t_ns=t_ns, version=v, type=icmp_type, code=code, reporter=reporter,
+                         key=(fl.transport, fl.client_ip, fl.client_port, fl.server_ip, fl.server_port)))
+    return f
+
+
+def tls_facts(fl: Flow, **kw):
+    """What the bytes a helper wrote say: sni, server_alpn, tls_version, cert_issuer,
+    server_alert, client_alert (first one wins), courier (the flow is the APNs courier)."""
+    facts = fl.__dict__.setdefault("tls", {})
+    for k, v in kw.items():
+        facts.setdefault(k, v)
+
+
+def ms(a_ns: int | None, b_ns: int | None) -> float | None:
+    return None if a_ns is None or b_ns is None else (b_ns - a_ns) / 1e6
+
+
+def flow_timing(fl: Flow) -> dict:
+    """rtt_ms, tls_handshake_ms and ttfb_ms from the frames (docs/flows.md, docs/blocked.md)."""
+    c = [f for f in fl.frames if f.c2s]
+    s = [f for f in fl.frames if not f.c2s]
+
+    def syn(f): return "S" in f.tcp_flags and "A" not in f.tcp_flags
+    synacks = [f.t_ns for f in s if "S" in f.tcp_flags and "A" in f.tcp_flags]
+    rtt = None
+    if synacks:
+        before = [f.t_ns for f in c if syn(f) and f.t_ns <= synacks[0]]
+        rtt = ms(before[-1], synacks[0]) if before else None
+    cpay = [f for f in c if payload_of(f)]
+    spay = [f for f in s if payload_of(f)]
+    hello = next((f.t_ns for f in cpay if payload_of(f)[:1] == b"\x16" and payload_of(f)[5:6] == b"\x01"), None)
+    shello = next((f.t_ns for f in spay[:1] if payload_of(f)[:1] == b"\x16" and payload_of(f)[5:6] == b"\x02"), None)
+    ttfb = None
+    if cpay and spay and spay[0].t_ns > cpay[0].t_ns:
+        ttfb = ms(cpay[0].t_ns, spay[0].t_ns)
+    return {"rtt_ms": rtt, "tls_handshake_ms": ms(hello, shello) if hello and shello else None, "ttfb_ms": ttfb}
+
+
+def block_verdict(cap: Capture, fl: Flow, capture_end_ns: int) -> tuple[str | None, dict | None]:
+    """docs/blocked.md, first match wins, evaluated on the frames built."""
+    c = [f for f in fl.frames if f.c2s]
+    s = [f for f in fl.frames if not f.c2s]
+
+    def syn(f): return "S" in f.tcp_flags and "A" not in f.tcp_flags
+    tcp = fl.transport == "tcp"
+    syns = [f.t_ns for f in c if syn(f)]
+    if tcp and not syns:
+        return None, None                                  # started before the capture
+    first, last = min(f.t_ns for f in fl.frames), max(f.t_ns for f in fl.frames)
+    answered = any("S" in f.tcp_flags and "A" in f.tcp_flags for f in s) if tcp else bool(s)
+    key = (fl.transport, fl.client_ip, fl.client_port, fl.server_ip, fl.server_port)
+    errs = sorted((e for e in cap.icmp if e["key"] == key and first <= e["t_ns"] <= last + 5_000_000_000
+                   and not (e["version"] == 4 and e["type"] == 3 and e["code"] == 4)), key=lambda e: e["t_ns"])
+    if errs and not answered:
+        e = errs[0]
+        return "icmp_unreachable", {"icmp_version": e["version"], "icmp_type": e["type"], "icmp_code": e["code"],
+                                    "icmp_name": ICMP_NAMES[(e["version"], e["type"], e["code"])],
+                                    "reporter": e["reporter"], "icmp_ts": f"{e['t_ns'] / 1e9:.9f}",
+                                    "after_first_frame_ms": ms(first, e["t_ns"])}
+    if not tcp:
+        return None, None
+    state = zeek_state(fl)
+    if state == "REJ":
+        rst = min(f.t_ns for f in s if "R" in f.tcp_flags)
+        return "reset", {"rst_after_syn_ms": ms(max(t for t in syns if t <= rst), rst), "syn_count": len(syns)}
+    if state in ("S0", "RSTOS0"):
+        return "no_response", {"syn_count": len(syns), "syn_spread_s": (max(syns) - min(syns)) / 1e9}
+    facts = getattr(fl, "tls", {})
+    if facts.get("server_alert", "").startswith("fatal/"):
+        return "tls_alert", {"alert": facts["server_alert"]}
+    cpay = [f for f in c if payload_of(f)]
+    spay = [f for f in s if payload_of(f)]
+    if facts.get("courier") and facts.get("tls_version") == "TLS 1.2":
+        flight = spay[0].t_ns
+        ends = [f.t_ns for f in c if f.t_ns > flight and ("F" in f.tcp_flags or "R" in f.tcp_flags
+                                                          or payload_of(f)[:1] == b"\x15")]
+        close = (ends[0] - flight) / 1e9 if ends else None
+        ev = {"cert_issuer": facts.get("cert_issuer"), "server_alpn": facts.get("server_alpn"),
+              "client_alert": facts.get("client_alert"), "client_close_after_s": close}
+        if facts.get("cert_issuer") and facts["cert_issuer"] not in COURIER_ISSUERS:
+            return "tls_intercepted", {"evidence": "issuer", **ev}
+        if not (facts.get("server_alpn") or "").startswith("apns-") and close is not None and close <= 1.0:
+            return "tls_intercepted", {"evidence": "alpn", **ev}
+    established = any("S" in f.tcp_flags and "A" in f.tcp_flags for f in s) and any(not syn(f) for f in c)
+    server_rst = [f.t_ns for f in s if "R" in f.tcp_flags]
+    sent = sum(len(payload_of(f)) for f in cpay)
+    if established and server_rst and not spay:
+        rst = server_rst[0]
+        return "reset_after_handshake", {
+            "rst_ts": f"{rst / 1e9:.9f}", "rst_after_client_payload_ms": ms(cpay[0].t_ns, rst) if cpay else None,
+            "client_payload_bytes": sum(len(payload_of(f)) for f in cpay if f.t_ns <= rst)}
+    if established and cpay and not spay and not server_rst:
+        closed = any("F" in f.tcp_flags or "R" in f.tcp_flags for f in fl.frames)
+        waited = ((last if closed else capture_end_ns) - cpay[0].t_ns) / 1e9
+        if waited >= SERVER_WAIT_S:
+            return "no_server_data", {"client_payload_bytes": sent, "waited_s": waited}
+    return None, None
+
+
+def attach_block_truth(cap: Capture, expect: dict):
+    """Per flow: blocked, block_reason, evidence, timing and the TLS facts; `expect` maps
+    (client_ip, client_port) -> the reason each flow was built to show (checked here)."""
+    end = max(f.t_ns for f in cap.frames)
+    for fl in cap.flows:
+        reason, evidence = block_verdict(cap, fl, end)
+        want = expect.get((fl.client_ip, fl.client_port))
+        assert reason == want, (fl.what, reason, want)
+        facts = getattr(fl, "tls", {})
+        fl.extra = {"blocked": reason is not None, "block_reason": reason, "evidence": evidence,
+                    **flow_timing(fl),
+                    **{k: facts.get(k) for k in ("sni", "tls_version", "server_alpn", "cert_issuer",
+                                                 "server_alert", "client_alert")}}
+
+
+def dns_case(cap: Capture, link: Link, client: str, port: int, t: float, qname: str, qtype: int,
+             answer: str, rtt: float = 0.0012) -> UdpFlow:
+    """A DNS lookup whose answer is `answer`: nxdomain, servfail, refused, sinkhole, nodata,
+    none (no answer at all). Records the expected DNS failure (or why it is not one)."""
+    qt = {1: "A", 28: "AAAA"}[qtype]
+    fl = UdpFlow(cap, client, port, RESOLVER, 53, link, f"DNS {qt} {qname} -> {answer}")
+    txid = cap.rng.getrandbits(16)
+    q = fl.send(t, True, dns_query(txid, qname, qtype))
+    resp = {"nxdomain": lambda: dns_nxdomain(txid, qname, qtype, ".".join(qname.split(".")[-2:]),
+                                             "ns1." + ".".join(qname.split(".")[-2:]),
+                                             "hostmaster." + ".".join(qname.split(".")[-2:])),
+            "servfail": lambda: dns_rcode(txid, qname, qtype, 2),
+            "refused": lambda: dns_rcode(txid, qname, qtype, 5),
+            "sinkhole": lambda: dns_answer(txid, qname, qtype, [(1, 60, ip4b("0.0.0.0"))]),
+            "nodata": lambda: dns_answer(txid, qname, qtype, [(5, 300, dns_name(qname + ".akadns.net"))]),
+            "none": lambda: None}[answer]()
+    ans = fl.send(t + rtt, False, resp) if resp else None
+    apple = qname == "apple.com" or qname.endswith(".apple.com")
+    row = {"qname": qname, "qtype": qt, "client": client, "client_port": port, "server": RESOLVER,
+           "server_port": 53}
+    if answer == "nodata" or not apple:
+        cap.dns_ok.append({**row, "answer": answer.upper() if answer != "nodata" else "NOERROR, no AAAA",
+                           "why": "not an Apple or site name" if not apple else
+                           "NOERROR without the asked type is a valid answer"})
+    else:
+        cap.dns_failures.append({**row, "reason": f"dns_{'no_answer' if answer == 'none' else answer}",
+                                 "ts": f"{(ans or q).t_ns / 1e9:.9f}"})
+    return fl
+
+
+def gen_blocked_reasons() -> Capture:
+    cap = Capture("blocked_reasons.pcap", [(LT_ETHERNET, 6)], start_offset_s=18000)
+    cap.icmp, cap.dns_failures, cap.dns_ok = [], [], []
+    rng = cap.rng
+    iphone = Link("eth", c_mac=IPHONE_MAC)
+    ipad = Link("eth", c_mac=IPAD_MAC)
+    mdm_srv = Link("eth", c_mac=MDM_MAC)
+    mac30 = Link("eth", c_mac=MACBOOK_MAC, vlans=((0x8100, 30, 0),))
+    expect = {}
+
+    def case(fl, reason=None):
+        expect[(fl.client_ip, fl.client_port)] = reason
+        return fl
+
+    # -- healthy: a courier that was up before the capture began, then reset -----------------
+    old = case(TcpFlow(cap, DEV4, 49702, "17.57.146.36", 5223, iphone,
+                       "courier running before the capture (no SYN, mid-stream sequence numbers): one "
+                       "push record + device ack, then a RST from the server side 20 s later (RSTRH). "
+                       "Never blocked: its start was not seen", mid_stream=True))
+    old.keys = (Tls12Keys(rng), Tls12Keys(rng))
+    old.keys[0].seq, old.keys[1].seq = 37, 35
+    old.c.last_tsval, old.s.last_tsval = old.c.ts_base - 9000, old.s.ts_base - 8800
+    push(old, 0.0503, 0.0214, size=180)
+    old.seg(20.0503, False, "RA")
+
+    # -- DNS -----------------------------------------------------------------------------
+    dns_case(cap, iphone, DEV4, 61301, 0.1, "1-courier.push.apple.com", 1, "nxdomain")
+    dns_case(cap, iphone, DEV4, 61303, 0.31, "5-courier.push.apple.com", 1, "none")
+    dns_case(cap, iphone, DEV4, 61305, 0.52, "20-courier.push.apple.com", 1, "sinkhole", rtt=0.0009)
+
+    # -- no_response: 3 SYNs with back-off, nothing back ---------------------------------------
+    nr = case(TcpFlow(cap, DEV4, 50001, "17.57.146.30", 5223, iphone,
+                      "courier SYNs to 17.57.146.30:5223 at t, t+1 s, t+3 s (same ISN), nothing back (S0)"),
+              "no_response")
+    for dt in (0.0, 1.0, 3.0):
+        nr.seg(1.0 + dt, True, "S", seq=nr.c.isn)
+
+    # -- reset: RST/ACK 2 ms after the SYN, TTL 64 (a firewall, not Apple's ~52) ---------------------
+    rj = case(TcpFlow(cap, DEV4, 50003, "17.57.146.31", 5223, iphone,
+                      "courier SYN to 17.57.146.31:5223 answered by RST/ACK after 2.0 ms (REJ)", s_ttl=64),
+              "reset")
+    rj.syn(5.1)
+    rj.s.nxt = 0
+    rj.seg(5.102, False, "RA", seq=0)
+
+    # -- icmp_unreachable: IPv4 3/13 on VLAN 30, ICMPv6 1/1, UDP (QUIC) 3/3 ------------------
+    ic = case(TcpFlow(cap, MAC_VLAN30, 50005, "17.57.146.32", 5223, mac30,
+                      "MacBook on VLAN 30: courier SYN to 17.57.146.32:5223 answered by ICMP 3/13 "
+                      "(administratively prohibited) from the firewall 10.30.8.1 quoting the SYN"),
+              "icmp_unreachable")
+    icmp_error(cap, ic, ic.syn(5.6), 0.000412, ROUTER_VLAN30, 3, 13)
+    ic6 = case(TcpFlow(cap, DEV6, 50007, "2620:149:a44::31", 5223, iphone,
+                       "IPv6 courier SYN to [2620:149:a44::31]:5223 answered by ICMPv6 1/1 (administratively "
+                       "prohibited) from fd00:20::1 quoting the SYN"),
+               "icmp_unreachable")
+    icmp_error(cap, ic6, ic6.syn(6.2), 0.000377, ROUTER6, 1, 1)
+    qu = case(UdpFlow(cap, DEV4, 54021, PRIVATE_RELAY, 443, iphone,
+                      "QUIC v1 Initial (SNI mask.icloud.com, ALPN h3) to 17.248.172.6:443 answered by ICMP 3/3 "
+                      "(port unreachable) from the server address, quoting the first 548 bytes"),
+              "icmp_unreachable")
+    icmp_error(cap, qu, qu.send(6.8, True, quic_initial(rng, "mask.icloud.com", ["h3"])), 0.0183,
+               PRIVATE_RELAY, 3, 3)
+    tls_facts(qu, sni="mask.icloud.com")
+
+    # -- reset_after_handshake: ClientHello, then a RST from the server side, no server payload ---
+    rah = case(TcpFlow(cap, IPAD4, 50101, ENROLL, 443, ipad,
+                       "TLS to deviceenrollment.apple.com (17.32.194.4:443): handshake, ClientHello, then a "
+                       "RST/ACK from the server side 2.1 ms later, no server payload (RSTR)", s_ttl=61),
+               "reset_after_handshake")
+    t = rah.handshake(7.4, 0.0214) + 0.0008
+    tls_hello(rah, t, "deviceenrollment.apple.com", ["h2", "http/1.1"], True)
+    tls_facts(rah, sni="deviceenrollment.apple.com")
+    rah.seg(t + 0.0021, False, "RA")
+
+    # -- tls_alert: the provider API refuses the ClientHello ---------------------------------
+    al = case(TcpFlow(cap, MDM, 41890, APNS_API, 443, mdm_srv,
+                      "MDM server -> api.push.apple.com:443: ClientHello (SNI api.push.apple.com, ALPN h2), "
+                      "server ACK, fatal handshake_failure alert (15 03 03 00 02 02 28), FIN; SF"),
+              "tls_alert")
+    r = 0.0187
+    t = al.handshake(8.3, r) + 0.0009
+    tls_hello(al, t, "api.push.apple.com", ["h2"], False)
+    al.ack(t + r * 0.6, False)
+    al.send(t + r, False, ALERT_HANDSHAKE_FAILURE)
+    tls_facts(al, sni="api.push.apple.com", server_alert="fatal/handshake_failure")
+    al.seg(t + r + 0.00002, False, "FA")
+    al.ack(t + r + 0.0003, True)
+    tcp_close(al, t + r + 0.0008, r)
+
+    # -- tls_intercepted (issuer): courier on 5223 behind SSL inspection ---------------------------
+    ii = case(TcpFlow(cap, DEV4, 50011, "17.57.146.33", 5223, iphone,
+                      "courier 17.57.146.33:5223 behind SSL inspection: TLS 1.2 ServerHello (echoes ALPN "
+                      "apns-security-v3) + a leaf issued by CN=Contoso SSL Inspection CA,O=Contoso; the iPhone "
+                      "sends fatal unknown_ca (15 03 03 00 02 02 30) 0.118 s after the server flight, then FIN"),
+              "tls_intercepted")
+    r = 0.0031
+    t = ii.handshake(9.1, r) + 0.0009
+    tls_hello(ii, t, "courier.push.apple.com", ["apns-security-v3"], True)
+    ii.ack(t + r * 0.6, False)
+    leaf = make_cert_dn(rng, "CN=courier.push.apple.com", CONTOSO_CA, COURIER_CHAIN.sans, rsa_signed=True)
+    tf = ii.send(t + r + 0.0042, False, server_flight_tls12_ex(rng, "apns-security-v3", [leaf]))
+    tls_facts(ii, sni="courier.push.apple.com", courier=True, tls_version="TLS 1.2",
+              server_alpn="apns-security-v3", cert_issuer=CONTOSO_CA, client_alert="fatal/unknown_ca")
+    ii.ack(tf + 0.00005, True)
+    ii.send(tf + 0.118, True, ALERT_UNKNOWN_CA)
+    ii.seg(tf + 0.11802, True, "FA")
+    ii.seg(tf + 0.118 + r, False, "FA")
+    ii.ack(tf + 0.118 + r + 0.00005, True)
+
+    # -- tls_intercepted (ALPN): courier on 443, Apple issuer, no ALPN echoed, client closes -------
+    ia = case(TcpFlow(cap, IPAD4, 50103, "17.57.146.34", 443, ipad,
+                      "courier fallback 17.57.146.34:443: TLS 1.2 ServerHello WITHOUT an ALPN extension, leaf "
+                      "from Apple Server Authentication CA (the courier's own issuer); the iPad closes with FIN "
+                      "0.25 s after the server flight, no alert"),
+              "tls_intercepted")
+    r = 0.0226
+    t = ia.handshake(10.2, r) + 0.0009
+    tls_hello(ia, t, "courier.push.apple.com", ["apns-security-v3"], True)
+    ia.ack(t + r * 0.55, False)
+    tf = ia.send(t + r * 1.05, False, server_flight_tls12_ex(rng, None, COURIER_LEAF.build(rng)))
+    tls_facts(ia, sni="courier.push.apple.com", courier=True, tls_version="TLS 1.2", server_alpn=None,
+              cert_issuer=COURIER_LEAF.issuer)
+    ia.ack(tf + 0.00006, True)
+    ia.seg(tf + 0.25, True, "FA")
+    ia.seg(tf + 0.25 + r, False, "FA")
+    ia.ack(tf + 0.25 + r + 0.00005, True)
+
+    # -- DNS, continued --------------------------------------------------------------------
+    dns_case(cap, ipad, IPAD4, 55501, 11.0, "mdmenrollment.apple.com", 1, "servfail", rtt=0.0411)
+    dns_case(cap, ipad, IPAD4, 55503, 11.4, "gdmf.apple.com", 1, "refused", rtt=0.0007)
+    dns_case(cap, iphone, DEV4, 61307, 11.8, "wpad.example.com", 1, "nxdomain", rtt=0.0016)
+    dns_case(cap, ipad, IPAD4, 55505, 12.0, "iprofiles.apple.com", 28, "nodata", rtt=0.0131)
+
+    # -- no_server_data: ClientHello acknowledged, then 15 s of silence ----------------------------
+    nd = case(TcpFlow(cap, DEV4, 50015, MDM, 8443, iphone,
+                      "TLS to mdm.example.com:8443: ClientHello acknowledged, no server data for 15 s, the "
+                      "iPhone closes with FIN, the server FIN/ACKs (SF)", s_ttl=63),
+              "no_server_data")
+    r = 0.0011
+    t = nd.handshake(12.5, r) + 0.0007
+    tls_hello(nd, t, "mdm.example.com", ["h2", "http/1.1"], True)
+    tls_facts(nd, sni="mdm.example.com")
+    nd.ack(t + r, False)
+    nd.seg(t + 15.0, True, "FA")
+    nd.seg(t + 15.0 + r, False, "FA")
+    nd.ack(t + 15.0 + r + 0.0001, True)
+
+    # -- healthy: TLS 1.2 courier, TLS 1.3 courier --------------------------------------------
+    ok = case(TcpFlow(cap, DEV4, 50017, COURIER, 5223, iphone,
+                      "healthy courier 17.57.146.20:5223: TLS 1.2, server ALPN apns-pack-v1:4096:4096, leaf "
+                      "from Apple Server Authentication CA; Connect/ConnectAck, filter; stays open (S1)"))
+    r = 0.0214
+    t = tls12_open(ok, 13.0, r, "courier.push.apple.com", ["apns-security-v3"], "apns-pack-v1:4096:4096",
+                   COURIER_LEAF)
+    tls_facts(ok, sni="courier.push.apple.com", courier=True, tls_version="TLS 1.2",
+              server_alpn="apns-pack-v1:4096:4096", cert_issuer=COURIER_LEAF.issuer)
+    t = exchange(ok, t + 0.0019, r, 1291, 96)
+    ok.send(t + 0.0012, True, app(ok, True, 168))
+    ok.ack(t + 0.0012 + r, False)
+
+    ok13 = case(TcpFlow(cap, IPAD4, 50105, "17.57.146.35", 5223, ipad,
+                        "healthy courier 17.57.146.35:5223 over TLS 1.3 (certificate and server ALPN "
+                        "encrypted): connect / ack both ways; stays open (S1)"))
+    r = 0.0233
+    t = tls13_open(ok13, 14.0, r, "courier.push.apple.com", ["apns-security-v3"], server_len=640)
+    tls_facts(ok13, sni="courier.push.apple.com", courier=True, tls_version="TLS 1.3")
+    exchange(ok13, t + 0.0017, r, 900, 96)
+
+    # -- healthy HTTP: 40 ms answer; a slow server that answers after 3 s -----------------------
+    cp = case(TcpFlow(cap, DEV4, 50019, CAPTIVE, 80, iphone,
+                      "captive-portal probe GET http://captive.apple.com/hotspot-detect.html, 200 Success "
+                      "40 ms after the request (ttfb 40 ms); FIN both ways", s_ttl=57))
+    r = 0.0061
+    t = cp.handshake(16.0, r) + 0.0002
+    t = http_request(cp, t, "GET", "captive.apple.com", "/hotspot-detect.html",
+                     "CaptiveNetworkSupport-481.100.2 wispr")
+    cp.ack(t + r, False)
+    body = b"<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Success</BODY></HTML>"
+    t = http_response(cp, t + 0.040, 200, "OK", "Content-Type: text/html\r\nCache-Control: max-age=0\r\n", body)
+    cp.ack(t + 0.00005, True)
+    tcp_close(cp, t + 0.0103, r)
+
+    sl = case(TcpFlow(cap, IPAD4, 50107, SUS, 8088, ipad,
+                      "slow but fine: GET /index.sucatalog to sus.example.com:8088, acknowledged at once, "
+                      "answered 3.0 s after the request (ttfb 3000 ms); FIN both ways", s_ttl=63))
+    r = 0.0009
+    t = sl.handshake(17.0, r) + 0.0002
+    t = http_request(sl, t, "GET", "sus.example.com:8088", "/index.sucatalog", SUS_UA)
+    sl.ack(t + r, False)
+    t = http_response(sl, t + 3.0, 200, "OK", "Content-Type: text/plain\r\n", SUCATALOG[:420])
+    sl.ack(t + 0.00005, True)
+    tcp_close(sl, t + 0.0087, r)
+
+    attach_block_truth(cap, expect)
+    cap.truth_extra = {"dns_failures": sorted(cap.dns_failures, key=lambda d: d["ts"]),
+                       "dns_not_failures": cap.dns_ok}
+    end = max(f.t_ns for f in cap.frames)
+    for d in cap.dns_failures:
+        if d["reason"] == "dns_no_answer":
+            assert end - round(float(d["ts"]) * 1e9) >= DNS_NO_ANSWER_MARGIN_S * 1e9
+    return cap
+
+
+def courier_truth(cap: Capture, devices: list[str]) -> list[dict]:
+    """result.courier per docs/blocked.md, from the courier flows built."""
+    rows = []
+    for dev in devices:
+        conns = sorted((fl for fl in cap.flows if fl.client_ip == dev and getattr(fl, "tls", {}).get("courier")),
+                       key=lambda fl: min(f.t_ns for f in fl.frames))
+        starts = [min(f.t_ns for f in fl.frames) for fl in conns]
+        ends = [max(f.t_ns for f in fl.frames) for fl in conns]
+        lifetimes = [(e - s) / 1e9 for s, e in zip(starts, ends)]
+        by_net = [any("R" in f.tcp_flags for f in fl.frames if not f.c2s) for fl in conns]
+        hours = (max(ends) - min(starts)) / 3600e9
+        rph = (len(conns) - 1) / hours if hours > 0 else None
+        ka = [life / sum(1 for f in fl.frames if f.c2s and payload_of(f))
+              for fl, life in zip(conns, lifetimes) if life > 600]
+        short_or_net = sum(1 for life, net in zip(lifetimes, by_net) if net or life < 600)
+        srt = sorted(lifetimes)
+
+        def pct(q):
+            pos = (len(srt) - 1) * q
+            lo = int(pos)
+            hi = min(lo + 1, len(srt) - 1)
+            return srt[lo] + (srt[hi] - srt[lo]) * (pos - lo)
+        ka_sorted = sorted(ka)
+        keepalive_s = None
+        if ka_sorted:
+            m = len(ka_sorted)
+            keepalive_s = ka_sorted[m // 2] if m % 2 else (ka_sorted[m // 2 - 1] + ka_sorted[m // 2]) / 2
+        rows.append({"device": dev, "connections": len(conns),
+                     "client_ports": [fl.client_port for fl in conns],
+                     "lifetimes_s": lifetimes, "lifetime_p50_s": pct(0.5), "lifetime_max_s": max(lifetimes),
+                     "closed_by_network": sum(by_net),
+                     "first_start": f"{min(starts) / 1e9:.9f}", "last_end": f"{max(ends) / 1e9:.9f}",
+                     "reconnects_per_hour": rph, "keepalive_s": keepalive_s,
+                     "flapping": len(conns) >= 3 and rph is not None and rph > 4 and short_or_net * 2 > len(conns)})
+    return rows
+
+
+def gen_courier_flapping() -> Capture:
+    cap = Capture("courier_flapping.pcap", [(LT_ETHERNET, 6)], start_offset_s=21600)
+    cap.icmp = []
+    rng = cap.rng
+    iphone = Link("eth", c_mac=IPHONE_MAC)
+    ipad = Link("eth", c_mac=IPAD_MAC)
+
+    # Device B (iPad): one healthy courier for the whole capture, keep-alive every 300 s.
+    b = TcpFlow(cap, IPAD4, 50301, "17.57.146.41", 5223, ipad,
+                "iPad: one healthy courier to 17.57.146.41:5223 (TLS 1.2, server ALPN apns-pack-v1:4096:4096) "
+                "for the whole capture; a keep-alive (72 B client record, 5 B server record) every 300 s; "
+                "stays open (S1)")
+    r = 0.0219
+    t = tls12_open(b, 0.5, r, "courier.push.apple.com", ["apns-security-v3"], "apns-pack-v1:4096:4096",
+                   COURIER_LEAF)
+    tls_facts(b, sni="courier.push.apple.com", courier=True, tls_version="TLS 1.2",
+              server_alpn="apns-pack-v1:4096:4096", cert_issuer=COURIER_LEAF.issuer)
+    t = exchange(b, t + 0.0019, r, 1291, 96)
+    b.send(t + 0.0012, True, app(b, True, 168))
+    b.ack(t + 0.0012 + r, False)
+    for k in range(1, 6):
+        keepalive(b, 0.5 + 300.0 * k, r)
+
+    # Device A (iPhone): courier connections reset by a middlebox 90 s after their last activity.
+    # Kept small: the first connection is a full TLS 1.3 handshake, the reconnects resume the
+    # session (server flight: ServerHello + EncryptedExtensions/Finished, no certificate); the
+    # client's Finished and the APNs Connect share a segment; the ConnectAck is not acked.
+    pushes = {1: 12.4, 4: 27.9, 7: 18.6, 10: 30.2}   # connection -> push this long after connect
+    t = 2.0
+    idle = 90.0
+    for i in range(12):
+        fl = TcpFlow(cap, DEV4, 50401 + 2 * i, "17.57.146.40", 5223, iphone,
+                     f"iPhone courier #{i + 1} to 17.57.146.40:5223 (TLS 1.3{' resumed' if i else ''}, SNI "
+                     f"courier.push.apple.com, ALPN apns-security-v3): connect/ack"
+                     f"{', one push + ack' if i in pushes else ''}; reset by the network (RST/ACK, TTL 255) "
+                     f"90 s after its last activity (RSTR)", s_ttl=52)
+        r = 0.0208 + 0.0004 * (i % 3)
+        t = fl.handshake(t, r) + 0.0008
+        ch = tls_hello(fl, t, "courier.push.apple.com", ["apns-security-v3"], True)
+        t += r + 0.0009
+        fl.send(t, False, server_hello_tls13(rng, ch[44:76]) + CCS + tls13_appdata(rng, 560 if i == 0 else 58))
+        fl.tls13 = True
+        tls_facts(fl, sni="courier.push.apple.com", courier=True, tls_version="TLS 1.3")
+        t += 0.0021
+        fl.send(t, True, CCS + tls13_appdata(rng, 36) + tls13_appdata(rng, 180))   # Finished + Connect
+        t += r + 0.0009
+        fl.send(t, False, tls13_appdata(rng, 64))                                   # ConnectAck
+        if i in pushes:
+            tp = t + pushes[i]
+            fl.send(tp, False, tls13_appdata(rng, 209))
+            fl.send(tp + 0.0213, True, tls13_appdata(rng, 38))
+            t = tp + 0.0213 + r
+            fl.ack(t, False)
+        fl.s.ttl = 255                                    # the middlebox speaks for the server
+        rst = t + idle + 0.0007 * (i % 4)
+        fl.seg(rst, False, "RA")
+        t = rst + 1.6 + 0.35 * (i % 3)                     # the device reconnects right away
+    attach_block_truth(cap, {})                          # none of them is blocked
+    cap.truth_extra = {"courier": courier_truth(cap, [DEV4, IPAD4])}
+    return cap
+
+
 def all_captures() -> list[Capture]:
     caps = [gen_courier_push(), gen_mdm_checkin(), gen_blocked_syn(), gen_site_mixed()]
     caps.append(variety("variety_nsec_be.pcap", Link("eth"), linktype=LT_ETHERNET, nsec=True, big_endian=True))
@@ -1623,6 +2166,7 @@ def all_captures() -> list[Capture]:
     caps.append(variety("variety_null.pcap", Link("null"), linktype=LT_NULL))
     caps.append(variety("variety_raw.pcap", Link("raw"), linktype=LT_RAW))
     caps.append(gen_site_categories())
+    caps += [gen_blocked_reasons(), gen_courier_flapping()]
     return caps
 
 
