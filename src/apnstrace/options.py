@@ -11,9 +11,12 @@ class FlowOptions:
     tcp_timeout: float = 3600.0
     udp_timeout: float = 120.0
     chunk_bytes: int = 32 << 20        # capture bytes decoded per batch
+    # A connection whose server sent nothing this long after the client's first data is
+    # `no_server_data` (docs/blocked.md): longer than a healthy first byte, shorter than client timeouts.
+    server_wait_s: float = 10.0
 
     def __post_init__(self) -> None:
-        for name in ("tcp_timeout", "udp_timeout"):
+        for name in ("tcp_timeout", "udp_timeout", "server_wait_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
         if self.chunk_bytes < 1 << 12:

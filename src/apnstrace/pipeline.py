@@ -16,6 +16,7 @@ from .decode import decode_chunk
 from .errors import CaptureError, InputError
 from .classify import classify
 from .flows import FlowTable
+from .health import block_reasons, blocked_table, courier_table, timing_table
 from .metadata import MetadataCollector, attach
 from .options import FlowOptions
 from .reader import iter_batches, order_by_time
@@ -36,6 +37,9 @@ class Result:
     flows: pd.DataFrame
     stats: RunStats
     icmp_errors: pd.DataFrame = field(default_factory=pd.DataFrame)
+    blocked: pd.DataFrame = field(default_factory=lambda: schema.to_frame(None, schema.BLOCKED))
+    timing: pd.DataFrame = field(default_factory=lambda: schema.to_frame(None, schema.TIMING))
+    courier: pd.DataFrame = field(default_factory=lambda: schema.to_frame(None, schema.COURIER))
 
     @property
     def problems(self) -> list[str]:
@@ -69,16 +73,19 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, site: Sit
     if engine == "scapy":
         from .engines.scapy_engine import build_flows
         flows = build_flows(ordered, options, stats)
-        icmp = pd.DataFrame()
+        icmp, dns_failures = pd.DataFrame(), []
     else:
-        flows, icmp = _fast_flows(ordered, options, stats, progress)
-    flows = _public(classify(flows, site))
+        flows, icmp, dns_failures = _fast_flows(ordered, options, stats, progress)
+    flows = block_reasons(classify(flows, site), icmp, options)
+    blocked = blocked_table(flows, dns_failures, site)
+    timing, courier = timing_table(flows), courier_table(flows)
+    flows = _public(flows)
     if stats.problems:
         if stats.records == 0 and len(stats.problems) == len(paths):
             raise _nothing_read(stats)
         for problem in stats.problems:
             warnings.warn(problem.message, stacklevel=2)
-    return Result(flows=flows, stats=stats, icmp_errors=icmp)
+    return Result(flows=flows, stats=stats, icmp_errors=icmp, blocked=blocked, timing=timing, courier=courier)
 
 
 def _public(flows: pd.DataFrame) -> pd.DataFrame:
@@ -94,7 +101,7 @@ def _nothing_read(stats: RunStats) -> CaptureError:
 
 
 def _fast_flows(paths: Sequence[Path], options: FlowOptions, stats: RunStats,
-                progress: Progress | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                progress: Progress | None) -> tuple[pd.DataFrame, pd.DataFrame, list]:
     table = FlowTable(options)
     collector = MetadataCollector(stats)
     icmp_parts: list[IcmpErrors] = []
@@ -114,7 +121,7 @@ def _fast_flows(paths: Sequence[Path], options: FlowOptions, stats: RunStats,
         done += _size(path)
     collector.finish()
     flows = attach(table.finish(), collector)
-    return flows, _icmp_frame(icmp_parts)
+    return flows, _icmp_frame(icmp_parts), collector.dns.failures
 
 
 def _problem_of(exc: CaptureError):

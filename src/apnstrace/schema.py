@@ -54,6 +54,48 @@ FLOWS: tuple[Column, ...] = (
     Column("ttfb_ms", "Float64", "First client data -> first server data, milliseconds."),
 )
 
+# One row per blocked flow and per DNS failure of an Apple or site name, worst first (docs/blocked.md).
+BLOCKED: tuple[Column, ...] = (
+    Column("ts", "float64", "When: the flow's first frame, or the DNS answer (epoch seconds)."),
+    Column("flow_id", "Int64", "The blocked flow, or the DNS flow that carried the failed lookup."),
+    Column("transport", "string", "`tcp` or `udp`."),
+    Column("client_ip", "string", "The device (or server) that tried."),
+    Column("client_port", "Int32", "Its port."),
+    Column("server_ip", "string", "Where it tried to go (the DNS server for DNS failures)."),
+    Column("server_port", "Int32", "The port it tried."),
+    Column("category", "string", "What the traffic was for (for DNS failures: what the name is for)."),
+    Column("service", "string", "Finer label, as in flows."),
+    Column("server_name", "string", "The server's name (for DNS failures: the name asked)."),
+    Column("reason", "string", "A flows block_reason, or dns_nxdomain, dns_servfail, dns_refused, dns_sinkhole, dns_no_answer, dns_<rcode>."),
+    Column("evidence", "string", "What on the wire shows it (SYN count and spread, ICMP type/code, alert, issuer...)."),
+    Column("sentence", "string", "The row in one line for a person."),
+    Column("state", "string", "The flow's Zeek conn_state."),
+)
+
+# Long format: one row per (scope, key, metric) (docs/blocked.md "Timing").
+TIMING: tuple[Column, ...] = (
+    Column("scope", "string", "`category` or `device`."),
+    Column("key", "string", "The category, or the device address."),
+    Column("metric", "string", "rtt_ms, tls_handshake_ms, ttfb_ms, courier_lifetime_s."),
+    Column("count", "int64", "Flows that have the value."),
+    Column("p50", "float64", "Median."),
+    Column("p95", "float64", "95th percentile (linear interpolation)."),
+    Column("max", "float64", "Largest."),
+)
+
+# One row per device with APNs courier connections.
+COURIER: tuple[Column, ...] = (
+    Column("device_ip", "string", "The device (client address of its courier connections)."),
+    Column("connections", "int64", "Courier connections (flows) seen."),
+    Column("lifetime_p50_s", "float64", "Median connection lifetime, seconds."),
+    Column("lifetime_max_s", "float64", "Longest connection, seconds."),
+    Column("closed_by_network", "int64", "Connections ended by a RST from the server side."),
+    Column("reconnects_per_hour", "float64", "Connections after the first, per hour of the span they cover."),
+    Column("keepalive_s", "Float64", "Keepalive interval estimate from connections longer than 10 minutes."),
+    Column("flapping", "boolean", "Short-lived connections cut by the network and re-opened: an idle timeout shorter than the keepalive."),
+    Column("verdict", "string", "The row in one line for a person."),
+)
+
 
 def names(columns: Sequence[Column]) -> list[str]:
     return [c.name for c in columns]

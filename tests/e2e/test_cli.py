@@ -129,7 +129,7 @@ def test_jsonl_keys_are_the_schema_in_order(tmp_path, runner):
     assert (tcp_row["pkts_c2s"], tcp_row["pkts_s2c"], tcp_row["state"]) == (3, 2, "S1")
     assert tcp_row["vlan"] is None and udp_row["vlan"] == 20
     assert tcp_row["rtt_ms"] == pytest.approx(10.0, abs=1e-3) and udp_row["rtt_ms"] is None
-    assert udp_row["sni"] is None and udp_row["blocked"] is None
+    assert udp_row["sni"] is None and udp_row["blocked"] is False and udp_row["block_reason"] is None
     # nulls are JSON null, never NaN / <NA> / "None"
     assert '"vlan": null' in lines[0] and "NaN" not in result.stdout and "<NA>" not in result.stdout
     # ts_start keeps the microseconds of the capture (.123456, a microsecond pcap)

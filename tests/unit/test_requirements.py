@@ -204,11 +204,9 @@ def test_no_flows_and_missing_columns() -> None:
 
 # ---------------------------------------------------------------- end to end
 
-def check_sample(path: str) -> tuple[pd.DataFrame, bool]:
-    """The sample's checklist, and whether blocked detection ran (before it lands, `blocked` is all null)."""
+def check_sample(path: str) -> pd.DataFrame:
     result = apnstrace.analyze(SAMPLES / path)
-    out = check_requirements(result.flows, getattr(result, "blocked", None))
-    return out, bool(result.flows["blocked"].notna().any())
+    return check_requirements(result.flows, result.blocked)
 
 
 def with_status(out: pd.DataFrame, status: str) -> set[tuple[str, int]]:
@@ -216,9 +214,8 @@ def with_status(out: pd.DataFrame, status: str) -> set[tuple[str, int]]:
 
 
 def test_site_categories_sample() -> None:
-    out, detected = check_sample("site_categories.pcap")
+    out = check_sample("site_categories.pcap")
     # The provider script on 2197 offers only RC4/3DES and gets a fatal handshake_failure (truth.json).
-    provider_2197 = {("api.push.apple.com", 2197)}
     assert with_status(out, REACHABLE) == {
         ("*-courier.push.apple.com", 5223),      # SNI courier.push.apple.com, and 12-courier by DNS
         ("*.push.apple.com", 5223),
@@ -227,23 +224,20 @@ def test_site_categories_sample() -> None:
         ("deviceenrollment.apple.com", 443),
         ("iprofiles.apple.com", 443),
         ("swscan.apple.com", 443),
-    } | (set() if detected else provider_2197)
-    assert with_status(out, BLOCKED) == (provider_2197 if detected else set())
+    }
+    assert with_status(out, BLOCKED) == {("api.push.apple.com", 2197)}
     assert row(out, "*-courier.push.apple.com", 5223)["flows"] == 2
-    if detected:
-        assert row(out, "api.push.apple.com", 2197)["evidence"].startswith(
-            "1 flow from 1 client, all blocked: tls_alert: TCP 2197 to 17.188.143.34")
+    assert row(out, "api.push.apple.com", 2197)["evidence"].startswith(
+        "1 flow from 1 client, all blocked: tls_alert: TCP 2197 to 17.188.143.34")
 
 
 def test_courier_push_sample() -> None:
-    out, _ = check_sample("courier_push.pcap")
+    out = check_sample("courier_push.pcap")
     assert with_status(out, REACHABLE) == {("*-courier.push.apple.com", 5223), ("*.push.apple.com", 5223)}
     assert with_status(out, BLOCKED) == set()
 
 
 def test_blocked_syn_sample_courier_falls_back_to_443() -> None:
-    out, detected = check_sample("blocked_syn.pcap")
-    if not detected:
-        pytest.skip("blocked detection has not landed: every flow's blocked is null")
+    out = check_sample("blocked_syn.pcap")
     assert row(out, "*-courier.push.apple.com", 5223)["status"] == BLOCKED     # SYNs to 5223, no answer
     assert row(out, "*-courier.push.apple.com", 443)["status"] == REACHABLE    # the 443 fallback worked

@@ -19,6 +19,7 @@ from conftest import tcp as tcp_seg
 from conftest import udp as udp_seg
 
 from apnstrace import schema
+from apnstrace.flows.finalize import EVIDENCE
 from apnstrace.engines.scapy_engine import build_flows
 from apnstrace.errors import CaptureError
 from apnstrace.options import FlowOptions
@@ -83,7 +84,9 @@ def handshake_data_fin(t=0.0, isn_c=1000, isn_s=5000):
 def test_complete_exchange_sf(tmp_path):
     pkts = handshake_data_fin()
     flows, stats = run(tmp_path, pkts)
-    assert list(flows.columns) == schema.names(schema.FLOWS)
+    # The schema's columns, then the hidden facts block reasons read (flows/finalize.py EVIDENCE).
+    assert list(flows.columns) == schema.names(schema.FLOWS) + list(EVIDENCE)
+    assert flows.iloc[0]["_syns"] == 1 and flows.iloc[0]["_handshake"]
     assert len(flows) == 1
     f = flows.iloc[0]
     assert f.flow_id == 0
@@ -103,8 +106,8 @@ def test_complete_exchange_sf(tmp_path):
     assert f.ts_end == pytest.approx(T0 + 1.02)
     assert f.duration == pytest.approx(1.02, abs=1e-6)
     assert pd.isna(f.vlan)
-    for col in ("category", "sni", "http_host", "tls_version", "blocked", "block_reason",
-                "tls_handshake_ms", "ttfb_ms"):
+    assert f.ttfb_ms == pytest.approx(30.0, abs=1e-3)     # client data at 0.050, server data at 0.080
+    for col in ("category", "sni", "http_host", "tls_version", "blocked", "block_reason", "tls_handshake_ms"):
         assert pd.isna(f[col]), col
     assert stats.records == 9
     assert stats.packets_in_flows == 9
@@ -293,7 +296,7 @@ def test_unreadable_file_raises_capture_error(tmp_path):
 
 def test_empty_input():
     flows = build_flows([], FlowOptions(), RunStats())
-    assert len(flows) == 0 and list(flows.columns) == schema.names(schema.FLOWS)
+    assert len(flows) == 0 and list(flows.columns) == schema.names(schema.FLOWS) + list(EVIDENCE)
 
 
 def test_other_link_types_and_ipv6_extension_headers(tmp_path):

@@ -8,6 +8,7 @@ trusted. Nothing here is vectorized and nothing is shared with the fast engine.
 from __future__ import annotations
 
 import ipaddress
+import math
 
 import gzip
 import struct
@@ -17,10 +18,12 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from apnstrace import schema
 from apnstrace.errors import CaptureError, EngineError
+from apnstrace.flows.finalize import EVIDENCE
 from apnstrace.options import FlowOptions
 from apnstrace.stats import FileProblem, RunStats
 
@@ -89,7 +92,7 @@ class Frame:
     vlan: int | None
     flags: int | None = None     # None: TCP flags not captured (and UDP)
     seq: int | None = None       # known only with the flags
-    payload: int = 0             # TCP payload length from the IP length fields
+    payload: int = 0             # TCP/UDP payload length from the IP length fields
 
     @property
     def syn_only(self) -> bool:
@@ -335,7 +338,9 @@ def _decode_l4(proto: int, v6: bool, data: bytes, off: int, l4_len: int, ts: flo
         udp = UDP(data[off:off + 8].ljust(8, b"\0"))
         if avail < 8:
             notes.append("udp_header_truncated")
-        return Frame(ts, wirelen, "udp", (src, int(udp.sport)), (dst, int(udp.dport)), vlan)
+        # Payload from the IP length, as for TCP (the UDP length field is not trusted).
+        return Frame(ts, wirelen, "udp", (src, int(udp.sport)), (dst, int(udp.dport)), vlan,
+                     payload=max(l4_len - 8, 0))
     if (proto == 1 and not v6) or (proto == 58 and v6):
         if avail < 1:
             raise _bad("icmp_header_truncated")
@@ -641,7 +646,30 @@ def _finish(flow: _Flow) -> dict:
         row["state"] = _tcp_state(cf, sf)
     else:
         row["state"] = "SF" if cf and sf else ("S0" if cf else "SHR")
+    row.update(_evidence(flow.transport == "tcp", cf, sf))
+    c_data, s_data = row["_c_data_ts"], row["_s_data_ts"]
+    row["ttfb_ms"] = (s_data - c_data) * 1000.0 if s_data >= c_data else None
     return row
+
+
+def _evidence(tcp: bool, cf: list[Frame], sf: list[Frame]) -> dict:
+    """The hidden per-flow facts block reasons are read from (flows/finalize.py EVIDENCE)."""
+    def first(frames, keep) -> float:
+        return min((f.ts for f in frames if keep(f)), default=math.nan)
+
+    syns = [f.ts for f in cf if f.syn_only] if tcp else []
+    synack = [f.ts for f in sf if f.syn_ack] if tcp else []
+    answered_by = min(synack, default=math.inf)
+    return {
+        "_syns": len(syns), "_syn_first": min(syns, default=math.nan),
+        "_syn_last": max((t for t in syns if t <= answered_by), default=math.nan),
+        "_handshake": bool(syns and synack),
+        "_c_data_ts": first(cf, lambda f: f.payload > 0), "_s_data_ts": first(sf, lambda f: f.payload > 0),
+        "_c_payload": sum(f.payload for f in cf), "_s_payload": sum(f.payload for f in sf),
+        "_c_ndata": sum(1 for f in cf if f.payload > 0),
+        "_c_fin_ts": first(cf, lambda f: tcp and f.has(FIN)), "_s_fin_ts": first(sf, lambda f: tcp and f.has(FIN)),
+        "_c_rst_ts": first(cf, lambda f: tcp and f.has(RST)), "_s_rst_ts": first(sf, lambda f: tcp and f.has(RST)),
+    }
 
 
 def _address_number(text: str) -> int:
@@ -690,4 +718,7 @@ def build_flows(paths: Sequence[Path], options: FlowOptions, stats: RunStats) ->
                              _address_number(r["server_ip"]), r["server_port"], r["transport"]))
     for n, row in enumerate(rows):
         row["flow_id"] = n
-    return schema.to_frame(rows, schema.FLOWS)
+    frame = schema.to_frame(rows, schema.FLOWS)
+    for name in EVIDENCE:
+        frame[name] = np.array([row[name] for row in rows], dtype=bool if name == "_handshake" else np.float64)
+    return frame

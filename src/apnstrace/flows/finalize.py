@@ -86,14 +86,18 @@ def flows_piece(part: P.Partials) -> pd.DataFrame:
         a_val, b_val = part[f"{name}0"], part[f"{name}1"]     # dir 0 is sent by a
         return np.where(a_client == client, a_val, b_val)
 
-    c = {name: side(name, True) for name in ("pkts", "bytes", "payload", "syn", "synack", "fin", "rst", "syn_last")}
-    s = {name: side(name, False) for name in ("pkts", "bytes", "payload", "syn", "synack", "fin", "rst", "synack_ts")}
+    per_side = ("pkts", "bytes", "payload", "syn", "synack", "fin", "rst", "ndata") + P.FIRST_TIMES
+    c = {name: side(name, True) for name in per_side + ("syn_last",)}
+    s = {name: side(name, False) for name in per_side + ("synack_ts",)}
     is_tcp = part["proto"] == 6
     state = conn_state(is_tcp, c["pkts"], s["pkts"], c["syn"], s["synack"], c["fin"], s["fin"],
                        c["rst"], s["rst"], c["payload"], s["payload"])
     with np.errstate(invalid="ignore"):
         rtt = (s["synack_ts"] - c["syn_last"]) * 1000.0
     rtt_ok = np.isfinite(rtt) & (rtt >= 0) & is_tcp
+    with np.errstate(invalid="ignore"):
+        ttfb = (s["data_ts"] - c["data_ts"]) * 1000.0
+    ttfb_ok = np.isfinite(ttfb) & (ttfb >= 0)        # a server that spoke first has no ttfb
 
     codes, labels = address_codes(np.concatenate([part["a_hi"], part["b_hi"]]),
                                   np.concatenate([part["a_lo"], part["b_lo"]]))
@@ -116,6 +120,7 @@ def flows_piece(part: P.Partials) -> pd.DataFrame:
         "syn_retries": np.maximum(c["syn"] - 1, 0),
         "retransmits": part["retx"],
         "rtt_ms": pd.arrays.FloatingArray(np.where(rtt_ok, rtt, 0.0), ~rtt_ok),
+        "ttfb_ms": pd.arrays.FloatingArray(np.where(ttfb_ok, ttfb, 0.0), ~ttfb_ok),
     }
     frame = schema.to_frame(data, schema.FLOWS)
     for name, a_col, b_col in (("_c_hi", "a_hi", "b_hi"), ("_c_lo", "a_lo", "b_lo"),
@@ -123,7 +128,29 @@ def flows_piece(part: P.Partials) -> pd.DataFrame:
         frame[name] = np.where(a_client, part[a_col], part[b_col])
     frame[UID] = part["uid"]
     frame["_client_is_a"] = a_client
+    for name, value in evidence_columns(c, s, is_tcp).items():
+        frame[name] = value
     return frame
+
+
+# Per-flow facts the block reasons and timing read (docs/blocked.md); times are NaN when the
+# event never happened. Hidden: not in the public schema, dropped by pipeline._public.
+EVIDENCE = ("_syns", "_syn_first", "_syn_last", "_handshake", "_c_data_ts", "_s_data_ts",
+            "_c_payload", "_s_payload", "_c_ndata", "_c_fin_ts", "_s_fin_ts", "_c_rst_ts", "_s_rst_ts")
+
+
+def evidence_columns(c: dict, s: dict, is_tcp: np.ndarray) -> dict[str, np.ndarray]:
+    def when(times: np.ndarray) -> np.ndarray:
+        return np.where(np.isfinite(times), times, np.nan)
+
+    return {
+        "_syns": np.where(is_tcp, c["syn"], 0), "_syn_first": when(c["syn_first"]),
+        "_syn_last": when(c["syn_last"]), "_handshake": is_tcp & (c["syn"] > 0) & (s["synack"] > 0),
+        "_c_data_ts": when(c["data_ts"]), "_s_data_ts": when(s["data_ts"]),
+        "_c_payload": c["payload"], "_s_payload": s["payload"], "_c_ndata": c["ndata"],
+        "_c_fin_ts": when(c["fin_ts"]), "_s_fin_ts": when(s["fin_ts"]),
+        "_c_rst_ts": when(c["rst_ts"]), "_s_rst_ts": when(s["rst_ts"]),
+    }
 
 
 def assemble(pieces: list[pd.DataFrame]) -> pd.DataFrame:
@@ -138,6 +165,8 @@ def assemble(pieces: list[pd.DataFrame]) -> pd.DataFrame:
         frame = schema.to_frame(None, schema.FLOWS)
         frame[UID] = np.empty(0, np.int64)
         frame["_client_is_a"] = np.empty(0, bool)
+        for name in EVIDENCE:
+            frame[name] = np.empty(0, bool if name == "_handshake" else np.float64)
         return frame
 
     def joined(name: str) -> pd.Series:
@@ -152,7 +181,7 @@ def assemble(pieces: list[pd.DataFrame]) -> pd.DataFrame:
         np.concatenate([p["ts_start"].to_numpy() for p in pieces])))
     del keys
     columns = {}
-    for name in [col.name for col in schema.FLOWS] + [UID, "_client_is_a"]:
+    for name in [col.name for col in schema.FLOWS] + [UID, "_client_is_a", *EVIDENCE]:
         columns[name] = joined(name).take(order).reset_index(drop=True)
     columns["flow_id"] = pd.Series(np.arange(len(order), dtype=np.int64))
     return pd.DataFrame(columns, copy=False)
@@ -160,4 +189,4 @@ def assemble(pieces: list[pd.DataFrame]) -> pd.DataFrame:
 
 def to_flows_frame(part: P.Partials) -> pd.DataFrame:
     frame = assemble([flows_piece(part)] if len(part["h"]) else [])
-    return frame.drop(columns=[UID, "_client_is_a"], errors="ignore")
+    return frame.drop(columns=[UID, "_client_is_a", *EVIDENCE], errors="ignore")

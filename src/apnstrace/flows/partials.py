@@ -28,7 +28,11 @@ FIELDS: dict[str, type] = {
     "retx": np.int64,
     "uid": np.int64,                                         # the flow's identity, kept to the output
     "ndata0": np.int64, "ndata1": np.int64,                  # payload-carrying packets per direction
+    # first SYN, payload, FIN and RST sent in that direction (INF: none)
+    "syn_first0": np.float64, "syn_first1": np.float64, "data_ts0": np.float64, "data_ts1": np.float64,
+    "fin_ts0": np.float64, "fin_ts1": np.float64, "rst_ts0": np.float64, "rst_ts1": np.float64,
 }
+FIRST_TIMES = ("syn_first", "data_ts", "fin_ts", "rst_ts")
 KEY = ("a_hi", "a_lo", "b_hi", "b_lo", "port_a", "port_b", "proto")
 
 Partials = dict[str, np.ndarray]
@@ -72,7 +76,8 @@ def combine(left: Partials, right: Partials) -> Partials:
     for name in ("first_syn_dir", "first_synack_dir", "base0", "base1"):
         out[name] = np.where(left[name] >= 0, left[name], right[name])
     for d in (0, 1):
-        out[f"synack_ts{d}"] = np.minimum(left[f"synack_ts{d}"], right[f"synack_ts{d}"])
+        for name in ("synack_ts",) + FIRST_TIMES:
+            out[f"{name}{d}"] = np.minimum(left[f"{name}{d}"], right[f"{name}{d}"])
     for d in (0, 1):
         answer = out[f"synack_ts{1 - d}"]
         lo, ro = left[f"syn_last{d}"], right[f"syn_last{d}"]

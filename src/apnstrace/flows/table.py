@@ -243,6 +243,9 @@ class FlowTable:
             out[f"fin{k}"] = np.add.reduceat((fin & this).astype(np.int64), firsts)
             out[f"rst{k}"] = np.add.reduceat((rst & this).astype(np.int64), firsts)
             out[f"synack_ts{k}"] = np.minimum.reduceat(np.where(synack & this, ts, P.INF), firsts)
+            # First times of the events block reasons and ttfb are read from (docs/blocked.md).
+            for name, mask in (("syn_first", pure_syn), ("data_ts", plen > 0), ("fin_ts", fin), ("rst_ts", rst)):
+                out[f"{name}{k}"] = np.minimum.reduceat(np.where(mask & this, ts, P.INF), firsts)
         positions = np.arange(n)
         for name, mask in (("first_syn_dir", pure_syn), ("first_synack_dir", synack)):
             at = np.minimum.reduceat(np.where(mask, positions, n), firsts)

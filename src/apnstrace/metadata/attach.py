@@ -12,6 +12,7 @@ TEXT = ("sni", "alpn", "tls_version", "tls_alert", "cert_issuer", "http_method",
         "http_user_agent")
 NAME_SOURCE = "server_name_source"      # sni, http-host or dns: which evidence named the server
 DNS_QUERY = "dns_query"                  # a DNS flow's first question (for the classifier)
+TLS_EVIDENCE = ("client_alert", "server_alpn")   # hidden: what block reasons read (docs/blocked.md)
 
 
 def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
@@ -32,7 +33,7 @@ def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
             column[hit] = values[idx]
             return column
 
-        for name in TEXT + (DNS_QUERY,):
+        for name in TEXT + (DNS_QUERY,) + TLS_EVIDENCE:
             flows[name] = pd.array(pa.array(found(name), type=pa.string()), dtype="string")
         status = found("http_status")
         flows["http_status"] = pd.array(pa.array(status, type=pa.int32()), dtype="Int32")
@@ -41,8 +42,12 @@ def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
         ms = (server - hello) * 1000.0
         ok = np.isfinite(ms) & (ms >= 0)
         flows["tls_handshake_ms"] = pd.arrays.FloatingArray(np.where(ok, ms, 0.0), ~ok)
-    if DNS_QUERY not in flows:
-        flows[DNS_QUERY] = pd.array([None] * len(flows), dtype="string")
+        flows["server_hello_ts"] = server
+    for name in (DNS_QUERY,) + TLS_EVIDENCE:
+        if name not in flows:
+            flows[name] = pd.array([None] * len(flows), dtype="string")
+    if "server_hello_ts" not in flows:
+        flows["server_hello_ts"] = np.full(len(flows), np.nan)
     name, source = _server_names(flows, collected.dns)
     flows["server_name"] = pd.array(name, dtype="string")
     flows[NAME_SOURCE] = pd.array(source, dtype="string")

@@ -138,6 +138,13 @@ class MetadataCollector:
             more = later & np.isin(key, opened) & (np.arange(len(key)) > np.nan_to_num(at, nan=np.inf))
             more[rows] = False
             self._feed(buf, pk, key, np.flatnonzero(more))
+        # A lone alert record early in a direction that already sent its ClientHello: the client
+        # refusing the server's certificate. Alert records are 7 bytes; a handful per capture.
+        alerts = np.flatnonzero(early & (pk.payload_cap == 7) & (start_kind == 1)
+                                & (buf[np.where(early, pk.payload_off, 0)] == 0x15))
+        for i in alerts.tolist():
+            off = int(pk.payload_off[i])
+            self._late_alert(int(key[i]), buf[off: off + 7].tobytes())
 
     def _feed(self, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray) -> None:
         """Python from here on: copy each chosen payload into its stream, parse what completed."""

@@ -1,0 +1,209 @@
+"""Why a flow never got through: `blocked` and `block_reason` for every flow (docs/blocked.md).
+
+Every rule is a mask over whole columns; the first rule that fires names the reason. Only
+the few blocked rows get an evidence text built in Python.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..options import FlowOptions
+from .expectations import tls_expectations
+
+REASONS = ("icmp_unreachable", "reset", "no_response", "tls_alert", "tls_intercepted",
+           "reset_after_handshake", "no_server_data")
+EVIDENCE = "block_evidence"            # hidden column: the evidence text of a blocked flow
+ICMP_GRACE_S = 5.0                     # an ICMP error may trail the flow's last frame by this much
+LEGACY_TLS = ("SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2")    # certificates and ALPN in clear text
+
+# ICMP destination-unreachable codes (RFC 792/1812, RFC 4443); v4 code 4 is path-MTU discovery.
+ICMP4_UNREACHABLE = {0: "net unreachable", 1: "host unreachable", 2: "protocol unreachable",
+                     3: "port unreachable", 5: "source route failed", 6: "destination network unknown",
+                     7: "destination host unknown", 8: "source host isolated",
+                     9: "network administratively prohibited", 10: "host administratively prohibited",
+                     11: "network unreachable for TOS", 12: "host unreachable for TOS",
+                     13: "communication administratively prohibited", 14: "host precedence violation",
+                     15: "precedence cutoff in effect"}
+ICMP6_UNREACHABLE = {0: "no route to destination", 1: "administratively prohibited",
+                     2: "beyond scope of source address", 3: "address unreachable", 4: "port unreachable",
+                     5: "source address failed ingress/egress policy", 6: "reject route to destination"}
+
+
+def block_reasons(flows: pd.DataFrame, icmp: pd.DataFrame | None, options: FlowOptions) -> pd.DataFrame:
+    """flows with `blocked`, `block_reason` and the hidden EVIDENCE column filled.
+
+    Reads the hidden per-flow facts of flows/finalize.py EVIDENCE and, when present, the TLS
+    facts metadata/attach.py adds (client_alert, server_alpn, server_hello_ts).
+    """
+    flows = flows.copy()
+    n = len(flows)
+    reason = np.full(n, None, dtype=object)
+    evidence = np.full(n, None, dtype=object)
+    if n:
+        f = _Facts(flows)
+        capture_end = float(np.nanmax(flows["ts_end"].to_numpy()))
+
+        def claim(mask: np.ndarray, name: str, explain) -> None:
+            rows = np.flatnonzero(mask & (reason == None))      # noqa: E711 (elementwise)
+            reason[rows] = name
+            evidence[rows] = [explain(i) for i in rows.tolist()]
+
+        icmp_rows = _icmp_matches(flows, icmp)
+        claim(f.started & (icmp_rows.index_mask(n)) & ~f.answered, "icmp_unreachable", icmp_rows.describe)
+        claim(f.tcp_started & (f.state == "REJ"), "reset", f.describe_reset)
+        claim(f.tcp_started & np.isin(f.state, ("S0", "RSTOS0")), "no_response",
+              lambda i: f.describe_no_response(i, capture_end))
+        claim(f.tcp_started & f.fatal_alert, "tls_alert", lambda i: f"the server answered the ClientHello with alert {f.tls_alert[i]}")
+        intercepted, why = _interception(f)
+        claim(f.tcp_started & intercepted, "tls_intercepted", lambda i: why[i])
+        claim(f.tcp_started & f.handshake & np.isfinite(f.s_rst) & (f.s_payload == 0), "reset_after_handshake",
+              f.describe_reset_after_handshake)
+        waited = np.where(f.closed, f.ts_end, capture_end) - f.c_data
+        claim(f.tcp_started & f.handshake & (f.c_payload > 0) & (f.s_payload == 0) & ~np.isfinite(f.s_rst)
+              & (waited >= options.server_wait_s), "no_server_data",
+              lambda i: f"the client sent {int(f.c_payload[i]):,} bytes; no data came back in {waited[i]:.1f} s")
+    blocked = reason != None                                     # noqa: E711
+    flows["blocked"] = pd.arrays.BooleanArray(blocked.astype(bool), np.zeros(n, bool))
+    flows["block_reason"] = pd.array(reason, dtype="string")
+    flows[EVIDENCE] = pd.array(evidence, dtype="string")
+    return flows
+
+
+class _Facts:
+    """The columns the rules read, as numpy arrays (hidden columns default to 'never happened')."""
+
+    def __init__(self, flows: pd.DataFrame) -> None:
+        n = len(flows)
+
+        def num(name: str, default: float = np.nan) -> np.ndarray:
+            if name not in flows:
+                return np.full(n, default)
+            return pd.to_numeric(flows[name], errors="coerce").astype("float64").to_numpy(na_value=np.nan)
+
+        def text(name: str) -> np.ndarray:
+            if name not in flows:
+                return np.full(n, None, dtype=object)
+            return flows[name].astype(object).where(flows[name].notna(), None).to_numpy()
+
+        self.tcp = flows["transport"].to_numpy(dtype=object) == "tcp"
+        self.state = flows["state"].to_numpy(dtype=object)
+        self.syns = num("_syns", 0.0)
+        self.tcp_started = self.tcp & (self.syns > 0)
+        self.started = self.tcp_started | ~self.tcp           # a UDP flow's first frame is its start
+        self.handshake = flows["_handshake"].to_numpy(dtype=bool) if "_handshake" in flows else np.zeros(n, bool)
+        self.pkts_s2c = flows["pkts_s2c"].to_numpy()
+        self.answered = np.where(self.tcp, self.handshake, self.pkts_s2c > 0)
+        self.ts_end = flows["ts_end"].to_numpy()
+        self.syn_first, self.syn_last = num("_syn_first"), num("_syn_last")
+        self.c_data, self.c_payload, self.s_payload = num("_c_data_ts"), num("_c_payload", 0), num("_s_payload", 0)
+        self.s_rst, self.c_rst, self.c_fin, self.s_fin = num("_s_rst_ts"), num("_c_rst_ts"), num("_c_fin_ts"), num("_s_fin_ts")
+        self.closed = np.isfinite(self.c_fin) | np.isfinite(self.c_rst) | np.isfinite(self.s_fin)
+        self.server_hello = num("server_hello_ts")
+        self.tls_alert, self.client_alert = text("tls_alert"), text("client_alert")
+        self.fatal_alert = np.array([a is not None and a.startswith("fatal/") for a in self.tls_alert], bool)
+        self.service, self.tls_version = text("service"), text("tls_version")
+        self.cert_issuer, self.alpn, self.server_alpn = text("cert_issuer"), text("alpn"), text("server_alpn")
+
+    def describe_reset(self, i: int) -> str:
+        syn = self.syn_last[i] if self.syn_last[i] <= self.s_rst[i] else self.syn_first[i]
+        took = (self.s_rst[i] - syn) * 1000.0
+        return f"the SYN was answered by a RST in {took:.1f} ms" if np.isfinite(took) else "the SYN was answered by a RST"
+
+    def describe_no_response(self, i: int, capture_end: float) -> str:
+        count = int(self.syns[i])
+        spread = self.syn_last[i] - self.syn_first[i]
+        text = f"{count} SYN{'s' if count > 1 else ''}"
+        text += f" over {spread:.1f} s, no answer" if count > 1 else ", no answer"
+        if self.state[i] == "RSTOS0":
+            text += ", then the client gave up (RST)"
+        left = capture_end - self.syn_last[i]
+        if left < 3.0:
+            text += f" (the capture ended {left:.1f} s after the last SYN)"
+        return text
+
+    def describe_reset_after_handshake(self, i: int) -> str:
+        sent = int(self.c_payload[i])
+        if sent and np.isfinite(self.c_data[i]):
+            return (f"handshake completed; the client sent {sent:,} bytes, then a RST came from the server side "
+                    f"{self.s_rst[i] - self.c_data[i]:.3f} s later, before any server data")
+        return "handshake completed, then a RST from the server side before any data"
+
+
+def _interception(f: _Facts) -> tuple[np.ndarray, dict[int, str]]:
+    """Flows of a service with known TLS whose server is evidently not that service's."""
+    expect = tls_expectations()
+    hits = np.zeros(len(f.tcp), bool)
+    why: dict[int, str] = {}
+    rows = np.flatnonzero(np.isin(f.service, list(expect.services)) & f.tcp_started)
+    for i in rows.tolist():             # Apple TLS flows of known services only: few
+        rule = expect.services[f.service[i]]
+        found = []
+        issuer = f.cert_issuer[i]
+        if issuer and rule.issuer_contains and not rule.issuer_is_expected(issuer):
+            found.append(f"the certificate issuer {issuer!r} is not one {rule.service} uses")
+        if (rule.client_alpn is not None and f.alpn[i] and rule.client_alpn.search(f.alpn[i])
+                and f.tls_version[i] in LEGACY_TLS and np.isfinite(f.server_hello[i])
+                and not (f.server_alpn[i] and rule.server_alpn.search(f.server_alpn[i]))):
+            gone = np.nanmin([f.c_fin[i], f.c_rst[i]]) - f.server_hello[i] if (
+                np.isfinite(f.c_fin[i]) or np.isfinite(f.c_rst[i])) else np.inf
+            if f.client_alert[i] or gone <= expect.teardown_s:
+                selected = f"selected {f.server_alpn[i]!r}" if f.server_alpn[i] else "selected no ALPN"
+                after = (f"the client answered with alert {f.client_alert[i]}" if f.client_alert[i]
+                         else f"the client closed {gone:.2f} s after the server's first flight")
+                found.append(f"the {f.tls_version[i]} server {selected} for {f.alpn[i]}; {after}")
+        elif found and f.client_alert[i]:
+            found.append(f"the client answered with alert {f.client_alert[i]}")
+        if found:
+            hits[i] = True
+            why[i] = "; ".join(found)
+    return hits, why
+
+
+class _IcmpMatches:
+    """The earliest destination-unreachable quoting each flow, by flow row."""
+
+    def __init__(self, rows: np.ndarray, icmp: pd.DataFrame) -> None:
+        self.rows = rows
+        self.by_row = {int(r): rec for r, rec in zip(rows, icmp.itertuples(index=False))}
+
+    def index_mask(self, n: int) -> np.ndarray:
+        mask = np.zeros(n, bool)
+        mask[self.rows] = True
+        return mask
+
+    def describe(self, i: int) -> str:
+        rec = self.by_row[i]
+        names = ICMP6_UNREACHABLE if rec.v6 else ICMP4_UNREACHABLE
+        what = names.get(int(rec.icmp_code), f"code {int(rec.icmp_code)}")
+        kind = "ICMPv6" if rec.v6 else "ICMP"
+        return f"{kind} destination unreachable ({what}, type {int(rec.icmp_type)} code {int(rec.icmp_code)}) from {rec.reporter}"
+
+
+def _icmp_matches(flows: pd.DataFrame, icmp: pd.DataFrame | None) -> _IcmpMatches:
+    empty = _IcmpMatches(np.empty(0, np.int64), pd.DataFrame())
+    if icmp is None or icmp.empty:
+        return empty
+    unreachable = icmp[(icmp["v6"] & (icmp["icmp_type"] == 1))
+                       | (~icmp["v6"] & (icmp["icmp_type"] == 3) & (icmp["icmp_code"] != 4))]
+    if unreachable.empty:
+        return empty
+    quoted = pd.DataFrame({
+        "client_ip": unreachable["src"].astype(str).to_numpy(), "server_ip": unreachable["dst"].astype(str).to_numpy(),
+        "client_port": unreachable["sport"].astype(np.int64).to_numpy(),
+        "server_port": unreachable["dport"].astype(np.int64).to_numpy(),
+        "transport": np.where(unreachable["proto"].to_numpy() == 6, "tcp", "udp"),
+        "icmp_ts": unreachable["ts"].to_numpy(), "v6": unreachable["v6"].to_numpy(),
+        "icmp_type": unreachable["icmp_type"].to_numpy(), "icmp_code": unreachable["icmp_code"].to_numpy(),
+        "reporter": unreachable["reporter"].astype(str).to_numpy()})
+    keys = ["client_ip", "client_port", "server_ip", "server_port", "transport"]
+    side = pd.DataFrame({k: flows[k].astype(str if k in ("client_ip", "server_ip", "transport") else np.int64).to_numpy()
+                         for k in keys})
+    side["row"] = np.arange(len(flows))
+    side["ts_start"], side["ts_end"] = flows["ts_start"].to_numpy(), flows["ts_end"].to_numpy()
+    pairs = side.merge(quoted, on=keys)
+    pairs = pairs[(pairs["icmp_ts"] >= pairs["ts_start"]) & (pairs["icmp_ts"] <= pairs["ts_end"] + ICMP_GRACE_S)]
+    if pairs.empty:
+        return empty
+    first = pairs.sort_values("icmp_ts").drop_duplicates("row")
+    return _IcmpMatches(first["row"].to_numpy(), first[["v6", "icmp_type", "icmp_code", "reporter"]])

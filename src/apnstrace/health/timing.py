@@ -1,0 +1,106 @@
+"""result.timing and result.courier: how long each step took, per category and per device,
+and how steady each device's APNs courier connection is (docs/blocked.md "Timing")."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .. import schema
+from .dns_failures import WATCHED
+
+METRICS = ("rtt_ms", "tls_handshake_ms", "ttfb_ms")
+COURIER = "apns-courier"
+LONG_LIVED_S = 600.0         # connections long enough to show the keepalive rhythm
+FLAP_MIN_CONNECTIONS = 3
+FLAP_RECONNECTS_PER_HOUR = 4.0
+IDLE_CUT_MIN_S = 30.0        # middlebox idle timers are tens of seconds and up
+
+
+def timing_table(flows: pd.DataFrame) -> pd.DataFrame:
+    """schema.TIMING rows: per category, then per device (clients with a flow in an Apple category)."""
+    if flows.empty:
+        return schema.to_frame(None, schema.TIMING)
+    values = pd.DataFrame({m: pd.to_numeric(flows[m], errors="coerce").astype("float64") for m in METRICS})
+    values["courier_lifetime_s"] = flows["duration"].where(_courier_connections(flows)).astype("float64")
+    category = flows["category"].astype(object).fillna("other").to_numpy()
+    device = flows["client_ip"].astype(object).to_numpy()
+    devices = pd.unique(device[np.isin(category, WATCHED)])
+    parts = [_summary(values, category, "category")]
+    mine = np.isin(device, devices)
+    if mine.any():
+        parts.append(_summary(values[mine], device[mine], "device"))
+    table = pd.concat(parts, ignore_index=True)
+    return schema.to_frame({c.name: table[c.name].to_numpy() for c in schema.TIMING}, schema.TIMING)
+
+
+def _summary(values: pd.DataFrame, keys: np.ndarray, scope: str) -> pd.DataFrame:
+    long = values.assign(key=keys).melt(id_vars="key", var_name="metric", value_name="v").dropna(subset=["v"])
+    if long.empty:
+        return pd.DataFrame(columns=[c.name for c in schema.TIMING])
+    grouped = long.groupby(["key", "metric"], sort=True)["v"]
+    out = pd.DataFrame({"count": grouped.size(), "p50": grouped.quantile(0.5), "p95": grouped.quantile(0.95),
+                        "max": grouped.max()}).reset_index()
+    out.insert(0, "scope", scope)
+    return out
+
+
+def _courier_connections(flows: pd.DataFrame) -> pd.Series:
+    """Courier flows that were connections (the server answered), not blocked attempts."""
+    blocked = flows["blocked"].fillna(False) if "blocked" in flows else False
+    return ((flows["service"] == COURIER) & (flows["transport"] == "tcp") & (flows["pkts_s2c"] > 0)
+            & ~flows["state"].isin(["S0", "REJ", "RSTOS0"]) & ~blocked).fillna(False)
+
+
+def courier_table(flows: pd.DataFrame) -> pd.DataFrame:
+    """schema.COURIER: one row per device with courier connections."""
+    if flows.empty:
+        return schema.to_frame(None, schema.COURIER)
+    conn = flows[_courier_connections(flows).to_numpy(bool)]
+    if conn.empty:
+        return schema.to_frame(None, schema.COURIER)
+    s_rst = conn["_s_rst_ts"] if "_s_rst_ts" in conn else pd.Series(np.nan, index=conn.index)
+    c_ndata = conn["_c_ndata"] if "_c_ndata" in conn else pd.Series(0, index=conn.index)
+    work = pd.DataFrame({
+        "device_ip": conn["client_ip"].astype(str).to_numpy(), "start": conn["ts_start"].to_numpy(),
+        "end": conn["ts_end"].to_numpy(), "life": conn["duration"].to_numpy(),
+        "by_network": np.isfinite(s_rst.to_numpy(float)),
+        "keepalive": np.where(conn["duration"].to_numpy() > LONG_LIVED_S,
+                              conn["duration"].to_numpy() / np.maximum(c_ndata.to_numpy(float), 1.0), np.nan)})
+    # An idle cut: the network ended a connection that had been up a while (not one refused at once).
+    work["idle_cut"] = work["by_network"] & (work["life"] >= IDLE_CUT_MIN_S)
+    g = work.groupby("device_ip", sort=True)
+    out = pd.DataFrame({
+        "connections": g.size(), "lifetime_p50_s": g["life"].median(), "lifetime_max_s": g["life"].max(),
+        "closed_by_network": g["by_network"].sum().astype(np.int64), "span_h": (g["end"].max() - g["start"].min()) / 3600.0,
+        "keepalive_s": g["keepalive"].median(), "idle_cuts": g["idle_cut"].sum(),
+    }).reset_index()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["reconnects_per_hour"] = np.where(out["span_h"] > 0, (out["connections"] - 1) / out["span_h"], 0.0)
+    out["flapping"] = ((out["connections"] >= FLAP_MIN_CONNECTIONS)
+                       & (out["reconnects_per_hour"] > FLAP_RECONNECTS_PER_HOUR)
+                       & (out["idle_cuts"] * 2 > out["connections"]))
+    out["verdict"] = [_verdict(r) for r in out.itertuples(index=False)]
+    keepalive = out["keepalive_s"].to_numpy(float)
+    data = {c.name: out[c.name].to_numpy() for c in schema.COURIER if c.name != "keepalive_s"}
+    data["keepalive_s"] = pd.arrays.FloatingArray(np.nan_to_num(keepalive), np.isnan(keepalive))
+    return schema.to_frame(data, schema.COURIER)
+
+
+def _verdict(r) -> str:
+    keepalive = f", keepalive about every {_duration(r.keepalive_s)}" if np.isfinite(r.keepalive_s) else ""
+    if r.connections == 1:
+        return f"{r.device_ip}: 1 courier connection, up {_duration(r.lifetime_p50_s)}{keepalive}"
+    head = (f"{r.device_ip}: {r.connections} courier connections over {_duration(r.span_h * 3600)} "
+            f"({r.reconnects_per_hour:.1f} reconnects/h), median {_duration(r.lifetime_p50_s)}")
+    if r.flapping:
+        return (f"{head}, {r.closed_by_network} cut by a RST from the network side"
+                " - flapping: a middlebox idle timeout is shorter than the device's keepalive")
+    return f"{head}{keepalive} - steady"
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 120:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
