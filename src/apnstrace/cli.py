@@ -18,7 +18,8 @@ from .classify import Category
 from .pipeline import ENGINES, Result, analyze
 from .site import Site
 from .report import export
-from .report.terminal import print_flows_table, print_run_summary
+from .report.terminal import (BLOCKED_COLUMNS, COURIER_COLUMNS, REQUIREMENT_COLUMNS, STATUS_STYLE, TIMING_COLUMNS,
+                              print_flows_table, print_run_summary, print_table)
 
 
 class InputFailure(click.ClickException):
@@ -118,8 +119,7 @@ def cli() -> None:
 @common_options
 def flows(captures, fmt, output, limit, categories, engine, tcp_timeout, udp_timeout, site_file, mdm_hosts) -> None:
     """The classified flow table of one or more captures (rotated files are read as one capture)."""
-    if fmt == "parquet" and not output:
-        raise InputFailure("--format parquet writes a file: give it with -o FILE")
+    _check_parquet(fmt, output)
     result = _run(captures, engine, tcp_timeout, udp_timeout, site_file, mdm_hosts)
     frame = result.flows
     if categories:
@@ -129,7 +129,103 @@ def flows(captures, fmt, output, limit, categories, engine, tcp_timeout, udp_tim
     _finish(result)
 
 
-def _write(frame: pd.DataFrame, fmt: str, output: str | None, limit: int, result: Result) -> None:
+FORMATS = click.Choice(["table", "csv", "jsonl", "parquet"])
+WATCHED_FOR_FAILURE = ("apns", "mdm")     # --fail-on-blocked: APNs or MDM traffic blocked
+
+
+def output_options(fn):
+    fn = click.option("--format", "fmt", type=FORMATS, default="table", show_default=True, help="Output format.")(fn)
+    fn = click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+                      help="Write to this file instead of standard output (required for parquet).")(fn)
+    fn = click.option("--limit", type=int, default=200, show_default=True,
+                      help="Rows shown by the table format (0: all). Other formats write every row.")(fn)
+    return fn
+
+
+@cli.command()
+@click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@output_options
+@click.option("--fail-on-blocked", is_flag=True,
+              help="Exit 1 when APNs or MDM traffic was blocked (for scripted health checks).")
+@common_options
+def blocked(captures, fmt, output, limit, fail_on_blocked, engine, tcp_timeout, udp_timeout, site_file, mdm_hosts) -> None:
+    """Blocked and failed flows, and failed lookups of Apple and site names, worst first,
+    each with its evidence and one sentence."""
+    _check_parquet(fmt, output)
+    result = _run(captures, engine, tcp_timeout, udp_timeout, site_file, mdm_hosts)
+    frame = result.blocked
+    with user_errors():
+        if fmt == "table" and not output:
+            if frame.empty:
+                click.echo("Nothing blocked: every flow whose start was captured got through.")
+            else:
+                print_table(frame, BLOCKED_COLUMNS, f"{len(frame)} blocked", limit)
+            flapping = result.courier[result.courier["flapping"].fillna(False).to_numpy(bool)]
+            if len(flapping):
+                print_table(flapping, COURIER_COLUMNS, "flapping APNs courier connections", style_by=None)
+            print_run_summary(result)
+        else:
+            _write(frame, fmt, output, limit, result)
+    _finish(result)
+    if fail_on_blocked and frame["category"].isin(WATCHED_FOR_FAILURE).any():
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@output_options
+@common_options
+def timing(captures, fmt, output, limit, engine, tcp_timeout, udp_timeout, site_file, mdm_hosts) -> None:
+    """How long each step took: rtt, TLS handshake, time to first byte and courier lifetimes
+    (count, p50, p95, max) per category and per device; courier steadiness per device."""
+    _check_parquet(fmt, output)
+    result = _run(captures, engine, tcp_timeout, udp_timeout, site_file, mdm_hosts)
+    with user_errors():
+        if fmt == "table" and not output:
+            print_table(result.timing, TIMING_COLUMNS, "timing (ms; courier lifetimes in s)", limit)
+            if len(result.courier):
+                print_table(result.courier, COURIER_COLUMNS, "APNs courier connections per device", limit)
+            print_run_summary(result)
+        else:
+            _write(result.timing, fmt, output, limit, result)
+    _finish(result)
+
+
+@cli.command()
+@click.argument("captures", nargs=-1, type=click.Path(dir_okay=False))
+@output_options
+@common_options
+def requirements(captures, fmt, output, limit, engine, tcp_timeout, udp_timeout, site_file, mdm_hosts) -> None:
+    """Apple's required hosts and ports for device management, as a checklist; with captures,
+    each row marked reachable (with evidence), blocked (with the reason) or not seen."""
+    from .requirements import check_requirements, checklist
+    _check_parquet(fmt, output)
+    result = _run(captures, engine, tcp_timeout, udp_timeout, site_file, mdm_hosts) if captures else None
+    with user_errors():
+        frame = checklist() if result is None else check_requirements(result.flows, result.blocked)
+        if fmt == "table" and not output:
+            if result is None:
+                columns = tuple(c for c in REQUIREMENT_COLUMNS if c[0] in frame) + (("purpose", "purpose"),)
+                print_table(frame, columns, f"{len(frame)} required host/port pairs", limit=0)
+            else:
+                frame = frame.sort_values("status", key=lambda s: s.map({"blocked": 0, "reachable": 1, "not_seen": 2}),
+                                          kind="stable")
+                counts = frame["status"].value_counts()
+                title = ", ".join(f"{counts.get(k, 0)} {k.replace('_', ' ')}" for k in ("blocked", "reachable", "not_seen"))
+                print_table(frame, REQUIREMENT_COLUMNS, title, limit=0, style_by="status", styles=STATUS_STYLE)
+                print_run_summary(result)
+        else:
+            _write(frame, fmt, output, limit, result)
+    if result is not None:
+        _finish(result)
+
+
+def _check_parquet(fmt: str, output: str | None) -> None:
+    if fmt == "parquet" and not output:
+        raise InputFailure("--format parquet writes a file: give it with -o FILE")
+
+
+def _write(frame: pd.DataFrame, fmt: str, output: str | None, limit: int, result: Result | None) -> None:
     if fmt == "parquet":
         export.write_parquet(frame, Path(output))
         return

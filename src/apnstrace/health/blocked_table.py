@@ -39,7 +39,7 @@ def blocked_table(flows: pd.DataFrame, failures: Sequence = (), site: Site | Non
     if len(lookups):
         rows = lookups["row"].to_numpy()
         part = pd.DataFrame({name: flows[name].to_numpy()[rows] for name in _FLOW_COLUMNS})
-        for name in ("ts", "reason", "category", "service"):
+        for name in ("ts", "reason", "category"):       # the service stays the DNS flow's own
             part[name] = lookups[name].to_numpy()
         part["server_name"] = lookups["qname"].to_numpy()
         part["evidence"] = [_dns_evidence(q, t, r) for q, t, r in lookups[["qname", "qtype", "reason"]].itertuples(index=False)]

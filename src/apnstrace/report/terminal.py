@@ -64,3 +64,40 @@ def print_run_summary(result: Result, console: Console | None = None) -> None:
     if malformed:
         parts.append(f"{malformed} malformed (" + ", ".join(f"{k} {v}" for k, v in sorted(s.malformed.items())) + ")")
     console.print(escape("; ".join(parts)), style="dim")
+
+
+# Other tables: (column, label) pairs; rows styled by a column's value.
+BLOCKED_COLUMNS = (("reason", "reason"), ("category", "category"), ("client_ip", "client"),
+                   ("server_ip", "server"), ("server_port", "port"), ("sentence", "what happened"))
+TIMING_COLUMNS = (("scope", "scope"), ("key", "key"), ("metric", "metric"), ("count", "n"),
+                  ("p50", "p50"), ("p95", "p95"), ("max", "max"))
+COURIER_COLUMNS = (("device_ip", "device"), ("connections", "conns"), ("lifetime_p50_s", "median s"),
+                   ("closed_by_network", "cut by net"), ("reconnects_per_hour", "reconn/h"),
+                   ("keepalive_s", "keepalive s"), ("verdict", "verdict"))
+REQUIREMENT_COLUMNS = (("status", "status"), ("group", "group"), ("host", "host"), ("transport", "proto"),
+                       ("port", "port"), ("flows", "flows"), ("evidence", "evidence"))
+STATUS_STYLE = {"blocked": "red", "reachable": "green", "not_seen": "dim"}
+
+
+def print_table(frame: pd.DataFrame, columns, title: str, limit: int = 0, style_by: str | None = None,
+                styles: dict | None = None, console: Console | None = None) -> None:
+    """Any result frame as a rich table; every cell escaped (capture strings are data)."""
+    console = console or _console()
+    shown = frame if limit <= 0 else frame.head(limit)
+    table = Table(title=title, header_style="bold")
+    for name, label in columns:
+        numeric = name in frame and pd.api.types.is_numeric_dtype(frame[name]) and not pd.api.types.is_bool_dtype(frame[name])
+        table.add_column(label, justify="right" if numeric else "left", overflow="fold")
+    for row in shown[[c for c, _ in columns]].itertuples(index=False, name=None):
+        values = dict(zip((c for c, _ in columns), row))
+        style = (styles or {}).get(values.get(style_by)) if style_by else None
+        table.add_row(*(_number(v) for v in row), style=style)
+    console.print(table)
+    if len(shown) < len(frame):
+        console.print(f"... {len(frame) - len(shown)} more rows: use --limit 0, or --format csv/jsonl/parquet.")
+
+
+def _number(value: object) -> str:
+    if isinstance(value, float) and value == value:
+        return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
+    return _cell(value, "")
