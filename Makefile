@@ -29,6 +29,7 @@ tshark:
 
 demo: setup
 	$(BIN)/apnstrace flows sample_pcaps/site_categories.pcap sample_pcaps/blocked_syn.pcap
+	$(BIN)/apnstrace blocked sample_pcaps/blocked_reasons.pcap sample_pcaps/courier_flapping.pcap
 
 test: setup
 	$(BIN)/python -m pytest -q
