@@ -54,6 +54,25 @@ FLOWS: tuple[Column, ...] = (
     Column("ttfb_ms", "Float64", "First client data -> first server data, milliseconds."),
 )
 
+# One row per push, plus one per unexplained check-in session (docs/sequences.md).
+SEQUENCES: tuple[Column, ...] = (
+    Column("device_ip", "string", "The device: its courier connection's client address."),
+    Column("push_ts", "Float64", "The push: first packet of the server burst on the courier (null for unsolicited check-ins)."),
+    Column("push_flow_id", "Int64", "The courier flow that carried the push."),
+    Column("push_bytes", "Int64", "TCP payload bytes of the push burst."),
+    Column("provider_ts", "Float64", "The MDM server's request to the APNs provider API that caused it, when captured."),
+    Column("provider_flow_id", "Int64", "The provider flow of that request."),
+    Column("checkin_ts", "Float64", "The device's check-in: a new connection to its MDM server, or a new request on a kept-alive one."),
+    Column("checkin_flow_id", "Int64", "The MDM flow of the check-in."),
+    Column("mdm_server", "string", "The MDM server: name (or address), with :port unless 443."),
+    Column("latency_s", "Float64", "checkin_ts - push_ts, seconds."),
+    Column("outcome", "string", "checked_in, no_checkin, checkin_blocked, unsolicited_checkin."),
+    Column("followups", "string", "Categories fetched after the check-in inside the window, in order (e.g. sus,file_share)."),
+    Column("followups_blocked", "Int64", "How many of those follow-up flows were blocked."),
+    Column("mdm_server_inferred", "boolean", "True when the MDM server was inferred from what devices contact after pushes."),
+    Column("detail", "string", "How a check-in was blocked (reason and sentence), or other notes."),
+)
+
 # One row per blocked flow and per DNS failure of an Apple or site name, worst first (docs/blocked.md).
 BLOCKED: tuple[Column, ...] = (
     Column("ts", "float64", "When: the flow's first frame, or the DNS answer (epoch seconds)."),
@@ -76,11 +95,11 @@ BLOCKED: tuple[Column, ...] = (
 TIMING: tuple[Column, ...] = (
     Column("scope", "string", "`category` or `device`."),
     Column("key", "string", "The category, or the device address."),
-    Column("metric", "string", "rtt_ms, tls_handshake_ms, ttfb_ms, courier_lifetime_s."),
+    Column("metric", "string", "rtt_ms, tls_handshake_ms, ttfb_ms, courier_lifetime_s, push_checkin_s, pushes, checkin_rate."),
     Column("count", "int64", "Flows that have the value."),
-    Column("p50", "float64", "Median."),
-    Column("p95", "float64", "95th percentile (linear interpolation)."),
-    Column("max", "float64", "Largest."),
+    Column("p50", "Float64", "Median."),
+    Column("p95", "Float64", "95th percentile (linear interpolation)."),
+    Column("max", "Float64", "Largest."),
 )
 
 # One row per device with APNs courier connections.
