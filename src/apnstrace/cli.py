@@ -13,13 +13,13 @@ import pandas as pd
 
 from . import __version__
 from .errors import ApnstraceError
-from .options import FlowOptions
+from .options import FlowOptions, SequenceOptions
 from .classify import Category
 from .pipeline import ENGINES, Result, analyze
 from .site import Site
 from .report import export
-from .report.terminal import (BLOCKED_COLUMNS, COURIER_COLUMNS, REQUIREMENT_COLUMNS, STATUS_STYLE, TIMING_COLUMNS,
-                              print_flows_table, print_run_summary, print_table)
+from .report.terminal import (BLOCKED_COLUMNS, COURIER_COLUMNS, OUTCOME_STYLE, REQUIREMENT_COLUMNS, SEQUENCE_COLUMNS,
+                              STATUS_STYLE, TIMING_COLUMNS, print_flows_table, print_run_summary, print_table)
 
 
 class InputFailure(click.ClickException):
@@ -55,25 +55,27 @@ def _site(site_file: str | None, mdm_hosts: tuple[str, ...]) -> Site | None:
 
 
 def _run(captures: tuple[str, ...], engine: str, tcp_timeout: float, udp_timeout: float,
-         site_file: str | None = None, mdm_hosts: tuple[str, ...] = ()) -> Result:
+         site_file: str | None = None, mdm_hosts: tuple[str, ...] = (), **sequence_options: float) -> Result:
     with user_errors():
         options = FlowOptions(tcp_timeout=tcp_timeout, udp_timeout=udp_timeout)
+        matching = SequenceOptions(**sequence_options)
         site = _site(site_file, mdm_hosts)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")     # problems are printed once, by _finish
-            return _with_progress(captures, engine, options, site)
+            return _with_progress(captures, engine, options, site, matching)
 
 
-def _with_progress(captures: tuple[str, ...], engine: str, options: FlowOptions, site: Site | None) -> Result:
+def _with_progress(captures: tuple[str, ...], engine: str, options: FlowOptions, site: Site | None,
+                   matching: SequenceOptions) -> Result:
     paths = [Path(c) for c in captures]
     if not sys.stderr.isatty():
-        return analyze(paths, site=site, engine=engine, options=options)
+        return analyze(paths, site=site, engine=engine, options=options, sequence_options=matching)
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
     total = sum(p.stat().st_size for p in paths if p.is_file())
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                   TimeRemainingColumn(), transient=True) as bar:
         task = bar.add_task("reading captures", total=total or None)
-        return analyze(paths, site=site, engine=engine, options=options,
+        return analyze(paths, site=site, engine=engine, options=options, sequence_options=matching,
                        progress=lambda done: bar.update(task, completed=done))
 
 
@@ -140,6 +142,45 @@ def output_options(fn):
     fn = click.option("--limit", type=int, default=200, show_default=True,
                       help="Rows shown by the table format (0: all). Other formats write every row.")(fn)
     return fn
+
+
+def sequence_options(fn):
+    defaults = SequenceOptions()
+    fn = click.option("--window", "window_s", type=float, default=defaults.window_s, show_default=True,
+                      help="Seconds after a push in which a check-in answers it (and after a check-in, its follow-ups).")(fn)
+    fn = click.option("--keepalive-window", "keepalive_window_s", type=float, default=defaults.keepalive_window_s,
+                      show_default=True,
+                      help="Server data this many seconds after the device's own is an answer (keepalive), not a push.")(fn)
+    return fn
+
+
+@cli.command()
+@click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@output_options
+@sequence_options
+@common_options
+def sequences(captures, fmt, output, limit, window_s, keepalive_window_s, engine, tcp_timeout, udp_timeout,
+              site_file, mdm_hosts) -> None:
+    """Push -> check-in -> follow-up sequences: for every push a device received, whether and
+    when it checked in with its MDM server, and what it fetched after (docs/sequences.md)."""
+    _check_parquet(fmt, output)
+    if engine != "fast":
+        raise InputFailure("sequences need the fast engine: the scapy reference engine keeps no packet timing")
+    result = _run(captures, engine, tcp_timeout, udp_timeout, site_file, mdm_hosts,
+                  window_s=window_s, keepalive_window_s=keepalive_window_s)
+    frame = result.sequences
+    with user_errors():
+        if fmt == "table" and not output:
+            if frame.empty:
+                click.echo("No pushes or MDM check-ins found (no APNs courier traffic with a push in the capture).")
+            else:
+                counts = frame["outcome"].value_counts()
+                title = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items())
+                print_table(frame, SEQUENCE_COLUMNS, title, limit, style_by="outcome", styles=OUTCOME_STYLE)
+            print_run_summary(result)
+        else:
+            _write(frame, fmt, output, limit, result)
+    _finish(result)
 
 
 @cli.command()

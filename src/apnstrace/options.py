@@ -21,3 +21,21 @@ class FlowOptions:
                 raise ValueError(f"{name} must be positive")
         if self.chunk_bytes < 1 << 12:
             raise ValueError("chunk_bytes must be at least 4 KiB")
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceOptions:
+    """How pushes, check-ins and follow-ups are told apart and matched (docs/sequences.md)."""
+
+    window_s: float = 60.0            # push -> check-in, and check-in -> follow-ups
+    keepalive_window_s: float = 1.0   # server data this soon after the device's is an answer, not a push
+    record_gap_s: float = 0.5         # server packets closer than this are one push
+    burst_gap_s: float = 1.0          # payload after this much silence starts a burst
+    checkin_idle_s: float = 10.0      # a request after this much device silence on an MDM connection is a check-in
+    provider_window_s: float = 5.0    # a provider request this long before a push may have caused it
+
+    def __post_init__(self) -> None:
+        for name in ("window_s", "keepalive_window_s", "record_gap_s", "burst_gap_s", "checkin_idle_s",
+                     "provider_window_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name.removesuffix('_s')} must be positive")

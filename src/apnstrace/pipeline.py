@@ -18,8 +18,9 @@ from .classify import classify
 from .flows import FlowTable
 from .health import block_reasons, blocked_table, courier_table, timing_table
 from .metadata import MetadataCollector, attach
-from .options import FlowOptions
+from .options import FlowOptions, SequenceOptions
 from .reader import iter_batches, order_by_time
+from .sequences import Activity, ActivityCollector, build_sequences
 from .records import IcmpErrors
 from .site import Site
 from .stats import RunStats
@@ -40,6 +41,7 @@ class Result:
     blocked: pd.DataFrame = field(default_factory=lambda: schema.to_frame(None, schema.BLOCKED))
     timing: pd.DataFrame = field(default_factory=lambda: schema.to_frame(None, schema.TIMING))
     courier: pd.DataFrame = field(default_factory=lambda: schema.to_frame(None, schema.COURIER))
+    sequences: pd.DataFrame = field(default_factory=lambda: schema.to_frame(None, schema.SEQUENCES))
 
     @property
     def problems(self) -> list[str]:
@@ -49,6 +51,7 @@ class Result:
 
 def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, site: Site | None = None,
             engine: str = "fast", options: FlowOptions | None = None,
+            sequence_options: SequenceOptions | None = None, sequences: bool = True,
             progress: Progress | None = None) -> Result:
     """Analyze one or more capture files (pcap, pcapng, gzip-compressed) as one capture.
 
@@ -58,7 +61,9 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, site: Sit
     could be read is kept. Raises CaptureError when nothing at all could be read.
 
     ``site`` (a Site profile: MDM hosts, distribution points, SUS hosts, internal subnets)
-    adds rules that win over the built-in classification.
+    adds rules that win over the built-in classification. ``sequence_options`` tunes push ->
+    check-in matching (docs/sequences.md); ``sequences=False`` skips it. The scapy reference
+    engine keeps no packet-level activity, so its result has no sequences.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -73,19 +78,23 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, site: Sit
     if engine == "scapy":
         from .engines.scapy_engine import build_flows
         flows = build_flows(ordered, options, stats)
-        icmp, dns_failures = pd.DataFrame(), []
+        icmp, dns_failures, activity = pd.DataFrame(), [], None
     else:
-        flows, icmp, dns_failures = _fast_flows(ordered, options, stats, progress)
+        activity = ActivityCollector(sequence_options or SequenceOptions()) if sequences else None
+        flows, icmp, dns_failures = _fast_flows(ordered, options, stats, progress, activity)
     flows = block_reasons(classify(flows, site), icmp, options)
     blocked = blocked_table(flows, dns_failures, site)
-    timing, courier = timing_table(flows), courier_table(flows)
+    found = (build_sequences(flows, blocked, activity.found, activity.options) if activity is not None
+             else schema.to_frame(None, schema.SEQUENCES))
+    timing, courier = timing_table(flows, found), courier_table(flows)
     flows = _public(flows)
     if stats.problems:
         if stats.records == 0 and len(stats.problems) == len(paths):
             raise _nothing_read(stats)
         for problem in stats.problems:
             warnings.warn(problem.message, stacklevel=2)
-    return Result(flows=flows, stats=stats, icmp_errors=icmp, blocked=blocked, timing=timing, courier=courier)
+    return Result(flows=flows, stats=stats, icmp_errors=icmp, blocked=blocked, timing=timing, courier=courier,
+                  sequences=found)
 
 
 def _public(flows: pd.DataFrame) -> pd.DataFrame:
@@ -101,7 +110,8 @@ def _nothing_read(stats: RunStats) -> CaptureError:
 
 
 def _fast_flows(paths: Sequence[Path], options: FlowOptions, stats: RunStats,
-                progress: Progress | None) -> tuple[pd.DataFrame, pd.DataFrame, list]:
+                progress: Progress | None, activity: ActivityCollector | None = None,
+                ) -> tuple[pd.DataFrame, pd.DataFrame, list]:
     table = FlowTable(options)
     collector = MetadataCollector(stats)
     icmp_parts: list[IcmpErrors] = []
@@ -112,6 +122,8 @@ def _fast_flows(paths: Sequence[Path], options: FlowOptions, stats: RunStats,
                 packets, errors = decode_chunk(raw, stats)
                 joined = table.add(packets)
                 collector.add(raw.buf, packets, joined.uid, joined.rank)
+                if activity is not None:
+                    activity.add(packets, joined.uid, collector.flows, table.open["uid"])
                 if len(errors):
                     icmp_parts.append(errors)
                 if progress is not None:

@@ -16,8 +16,9 @@ FLAP_RECONNECTS_PER_HOUR = 4.0
 IDLE_CUT_MIN_S = 30.0        # middlebox idle timers are tens of seconds and up
 
 
-def timing_table(flows: pd.DataFrame) -> pd.DataFrame:
-    """schema.TIMING rows: per category, then per device (clients with a flow in an Apple category)."""
+def timing_table(flows: pd.DataFrame, sequences: pd.DataFrame | None = None) -> pd.DataFrame:
+    """schema.TIMING rows: per category, then per device (clients with a flow in an Apple category);
+    with sequences, push -> check-in latency, pushes and check-in rate (docs/sequences.md)."""
     if flows.empty:
         return schema.to_frame(None, schema.TIMING)
     values = pd.DataFrame({m: pd.to_numeric(flows[m], errors="coerce").astype("float64") for m in METRICS})
@@ -29,8 +30,29 @@ def timing_table(flows: pd.DataFrame) -> pd.DataFrame:
     mine = np.isin(device, devices)
     if mine.any():
         parts.append(_summary(values[mine], device[mine], "device"))
+    if sequences is not None and sequences["push_ts"].notna().any():
+        parts += _push_rows(sequences)
     table = pd.concat(parts, ignore_index=True)
+    table = table.sort_values(["scope", "key", "metric"], kind="stable")
     return schema.to_frame({c.name: table[c.name].to_numpy() for c in schema.TIMING}, schema.TIMING)
+
+
+def _push_rows(sequences: pd.DataFrame) -> list[pd.DataFrame]:
+    """push_checkin_s, pushes and checkin_rate, per device and for all devices (category apns)."""
+    pushed = sequences[sequences["push_ts"].notna()]
+    latency = pd.DataFrame({"push_checkin_s": pushed["latency_s"].astype("float64").to_numpy()})
+    parts = [_summary(latency, np.full(len(pushed), "apns", dtype=object), "category"),
+             _summary(latency, pushed["device_ip"].astype(object).to_numpy(), "device")]
+    checked = (pushed["outcome"] == "checked_in").to_numpy()
+    for scope, keys in (("category", np.full(len(pushed), "apns", dtype=object)),
+                        ("device", pushed["device_ip"].astype(object).to_numpy())):
+        g = pd.DataFrame({"key": keys, "ok": checked}).groupby("key", sort=True)["ok"]
+        n, rate = g.size(), g.mean()
+        for metric, value in (("pushes", np.nan), ("checkin_rate", None)):
+            v = rate.to_numpy() if value is None else np.full(len(n), np.nan)
+            parts.append(pd.DataFrame({"scope": scope, "key": n.index.to_numpy(object), "metric": metric,
+                                       "count": n.to_numpy(), "p50": v, "p95": v, "max": v}))
+    return parts
 
 
 def _summary(values: pd.DataFrame, keys: np.ndarray, scope: str) -> pd.DataFrame:

@@ -1,6 +1,8 @@
 """Rich tables for the terminal: the columns an admin reads first."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pandas as pd
 from rich.console import Console
 from rich.markup import escape
@@ -77,6 +79,12 @@ COURIER_COLUMNS = (("device_ip", "device"), ("connections", "conns"), ("lifetime
 REQUIREMENT_COLUMNS = (("status", "status"), ("group", "group"), ("host", "host"), ("transport", "proto"),
                        ("port", "port"), ("flows", "flows"), ("evidence", "evidence"))
 STATUS_STYLE = {"blocked": "red", "reachable": "green", "not_seen": "dim"}
+SEQUENCE_COLUMNS = (("device_ip", "device"), ("push_ts", "push at"), ("push_bytes", "bytes"),
+                    ("provider_ts", "provider at"), ("checkin_ts", "check-in at"), ("mdm_server", "MDM server"),
+                    ("latency_s", "after s"),
+                    ("outcome", "outcome"), ("followups", "follow-ups"), ("followups_blocked", "blocked"),
+                    ("detail", "detail"))
+OUTCOME_STYLE = {"checkin_blocked": "red", "no_checkin": "yellow", "unsolicited_checkin": "dim"}
 
 
 def print_table(frame: pd.DataFrame, columns, title: str, limit: int = 0, style_by: str | None = None,
@@ -98,6 +106,8 @@ def print_table(frame: pd.DataFrame, columns, title: str, limit: int = 0, style_
 
 
 def _number(value: object) -> str:
+    if isinstance(value, float) and value > 1e9:         # epoch seconds: a time of day is what people read
+        return datetime.fromtimestamp(value, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
     if isinstance(value, float) and value == value:
         return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
     return _cell(value, "")

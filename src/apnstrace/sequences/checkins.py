@@ -1,0 +1,69 @@
+"""MDM servers and the devices' check-in events (docs/sequences.md "MDM servers", "Check-in events")."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..options import SequenceOptions
+
+NOT_MDM = ("apns", "dns")
+
+
+def mdm_flows(flows: pd.DataFrame, pushes: pd.DataFrame, options: SequenceOptions) -> tuple[np.ndarray, bool]:
+    """Which flows are MDM flows, and whether that was inferred (no flow classified mdm)."""
+    tcp = (flows["transport"] == "tcp").to_numpy(bool)
+    mdm = tcp & (flows["category"] == "mdm").fillna(False).to_numpy(bool)
+    if mdm.any() or pushes.empty:
+        return mdm, False
+    # The server most often contacted first by pushed devices inside the window.
+    candidates = tcp & ~flows["category"].isin(NOT_MDM).fillna(False).to_numpy(bool) \
+        & ~flows["service"].fillna("").str.startswith("apns").to_numpy(bool)
+    right = pd.DataFrame({"device_ip": flows["client_ip"].to_numpy(object)[candidates],
+                          "ts": flows["ts_start"].to_numpy()[candidates],
+                          "server": (flows["server_ip"].astype(str) + ":" + flows["server_port"].astype(str)).to_numpy(object)[candidates]})
+    left = pushes[["device_ip", "push_ts"]].rename(columns={"push_ts": "ts"}).sort_values("ts")
+    left["device_ip"] = left["device_ip"].astype(object)
+    right["device_ip"] = right["device_ip"].astype(object)
+    first = pd.merge_asof(left, right.sort_values("ts"), on="ts", by="device_ip", direction="forward",
+                          allow_exact_matches=False, tolerance=options.window_s)
+    if first["server"].notna().sum() == 0:
+        return mdm, False
+    server = first["server"].mode().iloc[0]
+    label = (flows["server_ip"].astype(str) + ":" + flows["server_port"].astype(str)).to_numpy(object)
+    return tcp & (label == server), True
+
+
+def server_labels(flows: pd.DataFrame) -> np.ndarray:
+    """name (else address), with :port unless 443."""
+    name = flows["server_name"].astype(object).where(flows["server_name"].notna(), flows["server_ip"].astype(object))
+    port = flows["server_port"].to_numpy()
+    return np.where(port == 443, name.to_numpy(object), (name + ":" + flows["server_port"].astype(str)).to_numpy(object))
+
+
+def checkin_events(flows: pd.DataFrame, mdm: np.ndarray, starts: pd.DataFrame, blocked: pd.DataFrame,
+                   options: SequenceOptions) -> pd.DataFrame:
+    """Columns: device_ip, ts, row (flow row), ok (got through), detail."""
+    sentence = dict(zip(blocked["flow_id"].dropna().astype(np.int64), blocked["sentence"])) if len(blocked) else {}
+    flow_id = flows["flow_id"].to_numpy()
+    device = flows["client_ip"].to_numpy(object)
+    is_blocked = flows["blocked"].fillna(False).to_numpy(bool)
+    seen_start = flows["_syns"].to_numpy() > 0 if "_syns" in flows else np.ones(len(flows), bool)
+    # New MDM connections whose start was captured.
+    new = np.flatnonzero(mdm & seen_start)
+    parts = [pd.DataFrame({"device_ip": device[new], "ts": flows["ts_start"].to_numpy()[new], "row": new,
+                           "ok": ~is_blocked[new],
+                           "detail": [sentence.get(int(flow_id[i])) if is_blocked[i] else None for i in new.tolist()]})]
+    # New requests on kept-alive MDM connections.
+    s = starts[mdm[starts["row"].to_numpy()] & starts["c2s"].to_numpy(bool)]
+    s = s[np.isfinite(s["gap"].to_numpy()) & (s["gap"].to_numpy() >= options.checkin_idle_s)]
+    rows = s["row"].to_numpy()
+    parts.append(pd.DataFrame({"device_ip": device[rows], "ts": s["ts"].to_numpy(), "row": rows,
+                               "ok": np.ones(len(rows), bool), "detail": None}))
+    # Failed lookups of MDM names.
+    if len(blocked):
+        dns = blocked[blocked["reason"].str.startswith("dns_") & (blocked["category"] == "mdm")]
+        at = pd.Index(flow_id).get_indexer(dns["flow_id"].to_numpy(np.int64))
+        parts.append(pd.DataFrame({"device_ip": dns["client_ip"].to_numpy(object), "ts": dns["ts"].to_numpy(),
+                                   "row": at, "ok": np.zeros(len(dns), bool), "detail": dns["sentence"].to_numpy(object)}))
+    events = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else parts[0]
+    return events.sort_values(["device_ip", "ts"], kind="stable").reset_index(drop=True)
