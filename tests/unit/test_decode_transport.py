@@ -135,3 +135,11 @@ def test_icmp_that_is_not_an_error_is_skipped(frame, reason):
     packets, errors, stats = decode([frame], LT_RAW)
     assert len(packets) == 0 and len(errors) == 0
     assert stats.skipped == {reason: 1} and stats.icmp_errors == 0
+
+
+def test_bogus_header_length_has_no_flags():
+    """Wireshark gives up at a data offset under 5 words, before the flags (so tshark shows none)."""
+    frame = ip4(C4, S4, TCP, tcp(50000, 443, "F", payload=b"x" * 10, doff=2))
+    packets, _, stats = decode([frame], LT_RAW)
+    assert packet_endpoints(packets)["flags"] == 0
+    assert stats.malformed == {"tcp_bad_header_length": 1}

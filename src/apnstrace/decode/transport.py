@@ -45,10 +45,11 @@ def decode_transport(buf, end, proto, l4, l4_len, skip, bad) -> Transport:
     bad[t_rows[t_avail < 20]] = BAD["tcp_header_truncated"]
     has_flags = t_rows[t_avail >= 14]
     pos = l4[has_flags]
-    tr.flags[has_flags] = u8(buf, pos + 13)
     tr.seq[has_flags] = be32(buf, pos + 4)
     header = (u8(buf, pos + 12) >> 4) * 4
     short_header = header < 20
+    # A data offset under 5 words: Wireshark gives up before the flags ("bogus header length").
+    tr.flags[has_flags] = np.where(short_header, 0, u8(buf, pos + 13))
     bad[has_flags[short_header & (bad[has_flags] == 0)]] = BAD["tcp_bad_header_length"]
     tr.payload_len[has_flags] = np.where(short_header, 0, np.maximum(l4_len[has_flags] - header, 0))
     tr.payload_off[has_flags] = pos + header

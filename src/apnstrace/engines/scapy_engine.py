@@ -318,12 +318,12 @@ def _decode_l4(proto: int, v6: bool, data: bytes, off: int, l4_len: int, ts: flo
         if avail < 14:   # flags not captured: counts with no flags and no payload
             notes.append("tcp_header_truncated")
             return frame
-        frame.flags = int(tcp.flags)
         frame.seq = int(tcp.seq)
         doff = tcp.dataofs * 4
-        if doff < 20:
+        if doff < 20:    # bogus header length: Wireshark shows no flags
             notes.append("tcp_bad_header_length")
             return frame
+        frame.flags = int(tcp.flags)
         if avail < doff:
             notes.append("tcp_header_truncated")
         payload = l4_len - doff
