@@ -11,7 +11,7 @@ from .. import schema
 from ..flows.finalize import UID
 from ..options import SequenceOptions
 from .activity import Activity
-from .checkins import checkin_events, mdm_flows, server_labels
+from .checkins import checkin_events, mdm_flows
 from .pushes import find_pushes
 
 PROVIDER = "apns-provider"
@@ -37,14 +37,10 @@ def build_sequences(flows: pd.DataFrame, blocked: pd.DataFrame, activity: Activi
     _link_provider(out, flows, packets, options)
     _followups(out, flows, options)
     flow_id = flows["flow_id"].to_numpy()
-    labels = server_labels(flows)
     for name, source in (("push_flow_id", "push_row"), ("checkin_flow_id", "checkin_row"), ("provider_flow_id", "provider_row")):
         at = out[source].to_numpy(float)
         ok = np.isfinite(at) & (at >= 0)
         out[name] = pd.arrays.IntegerArray(np.where(ok, flow_id[np.where(ok, at, 0).astype(np.int64)], 0), ~ok)
-    at = out["checkin_row"].to_numpy(float)
-    ok = np.isfinite(at) & (at >= 0) & mdm[np.where(np.isfinite(at) & (at >= 0), at, 0).astype(np.int64)]
-    out["mdm_server"] = np.where(ok, labels[np.where(ok, at, 0).astype(np.int64)], None)
     out["mdm_server_inferred"] = inferred
     out["latency_s"] = out["checkin_ts"] - out["push_ts"]
     out.loc[out["outcome"] != "checked_in", "latency_s"] = np.nan
@@ -76,19 +72,20 @@ def _match(pushes: pd.DataFrame, events: pd.DataFrame, options: SequenceOptions)
         session_end = -np.inf
         for push in group.itertuples(index=False):
             row = dict(device_ip=device, push_ts=push.push_ts, push_row=push.row, push_bytes=push.push_bytes,
-                       checkin_ts=np.nan, checkin_row=np.nan, detail=None)
+                       checkin_ts=np.nan, checkin_row=np.nan, mdm_server=None, detail=None)
             lo, hi = bisect_right(ts, push.push_ts), bisect_right(ts, push.push_ts + window)
             free = [i for i in range(lo, hi) if not taken[i]]
             good = [i for i in free if ev["ok"].iat[i]]
             if good:
                 i = good[0]
-                row.update(outcome="checked_in", checkin_ts=ts[i], checkin_row=ev["row"].iat[i])
+                row.update(outcome="checked_in", checkin_ts=ts[i], checkin_row=ev["row"].iat[i],
+                           mdm_server=ev["server"].iat[i])
                 session_end = ts[i] + window
                 taken[lo:bisect_right(ts, session_end)] = True
             elif free:
                 i = free[0]
                 row.update(outcome="checkin_blocked", checkin_ts=ts[i], checkin_row=ev["row"].iat[i],
-                           detail=ev["detail"].iat[i])
+                           mdm_server=ev["server"].iat[i], detail=ev["detail"].iat[i])
                 taken[free] = True
             else:
                 row["outcome"] = "no_checkin"
@@ -109,7 +106,7 @@ def _unsolicited(device: str, ev: pd.DataFrame, window: float) -> list[dict]:
             continue
         until = e.ts + window
         rows.append(dict(device_ip=device, push_ts=np.nan, push_row=np.nan, push_bytes=np.nan,
-                         checkin_ts=e.ts, checkin_row=e.row, outcome="unsolicited_checkin",
+                         checkin_ts=e.ts, checkin_row=e.row, mdm_server=e.server, outcome="unsolicited_checkin",
                          detail=None if e.ok else e.detail))
     return rows
 

@@ -42,7 +42,8 @@ def server_labels(flows: pd.DataFrame) -> np.ndarray:
 
 def checkin_events(flows: pd.DataFrame, mdm: np.ndarray, starts: pd.DataFrame, blocked: pd.DataFrame,
                    options: SequenceOptions) -> pd.DataFrame:
-    """Columns: device_ip, ts, row (flow row), ok (got through), detail."""
+    """Columns: device_ip, ts, row (flow row), ok (got through), detail, server (the MDM server's label)."""
+    labels = server_labels(flows)
     sentence = dict(zip(blocked["flow_id"].dropna().astype(np.int64), blocked["sentence"])) if len(blocked) else {}
     flow_id = flows["flow_id"].to_numpy()
     device = flows["client_ip"].to_numpy(object)
@@ -51,19 +52,20 @@ def checkin_events(flows: pd.DataFrame, mdm: np.ndarray, starts: pd.DataFrame, b
     # New MDM connections whose start was captured.
     new = np.flatnonzero(mdm & seen_start)
     parts = [pd.DataFrame({"device_ip": device[new], "ts": flows["ts_start"].to_numpy()[new], "row": new,
-                           "ok": ~is_blocked[new],
+                           "ok": ~is_blocked[new], "server": labels[new],
                            "detail": [sentence.get(int(flow_id[i])) if is_blocked[i] else None for i in new.tolist()]})]
     # New requests on kept-alive MDM connections.
     s = starts[mdm[starts["row"].to_numpy()] & starts["c2s"].to_numpy(bool)]
     s = s[np.isfinite(s["gap"].to_numpy()) & (s["gap"].to_numpy() >= options.checkin_idle_s)]
     rows = s["row"].to_numpy()
     parts.append(pd.DataFrame({"device_ip": device[rows], "ts": s["ts"].to_numpy(), "row": rows,
-                               "ok": np.ones(len(rows), bool), "detail": None}))
+                               "ok": np.ones(len(rows), bool), "detail": None, "server": labels[rows]}))
     # Failed lookups of MDM names.
     if len(blocked):
         dns = blocked[blocked["reason"].str.startswith("dns_") & (blocked["category"] == "mdm")]
         at = pd.Index(flow_id).get_indexer(dns["flow_id"].to_numpy(np.int64))
         parts.append(pd.DataFrame({"device_ip": dns["client_ip"].to_numpy(object), "ts": dns["ts"].to_numpy(),
-                                   "row": at, "ok": np.zeros(len(dns), bool), "detail": dns["sentence"].to_numpy(object)}))
+                                   "row": at, "ok": np.zeros(len(dns), bool), "detail": dns["sentence"].to_numpy(object),
+                                   "server": dns["server_name"].to_numpy(object)}))
     events = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else parts[0]
     return events.sort_values(["device_ip", "ts"], kind="stable").reset_index(drop=True)
