@@ -14,8 +14,9 @@ timestamp resolutions, big-endian nanosecond pcap, or a deterministic gzip heade
 Ground truth (<capture>.truth.json) is computed from the frames this script built, per the
 rules in docs/flows.md (client/server, counters, syn_retries, Zeek conn_state), and for
 blocked_reasons / courier_flapping per docs/blocked.md (block reasons and evidence, DNS
-failures, rtt / TLS handshake / ttfb, courier lifetimes and flapping). It is not read back
-from the written files.
+failures, rtt / TLS handshake / ttfb, courier lifetimes and flapping), for sequences_site per
+docs/sequences.md (pushes, check-ins, outcomes, provider requests, follow-ups). It is not read
+back from the written files.
 
 All payloads are synthetic: TLS ciphertext, keys, randoms, certificates and signatures are
 random bytes from the seeded RNG with correct framing only.
@@ -73,6 +74,11 @@ def mac(s: str) -> bytes:
 
 def rbytes(rng: random.Random, n: int) -> bytes:
     return bytes(rng.getrandbits(8) for _ in range(n))
+
+
+def ns_text(t_ns: int) -> str:
+    """Epoch nanoseconds as exact decimal seconds text."""
+    return f"{t_ns // 1_000_000_000}.{t_ns % 1_000_000_000:09d}"
 
 
 def u8(n): return struct.pack("!B", n)
@@ -532,6 +538,9 @@ class Flow:
             "first_ts": f"{min(f.t_ns for f in self.frames) / 1e9:.9f}",
             "last_ts": f"{max(f.t_ns for f in self.frames) / 1e9:.9f}",
         }
+        if getattr(self.cap, "exact_ts", False):  # newer captures: exact nanoseconds, not via float
+            d["first_ts"] = ns_text(min(f.t_ns for f in self.frames))
+            d["last_ts"] = ns_text(max(f.t_ns for f in self.frames))
         d.update(self.extra)
         d["what"] = self.what
         return d
@@ -1258,6 +1267,21 @@ def spnego_init() -> bytes:
     return der(0x60, der_oid("1.3.6.1.5.5.2") + der(0xA0, der_seq(der(0xA0, mechs))))
 
 
+def smb_negotiate(smb: TcpFlow, t: float, r: float) -> float:
+    """SMB2 NEGOTIATE request (dialects 2.0.2-3.0.2) and, r later, the response (3.0.2, SPNEGO
+    blob); returns the time of the response's last segment."""
+    rng = smb.cap.rng
+    neg = (smb2_header(0, 0, False) + struct.pack("<HHHHI", 36, 4, 1, 0, 0x7F) + rbytes(rng, 16)
+           + struct.pack("<Q", 0) + struct.pack("<HHHH", 0x0202, 0x0210, 0x0300, 0x0302))
+    t = smb.send(t, True, nbss(neg))
+    t += r
+    blob = spnego_init()
+    resp = (smb2_header(0, 0, True) + struct.pack("<HHHH", 65, 1, 0x0302, 0) + rbytes(rng, 16)
+            + struct.pack("<IIIIQQHHI", 0x2F, 8388608, 8388608, 8388608, 133860872420000000, 0,
+                          128, len(blob), 0) + blob)
+    return smb.send(t, False, nbss(resp))
+
+
 def dsi(flags: int, command: int, req_id: int, payload: bytes, error: int = 0) -> bytes:
     return struct.pack("!BBHIII", flags, command, req_id, error, len(payload), 0) + payload
 
@@ -1499,15 +1523,7 @@ def gen_site_categories() -> Capture:
                   "decides (445); server_name from the DNS answer", s_ttl=63)
     r = 0.0008
     t = smb.handshake(19.0013, r) + 0.0001
-    neg = (smb2_header(0, 0, False) + struct.pack("<HHHHI", 36, 4, 1, 0, 0x7F) + rbytes(rng, 16)
-           + struct.pack("<Q", 0) + struct.pack("<HHHH", 0x0202, 0x0210, 0x0300, 0x0302))
-    t = smb.send(t, True, nbss(neg))
-    t += r
-    blob = spnego_init()
-    resp = (smb2_header(0, 0, True) + struct.pack("<HHHH", 65, 1, 0x0302, 0) + rbytes(rng, 16)
-            + struct.pack("<IIIIQQHHI", 0x2F, 8388608, 8388608, 8388608, 133860872420000000, 0,
-                          128, len(blob), 0) + blob)
-    t = smb.send(t, False, nbss(resp))
+    t = smb_negotiate(smb, t, r)
     smb.ack(t + 0.0001, True)
     tcp_close(smb, t + 0.0051, r)
     classify(smb, "file_share", "port")
@@ -2159,6 +2175,615 @@ def gen_courier_flapping() -> Capture:
     return cap
 
 
+# --------------------------------------------------------------------------- sequences_site
+# Push -> check-in -> follow-up sequences (docs/sequences.md): ten devices with courier
+# connections, the MDM server's provider connection, check-ins (new and kept-alive), blocked
+# check-ins, unsolicited ones and follow-up downloads. The truth's `sequences` rows come from
+# seq_truth(), which applies the rules of docs/sequences.md to the frames built here.
+
+SEQ_WINDOW_S = 60.0               # SequenceOptions defaults (docs/sequences.md)
+SEQ_KEEPALIVE_WINDOW_S = 1.0
+SEQ_RECORD_GAP_S = 0.5
+SEQ_BURST_GAP_S = 1.0
+SEQ_CHECKIN_IDLE_S = 10.0
+SEQ_PROVIDER_WINDOW_S = 5.0
+SEQ_FOLLOWUPS = ("sus", "file_share", "http_distribution")
+SEQ_ROTATION_S = 330.0            # sequences_rot_a.pcap: frames before this (capture-relative) second
+MDM6 = "2001:db8:20::10"          # mdm.example.com's AAAA
+KA_LEN, KA_ACK_LEN, NACK_LEN = 62, 126, 60   # wire sizes of KeepAlive, KeepAliveAck (= most pushes), notification ack
+
+
+@dataclass
+class SeqDevice:
+    key: str
+    ip: str
+    link: Link
+    courier_ip: str
+    model: str
+    tls12: bool
+    running: bool
+    ports: list
+    dns_ports: list
+
+    def port(self) -> int:
+        return self.ports.pop(0)
+
+    def dns_port(self) -> int:
+        return self.dns_ports.pop(0)
+
+
+SEQ_DEVICES = [  # key, address, MAC, VLAN, courier address, model, courier: "tls13" | "tls12" | "running"
+    ("A", "10.20.5.37", IPHONE_MAC, 20, "17.57.146.50", "iPhone", "tls13"),
+    ("B", "10.20.5.61", IPAD_MAC, 20, "17.57.146.51", "iPad", "tls13"),
+    ("C", "10.20.5.52", MACBOOK_MAC, None, "17.57.146.52", "MacBook Pro", "running"),
+    ("D", MINI6, MINI_MAC, None, "2620:149:a44::50", "Mac mini (IPv6)", "tls13"),
+    ("E", "2001:db8:20:5:18f3:9a2e:c4d1:7b60", "3c:22:fb:91:0e:5d", 20, "2620:149:a44::51", "iPhone (IPv6)", "running"),
+    ("F", "10.20.5.70", "f4:0f:24:31:77:c2", 20, "17.57.146.53", "iPad", "running"),
+    ("G", "10.20.5.81", "a4:83:e7:02:6b:19", 30, "17.57.146.54", "MacBook Air", "running"),
+    ("H", "10.20.5.92", "f0:18:98:44:a0:3e", None, "17.57.146.55", "iMac", "tls13"),
+    ("I", "10.20.5.103", "3c:22:fb:0c:52:e8", 20, "17.57.146.56", "iPhone", "running"),
+    ("J", "10.20.5.114", "f4:0f:24:6d:19:a1", None, "17.57.146.57", "iPad", "tls12"),
+]
+
+
+def rec(fl: TcpFlow, c2s: bool, wire: int) -> bytes:
+    """An application-data record of `wire` bytes on the wire (TLS 1.3: +22, TLS 1.2 GCM: +29)."""
+    return app(fl, c2s, wire - (22 if fl.tls13 else 29))
+
+
+def seq_courier(cap: Capture, d: SeqDevice, t: float, r: float) -> TcpFlow:
+    """Courier connection: TLS 1.3 (server flight without the certificate: resumed) or TLS 1.2
+    (Apple Server Authentication CA leaf, server ALPN apns-pack-v1:4096:4096), then Connect /
+    ConnectAck; or (d.running) already up when the capture starts: no SYN, no handshake.
+    Stays open for the whole capture."""
+    rng = cap.rng
+    if d.running:
+        fl = TcpFlow(cap, d.ip, d.port(), d.courier_ip, 5223, d.link,
+                     f"{d.key} ({d.model}) courier to {d.courier_ip}:5223 running before the capture (no SYN, "
+                     "no handshake: TLS 1.3 records only; apns-courier by address): keep-alives answered within "
+                     f"50-150 ms by a {KA_ACK_LEN} B record, pushes (OTH)", mid_stream=True)
+        fl.tls13 = True
+        fl.c.last_tsval, fl.s.last_tsval = fl.c.ts_base - 7000, fl.s.ts_base - 6900
+        return classify(fl, "apns", "address")
+    fl = TcpFlow(cap, d.ip, d.port(), d.courier_ip, 5223, d.link,
+                 f"{d.key} ({d.model}) courier to {d.courier_ip}:5223 (TLS {'1.2' if d.tls12 else '1.3'}, SNI "
+                 "courier.push.apple.com, ALPN apns-security-v3): connect, keep-alives answered within "
+                 f"50-150 ms by a {KA_ACK_LEN} B record, pushes; open for the whole capture (S1)")
+    if d.tls12:
+        t = tls12_open(fl, t, r, "courier.push.apple.com", ["apns-security-v3"], "apns-pack-v1:4096:4096",
+                       COURIER_LEAF)
+        tls_facts(fl, sni="courier.push.apple.com", courier=True, tls_version="TLS 1.2",
+                  server_alpn="apns-pack-v1:4096:4096", cert_issuer=COURIER_LEAF.issuer)
+        seq_exchange(fl, t + 0.0019, r, 80, 64, think=0.0)                           # Connect / ConnectAck
+    else:
+        t = fl.handshake(t, r) + 0.0008
+        ch = tls_hello(fl, t, "courier.push.apple.com", ["apns-security-v3"], True)
+        t += r + 0.0009
+        fl.send(t, False, server_hello_tls13(rng, ch[44:76]) + CCS + tls13_appdata(rng, 60))
+        note(fl, tls_version="TLS 1.3")
+        fl.tls13 = True
+        tls_facts(fl, sni="courier.push.apple.com", courier=True, tls_version="TLS 1.3")
+        t += 0.0021
+        fl.send(t, True, CCS + tls13_appdata(rng, 36) + tls13_appdata(rng, 80))    # Finished + Connect
+        t += r + 0.0009
+        fl.send(t, False, tls13_appdata(rng, 64))                                   # ConnectAck
+    return classify(fl, "apns", "sni")
+
+
+def seq_keepalive(fl: TcpFlow, t: float, delay: float, log: list):
+    fl.send(t, True, rec(fl, True, KA_LEN))              # KeepAlive (0x0C)
+    asked = fl.frames[-1]
+    fl.send(t + delay, False, rec(fl, False, KA_ACK_LEN))  # KeepAliveAck (0x0D): the size of a push
+    log.append((fl, asked, fl.frames[-1]))
+
+
+def seq_push(fl: TcpFlow, t: float, r: float, *, wire: int = KA_ACK_LEN, ack: bool = True, split: int = 0,
+             then: tuple = ()):
+    """A Notification record (split: in two TCP segments, the first `split` bytes 1.5 ms ahead;
+    then: more (delay, wire) records before the device answers); ack: the device's notification
+    ack record 30 ms after the last one, else only a TCP ACK."""
+    data = rec(fl, False, wire)
+    if split:
+        fl.seg(t, False, "A", data[:split])
+        fl.seg(t + 0.0015, False, "PA", data[split:])
+        end = t + 0.0015
+    else:
+        end = fl.send(t, False, data)
+    for delay, w in then:
+        end = fl.send(t + delay, False, rec(fl, False, w))
+    if ack:
+        fl.send(end + 0.0301, True, rec(fl, True, NACK_LEN))
+    else:
+        fl.ack(end + 0.0402, True)
+
+
+def seq_exchange(fl: TcpFlow, t: float, r: float, c_len: int, s_len: int, think: float = 0.0121,
+                 prefix: bytes = b"", ack: bool = True) -> float:
+    """A request record (after `prefix`, e.g. the client Finished), the response r + think later,
+    the client's ACK (ack=False: the client's next segment acknowledges it); returns the time
+    of the response + 50 us."""
+    fl.send(t, True, prefix + app(fl, True, c_len))
+    fl.send(t + r + think, False, app(fl, False, s_len))
+    if ack:
+        fl.ack(t + r + think + 0.00005, True)
+    return t + r + think + 0.00005
+
+
+def seq_mdm(cap: Capture, d: SeqDevice, t: float, r: float, what: str, *, close: bool = True) -> TcpFlow:
+    """A check-in: TLS 1.3 (resumed: no certificate) to mdm.example.com:8443 (IPv4 or IPv6), the
+    client Finished and PUT Idle in one segment, 200 + a command; close_notify + FIN both ways
+    unless close is False (kept alive)."""
+    rng = cap.rng
+    fl = TcpFlow(cap, d.ip, d.port(), MDM6 if ":" in d.ip else MDM, 8443, d.link, what, s_ttl=63)
+    t = fl.handshake(t, r) + 0.0007
+    ch = tls_hello(fl, t, "mdm.example.com", ["h2", "http/1.1"], True)
+    t += r + 0.0009
+    fl.send(t, False, server_hello_tls13(rng, ch[44:76]) + CCS + tls13_appdata(rng, 40))
+    note(fl, tls_version="TLS 1.3")
+    fl.tls13 = True
+    t = seq_exchange(fl, t + 0.0031, r, 170, 96, prefix=CCS + tls13_appdata(rng, 36), ack=not close)
+    if close:
+        tls_close(fl, t + 0.0502, r)
+    return classify(fl, "mdm", "port")
+
+
+def seq_sus(cap: Capture, d: SeqDevice, t: float, r: float) -> TcpFlow:
+    rng = cap.rng
+    fl = TcpFlow(cap, d.ip, d.port(), SWCDN, 443, d.link,
+                 f"follow-up: {d.key} fetches from swcdn.apple.com:443 (TLS 1.3, SNI swcdn.apple.com -> sus); "
+                 "one request / response; close", s_ttl=57)
+    t = fl.handshake(t, r) + 0.0008
+    ch = tls_hello(fl, t, "swcdn.apple.com", ["h2", "http/1.1"], True)
+    t += r + 0.0011
+    fl.send(t, False, server_hello_tls13(rng, ch[44:76]) + CCS + tls13_appdata(rng, 96))
+    note(fl, tls_version="TLS 1.3")
+    fl.tls13 = True
+    t = seq_exchange(fl, t + 0.0027, r, 120, 240, think=0.0093, prefix=CCS + tls13_appdata(rng, 36), ack=False)
+    tls_close(fl, t + 0.0302, r)
+    return classify(fl, "sus", "sni")
+
+
+def seq_sus_http(cap: Capture, d: SeqDevice, t: float, r: float) -> TcpFlow:
+    fl = TcpFlow(cap, d.ip, d.port(), SWCDN, 80, d.link,
+                 f"follow-up: {d.key} downloads an Apple update over clear-text HTTP: GET "
+                 "http://swcdn.apple.com/content/downloads/41/07/042-58722/q2jv3w0gk1/RSR.pkg (Host "
+                 "swcdn.apple.com -> sus by name, before the .pkg rule), 200, FIN both ways", s_ttl=57)
+    t = fl.handshake(t, r) + 0.0002
+    t = http_request(fl, t, "GET", "swcdn.apple.com", "/content/downloads/41/07/042-58722/q2jv3w0gk1/RSR.pkg",
+                     SUS_UA)
+    body = b"xar!" + rbytes(cap.rng, 40)
+    t = http_response(fl, t + r + 0.0031, 200, "OK", "Content-Type: application/octet-stream\r\n", body)
+    fl.ack(t + 0.00005, True)
+    tcp_close(fl, t + 0.0042, r)
+    return classify(fl, "sus", "http-host")
+
+
+def seq_pkg(cap: Capture, d: SeqDevice, t: float, r: float, lookup: bool = True) -> TcpFlow:
+    if lookup:
+        dns_lookup(cap, d.link, d.ip, d.dns_port(), t, "dp.example.com", 1, [], [DP], rtt=0.0010, ttl=300)
+    fl = TcpFlow(cap, d.ip, d.port(), DP, 80, d.link,
+                 f"follow-up: {d.key} downloads a package: GET http://dp.example.com/pkgs/Office-16.94.pkg "
+                 "(-> http_distribution), 200, FIN both ways", s_ttl=63)
+    t = fl.handshake(t + 0.0201, r) + 0.0002
+    t = http_request(fl, t, "GET", "dp.example.com", "/pkgs/Office-16.94.pkg", MUNKI_UA)
+    body = b"xar!" + rbytes(cap.rng, 40)
+    t = http_response(fl, t + r + 0.0008, 200, "OK", "Content-Type: application/octet-stream\r\n", body)
+    fl.ack(t + 0.00005, True)
+    tcp_close(fl, t + 0.0042, r)
+    return classify(fl, "http_distribution", "http-host")
+
+
+def seq_smb(cap: Capture, d: SeqDevice, t: float, r: float, *, refused: bool, lookup: bool = True) -> TcpFlow:
+    if lookup:
+        dns_lookup(cap, d.link, d.ip, d.dns_port(), t, "fs.example.com", 1, [], [FS], rtt=0.0010, ttl=300)
+    fl = TcpFlow(cap, d.ip, d.port(), FS, 445, d.link,
+                 f"follow-up: {d.key} to the SMB share fs.example.com:445 - " +
+                 ("SYN answered by RST/ACK 0.4 ms later (REJ, blocked: reset)" if refused else
+                  "SMB2 NEGOTIATE request / response, FIN both ways"), s_ttl=64 if refused else 63)
+    t += 0.0204
+    if refused:
+        fl.syn(t)
+        fl.seg(t + 0.0004, False, "RA")
+    else:
+        t = fl.handshake(t, r) + 0.0001
+        t = smb_negotiate(fl, t, r)
+        fl.ack(t + 0.0001, True)
+        tcp_close(fl, t + 0.0051, r)
+    return classify(fl, "file_share", "port")
+
+
+def gen_sequences_site() -> Capture:
+    cap = Capture("sequences_site.pcap", [(LT_ETHERNET, 6)], start_offset_s=28800)
+    cap.dns_names, cap.icmp, cap.exact_ts = [], [], True
+    rng = cap.rng
+    devs = {}
+    for i, (key, ip, m, vlan, cour_ip, model, kind) in enumerate(SEQ_DEVICES):
+        link = Link("eth", c_mac=m, vlans=((0x8100, vlan, 0),) if vlan else ())
+        devs[key] = SeqDevice(key, ip, link, cour_ip, model, kind == "tls12", kind == "running",
+                              list(range(49301 + 40 * i, 49341 + 40 * i, 2)),
+                              list(range(61001 + 20 * i, 61021 + 20 * i, 2)))
+    A, B, C, D, E, F, G, H, I = (devs[k] for k in "ABCDEFGHI")
+    mdm_srv = Link("eth", c_mac=MDM_MAC)
+    kas, cour = [], {}
+
+    # -- couriers (A's after a DNS lookup of a numbered courier name; E F G I already running) -----
+    dns_lookup(cap, A.link, A.ip, A.dns_port(), 0.95, "23-courier.push.apple.com", 1,
+               ["americas-courier-4.push-apple.com.akadns.net"], [A.courier_ip], rtt=0.0143)
+    for i, d in enumerate(devs.values()):
+        cour[d.key] = seq_courier(cap, d, 1.0 + 0.7 * i + 0.0113 * i, 0.0201 + 0.0007 * i)
+        if d.running:    # their first frames: a keep-alive early on
+            seq_keepalive(cour[d.key], 10.31 + 1.3 * i, 0.05 + 0.01 * i, kas)
+
+    # -- MDM server -> APNs provider API (HTTP/2 over TLS 1.3), one request per MDM push ---------
+    dns_lookup(cap, mdm_srv, MDM, 53101, 1.9, "api.push.apple.com", 1, ["api-vs.push-apple.com.akadns.net"],
+               [APNS_API], rtt=0.0009)
+    prov = TcpFlow(cap, MDM, 41902, APNS_API, 443, mdm_srv,
+                   "APNs provider API from the MDM server: TLS 1.3 to api.push.apple.com:443, ALPN h2; after "
+                   "the handshake (ClientHello, Finished) one client record per POST /3/device/<token> "
+                   "(the first also carries the HTTP/2 preface and SETTINGS), each answered 23.6 ms later; "
+                   "open for the whole capture (S1)")
+    tls13_open(prov, 1.9121, 0.0187, "api.push.apple.com", ["h2"], server_len=120)
+    classify(prov, "apns", "sni")
+
+    def provider_request(*times: float, size: int = 66):
+        """POST(s) at `times` (one record each), each answered 23.6 ms later (HEADERS :status 200)."""
+        for t in times:
+            prov.send(t, True, tls13_appdata(rng, size))
+        for t in times:
+            prov.send(t + 0.0236, False, tls13_appdata(rng, 30))
+
+    r_m = 0.0011   # LAN round trip to the MDM server and the file servers
+
+    # -- H: unsolicited check-in at 30 s, connection kept alive -----------------------------------
+    dns_lookup(cap, H.link, H.ip, H.dns_port(), 29.98, "mdm.example.com", 1, [], [MDM], rtt=0.0011, ttl=300)
+    h_mdm = seq_mdm(cap, H, 30.0, r_m, "H: MDM connection opened with no push before it (unsolicited check-in, "
+                    "TLS 1.3 to mdm.example.com:8443, two request/response exchanges), then kept alive: 170 s "
+                    "later, 0.9 s after a push, a new request burst on it (a check-in on a kept-alive "
+                    "connection), then close_notify + FIN both ways (SF)", close=False)
+
+    # -- A: push -> check-in; a second push 20 s later; a second connection inside the session -----
+    provider_request(59.85, size=110)
+    seq_push(cour["A"], 60.0, 0.0201)
+    a_mdm = seq_mdm(cap, A, 60.8, r_m, "A: check-in 0.8 s after its first push (new TLS 1.3 connection to "
+                    "mdm.example.com:8443), kept open; 25 s later, 6 s after A's second push, a new request on it "
+                    "(>= 10 s of device silence: a check-in event) inside the 60 s session of the first "
+                    "check-in, so the second push cannot take it (no_checkin); then close (SF)", close=False)
+    provider_request(79.80)
+    seq_push(cour["A"], 80.0, 0.0201, ack=False)
+    t = seq_exchange(a_mdm, 86.0, r_m, 150, 72, ack=False)
+    tls_close(a_mdm, t + 0.0502, r_m)
+
+    # -- B and C: two pushes 80 ms apart from one bulk send (requests 10 ms apart) -----------------
+    provider_request(120.0, 120.01)
+    seq_push(cour["B"], 120.18, 0.0208)
+    seq_push(cour["C"], 120.26, 0.0215, wire=252, split=100)
+    seq_mdm(cap, C, 120.86, r_m, "C: check-in 0.6 s after its push (two-segment push)")
+    seq_mdm(cap, B, 121.58, r_m, "B: check-in 1.4 s after its push")
+    seq_smb(cap, C, 122.48, r_m, refused=True)
+    seq_sus(cap, B, 123.98, 0.0052)
+    seq_sus_http(cap, C, 124.98, 0.0052)
+    seq_pkg(cap, B, 126.98, r_m)
+
+    # -- keep-alives, round 1 -----------------------------------------------------------------
+    for i, d in enumerate(devs.values()):
+        if not d.running:
+            seq_keepalive(cour[d.key], 130.37 + 7 * i, 0.05 + 0.01 * i, kas)
+
+    # -- D (IPv6): push -> AAAA lookup -> check-in over IPv6 -------------------------------------
+    provider_request(179.70)
+    seq_push(cour["D"], 180.0, 0.0222)
+    dns_lookup(cap, D.link, D.ip, D.dns_port(), 182.08, "mdm.example.com", 28, [], [MDM6], rtt=0.0012, ttl=300)
+    seq_mdm(cap, D, 182.1, r_m, "D: check-in over IPv6 2.1 s after its push ([2001:db8:20::10]:8443)")
+
+    # -- H: a push burst of two records 0.3 s apart, then a request on the kept-alive connection --
+    provider_request(199.80)
+    seq_push(cour["H"], 200.0, 0.0250, then=((0.3, 90),))
+    t = seq_exchange(h_mdm, 200.9, r_m, 170, 96, ack=False)
+    tls_close(h_mdm, t + 0.0502, r_m)
+
+    # -- E (IPv6): push -> the AAAA lookup of mdm.example.com fails (NXDOMAIN), no connection ------
+    provider_request(209.75)
+    seq_push(cour["E"], 210.0, 0.0229, ack=False)
+    dns_lookup(cap, E.link, E.ip, E.dns_port(), 210.7, "mdm.example.com", 28, [], [], rtt=0.0021,
+               nxdomain="example.com")
+    cap.seq_dns_failures = [(cap.flows[-1], "dns_nxdomain")]
+
+    # -- F: push -> SYNs to the MDM server never answered (two attempts, S0) ----------------------
+    provider_request(239.90)
+    seq_push(cour["F"], 240.0, 0.0236)
+    dns_lookup(cap, F.link, F.ip, F.dns_port(), 240.48, "mdm.example.com", 1, [], [MDM], rtt=0.0011, ttl=300)
+    for t0, tries in ((240.51, (0.0, 1.0, 3.0)), (250.0, (0.0, 1.0))):
+        s0 = TcpFlow(cap, F.ip, F.port(), MDM, 8443, F.link,
+                     f"F: check-in attempt to mdm.example.com:8443 after its push: {len(tries)} SYNs "
+                     f"(same ISN) at +{', +'.join(f'{x:g}' for x in tries)} s, never answered (S0, blocked: "
+                     "no_response)")
+        for dt in tries:
+            s0.seg(t0 + dt, True, "S", seq=s0.c.isn)
+        classify(s0, "mdm", "port")
+
+    # -- G: push with no MDM activity for 75 s, then a check-in outside the window -----------------
+    provider_request(269.80)
+    seq_push(cour["G"], 270.0, 0.0243)
+
+    # -- I: push just before the rotation boundary, check-in 0.2 s after it ------------------------
+    provider_request(329.45)
+    seq_push(cour["I"], 329.6, 0.0250)
+    seq_mdm(cap, I, SEQ_ROTATION_S + 0.2, r_m, "I: check-in 0.6 s after its push, 0.2 s after the "
+            "sequences_rot_a / sequences_rot_b boundary (its push is in rot_a)")
+    seq_smb(cap, I, 331.5, r_m, refused=False, lookup=False)
+
+    seq_mdm(cap, G, 345.0, r_m, "G: MDM check-in 75 s after its push (outside the 60 s window), no push "
+            "before it inside the window: unsolicited_checkin")
+
+    # -- a provider request for a device this capture does not see (no push follows) ---------------
+    provider_request(450.0)
+
+    # -- keep-alives round 2 (some devices); J (TLS 1.2 courier): an app push, no provider request ---
+    for i, d in enumerate(devs.values()):
+        if d.key in "ACEGIJ":
+            seq_keepalive(cour[d.key], 420.52 + 11 * i, 0.05 + 0.01 * i, kas)
+    seq_push(cour["J"], 540.0, 0.0264, wire=190, ack=False)
+    seq_keepalive(cour["A"], 590.1, 0.061, kas)
+
+    resolve_server_names(cap)
+    end = max(f.t_ns for f in cap.frames)
+    for fl in cap.flows:
+        reason, _ = block_verdict(cap, fl, end)
+        fl.extra.update(blocked=reason is not None, block_reason=reason)
+    seq_flow_ids(cap)
+    for fl in cap.flows:
+        fl.extra["flow_id"] = fl.flow_id
+    cap.truth_extra = seq_truth(cap, [cour[k] for k in devs], prov, kas, devs)
+    return cap
+
+
+def seq_flow_ids(cap: Capture):
+    """flow_id per docs/flows.md "Order": ts_start, client address (16 bytes, IPv4 as
+    ::ffff:a.b.c.d), client port, server address, server port, tcp before udp."""
+    def addr(a: str) -> int:
+        return int(ipaddress.IPv6Address(a if ":" in a else "::ffff:" + a))
+    order = sorted(cap.flows, key=lambda fl: (min(f.t_ns for f in fl.frames), addr(fl.client_ip), fl.client_port,
+                                              addr(fl.server_ip), fl.server_port, fl.transport != "tcp"))
+    for i, fl in enumerate(order):
+        fl.flow_id = i
+
+
+def seq_flow_key(fl: Flow) -> dict:
+    return {"transport": fl.transport, "client_ip": fl.client_ip, "client_port": fl.client_port,
+            "server_ip": fl.server_ip, "server_port": fl.server_port,
+            "first_ts": ns_text(min(f.t_ns for f in fl.frames))}
+
+
+def seq_truth(cap: Capture, couriers: list, prov: TcpFlow, kas: list, devs: dict) -> dict:
+    """docs/sequences.md applied to the frames built (independently of apnstrace)."""
+    S = 1_000_000_000
+    window, ka_window = round(SEQ_WINDOW_S * S), round(SEQ_KEEPALIVE_WINDOW_S * S)
+    first = {id(fl): min(f.t_ns for f in fl.frames) for fl in cap.flows}
+    who = {d.ip: f"{d.key} ({d.model})" for d in devs.values()}
+
+    # Pushes: server bursts on the couriers with no device payload in the second before.
+    pushes, answers = [], []
+    for fl in couriers:
+        pay = [(f.t_ns, f.c2s, len(payload_of(f))) for f in sorted(fl.frames, key=lambda f: f.t_ns) if payload_of(f)]
+        i = 0
+        while i < len(pay):
+            if pay[i][1]:
+                i += 1
+                continue
+            burst = [pay[i]]
+            i += 1
+            while i < len(pay) and not pay[i][1] and pay[i][0] - burst[-1][0] < round(SEQ_RECORD_GAP_S * S):
+                burst.append(pay[i])
+                i += 1
+            t0 = burst[0][0]
+            b = {"flow": fl, "ts": t0, "bytes": sum(n for _, _, n in burst), "packets": len(burst)}
+            answered = any(c2s and t0 - ka_window <= t < t0 for t, c2s, _ in pay)
+            (answers if answered else pushes).append(b)
+    pushes.sort(key=lambda p: p["ts"])
+
+    # Provider requests: the provider flow's client payload packets after the first two.
+    reqs = [f.t_ns for f in sorted(prov.frames, key=lambda f: f.t_ns) if f.c2s and payload_of(f)][2:]
+    taken_req = set()
+    for p in pushes:
+        cands = [t for t in reqs if t not in taken_req and p["ts"] - round(SEQ_PROVIDER_WINDOW_S * S) <= t <= p["ts"]]
+        p["provider"] = max(cands) if cands else None
+        if cands:
+            taken_req.add(max(cands))
+
+    # Check-in events: new MDM flows, requests after >= 10 s of device silence on one, DNS failures.
+    def mdm_server(fl):
+        name = fl.extra.get("server_name") or fl.server_ip
+        return name if fl.server_port == 443 else f"{name}:{fl.server_port}"
+    events = []
+    for fl in cap.flows:
+        if fl.extra.get("category") != "mdm":
+            continue
+        events.append({"ts": first[id(fl)], "device": fl.client_ip, "flow": fl, "blocked": fl.extra["blocked"],
+                       "reason": fl.extra["block_reason"], "kind": "new_flow", "server": mdm_server(fl)})
+        dev_pay = sorted(f.t_ns for f in fl.frames if f.c2s and payload_of(f))
+        for prev, cur in zip(dev_pay, dev_pay[1:]):
+            if cur - prev >= round(SEQ_CHECKIN_IDLE_S * S):   # also a burst start (>= 1 s)
+                events.append({"ts": cur, "device": fl.client_ip, "flow": fl, "blocked": fl.extra["blocked"],
+                               "reason": fl.extra["block_reason"], "kind": "kept_alive_request",
+                               "server": mdm_server(fl)})
+    for fl, reason in cap.seq_dns_failures:
+        answer = max(f.t_ns for f in fl.frames if not f.c2s)
+        events.append({"ts": answer, "device": fl.client_ip, "flow": fl, "blocked": True, "reason": reason,
+                       "kind": "dns_failure", "server": "mdm.example.com"})
+    events.sort(key=lambda e: e["ts"])
+    for n, e in enumerate(events):
+        e["n"] = n
+
+    def key_or_none(fl):
+        return seq_flow_key(fl) if fl is not None else None
+
+    rows, taken = [], set()
+    for p in pushes:
+        dev = p["flow"].client_ip
+        cands = [e for e in events if e["device"] == dev and e["n"] not in taken
+                 and p["ts"] < e["ts"] <= p["ts"] + window]
+        ok = [e for e in cands if not e["blocked"]]
+        row = {"device_ip": dev, "device": who[dev], "push_ts": ns_text(p["ts"]),
+               "push_flow": seq_flow_key(p["flow"]), "push_flow_id": p["flow"].flow_id,
+               "push_bytes": p["bytes"], "push_packets": p["packets"],
+               "provider_ts": ns_text(p["provider"]) if p["provider"] else None,
+               "provider_flow": seq_flow_key(prov) if p["provider"] else None,
+               "provider_flow_id": prov.flow_id if p["provider"] else None}
+        if ok:
+            e = ok[0]
+            for x in events:                      # the check-in's session: it and the next 60 s
+                if x["device"] == dev and e["ts"] <= x["ts"] <= e["ts"] + window:
+                    taken.add(x["n"])
+            fups = sorted((fl for fl in cap.flows if fl.client_ip == dev and fl.extra["category"] in SEQ_FOLLOWUPS
+                           and e["ts"] < first[id(fl)] <= e["ts"] + window), key=lambda fl: first[id(fl)])
+            cats = list(dict.fromkeys(fl.extra["category"] for fl in fups))
+            row.update(outcome="checked_in", checkin_ts=ns_text(e["ts"]), checkin_event=e["kind"],
+                       checkin_flow=seq_flow_key(e["flow"]), checkin_flow_id=e["flow"].flow_id,
+                       mdm_server=e["server"], latency_s=(e["ts"] - p["ts"]) / S,
+                       followups=",".join(cats) or None,
+                       followups_blocked=sum(1 for fl in fups if fl.extra["blocked"]),
+                       followup_flows=[seq_flow_key(fl) | {"flow_id": fl.flow_id, "category": fl.extra["category"],
+                                                           "blocked": fl.extra["blocked"]} for fl in fups],
+                       detail_reason=None)
+        elif cands:
+            e = cands[0]
+            taken.update(x["n"] for x in cands)
+            row.update(outcome="checkin_blocked", checkin_ts=ns_text(e["ts"]), checkin_event=e["kind"],
+                       checkin_flow=seq_flow_key(e["flow"]), checkin_flow_id=e["flow"].flow_id,
+                       mdm_server=e["server"], latency_s=None, attempt_after_s=(e["ts"] - p["ts"]) / S,
+                       attempts=len(cands), followups=None, followups_blocked=None, detail_reason=e["reason"])
+        else:
+            row.update(outcome="no_checkin", checkin_ts=None, checkin_event=None, checkin_flow=None,
+                       checkin_flow_id=None, mdm_server=None, latency_s=None, followups=None,
+                       followups_blocked=None, detail_reason=None)
+        row["mdm_server_inferred"] = False
+        rows.append(row)
+    left = [e for e in events if e["n"] not in taken]
+    while left:
+        e = left[0]
+        session = [x for x in left if x["device"] == e["device"] and e["ts"] <= x["ts"] <= e["ts"] + window]
+        rows.append({"device_ip": e["device"], "device": who[e["device"]], "push_ts": None, "push_flow": None,
+                     "push_flow_id": None, "push_bytes": None, "push_packets": None, "provider_ts": None,
+                     "provider_flow": None, "provider_flow_id": None, "outcome": "unsolicited_checkin",
+                     "checkin_ts": ns_text(e["ts"]), "checkin_event": e["kind"],
+                     "checkin_flow": seq_flow_key(e["flow"]), "checkin_flow_id": e["flow"].flow_id,
+                     "mdm_server": e["server"], "latency_s": None, "followups": None, "followups_blocked": None,
+                     "detail_reason": e["reason"], "session_events": len(session), "mdm_server_inferred": False})
+        left = [x for x in left if x not in session]
+    rows.sort(key=lambda r: r["push_ts"] or r["checkin_ts"])
+
+    # What was built, checked against what the rules make of it.
+    ka_rows = []
+    for fl, asked, answer in kas:
+        ka_rows.append({"device_ip": fl.client_ip, "courier_flow": seq_flow_key(fl), "courier_flow_id": fl.flow_id,
+                        "device_ts": ns_text(asked.t_ns), "device_bytes": len(payload_of(asked)),
+                        "answer_ts": ns_text(answer.t_ns), "answer_bytes": len(payload_of(answer)),
+                        "answer_after_ms": (answer.t_ns - asked.t_ns) / 1e6})
+        assert any(a["flow"] is fl and a["ts"] == answer.t_ns for a in answers), "keep-alive answer taken for a push"
+    push_sizes = {p["bytes"] for p in pushes}
+    assert KA_ACK_LEN in push_sizes
+    return {
+        "sequences_rules": "docs/sequences.md, SequenceOptions defaults: window 60 s, keepalive_window 1.0 s, "
+                           "record_gap 0.5 s, burst_gap 1.0 s, checkin_idle 10 s, provider_window 5 s",
+        "analyze_with": {"mdm_hosts": ["mdm.example.com:8443"], "cli": "--mdm-host mdm.example.com:8443"},
+        "rotation": {"files": ["sequences_rot_a.pcap", "sequences_rot_b.pcap"],
+                     "boundary_ts": ns_text(cap.at(SEQ_ROTATION_S)),
+                     "note": "the same frames as this capture cut at boundary_ts (rot_a: frames before it, rot_b: "
+                             "the rest); read together they give this capture's flows, and their sequences, "
+                             "keepalives and provider requests are the ones in this file"},
+        "flow_key": "push_flow / provider_flow / checkin_flow / courier_flow are {transport, client_ip, client_port, "
+                    "server_ip, server_port, first_ts}; the *_flow_id fields are the flow_id this key gets by "
+                    "docs/flows.md 'Order' (0-based, as in the flows table) - also written on each flow here",
+        "devices": [{"key": d.key, "device_ip": d.ip, "model": d.model, "vlan": d.link.vlan,
+                     "courier": f"{d.courier_ip}:5223", "courier_seen_from_start": not d.running,
+                     "courier_tls": "TLS 1.2" if d.tls12 else "TLS 1.3"} for d in devs.values()],
+        "sequence_fields": SEQ_FIELDS,
+        "sequences": rows,
+        "keepalives": ka_rows,
+        "provider_requests": [{"ts": ns_text(t), "taken": t in taken_req} for t in reqs],
+        "server_answers_not_pushes": [{"device_ip": a["flow"].client_ip, "ts": ns_text(a["ts"]),
+                                       "bytes": a["bytes"]} for a in answers],
+        "notes": SEQ_NOTES,
+    }
+
+
+SEQ_FIELDS = {
+    "device_ip, push_ts, push_flow_id, push_bytes, provider_ts, provider_flow_id, checkin_ts, checkin_flow_id, "
+    "mdm_server, latency_s, outcome, followups, followups_blocked, mdm_server_inferred":
+        "the SEQUENCES columns (timestamps as exact epoch-ns text; null where the column is null)",
+    "detail_reason": "the block reason `detail` carries (checkin_blocked rows), else null",
+    "push_flow, provider_flow, checkin_flow": "the flows by key {transport, client_ip, client_port, server_ip, "
+                                              "server_port, first_ts}",
+    "device": "which device of `devices` (key and model)",
+    "push_packets": "server payload packets in the push burst",
+    "checkin_event": "new_flow (an MDM flow's first frame), kept_alive_request (a device burst after >= 10 s of "
+                     "device silence on an open MDM flow) or dns_failure (the failed answer)",
+    "followup_flows": "checked_in rows: the follow-up flows with flow_id, category, blocked",
+    "attempt_after_s, attempts": "checkin_blocked rows: first attempt - push_ts, and the number of blocked events",
+    "session_events": "unsolicited_checkin rows: events in the session (the first and those within 60 s after)",
+}
+
+SEQ_NOTES = [
+    "Truth assumes the analysis is run with the MDM host mdm.example.com:8443 (--mdm-host). Without it the MDM "
+    "flows are still category mdm (port 8443), but E's NXDOMAIN for mdm.example.com is not a DNS failure "
+    "(docs/blocked.md: only names the classifier puts in a watched category by name), so E's push would be "
+    "no_checkin instead of checkin_blocked. Per-flow category/classified_by/server_name here are for analyze() "
+    "WITHOUT a site profile (as tests/e2e/test_samples.py runs it): with --mdm-host the mdm flows say "
+    "classified_by 'site'.",
+    "checkin_ts of a DNS-failure event is the time of the failed answer (result.blocked's ts for DNS failures); "
+    "its checkin_flow is the DNS flow; its mdm_server is the name asked, 'mdm.example.com', without a port "
+    "(no connection says which port).",
+    "latency_s is set for checked_in rows only (the doc defines it under checked_in); checkin_blocked rows carry "
+    "it as attempt_after_s instead. mdm_server is null for no_checkin rows.",
+    "followups: null when a checked_in row has no follow-up flows (followups_blocked 0); both null for every "
+    "other outcome (the doc defines follow-ups after checked_in rows only).",
+    "Sessions: a checked_in push takes its check-in event and every event of the device in the 60 s after it "
+    "(A's request on its kept-alive MDM connection at +86 s is inside the session of A's check-in at +60.8 s, "
+    "so A's second push at +80 s is no_checkin). A checkin_blocked push takes all the events in its window (F: both S0 attempts "
+    "are in the one row). Unsolicited rows: one per session, checkin = the session's first event.",
+    "Provider: in push time order each push takes the LATEST untaken request in [push_ts - 5 s, push_ts]. For "
+    "the bulk send (requests at +120.000 for B and +120.010 for C; pushes B +120.180, C +120.260) this pairs B's "
+    "push with the +120.010 request and C's with +120.000 - the reverse of how they were built; the truth "
+    "follows the rule. J's push (+540 s, 190 B) has no provider request (an app push): provider null. "
+    "The request at +450 s has no push (its device is not in this capture).",
+    "Keep-alive answers are 126 B records, the size of most pushes (A's two, B, D, E, F, G, I and H's first "
+    "record): only the device's KeepAlive 50-140 ms before tells them apart (J's TLS 1.2 courier uses the same "
+    "wire sizes). C, E, F, G and I's couriers were running before the capture (no SYN, no ClientHello): they are "
+    "apns-courier by address (5223 to 17/8 or the APNs /48); A, B, D, H and J's are opened in the capture with "
+    "SNI courier.push.apple.com.",
+    "detail_reason is the block reason the doc says `detail` carries for checkin_blocked rows (\"its block reason "
+    "and sentence\": dns_nxdomain, no_response); the sentence is apnstrace's wording and is not in the truth.",
+    "Event order among a flow's kept-alive requests: a device payload packet is a check-in event when it comes "
+    ">= 10 s after the previous device payload packet on that MDM flow (the first payload of a new flow is not "
+    "a second event: the flow start already is one).",
+    "Timestamps are exact epoch nanoseconds as text (also the flows' first_ts/last_ts in this file).",
+]
+
+
+def rotation_pair(cap: Capture) -> list[Capture]:
+    """sequences_site.pcap cut at SEQ_ROTATION_S into two files (same frames); each file's own
+    flows (as it reads alone) are its truth, the sequences stay in the whole capture's truth."""
+    cut = cap.at(SEQ_ROTATION_S)
+    out = []
+    for name, inside in (("sequences_rot_a.pcap", lambda t: t < cut), ("sequences_rot_b.pcap", lambda t: t >= cut)):
+        part = Capture(name, cap.interfaces, start_offset_s=(cap.t0 - BASE_NS) // 1_000_000_000)
+        part.exact_ts = True
+        part.frames = [f for f in cap.frames if inside(f.t_ns)]
+        for fl in cap.flows:
+            frames = [f for f in fl.frames if inside(f.t_ns)]
+            if frames:
+                part.flows.append(Flow(part, fl.transport, fl.client_ip, fl.client_port, fl.server_ip,
+                                       fl.server_port, fl.link, fl.what, fl.v6, frames))
+        part.truth_extra = {
+            "rotation_of": "sequences_site.pcap", "boundary_ts": ns_text(cut),
+            "pair": ["sequences_rot_a.pcap", "sequences_rot_b.pcap"],
+            "note": "flows here are this file read alone (a flow cut by the boundary appears in both files, "
+                    "without its SYN in rot_b). Read together, the pair gives sequences_site.pcap's flows, and "
+                    "its sequences / keepalives truth is in sequences_site.pcap.truth.json"}
+        out.append(part)
+    return out
+
+
 def all_captures() -> list[Capture]:
     caps = [gen_courier_push(), gen_mdm_checkin(), gen_blocked_syn(), gen_site_mixed()]
     caps.append(variety("variety_nsec_be.pcap", Link("eth"), linktype=LT_ETHERNET, nsec=True, big_endian=True))
@@ -2167,6 +2792,8 @@ def all_captures() -> list[Capture]:
     caps.append(variety("variety_raw.pcap", Link("raw"), linktype=LT_RAW))
     caps.append(gen_site_categories())
     caps += [gen_blocked_reasons(), gen_courier_flapping()]
+    seq = gen_sequences_site()
+    caps += [seq, *rotation_pair(seq)]
     return caps
 
 
