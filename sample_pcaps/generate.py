@@ -2586,9 +2586,9 @@ def seq_truth(cap: Capture, couriers: list, prov: TcpFlow, kas: list, devs: dict
     taken_req = set()
     for p in pushes:
         cands = [t for t in reqs if t not in taken_req and p["ts"] - round(SEQ_PROVIDER_WINDOW_S * S) <= t <= p["ts"]]
-        p["provider"] = max(cands) if cands else None
+        p["provider"] = min(cands) if cands else None
         if cands:
-            taken_req.add(max(cands))
+            taken_req.add(min(cands))
 
     # Check-in events: new MDM flows, requests after >= 10 s of device silence on one, DNS failures.
     def mdm_server(fl):
@@ -2741,10 +2741,10 @@ SEQ_NOTES = [
     "(A's request on its kept-alive MDM connection at +86 s is inside the session of A's check-in at +60.8 s, "
     "so A's second push at +80 s is no_checkin). A checkin_blocked push takes all the events in its window (F: both S0 attempts "
     "are in the one row). Unsolicited rows: one per session, checkin = the session's first event.",
-    "Provider: in push time order each push takes the LATEST untaken request in [push_ts - 5 s, push_ts]. For "
-    "the bulk send (requests at +120.000 for B and +120.010 for C; pushes B +120.180, C +120.260) this pairs B's "
-    "push with the +120.010 request and C's with +120.000 - the reverse of how they were built; the truth "
-    "follows the rule. J's push (+540 s, 190 B) has no provider request (an app push): provider null. "
+    "Provider: in push time order each push takes the EARLIEST untaken request in [push_ts - 5 s, push_ts] "
+    "(APNs delivers in order). For the bulk send (requests at +120.000 for B and +120.010 for C; pushes B "
+    "+120.180, C +120.260) this pairs B's push with the +120.000 request and C's with +120.010, as built. "
+    "J's push (+540 s, 190 B) has no provider request (an app push): provider null. "
     "The request at +450 s has no push (its device is not in this capture).",
     "Keep-alive answers are 126 B records, the size of most pushes (A's two, B, D, E, F, G, I and H's first "
     "record): only the device's KeepAlive 50-140 ms before tells them apart (J's TLS 1.2 courier uses the same "

@@ -112,7 +112,8 @@ def _unsolicited(device: str, ev: pd.DataFrame, window: float) -> list[dict]:
 
 
 def _link_provider(out: pd.DataFrame, flows: pd.DataFrame, packets: pd.DataFrame, options: SequenceOptions) -> None:
-    """Each push takes the latest untaken provider request within provider_window_s before it."""
+    """Each push takes the earliest untaken provider request within provider_window_s before it
+    (first in, first out)."""
     out["provider_ts"], out["provider_row"] = np.nan, np.nan
     provider = (flows["service"] == PROVIDER).fillna(False).to_numpy(bool)
     req = packets[provider[packets["row"].to_numpy()] & packets["c2s"].to_numpy(bool)].sort_values(["row", "ts"], kind="stable")
@@ -124,11 +125,11 @@ def _link_provider(out: pd.DataFrame, flows: pd.DataFrame, packets: pd.DataFrame
     pushes = out["push_ts"].notna().to_numpy()
     for i in np.flatnonzero(pushes)[np.argsort(out["push_ts"].to_numpy()[pushes], kind="stable")].tolist():
         p = out["push_ts"].iat[i]
-        j = bisect_right(req_ts, p) - 1
-        floor = bisect_left(req_ts, p - options.provider_window_s)
-        while j >= floor and taken[j]:
-            j -= 1
-        if j >= floor:
+        j = bisect_left(req_ts, p - options.provider_window_s)
+        ceiling = bisect_right(req_ts, p)
+        while j < ceiling and taken[j]:
+            j += 1
+        if j < ceiling:
             taken[j] = True
             out.iat[i, out.columns.get_loc("provider_ts")] = req_ts[j]
             out.iat[i, out.columns.get_loc("provider_row")] = req_row[j]

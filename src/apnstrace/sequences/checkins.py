@@ -44,7 +44,9 @@ def checkin_events(flows: pd.DataFrame, mdm: np.ndarray, starts: pd.DataFrame, b
                    options: SequenceOptions) -> pd.DataFrame:
     """Columns: device_ip, ts, row (flow row), ok (got through), detail, server (the MDM server's label)."""
     labels = server_labels(flows)
-    sentence = dict(zip(blocked["flow_id"].dropna().astype(np.int64), blocked["sentence"])) if len(blocked) else {}
+    flows_blocked = blocked[blocked["flow_id"].notna() & ~blocked["reason"].str.startswith("dns_")] if len(blocked) else blocked
+    sentence = dict(zip(flows_blocked["flow_id"].astype(np.int64), flows_blocked["reason"] + ": " + flows_blocked["sentence"])) \
+        if len(flows_blocked) else {}
     flow_id = flows["flow_id"].to_numpy()
     device = flows["client_ip"].to_numpy(object)
     is_blocked = flows["blocked"].fillna(False).to_numpy(bool)
@@ -65,7 +67,8 @@ def checkin_events(flows: pd.DataFrame, mdm: np.ndarray, starts: pd.DataFrame, b
         dns = blocked[blocked["reason"].str.startswith("dns_") & (blocked["category"] == "mdm")]
         at = pd.Index(flow_id).get_indexer(dns["flow_id"].to_numpy(np.int64))
         parts.append(pd.DataFrame({"device_ip": dns["client_ip"].to_numpy(object), "ts": dns["ts"].to_numpy(),
-                                   "row": at, "ok": np.zeros(len(dns), bool), "detail": dns["sentence"].to_numpy(object),
+                                   "row": at, "ok": np.zeros(len(dns), bool),
+                                   "detail": (dns["reason"] + ": " + dns["sentence"]).to_numpy(object),
                                    "server": dns["server_name"].to_numpy(object)}))
     events = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else parts[0]
     return events.sort_values(["device_ip", "ts"], kind="stable").reset_index(drop=True)
