@@ -2,7 +2,7 @@
 
 Every sample capture and every file of the nDPI corpus (../shared/corpus/ndpi/pcap) goes
 through both engines; every column docs/flows.md defines must agree: times within 1e-6 s
-(rtt_ms within 1e-3 ms), everything else exactly. A file neither engine can read must raise
+(rtt_ms and ttfb_ms within 1e-3 ms), everything else exactly. A file neither engine can read must raise
 CaptureError in both. Differences that are understood, and whose cause is known, are listed
 in KNOWN_DIFFERENCES with the reason; they are strict xfails, so fixing one fails the test
 until it is taken off the list.
@@ -68,10 +68,10 @@ def _mismatch(fast: pd.DataFrame, ref: pd.DataFrame) -> str:
         return f"{len(fast)} flows (fast) vs {len(ref)} (scapy):\n{only.head(10).to_string()}"
     bad = np.zeros(len(fast), bool)
     columns = []
-    for col in TIMES + ["rtt_ms"]:
+    for col in TIMES + ["rtt_ms", "ttfb_ms"]:
         a = fast[col].astype("Float64").to_numpy(np.float64, na_value=np.nan)
         b = ref[col].astype("Float64").to_numpy(np.float64, na_value=np.nan)
-        tol = RTT_TOLERANCE if col == "rtt_ms" else TIME_TOLERANCE
+        tol = RTT_TOLERANCE if col.endswith("_ms") else TIME_TOLERANCE
         differ = ~((np.isnan(a) & np.isnan(b)) | (np.abs(a - b) <= tol))
         if differ.any():
             bad |= differ
