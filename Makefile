@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 APT    := DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: setup demo test tshark bench clean samples
+.PHONY: setup demo test tshark chromium bench clean samples
 
 setup: $(STAMP) tshark
 
@@ -27,11 +27,21 @@ tshark:
 		echo "tshark is missing: run 'sudo apt-get install tshark' (Debian/Ubuntu) and try again" >&2; exit 1; \
 	fi
 
+# The report test renders report.html in Debian's headless Chromium and looks at it.
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian's chromium"; \
+		$(APT) update -qq && $(APT) install -y -qq chromium >/dev/null; \
+	else \
+		echo "chromium is missing: run 'sudo apt-get install chromium' (Debian/Ubuntu) and try again" >&2; exit 1; \
+	fi
+
 demo: setup
 	$(BIN)/apnstrace flows sample_pcaps/site_categories.pcap sample_pcaps/blocked_syn.pcap
 	$(BIN)/apnstrace blocked sample_pcaps/blocked_reasons.pcap sample_pcaps/courier_flapping.pcap
 
-test: setup
+test: setup chromium
 	$(BIN)/python -m pytest -q
 
 samples: $(STAMP)

@@ -15,11 +15,14 @@ from . import __version__
 from .errors import ApnstraceError
 from .options import FlowOptions, SequenceOptions
 from .classify import Category
-from .pipeline import ENGINES, Result, analyze
+from .pipeline import ENGINES, Result
+from .pipeline import analyze as run_analysis
 from .site import Site
 from .report import export
+from .report.verdicts import blocked_apns_or_mdm
 from .report.terminal import (BLOCKED_COLUMNS, COURIER_COLUMNS, OUTCOME_STYLE, REQUIREMENT_COLUMNS, SEQUENCE_COLUMNS,
-                              STATUS_STYLE, TIMING_COLUMNS, print_flows_table, print_run_summary, print_table)
+                              STATUS_STYLE, TIMING_COLUMNS, print_analysis, print_flows_table, print_run_summary,
+                              print_table)
 
 
 class InputFailure(click.ClickException):
@@ -69,14 +72,14 @@ def _with_progress(captures: tuple[str, ...], engine: str, options: FlowOptions,
                    matching: SequenceOptions) -> Result:
     paths = [Path(c) for c in captures]
     if not sys.stderr.isatty():
-        return analyze(paths, site=site, engine=engine, options=options, sequence_options=matching)
+        return run_analysis(paths, site=site, engine=engine, options=options, sequence_options=matching)
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
     total = sum(p.stat().st_size for p in paths if p.is_file())
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                   TimeRemainingColumn(), transient=True) as bar:
         task = bar.add_task("reading captures", total=total or None)
-        return analyze(paths, site=site, engine=engine, options=options, sequence_options=matching,
-                       progress=lambda done: bar.update(task, completed=done))
+        return run_analysis(paths, site=site, engine=engine, options=options, sequence_options=matching,
+                            progress=lambda done: bar.update(task, completed=done))
 
 
 def _finish(result: Result) -> None:
@@ -132,7 +135,6 @@ def flows(captures, fmt, output, limit, categories, engine, tcp_timeout, udp_tim
 
 
 FORMATS = click.Choice(["table", "csv", "jsonl", "parquet"])
-WATCHED_FOR_FAILURE = ("apns", "mdm")     # --fail-on-blocked: APNs or MDM traffic blocked
 
 
 def output_options(fn):
@@ -152,6 +154,41 @@ def sequence_options(fn):
                       show_default=True,
                       help="Server data this many seconds after the device's own is an answer (keepalive), not a push.")(fn)
     return fn
+
+
+@cli.command()
+@click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "folder", type=click.Path(file_okay=False, writable=True),
+              help="Report folder (default: <capture name>-apnstrace beside where you run it).")
+@click.option("--fail-on-blocked", is_flag=True,
+              help="Exit 1 when APNs or MDM traffic was blocked (for scripted health checks).")
+@click.option("--limit", type=int, default=10, show_default=True, help="Rows of each table printed (0: all).")
+@sequence_options
+@common_options
+def analyze(captures, folder, fail_on_blocked, limit, window_s, keepalive_window_s, engine, tcp_timeout,
+                    udp_timeout, site_file, mdm_hosts) -> None:
+    """The main job: verdicts, blocked traffic, push -> check-in sequences, timing and charts,
+    written as a report folder (report.html, CSV/Parquet tables, summary.json, charts/)."""
+    if engine != "fast":
+        raise InputFailure("analyze needs the fast engine: the scapy reference engine keeps no packet timing")
+    out = Path(folder) if folder else Path(_default_folder(captures[0]))
+    result = _run(captures, engine, tcp_timeout, udp_timeout, site_file, mdm_hosts,
+                  window_s=window_s, keepalive_window_s=keepalive_window_s)
+    with user_errors():
+        from .report.folder import write_report
+        written = write_report(result, out)
+        print_analysis(result, limit)
+        click.echo(f"Report: {written['report.html']}  ({len(written)} files in {out})")
+    _finish(result)
+    if fail_on_blocked and blocked_apns_or_mdm(result):
+        sys.exit(1)
+
+
+def _default_folder(capture: str) -> str:
+    name = Path(capture).name
+    for suffix in (".gz", ".pcapng", ".pcap", ".cap"):
+        name = name.removesuffix(suffix)
+    return f"{name}-apnstrace"
 
 
 @cli.command()
@@ -208,7 +245,7 @@ def blocked(captures, fmt, output, limit, fail_on_blocked, engine, tcp_timeout, 
         else:
             _write(frame, fmt, output, limit, result)
     _finish(result)
-    if fail_on_blocked and frame["category"].isin(WATCHED_FOR_FAILURE).any():
+    if fail_on_blocked and blocked_apns_or_mdm(result):
         sys.exit(1)
 
 

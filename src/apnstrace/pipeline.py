@@ -48,6 +48,35 @@ class Result:
         """One line per capture file that could be read only in part."""
         return [p.message for p in self.stats.problems]
 
+    @property
+    def verdicts(self) -> list:
+        """The answer on top: apnstrace.report.verdicts.Verdict lines (topic, level, text)."""
+        from .report.verdicts import verdicts
+        return verdicts(self)
+
+    @property
+    def summary(self) -> dict:
+        """Verdicts and counts, as written to summary.json."""
+        from .report.verdicts import summary
+        return summary(self)
+
+    @property
+    def plot(self):
+        """The report's charts as matplotlib Figures: result.plot.timeline(), .latency(),
+        .blocked(), .traffic(), .courier()."""
+        from .report.charts import Plots
+        return Plots(self)
+
+    def to_html(self, path: str | os.PathLike) -> Path:
+        """Write the self-contained HTML report (charts inline, every capture string escaped)."""
+        from .report.folder import write_html
+        return write_html(self, Path(path))
+
+    def to_parquet(self, folder: str | os.PathLike) -> dict[str, Path]:
+        """Write flows, sequences, blocked, timing and courier as Parquet files in `folder`."""
+        from .report.folder import write_tables
+        return write_tables(self, Path(folder), formats=("parquet",))
+
 
 def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, site: Site | None = None,
             engine: str = "fast", options: FlowOptions | None = None,

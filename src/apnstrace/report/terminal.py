@@ -111,3 +111,27 @@ def _number(value: object) -> str:
     if isinstance(value, float) and value == value:
         return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
     return _cell(value, "")
+
+
+LEVEL_STYLE = {"ok": "green", "info": "cyan", "warn": "yellow", "fail": "bold red"}
+
+
+def print_analysis(result: Result, limit: int = 10, console: Console | None = None) -> None:
+    """analyze's terminal summary: the verdict lines first, then the key tables."""
+    console = console or _console()
+    for verdict in result.verdicts:
+        console.print(f"[{LEVEL_STYLE[verdict.level]}]{verdict.level.upper():4}[/] "
+                      f"[bold]{escape(verdict.topic)}:[/] {escape(verdict.text)}", highlight=False)
+    if len(result.blocked):
+        print_table(result.blocked, BLOCKED_COLUMNS, f"{len(result.blocked)} blocked, worst first", limit,
+                    console=console)
+    seq = result.sequences
+    if len(seq):
+        worst_first = seq.sort_values("outcome", key=lambda s: s.map(
+            {"checkin_blocked": 0, "no_checkin": 1, "checked_in": 2, "unsolicited_checkin": 3}), kind="stable")
+        print_table(worst_first, SEQUENCE_COLUMNS, f"{len(seq)} push / check-in sequences", limit,
+                    style_by="outcome", styles=OUTCOME_STYLE, console=console)
+    flapping = result.courier[result.courier["flapping"].fillna(False).to_numpy(bool)]
+    if len(flapping):
+        print_table(flapping, COURIER_COLUMNS, "flapping APNs courier connections", limit, console=console)
+    print_run_summary(result, console)
