@@ -74,16 +74,9 @@ CASES = [
 ]
 
 # Known apnstrace bugs, found by these cases (strict: a fix turns them into failures to remove).
-XFAIL = {
-    ("smtp-starttls-server-first", "tls_handshake_ms"):
-        "apnstrace gives null: metadata/collect.py _feed lowers a TLS stream's first_ts to segments "
-        "fed after it opened, including each side's plain SMTP before STARTTLS; hello_ts becomes the "
-        "EHLO (frame 6) and server_ts the 220 banner (frame 4), -0.096 ms, so null instead of 12.043",
-    ("ipv6-tls-warning-alert-first", "tls_handshake_ms"):
-        "apnstrace gives null (and no tls_version/tls_alert): metadata/collect.py _tls takes any "
-        "stream with byte 5 == 0x01 for a ClientHello; a warning alert record 15 03 03 00 02 01 .. "
-        "has the level (1) there, so the server flight is parsed as a ClientHello and dropped",
-}
+# (case, metric) -> why apnstrace is known to differ (strict xfail). None now: the STARTTLS
+# start time and the warning alert taken for a ClientHello were fixed in metadata/collect.py.
+XFAIL: dict[tuple[str, str], str] = {}
 METRICS = ["rtt_ms", "tls_handshake_ms", "ttfb_ms"]
 
 

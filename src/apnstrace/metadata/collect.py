@@ -170,7 +170,8 @@ class MetadataCollector:
                     data, seq = data[skip:], (seq + skip) & 0xFFFFFFFF
                 stream = self.streams[k] = _Stream(kind, t, seq)
             stream.segments.setdefault(seq, data)
-            stream.first_ts = min(stream.first_ts, t)
+            if _signed(seq - stream.start_seq) >= 0:   # bytes before the stream (a STARTTLS dialogue) are not its
+                stream.first_ts = min(stream.first_ts, t)
             stream.seen += 1
             touched.add(k)
         for k in touched:
@@ -207,7 +208,7 @@ class MetadataCollector:
         return meta
 
     def _tls(self, uid: int, direction: int, stream: _Stream, data: bytes, exhausted: bool) -> bool:
-        if data[5:6] == b"\x01":                                  # ClientHello
+        if data[:1] == b"\x16" and data[5:6] == b"\x01":         # a handshake record holding a ClientHello
             needed = tls.needed_length(data)
             if needed is not None and len(data) < needed and not exhausted:
                 return False
