@@ -3,7 +3,6 @@ Figure's artists (titles, labels with units, bar / marker counts, colours), not 
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -192,14 +191,12 @@ def test_timeline_picks_devices_worth_showing_and_says_how_many_are_left_out():
     assert set(devices) <= set(r.sequences["device_ip"])
 
 
-def test_many_blocked_flows_are_merged_and_draw_fast():
+def test_many_blocked_flows_are_merged():
+    # Speed is measured in bench/, not here: what keeps it fast is that 20,000 attempts become few paths.
     r = synthetic_fleet(scans=20_000)
-    start = time.perf_counter()
     fig = charts.timeline(r)
-    charts.png_bytes(fig)
-    elapsed = time.perf_counter() - start
+    assert charts.png_bytes(fig)[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(collection(fig, "blocked_flows").get_paths()) < 100     # 20,000 scan attempts, merged
-    assert elapsed < 10     # generous: shared CI machines; ~1 s on an idle one
 
 
 # --- other charts -----------------------------------------------------------------------
