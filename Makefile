@@ -38,8 +38,7 @@ chromium:
 	fi
 
 demo: setup
-	$(BIN)/apnstrace flows sample_pcaps/site_categories.pcap sample_pcaps/blocked_syn.pcap
-	$(BIN)/apnstrace blocked sample_pcaps/blocked_reasons.pcap sample_pcaps/courier_flapping.pcap
+	$(BIN)/apnstrace analyze sample_pcaps/sequences_site.pcap --mdm-host mdm.example.com:8443 -o demo-report
 
 test: setup chromium
 	$(BIN)/python -m pytest -q

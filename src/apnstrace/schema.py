@@ -109,7 +109,7 @@ COURIER: tuple[Column, ...] = (
     Column("lifetime_p50_s", "float64", "Median connection lifetime, seconds."),
     Column("lifetime_max_s", "float64", "Longest connection, seconds."),
     Column("closed_by_network", "int64", "Connections ended by a RST from the server side."),
-    Column("reconnects_per_hour", "float64", "Connections after the first, per hour of the span they cover."),
+    Column("reconnects_per_hour", "Float64", "Re-opened connections (after every earlier one ended) per hour; null under 10 minutes of span."),
     Column("keepalive_s", "Float64", "Keepalive interval estimate from connections longer than 10 minutes."),
     Column("flapping", "boolean", "Short-lived connections cut by the network and re-opened: an idle timeout shorter than the keepalive."),
     Column("verdict", "string", "The row in one line for a person."),

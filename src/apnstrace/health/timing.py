@@ -14,6 +14,7 @@ LONG_LIVED_S = 600.0         # connections long enough to show the keepalive rhy
 FLAP_MIN_CONNECTIONS = 3
 FLAP_RECONNECTS_PER_HOUR = 4.0
 IDLE_CUT_MIN_S = 30.0        # middlebox idle timers are tens of seconds and up
+MIN_RATE_SPAN_S = 600.0      # reconnects per hour need at least this much time to mean anything
 
 
 def timing_table(flows: pd.DataFrame, sequences: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -27,7 +28,7 @@ def timing_table(flows: pd.DataFrame, sequences: pd.DataFrame | None = None) -> 
     device = flows["client_ip"].astype(object).to_numpy()
     devices = pd.unique(device[np.isin(category, WATCHED)])
     parts = [_summary(values, category, "category")]
-    mine = np.isin(device, devices)
+    mine = pd.Series(device).isin(devices).to_numpy()    # hashed: np.isin compares object arrays pairwise
     if mine.any():
         parts.append(_summary(values[mine], device[mine], "device"))
     if sequences is not None and sequences["push_ts"].notna().any():
@@ -90,21 +91,29 @@ def courier_table(flows: pd.DataFrame) -> pd.DataFrame:
                               conn["duration"].to_numpy() / np.maximum(c_ndata.to_numpy(float), 1.0), np.nan)})
     # An idle cut: the network ended a connection that had been up a while (not one refused at once).
     work["idle_cut"] = work["by_network"] & (work["life"] >= IDLE_CUT_MIN_S)
+    # A reconnect opens after every earlier connection of the device ended (parallel ones are not).
+    work = work.sort_values(["device_ip", "start"], kind="stable")
+    ended = work.groupby("device_ip")["end"].cummax()
+    before = ended.groupby(work["device_ip"]).shift(1)
+    work["reconnect"] = before.notna().to_numpy() & (work["start"].to_numpy() >= before.to_numpy(float))
     g = work.groupby("device_ip", sort=True)
     out = pd.DataFrame({
         "connections": g.size(), "lifetime_p50_s": g["life"].median(), "lifetime_max_s": g["life"].max(),
         "closed_by_network": g["by_network"].sum().astype(np.int64), "span_h": (g["end"].max() - g["start"].min()) / 3600.0,
-        "keepalive_s": g["keepalive"].median(), "idle_cuts": g["idle_cut"].sum(),
+        "keepalive_s": g["keepalive"].median(), "idle_cuts": g["idle_cut"].sum(), "reconnects": g["reconnect"].sum(),
     }).reset_index()
+    # A rate over a few seconds says nothing: only spans of MIN_RATE_SPAN_S or more get one.
     with np.errstate(divide="ignore", invalid="ignore"):
-        out["reconnects_per_hour"] = np.where(out["span_h"] > 0, (out["connections"] - 1) / out["span_h"], 0.0)
+        rate = out["reconnects"] / out["span_h"]
+    out["reconnects_per_hour"] = np.where(out["span_h"] * 3600 >= MIN_RATE_SPAN_S, rate, np.nan)
     out["flapping"] = ((out["connections"] >= FLAP_MIN_CONNECTIONS)
                        & (out["reconnects_per_hour"] > FLAP_RECONNECTS_PER_HOUR)
                        & (out["idle_cuts"] * 2 > out["connections"]))
     out["verdict"] = [_verdict(r) for r in out.itertuples(index=False)]
-    keepalive = out["keepalive_s"].to_numpy(float)
-    data = {c.name: out[c.name].to_numpy() for c in schema.COURIER if c.name != "keepalive_s"}
-    data["keepalive_s"] = pd.arrays.FloatingArray(np.nan_to_num(keepalive), np.isnan(keepalive))
+    data = {c.name: out[c.name].to_numpy() for c in schema.COURIER}
+    for name in ("keepalive_s", "reconnects_per_hour"):
+        values = out[name].to_numpy(float)
+        data[name] = pd.arrays.FloatingArray(np.nan_to_num(values), np.isnan(values))
     return schema.to_frame(data, schema.COURIER)
 
 
@@ -112,11 +121,14 @@ def _verdict(r) -> str:
     keepalive = f", keepalive about every {_duration(r.keepalive_s)}" if np.isfinite(r.keepalive_s) else ""
     if r.connections == 1:
         return f"{r.device_ip}: 1 courier connection, up {_duration(r.lifetime_p50_s)}{keepalive}"
+    rate = f", {r.reconnects_per_hour:.1f} reconnects/h" if np.isfinite(r.reconnects_per_hour) else ""
     head = (f"{r.device_ip}: {r.connections} courier connections over {_duration(r.span_h * 3600)} "
-            f"({r.reconnects_per_hour:.1f} reconnects/h), median {_duration(r.lifetime_p50_s)}")
+            f"({r.reconnects} reconnect{'s' if r.reconnects != 1 else ''}{rate}), median {_duration(r.lifetime_p50_s)}")
     if r.flapping:
         return (f"{head}, {r.closed_by_network} cut by a RST from the network side"
                 " - flapping: a middlebox idle timeout is shorter than the device's keepalive")
+    if not np.isfinite(r.reconnects_per_hour):
+        return f"{head}{keepalive} (too short a span to judge steadiness)"
     return f"{head}{keepalive} - steady"
 
 

@@ -27,11 +27,18 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     os.close(fd)
     try:
         write(Path(temp))
+        os.chmod(temp, 0o666 & ~_umask())        # mkstemp makes 0600; a report is meant to be shared
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_bytes(path: Path, data: bytes) -> Path:

@@ -48,6 +48,7 @@ def summary(result: Result) -> dict:
     flows, seq = result.flows, result.sequences
     pushed = seq[seq["push_ts"].notna()]
     latency = pushed.loc[pushed["outcome"] == "checked_in", "latency_s"].astype("float64")
+    lines = verdicts(result)
     return {
         "apnstrace_version": __version__,
         "capture": {
@@ -59,8 +60,8 @@ def summary(result: Result) -> dict:
             "malformed": dict(sorted(result.stats.malformed.items())),
             "problems": list(result.problems),
         },
-        "verdicts": [asdict(v) for v in verdicts(result)],
-        "worst": _worst(verdicts(result)),
+        "verdicts": [asdict(v) for v in lines],
+        "worst": _worst(lines),
         "blocked_apns_or_mdm": blocked_apns_or_mdm(result),
         "counts": {
             "flows_by_category": _counts(flows["category"]),
