@@ -56,6 +56,7 @@ class ActivityCollector:
         self.apns_uids = np.empty(0, np.int64)          # 443 flows whose ClientHello named APNs
         self.state_key = np.empty(0, np.int64)          # flow direction (uid*2+dir) -> last payload ts
         self.state_ts = np.empty(0, np.float64)
+        self.verdicts: dict[tuple, bool] = {}           # (sni, alpn) -> names APNs
 
     def add(self, pk: PacketBatch, uid: np.ndarray, metas: dict, open_uids: np.ndarray) -> None:
         """One chunk: `uid` from the flow table, `metas` the metadata collector's flows (SNI/ALPN
@@ -63,19 +64,19 @@ class ActivityCollector:
         rows = np.flatnonzero((pk.proto == TCP) & (pk.payload_len > 0))
         if rows.size == 0:
             return
-        self._learn_apns(pk, uid, rows, metas)
         key = uid[rows] * 2 + pk.direction[rows]
         ts = pk.ts[rows]
         order = np.argsort(key, kind="stable")                 # by flow direction, capture order within
         k, t = key[order], ts[order]
         first = np.ones(len(k), bool)
         first[1:] = k[1:] != k[:-1]
+        self._learn_apns(k[first] // 2, metas)
         prev = np.empty(len(t))
         prev[1:] = t[:-1]
         prev[first] = -np.inf
         if self.state_key.size:
-            known = pd.Index(self.state_key).get_indexer(k[first])
-            prev[first] = np.where(known >= 0, self.state_ts[np.maximum(known, 0)], -np.inf)
+            known, found = _lookup(self.state_key, k[first])
+            prev[first] = np.where(found, self.state_ts[np.minimum(known, self.state_ts.size - 1)], -np.inf)
         gap = t - prev
         start = gap >= self.options.burst_gap_s
         picked = rows[order[start]]
@@ -92,37 +93,57 @@ class ActivityCollector:
             f.apns_bytes.append(pk.payload_len[ap])
         self._carry(k, t, first, open_uids)
 
-    def _learn_apns(self, pk: PacketBatch, uid: np.ndarray, rows: np.ndarray, metas: dict) -> None:
-        """443 flows (and others) are APNs candidates once their ClientHello said so."""
-        fresh = np.unique(uid[rows])
-        fresh = fresh[~np.isin(fresh, self.apns_uids)]
-        named = []
+    def _learn_apns(self, uids: np.ndarray, metas: dict) -> None:
+        """443 flows (and others) are APNs candidates once their ClientHello said so. `uids`:
+        this chunk's flows, sorted (each at most twice: once per direction)."""
+        fresh = uids[np.concatenate([[True], uids[1:] != uids[:-1]])] if uids.size else uids
+        fresh = fresh[~_lookup(self.apns_uids, fresh)[1]]
+        named, verdicts = [], self.verdicts
         for u in fresh.tolist():                  # dict lookups for this chunk's flows only
             meta = metas.get(u)
             if meta is None:
                 continue
-            offered = (meta.alpn or "").split(",")
-            if (meta.sni and APNS_NAME.search(meta.sni)) or any(a.startswith("apns-") for a in offered):
+            said = (meta.sni, meta.alpn)          # most flows repeat a few (sni, alpn) pairs
+            apns = verdicts.get(said)
+            if apns is None:
+                apns = verdicts[said] = _names_apns(*said)
+            if apns:
                 named.append(u)
         if named:
             self.apns_uids = np.union1d(self.apns_uids, np.array(named, np.int64))
 
     def _carry(self, k: np.ndarray, t: np.ndarray, first: np.ndarray, open_uids: np.ndarray) -> None:
+        """Keep the last payload time of each open flow direction; this chunk's times win."""
         last = np.ones(len(k), bool)
         last[:-1] = first[1:]
-        keys = np.concatenate([self.state_key, k[last]])
-        times = np.concatenate([self.state_ts, np.maximum.reduceat(t, np.flatnonzero(first))])
-        # Later entries win (this chunk's), then only open flows stay.
-        keys_rev, idx = np.unique(keys[::-1], return_index=True)
-        times = times[::-1][idx]
-        keep = np.isin(keys_rev // 2, open_uids)
-        self.state_key, self.state_ts = keys_rev[keep], times[keep]
+        keys, times = k[last], np.maximum.reduceat(t, np.flatnonzero(first))
+        at, found = _lookup(self.state_key, keys)      # both sorted, so the state stays sorted
+        state_ts = self.state_ts.copy()
+        state_ts[at[found]] = times[found]
+        state_key = np.insert(self.state_key, at[~found], keys[~found])
+        state_ts = np.insert(state_ts, at[~found], times[~found])
+        keep = np.isin(state_key // 2, open_uids)
+        self.state_key, self.state_ts = state_key[keep], state_ts[keep]
+
+
+def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each key is (or would go) in sorted unique keys, and whether it is there."""
+    at = np.searchsorted(sorted_keys, keys)
+    found = at < len(sorted_keys)
+    found[found] = sorted_keys[at[found]] == keys[found]
+    return at, found
+
+
+def _names_apns(sni: str | None, alpn: str | None) -> bool:
+    offered = (alpn or "").split(",")
+    return bool(sni and APNS_NAME.search(sni)) or any(a.startswith("apns-") for a in offered)
 
 
 def _apns_rows(pk: PacketBatch, uid: np.ndarray, rows: np.ndarray, apns_uids: np.ndarray) -> np.ndarray:
     mask = np.zeros(len(rows), bool)
+    port_a, port_b = pk.port_a[rows], pk.port_b[rows]
     for port in APNS_PORTS:
-        mask |= (pk.port_a[rows] == port) | (pk.port_b[rows] == port)
+        mask |= (port_a == port) | (port_b == port)
     if apns_uids.size:
-        mask |= np.isin(uid[rows], apns_uids)
+        mask |= _lookup(apns_uids, uid[rows])[1]
     return mask

@@ -33,35 +33,40 @@ def mdm_flows(flows: pd.DataFrame, pushes: pd.DataFrame, options: SequenceOption
     return tcp & (label == server), True
 
 
-def server_labels(flows: pd.DataFrame) -> np.ndarray:
-    """name (else address), with :port unless 443."""
-    name = flows["server_name"].astype(object).where(flows["server_name"].notna(), flows["server_ip"].astype(object))
-    port = flows["server_port"].to_numpy()
-    return np.where(port == 443, name.to_numpy(object), (name + ":" + flows["server_port"].astype(str)).to_numpy(object))
+def server_labels(flows: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """name (else address), with :port unless 443; for `rows` only (string work is the cost)."""
+    name, ip = flows["server_name"].iloc[rows], flows["server_ip"].iloc[rows]
+    name = name.astype(object).where(name.notna(), ip.astype(object))
+    port = flows["server_port"].iloc[rows]
+    return np.where(port.to_numpy() == 443, name.to_numpy(object), (name + ":" + port.astype(str)).to_numpy(object))
 
 
 def checkin_events(flows: pd.DataFrame, mdm: np.ndarray, starts: pd.DataFrame, blocked: pd.DataFrame,
                    options: SequenceOptions) -> pd.DataFrame:
     """Columns: device_ip, ts, row (flow row), ok (got through), detail, server (the MDM server's label)."""
-    labels = server_labels(flows)
     flows_blocked = blocked[blocked["flow_id"].notna() & ~blocked["reason"].str.startswith("dns_")] if len(blocked) else blocked
-    sentence = dict(zip(flows_blocked["flow_id"].astype(np.int64), flows_blocked["reason"] + ": " + flows_blocked["sentence"])) \
-        if len(flows_blocked) else {}
     flow_id = flows["flow_id"].to_numpy()
-    device = flows["client_ip"].to_numpy(object)
     is_blocked = flows["blocked"].fillna(False).to_numpy(bool)
     seen_start = flows["_syns"].to_numpy() > 0 if "_syns" in flows else np.ones(len(flows), bool)
     # New MDM connections whose start was captured.
     new = np.flatnonzero(mdm & seen_start)
-    parts = [pd.DataFrame({"device_ip": device[new], "ts": flows["ts_start"].to_numpy()[new], "row": new,
-                           "ok": ~is_blocked[new], "server": labels[new],
-                           "detail": [sentence.get(int(flow_id[i])) if is_blocked[i] else None for i in new.tolist()]})]
+    detail = np.full(len(new), None, object)
+    if len(flows_blocked):
+        # a blocked flow's reason and sentence (the last row if the blocked table named a flow twice)
+        said = (flows_blocked["reason"] + ": " + flows_blocked["sentence"]).to_numpy(object)
+        ids = flows_blocked["flow_id"].astype(np.int64).to_numpy()
+        last = len(ids) - 1 - np.unique(ids[::-1], return_index=True)[1]
+        at = pd.Index(ids[last]).get_indexer(flow_id[new])
+        hit = is_blocked[new] & (at >= 0)
+        detail[hit] = said[last][at[hit]]
+    parts = [pd.DataFrame({"device_ip": flows["client_ip"].iloc[new].to_numpy(object), "ts": flows["ts_start"].to_numpy()[new],
+                           "row": new, "ok": ~is_blocked[new], "server": server_labels(flows, new), "detail": detail})]
     # New requests on kept-alive MDM connections.
     s = starts[mdm[starts["row"].to_numpy()] & starts["c2s"].to_numpy(bool)]
     s = s[np.isfinite(s["gap"].to_numpy()) & (s["gap"].to_numpy() >= options.checkin_idle_s)]
     rows = s["row"].to_numpy()
-    parts.append(pd.DataFrame({"device_ip": device[rows], "ts": s["ts"].to_numpy(), "row": rows,
-                               "ok": np.ones(len(rows), bool), "detail": None, "server": labels[rows]}))
+    parts.append(pd.DataFrame({"device_ip": flows["client_ip"].iloc[rows].to_numpy(object), "ts": s["ts"].to_numpy(), "row": rows,
+                               "ok": np.ones(len(rows), bool), "detail": None, "server": server_labels(flows, rows)}))
     # Failed lookups of MDM names.
     if len(blocked):
         dns = blocked[blocked["reason"].str.startswith("dns_") & (blocked["category"] == "mdm")]

@@ -15,25 +15,31 @@ def find_pushes(flows: pd.DataFrame, packets: pd.DataFrame, options: SequenceOpt
     `packets` are APNs payload packets already placed on their flow (columns row, c2s, ts, bytes).
     """
     courier = (flows["service"] == COURIER).fillna(False).to_numpy(bool)
-    p = packets[courier[packets["row"].to_numpy()]].sort_values(["row", "ts"], kind="stable")
-    if p.empty:
+    sel = np.flatnonzero(courier[packets["row"].to_numpy()])
+    if not len(sel):
         return pd.DataFrame({"row": np.empty(0, np.int64), "device_ip": np.empty(0, object),
                              "push_ts": np.empty(0), "push_bytes": np.empty(0, np.int64)})
-    row, ts, c2s = p["row"].to_numpy(), p["ts"].to_numpy(), p["c2s"].to_numpy(bool)
-    first = np.ones(len(p), bool)
+    row, ts = packets["row"].to_numpy()[sel], packets["ts"].to_numpy()[sel]
+    sel = sel[np.lexsort((ts, row))]                   # by flow, then time (stable)
+    row, ts, c2s = packets["row"].to_numpy()[sel], packets["ts"].to_numpy()[sel], packets["c2s"].to_numpy(bool)[sel]
+    first = np.ones(len(sel), bool)
     first[1:] = row[1:] != row[:-1]
     prev_ts = np.concatenate([[-np.inf], ts[:-1]])
     prev_client = np.concatenate([[False], c2s[:-1]])
     new_burst = ~c2s & (first | prev_client | (ts - prev_ts >= options.record_gap_s))
-    # The device's latest payload strictly before each packet, within the flow.
-    client_ts = pd.Series(np.where(c2s, ts, -np.inf)).groupby(row).cummax().to_numpy()
+    # The device's latest payload strictly before each packet, within the flow: times are
+    # sorted within a flow, so that is the time of the flow's latest device packet so far.
+    index = np.arange(len(sel))
+    latest = np.maximum.accumulate(np.where(c2s, index, -1))
+    flow_start = np.maximum.accumulate(np.where(first, index, 0))
+    client_ts = np.where(latest >= flow_start, ts[np.maximum(latest, 0)], -np.inf)
     client_before = np.where(first, -np.inf, np.concatenate([[-np.inf], client_ts[:-1]]))
     server = np.flatnonzero(~c2s)
     burst = np.cumsum(new_burst)[server]            # burst number of each server packet
     starts = np.flatnonzero(new_burst)
-    sizes = np.bincount(burst, weights=p["bytes"].to_numpy()[server], minlength=len(starts) + 1)[1:]
+    sizes = np.bincount(burst, weights=packets["bytes"].to_numpy()[sel][server], minlength=len(starts) + 1)[1:]
     push = client_before[starts] < ts[starts] - options.keepalive_window_s
     at = starts[push]
     return pd.DataFrame({
-        "row": row[at], "device_ip": flows["client_ip"].to_numpy(object)[row[at]],
+        "row": row[at], "device_ip": flows["client_ip"].iloc[row[at]].to_numpy(object),
         "push_ts": ts[at], "push_bytes": sizes[push].astype(np.int64)})
