@@ -28,7 +28,8 @@ def build_sequences(flows: pd.DataFrame, blocked: pd.DataFrame, activity: Activi
         return schema.to_frame(None, schema.SEQUENCES)
     packets = _on_flows(activity.apns_packets(), flows)
     starts = _on_flows(activity.starts(), flows)
-    pushes = find_pushes(flows, packets, options).sort_values(["push_ts", "device_ip"], kind="stable")
+    pushes = find_pushes(flows, packets, options)
+    pushes = pushes.iloc[np.lexsort((_string_rank(pushes["device_ip"].to_numpy(object)), pushes["push_ts"].to_numpy()))]
     mdm, inferred = mdm_flows(flows, pushes, options)
     events = checkin_events(flows, mdm, starts, blocked, options)
     out = _match(pushes, events, options)
@@ -50,21 +51,22 @@ def build_sequences(flows: pd.DataFrame, blocked: pd.DataFrame, activity: Activi
 
 
 def _string_rank(values: np.ndarray) -> np.ndarray:
-    """Each (non-null) string's rank in sorted order: sorting only the distinct values is cheap."""
+    """Each string's rank in sorted order, nulls last: sorting only the distinct values is cheap."""
     codes, uniques = pd.factorize(values)
-    rank = np.empty(len(uniques), np.int64)
+    rank = np.empty(len(uniques) + 1, np.int64)
     rank[np.argsort(uniques.astype(object), kind="stable")] = np.arange(len(uniques))
+    rank[-1] = len(uniques)                                  # code -1: null
     return rank[codes]
 
 
 def _on_flows(events: pd.DataFrame, flows: pd.DataFrame) -> pd.DataFrame:
     """Put recorded events on their flow rows; `c2s` says the device (client) sent it."""
     row = pd.Index(flows[UID].to_numpy()).get_indexer(events["uid"].to_numpy(np.int64)) if len(events) else np.empty(0, int)
-    events = events[row >= 0].copy()
-    events["row"] = row[row >= 0]
-    client_is_a = flows["_client_is_a"].to_numpy(bool)
-    events["c2s"] = (events["dir"].to_numpy() == 0) == client_is_a[events["row"].to_numpy()]
-    return events
+    keep = row >= 0
+    columns = {name: events[name].to_numpy()[keep] for name in events.columns}     # one frame, no copies
+    columns["row"] = row[keep]
+    columns["c2s"] = (columns["dir"] == 0) == flows["_client_is_a"].to_numpy(bool)[columns["row"]]
+    return pd.DataFrame(columns)
 
 
 def _match(pushes: pd.DataFrame, events: pd.DataFrame, options: SequenceOptions) -> dict[str, np.ndarray]:
