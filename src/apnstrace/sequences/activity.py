@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..options import SequenceOptions
 from ..records import PacketBatch
+from .kernels import merge_last
 
 TCP = 6
 APNS_PORTS = (5223, 2197)
@@ -117,11 +118,7 @@ class ActivityCollector:
         last = np.ones(len(k), bool)
         last[:-1] = first[1:]
         keys, times = k[last], np.maximum.reduceat(t, np.flatnonzero(first))
-        at, found = _lookup(self.state_key, keys)      # both sorted, so the state stays sorted
-        state_ts = self.state_ts.copy()
-        state_ts[at[found]] = times[found]
-        state_key = np.insert(self.state_key, at[~found], keys[~found])
-        state_ts = np.insert(state_ts, at[~found], times[~found])
+        state_key, state_ts = merge_last(self.state_key, self.state_ts, keys, times)
         keep = np.isin(state_key // 2, open_uids)
         self.state_key, self.state_ts = state_key[keep], state_ts[keep]
 
