@@ -2,9 +2,10 @@
 
 Per chunk, numpy does the picking: the first payload-carrying packets of each TCP flow
 direction whose payload starts like a TLS record or an HTTP message (and the packets that
-continue such a stream while it is incomplete), and DNS over UDP. Only those reach Python:
-they are reassembled in sequence order, parsed once complete, and reduced to a few fields
-per flow. Memory holds only streams still being reassembled.
+continue such a stream while it is incomplete), and DNS over UDP and TCP. The usual hello,
+flight, HTTP head or DNS message in one payload is read by compiled scans (fast_streams.py,
+dns_feed.py); only the rest reach Python: they are reassembled in sequence order, parsed once
+complete, and reduced to a few fields per flow. Memory holds only streams still being reassembled.
 """
 from __future__ import annotations
 
@@ -13,10 +14,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..decode import dns, http, quic, tls
+from ..decode import http, quic, tls
 from ..decode.malformed import Malformed
 from ..records import PacketBatch
 from ..stats import RunStats
+from .dns_feed import feed_dns
+from .dns_records import DnsFailure, DnsRecords
+from .dns_tcp import MAX_PAYLOADS as DNS_TCP_PAYLOADS, DnsOverTcp
+from .fast_streams import take_fast
+
+__all__ = ["DnsFailure", "DnsRecords", "FlowMeta", "MetadataCollector"]
 
 EARLY = 8                  # a stream must start within a flow direction's first payloads
                            # (STARTTLS, SOCKS and CONNECT put a few messages before the ClientHello)
@@ -67,27 +74,6 @@ class _Quic:
     pieces: list = field(default_factory=list)
 
 
-@dataclass
-class DnsRecords:
-    """Columns of DNS answers (address -> name) and failures, in capture order."""
-
-    ts: list[float] = field(default_factory=list)
-    address: list[str] = field(default_factory=list)
-    name: list[str] = field(default_factory=list)
-    failures: list[DnsFailure] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class DnsFailure:
-    """A DNS answer that failed the client: an error rcode, or only sinkhole addresses."""
-
-    ts: float
-    uid: int                 # the DNS flow (client and server come from it)
-    qname: str
-    qtype: str
-    rcode: str               # NXDOMAIN, SERVFAIL, REFUSED, ... or SINKHOLE (0.0.0.0, 127/8, ::, ::1)
-
-
 class MetadataCollector:
     def __init__(self, stats: RunStats) -> None:
         self.stats = stats
@@ -97,6 +83,7 @@ class MetadataCollector:
         self.quic: dict[int, _Quic] = {}                  # uid -> QUIC Initials being read
         self.quic_done: set[int] = set()
         self.dns = DnsRecords()
+        self.dns_tcp = DnsOverTcp()
 
     # -- per chunk ----------------------------------------------------------------------
     def add(self, buf: np.ndarray, pk: PacketBatch, uid: np.ndarray, rank: np.ndarray) -> None:
@@ -113,6 +100,8 @@ class MetadataCollector:
             dns_rows = dns_rows[answer | ~answered]
         self._dns_over_udp(buf, pk, uid, dns_rows)
         key = uid * 2 + pk.direction
+        self.dns_tcp.add(self, buf, pk, key, uid, np.flatnonzero(
+            has_data & (pk.proto == TCP) & _port_in(pk, (53,)) & (rank < DNS_TCP_PAYLOADS)))
         self._quic_initials(buf, pk, uid, np.flatnonzero(
             has_data & (pk.proto == UDP) & (rank < EARLY) & ~_port_in(pk, DNS_PORTS)
             & (pk.payload_cap >= 20) & ((buf[np.where(has_data, pk.payload_off, 0)] & 0xC0) == 0xC0)))
@@ -130,8 +119,11 @@ class MetadataCollector:
         first_start = pd.Series(start_rows, index=key[start_rows]).groupby(level=0).min()
         at = first_start.reindex(key).to_numpy()
         ahead = early & (start_kind == 0) & (np.arange(len(key)) < np.nan_to_num(at, nan=-1))
-        rows = np.concatenate([start_rows, np.flatnonzero(ahead | (later & np.isin(key, pending_before)))])
-        self._feed(buf, pk, key, _ordered_unique(rows))
+        rows = _ordered_unique(np.concatenate(
+            [start_rows, np.flatnonzero(ahead | (later & np.isin(key, pending_before)))]))
+        is_start = np.zeros(len(key), bool)
+        is_start[start_rows] = True
+        self._feed(buf, pk, key, take_fast(self, buf, pk, key, rows, is_start, start_kind, pending_before))
         # Streams opened in this chunk and still incomplete read on in this chunk.
         opened = np.setdiff1d(np.fromiter(self.streams.keys(), np.int64, len(self.streams)), pending_before)
         if opened.size:
@@ -285,53 +277,7 @@ class MetadataCollector:
                 self.quic_done.add(u)
 
     def _dns_over_udp(self, buf: np.ndarray, pk: PacketBatch, uid: np.ndarray, rows: np.ndarray) -> None:
-        for i in rows.tolist():
-            off, cap = int(pk.payload_off[i]), int(pk.payload_cap[i])
-            payload = buf[off: off + cap].tobytes()
-            try:
-                message = dns.parse_dns(payload)
-            except Malformed as bad:
-                # Counted for answers only: whether a query is read at all depends on where its
-                # answer fell (same chunk or not), and counts must not depend on chunking.
-                if len(payload) > 2 and payload[2] & 0x80:
-                    self.stats.malformed[bad.reason] += 1
-                continue
-            if message.questions:
-                meta = self._meta(int(uid[i]))
-                meta.dns_query = meta.dns_query or message.questions[0][0]
-            if not message.is_response:
-                continue
-            ts = float(pk.ts[i])
-            failure = _failure(message)
-            if failure is not None:
-                qname, qtype = message.questions[0] if message.questions else ("", "")
-                self.dns.failures.append(DnsFailure(ts, int(uid[i]), qname, qtype, failure))
-            _record_answers(self.dns, ts, message)
-
-
-def _failure(message) -> str | None:
-    """The rcode of a failed answer, SINKHOLE when every address answered is a null route,
-    None when the lookup worked (NOERROR without the asked type is a valid empty answer)."""
-    if message.rcode_name != "NOERROR":
-        return message.rcode_name
-    addresses = [a.value for a in message.answers if a.rtype in ("A", "AAAA") and a.value]
-    if addresses and all(_sinkhole(a) for a in addresses):
-        return "SINKHOLE"
-    return None
-
-
-def _sinkhole(address: str) -> bool:
-    return address.startswith(("0.", "127.")) or address in ("::", "::1")
-
-
-def _record_answers(store: DnsRecords, ts: float, message) -> None:
-    """Each address answered gets the name the client asked for (the question, not the CNAME)."""
-    asked = message.questions[0][0] if message.questions else None
-    for answer in message.answers:
-        if answer.rtype in ("A", "AAAA") and answer.value:
-            store.ts.append(ts)
-            store.address.append(answer.value)
-            store.name.append(asked or answer.name)
+        feed_dns(self, buf, pk.payload_off[rows], pk.payload_cap[rows], uid[rows].tolist(), pk.ts[rows].tolist())
 
 
 def _port_in(pk: PacketBatch, ports) -> np.ndarray:

@@ -1,0 +1,185 @@
+"""What the collector needs from DNS messages, for every message of a chunk in one compiled call.
+
+parse_dns (dns.py) stays the reference; this reads the same bytes with the same checks and
+says, per message, "ok" (then question, rcode and A/AAAA answers are exactly parse_dns's),
+the Malformed reason parse_dns raises, or "ask parse_dns" (escaped label text, long pointer
+chains, no question to name the answers by). Names are walked without parse_dns's cache of
+decoded names; the cache only saves work on bytes already checked, but it can make a pointer
+chain count fewer jumps, so a chain too long here is a fallback, never a verdict.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..reader.walk import njit
+from .dns import A, AAAA, CNAME, MAX_JUMPS, MAX_NAME
+
+__all__ = ["FALLBACK", "OK", "REASONS", "DnsScan", "scan_dns"]
+
+NAME_SLOT = 256          # bytes of decoded question name per message (a name is at most 253)
+# reason: 0 ok; parse_dns's own Malformed reasons (a verdict: parse_dns raises exactly this one,
+# checks being made in its order); FALLBACK: ask parse_dns.
+REASONS = ("", "fallback", "dns_name_truncated", "dns_bad_pointer", "dns_bad_label", "dns_name_too_long",
+           "dns_header_truncated", "dns_question_truncated", "dns_answer_truncated", "dns_bad_rdata")
+OK, FALLBACK = 0, 1
+_TRUNC, _POINTER, _LABEL, _LONG, _HEADER, _QUESTION, _ANSWER, _RDATA = range(2, 10)
+
+
+@dataclass(slots=True)
+class DnsScan:
+    """Per message i of the (off, cap) given; then per A/AAAA answer of the ok messages."""
+    reason: np.ndarray        # int8 index into REASONS
+    is_response: np.ndarray   # bool
+    rcode: np.ndarray         # int64
+    qdcount: np.ndarray       # int64
+    qtype: np.ndarray         # int64: the first question's type
+    qname: np.ndarray         # uint8 [n, NAME_SLOT]: the first question's name, lowercase ASCII
+    qname_len: np.ndarray     # int64
+    answer_first: np.ndarray  # int64: message i's answers are answer_*[first[i]:first[i + 1]]
+    answer_at: np.ndarray     # int64 absolute buffer offset of the address bytes
+    answer_v6: np.ndarray     # bool: 16 bytes (AAAA), else 4 (A)
+
+
+def scan_dns(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> DnsScan:
+    n = len(off)
+    off = np.ascontiguousarray(off, np.int64)
+    cap = np.ascontiguousarray(cap, np.int64)
+    # An answer record takes at least 11 bytes of its message: this bounds the answer columns.
+    room = int(cap.sum() // 11) + 1
+    out = (np.zeros(n, np.int8), np.zeros(n, np.bool_), np.zeros(n, np.int64), np.zeros(n, np.int64),
+           np.zeros(n, np.int64), np.zeros((n, NAME_SLOT), np.uint8), np.zeros(n, np.int64),
+           np.zeros(n + 1, np.int64), np.zeros(room, np.int64), np.zeros(room, np.bool_))
+    _scan(buf, off, cap, *out)
+    return DnsScan(*out)
+
+
+@njit(cache=True)
+def _name(buf, base, end, pos, out, row, write):
+    """(offset after the name at pos in place, its decoded length); (-reason, 0) when parse_dns
+    raises reason, (-FALLBACK, 0) when it would do something this path does not (escape text,
+    judge a long pointer chain with its cache).
+
+    write: put the name, lowercased and dot-joined, in out[row]."""
+    jumps = 0
+    size = 1
+    after = -1
+    length_out = 0
+    while True:
+        if pos >= end:
+            return -_TRUNC, 0
+        length = buf[base + pos]
+        if length == 0:
+            pos += 1
+            break
+        if length >= 0xC0:
+            if pos + 1 >= end:
+                return -_TRUNC, 0
+            target = ((length & 0x3F) << 8) | buf[base + pos + 1]
+            if after < 0:
+                after = pos + 2
+            if target >= pos:
+                return -_POINTER, 0
+            jumps += 1
+            if jumps > MAX_JUMPS:
+                return -FALLBACK, 0
+            pos = target
+            continue
+        if length > 63:
+            return -_LABEL, 0
+        stop = pos + 1 + length
+        if stop > end:
+            return -_TRUNC, 0
+        size += length + 1
+        if size > MAX_NAME:
+            return -_LONG, 0
+        if write:
+            if length_out > 0:
+                out[row, length_out] = 0x2E
+                length_out += 1
+            for j in range(pos + 1, stop):
+                b = buf[base + j]
+                if b < 0x20 or b > 0x7E or b == 0x5C or b == 0x2E:
+                    return -FALLBACK, 0       # escaped in parse_dns's text: let it write it
+                if 0x41 <= b <= 0x5A:
+                    b += 0x20
+                out[row, length_out] = b
+                length_out += 1
+        pos = stop
+    return (pos if after < 0 else after), length_out
+
+
+@njit(cache=True)
+def _scan(buf, off, cap, reason, is_response, rcode, qdcount, qtype, qname, qname_len,
+          answer_first, answer_at, answer_v6):
+    k = 0
+    for i in range(len(off)):
+        answer_first[i] = k
+        base = off[i]
+        end = cap[i]
+        if end >= 3:
+            is_response[i] = (buf[base + 2] & 0x80) != 0   # malformed answers are counted, queries not
+        if end < 12:
+            reason[i] = _HEADER
+            continue
+        flags = (buf[base + 2] << 8) | buf[base + 3]
+        qd = (buf[base + 4] << 8) | buf[base + 5]
+        an = (buf[base + 6] << 8) | buf[base + 7]
+        pos = 12
+        bad = OK
+        for q in range(qd):
+            pos, length = _name(buf, base, end, pos, qname, i, q == 0)
+            if pos < 0:
+                bad = -pos
+                break
+            if pos + 4 > end:
+                bad = _QUESTION
+                break
+            if q == 0:
+                qname_len[i] = length
+                qtype[i] = (buf[base + pos] << 8) | buf[base + pos + 1]
+            pos += 4
+        first = k
+        addresses = 0
+        for _ in range(an if bad == OK else 0):
+            pos, _length = _name(buf, base, end, pos, qname, i, False)
+            if pos < 0:
+                bad = -pos
+                break
+            if pos + 10 > end:
+                bad = _ANSWER
+                break
+            rtype = (buf[base + pos] << 8) | buf[base + pos + 1]
+            start = pos + 10
+            pos = start + ((buf[base + pos + 8] << 8) | buf[base + pos + 9])
+            if pos > end:
+                bad = _ANSWER
+                break
+            if rtype == A or rtype == AAAA:
+                if pos - start != (4 if rtype == A else 16):
+                    bad = _RDATA
+                    break
+                answer_at[k] = base + start
+                answer_v6[k] = rtype == AAAA
+                k += 1
+                addresses += 1
+            elif rtype == CNAME:
+                stop, _length = _name(buf, base, end, start, qname, i, False)
+                if stop < 0:
+                    bad = -stop
+                    break
+                if stop != pos:
+                    bad = _RDATA
+                    break
+        # Without a question (or with the root as one) the collector names addresses by the
+        # answer's owner name: parse_dns's job.
+        if bad == OK and addresses and (qd == 0 or qname_len[i] == 0):
+            bad = FALLBACK
+        reason[i] = bad
+        if bad != OK:
+            k = first
+            continue
+        rcode[i] = flags & 0xF
+        qdcount[i] = qd
+    answer_first[len(off)] = k

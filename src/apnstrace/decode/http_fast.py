@@ -1,0 +1,204 @@
+"""HTTP/1 heads that fit in one TCP payload, for every candidate payload of a chunk in one compiled call.
+
+parse_request / parse_response (http.py) stay the reference. This finds the same request line,
+Host and User-Agent with the same rules and answers with their offsets, or FALLBACK for anything
+it does not read plainly (no blank line yet, a malformed line, a target without a Host header):
+the reference then decides, as it always did.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..reader.walk import njit
+from .http import MAX_HEAD, METHODS
+
+__all__ = ["FALLBACK", "REQUEST", "RESPONSE", "HttpScan", "scan_http"]
+
+FALLBACK, REQUEST, RESPONSE = 0, 1, 2
+# parse_request's METHODS as rows (length, bytes 0-3, bytes 4-7 as big-endian words)
+_METHODS = np.array([[len(m), int.from_bytes(m[:4].ljust(4, b"\0"), "big"),
+                      int.from_bytes(m[4:].ljust(4, b"\0"), "big")] for m in sorted(METHODS)], np.int64)
+
+
+@dataclass(slots=True)
+class HttpScan:
+    """Per payload; offsets absolute in the chunk buffer, -1 when absent."""
+    kind: np.ndarray          # FALLBACK, REQUEST (a complete head) or RESPONSE
+    method_end: np.ndarray    # REQUEST: the method is [start, method_end)
+    target_start: np.ndarray  # REQUEST: the request target
+    target_end: np.ndarray
+    host_start: np.ndarray    # REQUEST: the first Host header's value, stripped (never empty here)
+    host_end: np.ndarray
+    agent_start: np.ndarray   # REQUEST: the first User-Agent header's value, stripped
+    agent_end: np.ndarray
+    status: np.ndarray        # RESPONSE: the status code
+
+
+def scan_http(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> HttpScan:
+    n = len(off)
+    out = HttpScan(np.zeros(n, np.int8), *(np.full(n, -1, np.int64) for _ in range(8)))
+    _scan(buf, np.ascontiguousarray(off, np.int64), np.ascontiguousarray(cap, np.int64), _METHODS,
+          out.kind, out.method_end, out.target_start, out.target_end, out.host_start, out.host_end,
+          out.agent_start, out.agent_end, out.status)
+    return out
+
+
+@njit(cache=True)
+def _space(b):
+    """bytes.strip()'s whitespace: space, \\t, \\n, \\v, \\f, \\r."""
+    return b == 0x20 or 0x09 <= b <= 0x0D
+
+
+@njit(cache=True)
+def _find(buf, byte, start, stop):
+    for j in range(start, stop):
+        if buf[j] == byte:
+            return j
+    return -1
+
+
+@njit(cache=True)
+def _is_method(buf, base, length, methods):
+    for r in range(len(methods)):
+        if methods[r, 0] != length:
+            continue
+        same = True
+        for j in range(length):
+            word = methods[r, 1] if j < 4 else methods[r, 2]
+            if buf[base + j] != (word >> (8 * (3 - j % 4))) & 0xFF:
+                same = False
+                break
+        if same:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _name_is(buf, start, stop, name):
+    """buf[start:stop].strip().lower() == name (name: lowercase ASCII as a uint8 array)."""
+    while start < stop and _space(buf[start]):
+        start += 1
+    while stop > start and _space(buf[stop - 1]):
+        stop -= 1
+    if stop - start != len(name):
+        return False
+    for j in range(len(name)):
+        b = buf[start + j]
+        if 0x41 <= b <= 0x5A:
+            b += 0x20
+        if b != name[j]:
+            return False
+    return True
+
+
+_HOST = np.frombuffer(b"host", np.uint8)
+_AGENT = np.frombuffer(b"user-agent", np.uint8)
+_HTTP1 = np.frombuffer(b"HTTP/1.", np.uint8)
+
+
+@njit(cache=True)
+def _request(buf, base, n, i, methods, host_name, agent_name, http1, method_end, target_start, target_end,
+             host_start, host_end, agent_start, agent_end):
+    space = _find(buf, 0x20, base, base + min(8, n))
+    if space < 0 or not _is_method(buf, base, space - base, methods):
+        return False
+    head_end = base + min(n, MAX_HEAD)
+    line_end = _find(buf, 0x0A, space, head_end)
+    if line_end < 0:
+        return False
+    stop = line_end                                      # line.rstrip(b"\r")
+    while stop > space + 1 and buf[stop - 1] == 0x0D:
+        stop -= 1
+    gap = -1
+    for j in range(stop - 1, space, -1):
+        if buf[j] == 0x20:
+            gap = j
+            break
+    if gap <= space + 1 or stop - (gap + 1) < 7:
+        return False
+    for j in range(len(http1)):
+        if buf[gap + 1 + j] != http1[j]:
+            return False
+    method_end[i] = space
+    target_start[i] = space + 1
+    target_end[i] = gap
+    pos = line_end + 1
+    while pos < head_end:
+        stop = _find(buf, 0x0A, pos, head_end)
+        if stop < 0:
+            break
+        colon = _find(buf, 0x3A, pos, stop)
+        if colon < 0:
+            blank = True
+            for j in range(pos, stop):
+                if not _space(buf[j]):
+                    blank = False
+                    break
+            if blank:
+                break
+            pos = stop + 1
+            continue
+        is_host = host_start[i] < 0 and _name_is(buf, pos, colon, host_name)
+        is_agent = not is_host and agent_start[i] < 0 and _name_is(buf, pos, colon, agent_name)
+        if is_host or is_agent:
+            a, b = colon + 1, stop
+            while a < b and _space(buf[a]):
+                a += 1
+            while b > a and _space(buf[b - 1]):
+                b -= 1
+            if is_host:
+                if a == b:
+                    return False              # an empty Host: the reference looks at the target
+                host_start[i], host_end[i] = a, b
+            else:
+                agent_start[i], agent_end[i] = a, b
+        pos = stop + 1
+    return host_start[i] >= 0                 # no Host: the target may name the authority
+
+
+@njit(cache=True)
+def _response(buf, base, n):
+    """parse_response's status code, or -1."""
+    space = _find(buf, 0x20, base + 5, base + min(16, n))
+    if space < 0 or space + 4 > base + n:
+        return -1
+    code = 0
+    for j in range(1, 4):
+        b = buf[space + j]
+        if b < 0x30 or b > 0x39:
+            return -1
+        code = code * 10 + (b - 0x30)
+    if space + 4 < base + n:
+        after = buf[space + 4]
+        if after != 0x20 and after != 0x0D and after != 0x0A:
+            return -1
+    return code
+
+
+@njit(cache=True)
+def _complete(buf, base, n):
+    """The head ends in this payload (the collector's own test: b"\\r\\n\\r\\n" in data)."""
+    for j in range(base, base + n - 3):
+        if buf[j] == 0x0D and buf[j + 1] == 0x0A and buf[j + 2] == 0x0D and buf[j + 3] == 0x0A:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _scan(buf, off, cap, methods, kind, method_end, target_start, target_end, host_start, host_end,
+          agent_start, agent_end, status):
+    for i in range(len(off)):
+        base = off[i]
+        n = cap[i]
+        if n >= 5 and buf[base] == 0x48 and buf[base + 1] == 0x54 and buf[base + 2] == 0x54 \
+                and buf[base + 3] == 0x50 and buf[base + 4] == 0x2F:             # b"HTTP/"
+            code = _response(buf, base, n)
+            if code >= 0:
+                status[i] = code
+                kind[i] = RESPONSE
+        elif _complete(buf, base, n) and _request(buf, base, n, i, methods, _HOST, _AGENT, _HTTP1, method_end,
+                                                 target_start, target_end, host_start, host_end,
+                                                 agent_start, agent_end):
+            kind[i] = REQUEST
