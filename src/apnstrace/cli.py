@@ -58,28 +58,30 @@ def _site(site_file: str | None, mdm_hosts: tuple[str, ...]) -> Site | None:
 
 
 def _run(captures: tuple[str, ...], engine: str, tcp_timeout: float, udp_timeout: float,
-         site_file: str | None = None, mdm_hosts: tuple[str, ...] = (), **sequence_options: float) -> Result:
+         site_file: str | None = None, mdm_hosts: tuple[str, ...] = (), sequences: bool = True,
+         **sequence_options: float) -> Result:
     with user_errors():
         options = FlowOptions(tcp_timeout=tcp_timeout, udp_timeout=udp_timeout)
         matching = SequenceOptions(**sequence_options)
         site = _site(site_file, mdm_hosts)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")     # problems are printed once, by _finish
-            return _with_progress(captures, engine, options, site, matching)
+            return _with_progress(captures, engine, options, site, matching, sequences)
 
 
 def _with_progress(captures: tuple[str, ...], engine: str, options: FlowOptions, site: Site | None,
-                   matching: SequenceOptions) -> Result:
+                   matching: SequenceOptions, sequences: bool) -> Result:
     paths = [Path(c) for c in captures]
     if not sys.stderr.isatty():
-        return run_analysis(paths, site=site, engine=engine, options=options, sequence_options=matching)
+        return run_analysis(paths, site=site, engine=engine, options=options, sequence_options=matching,
+                            sequences=sequences)
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
     total = sum(p.stat().st_size for p in paths if p.is_file())
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                   TimeRemainingColumn(), transient=True) as bar:
         task = bar.add_task("reading captures", total=total or None)
         return run_analysis(paths, site=site, engine=engine, options=options, sequence_options=matching,
-                            progress=lambda done: bar.update(task, completed=done))
+                            sequences=sequences, progress=lambda done: bar.update(task, completed=done))
 
 
 def _finish(result: Result) -> None:
@@ -125,7 +127,7 @@ def cli() -> None:
 def flows(captures, fmt, output, limit, categories, engine, tcp_timeout, udp_timeout, site_file, mdm_hosts) -> None:
     """The classified flow table of one or more captures (rotated files are read as one capture)."""
     _check_parquet(fmt, output)
-    result = _run(captures, engine, tcp_timeout, udp_timeout, site_file, mdm_hosts)
+    result = _run(captures, engine, tcp_timeout, udp_timeout, site_file, mdm_hosts, sequences=False)
     frame = result.flows
     if categories:
         frame = frame[frame["category"].isin(categories)].reset_index(drop=True)
@@ -230,7 +232,7 @@ def blocked(captures, fmt, output, limit, fail_on_blocked, engine, tcp_timeout, 
     """Blocked and failed flows, and failed lookups of Apple and site names, worst first,
     each with its evidence and one sentence."""
     _check_parquet(fmt, output)
-    result = _run(captures, engine, tcp_timeout, udp_timeout, site_file, mdm_hosts)
+    result = _run(captures, engine, tcp_timeout, udp_timeout, site_file, mdm_hosts, sequences=False)
     frame = result.blocked
     with user_errors():
         if fmt == "table" and not output:
@@ -278,7 +280,7 @@ def requirements(captures, fmt, output, limit, engine, tcp_timeout, udp_timeout,
     each row marked reachable (with evidence), blocked (with the reason) or not seen."""
     from .requirements import check_requirements, checklist
     _check_parquet(fmt, output)
-    result = _run(captures, engine, tcp_timeout, udp_timeout, site_file, mdm_hosts) if captures else None
+    result = _run(captures, engine, tcp_timeout, udp_timeout, site_file, mdm_hosts, sequences=False) if captures else None
     with user_errors():
         frame = checklist() if result is None else check_requirements(result.flows, result.blocked)
         if fmt == "table" and not output:

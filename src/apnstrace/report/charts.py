@@ -867,7 +867,8 @@ def png_bytes(fig: Figure, dpi: int = DPI) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+    # zlib level 1: a few per cent larger, noticeably faster on big reports.
+    fig.savefig(buf, format="png", dpi=dpi, facecolor="white", pil_kwargs={"compress_level": 1})
     return buf.getvalue()
 
 

@@ -236,7 +236,7 @@ def render_html(result: Result, charts: dict[str, bytes] | None = None) -> str:
         worst=worst, headline=HEADLINE[worst], level_label=LEVEL_LABEL,
         verdicts=items,
         clock=Clock(start, end),
-        blocked=_limited(_records(result.blocked), ROW_LIMIT),
+        blocked=_limited(result.blocked, ROW_LIMIT),
         sequences=_sequences(result.sequences),
         outcomes=OUTCOMES,
         courier=_courier(result.courier),
@@ -269,8 +269,9 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     return obj.where(frame.notna(), None).to_dict("records")
 
 
-def _limited(rows: list[dict], limit: int) -> dict:
-    return {"rows": rows[:limit], "total": len(rows), "hidden": max(0, len(rows) - limit)}
+def _limited(frame: pd.DataFrame, limit: int) -> dict:
+    """The first `limit` rows as dicts (only those are turned into Python objects)."""
+    return {"rows": _records(frame.head(limit)), "total": len(frame), "hidden": max(0, len(frame) - limit)}
 
 
 def _sequences(seq: pd.DataFrame) -> dict:
@@ -307,23 +308,29 @@ def _timing(timing: pd.DataFrame) -> dict:
         row["label"], row["unit"] = METRICS.get(row["metric"], (row["metric"], "num"))
     category = {"rows": rows, "total": len(rows), "hidden": 0}
 
-    devices: dict[str, dict] = {}
-    for row in _records(timing[timing["scope"] == "device"]):
-        devices.setdefault(row["key"], {})[row["metric"]] = row
-    present = {m for metrics in devices.values() for m in metrics}
+    # Devices ranked without a Python object per row: only the shown ones become dicts.
+    per_device = timing[timing["scope"] == "device"]
+    present = set(per_device["metric"].unique())
     columns = [(m, label, unit) for m, (label, unit) in METRICS.items() if m in present]
     columns += [(m, m, "num") for m in sorted(present - set(METRICS))]
+    keys = pd.Index(per_device["key"].astype(str).unique())
 
-    def severity(item):
-        key, metrics = item
-        rate = (metrics.get("checkin_rate") or {}).get("p50")
-        latency = (metrics.get("push_checkin_s") or {}).get("max")
-        rtt = (metrics.get("rtt_ms") or {}).get("max")
-        return (1.0 if rate is None else float(rate), -(latency or 0.0), -(rtt or 0.0), key)
+    def stat(metric: str, column: str, default: float) -> np.ndarray:
+        part = per_device[per_device["metric"] == metric]
+        values = np.full(len(keys), default)
+        at = keys.get_indexer(part["key"].astype(str))
+        values[at] = part[column].astype("Float64").fillna(default).to_numpy(float)
+        return values
 
-    ranked = sorted(devices.items(), key=severity)
-    device = {"rows": [{"key": k, "metrics": v} for k, v in ranked[:ROW_LIMIT]], "columns": columns,
-              "total": len(ranked), "hidden": max(0, len(ranked) - ROW_LIMIT)}
+    order = np.lexsort((keys.to_numpy(str), -stat("rtt_ms", "max", 0.0), -stat("push_checkin_s", "max", 0.0),
+                        stat("checkin_rate", "p50", 1.0)))
+    shown = keys[order[:ROW_LIMIT]]
+    rows = _records(per_device[per_device["key"].astype(str).isin(shown)])
+    metrics: dict[str, dict] = {key: {} for key in shown}
+    for row in rows:
+        metrics[str(row["key"])][row["metric"]] = row
+    device = {"rows": [{"key": k, "metrics": metrics[k]} for k in shown], "columns": columns,
+              "total": len(keys), "hidden": max(0, len(keys) - ROW_LIMIT)}
     return {"category": category, "device": device}
 
 

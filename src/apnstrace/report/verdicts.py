@@ -179,8 +179,8 @@ def _blocked(result: Result) -> Verdict:
     blocked = result.blocked
     if blocked.empty:
         return Verdict("Blocked", "ok", "nothing blocked")
-    by = blocked.groupby("category", sort=False).size()
-    order = sorted(by.index, key=lambda c: list(blocked["category"]).index(c))   # table is worst first
+    by = blocked["category"].value_counts(sort=False)
+    order = blocked["category"].drop_duplicates()          # the table is worst first
     parts = [f"{by[c]} {c}" for c in order]
     level = "fail" if blocked["category"].isin(WATCHED_FOR_FAILURE).any() else "warn"
     return Verdict("Blocked", level, f"{len(blocked)} ({', '.join(parts)}); worst: {blocked['sentence'].iloc[0]}")
