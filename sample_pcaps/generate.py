@@ -1709,8 +1709,15 @@ def l3_of(f: Frame) -> bytes:
 
 
 def payload_of(f: Frame) -> bytes:
+    # The transport payload's bytes as captured: `Raw in pkt` or re-serializing would depend on
+    # which scapy layers are loaded (importing scapy's TLS layer makes 443 dissect as TLS).
+    if f.note != "payload":
+        return b""
     pkt = Ether(f.data)
-    return pkt[Raw].load if Raw in pkt and f.note == "payload" else b""
+    for layer in (TCP, UDP):
+        if layer in pkt:
+            return getattr(pkt[layer].payload, "original", None) or b""
+    return b""
 
 
 def icmp_error(cap: Capture, fl: Flow, quoted: Frame, dt: float, reporter: str, icmp_type: int,

@@ -24,6 +24,9 @@ def _load_generator():
 
 @pytest.fixture(scope="module")
 def regenerated(tmp_path_factory):
+    # Other tests load scapy's TLS layer, which makes 443 dissect as TLS instead of Raw; load
+    # it here too so the result cannot depend on which tests ran first (a CI run failed so).
+    import scapy.layers.tls.all  # noqa: F401
     gen = _load_generator()
     out = tmp_path_factory.mktemp("sample_pcaps")
     written = gen.write_all(out)
