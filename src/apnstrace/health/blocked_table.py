@@ -47,7 +47,7 @@ def blocked_table(flows: pd.DataFrame, failures: Sequence = (), site: Site | Non
     if not parts:
         return schema.to_frame(None, schema.BLOCKED)
     table = pd.concat(parts, ignore_index=True)
-    table["sentence"] = [_sentence(row) for row in table.itertuples(index=False)]
+    table["sentence"] = _sentences(table)
     severity = _phrases()["severity"]
     table["_rank"] = table["category"].map(lambda c: severity.get(c, len(severity)))
     table = table.sort_values(["_rank", "ts", "flow_id"], kind="stable").drop(columns="_rank")
@@ -63,13 +63,32 @@ def _dns_evidence(qname: str, qtype: str, reason: str) -> str:
     return f"{asked} answered {reason[4:].upper()}"
 
 
-def _sentence(row) -> str:
+def _sentences(table: pd.DataFrame) -> np.ndarray:
+    """One sentence per row, built column-wise: scans make tens of thousands of blocked rows."""
     phrases = _phrases()
-    what = phrases["what"].get(row.category, phrases["what"]["other"])
-    meaning = phrases["meaning"].get(row.reason) or phrases["meaning"]["dns_other"]
-    if row.reason.startswith("dns_"):
-        head = f"DNS lookup via {row.server_ip}"
-    else:
-        label = ", ".join(str(x) for x in (row.service, row.server_name) if isinstance(x, str) and x)
-        head = f"{str(row.transport).upper()} {row.server_port} to {row.server_ip}" + (f" ({label})" if label else "")
-    return f"{head}: {row.evidence} - {meaning.format(what=what)}"
+    reason = table["reason"].to_numpy(dtype=object)
+    category = table["category"].to_numpy(dtype=object)
+    # The meaning only depends on (reason, category): format each pair once.
+    pairs = pd.MultiIndex.from_arrays([reason, category])
+    codes, uniques = pairs.factorize()
+    meanings = np.array([_meaning(r, c, phrases) for r, c in uniques], dtype=object)[codes]
+
+    def text(name: str) -> np.ndarray:
+        col = table[name].to_numpy(dtype=object)
+        return np.where(pd.isna(col), "", col).astype(str).astype(object)
+
+    service, server_name = text("service"), text("server_name")
+    label = np.where((service != "") & (server_name != ""), service + ", " + server_name, service + server_name)
+    label = np.where(label != "", " (" + label + ")", "")
+    ip = text("server_ip")
+    dns = np.array([r.startswith("dns_") for r in reason], dtype=bool) if len(reason) else np.zeros(0, bool)
+    head = np.where(dns, "DNS lookup via " + ip,
+                    np.char.upper(text("transport").astype(str)).astype(object) + " " + text("server_port")
+                    + " to " + ip + label)
+    return head + ": " + text("evidence") + " - " + meanings
+
+
+def _meaning(reason: str, category: str, phrases: dict) -> str:
+    what = phrases["what"].get(category, phrases["what"]["other"])
+    meaning = phrases["meaning"].get(reason) or phrases["meaning"]["dns_other"]
+    return meaning.format(what=what)
