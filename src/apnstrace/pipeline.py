@@ -151,8 +151,9 @@ def _fast_flows(paths: Sequence[Path], options: FlowOptions, stats: RunStats,
                 packets, errors = decode_chunk(raw, stats)
                 joined = table.add(packets)
                 collector.add(raw.buf, packets, joined.uid, joined.rank)
+                hellos = collector.take_hellos()
                 if activity is not None:
-                    activity.add(packets, joined.uid, collector.flows, table.open["uid"])
+                    activity.add(packets, joined.uid, collector.flows, table.open["uid"], hellos)
                 if len(errors):
                     icmp_parts.append(errors)
                 if progress is not None:

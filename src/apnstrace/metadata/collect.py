@@ -84,6 +84,7 @@ class MetadataCollector:
         self.quic_done: set[int] = set()
         self.dns = DnsRecords()
         self.dns_tcp = DnsOverTcp()
+        self.hellos: list[int] = []                       # uids whose ClientHello was read: take_hellos()
 
     # -- per chunk ----------------------------------------------------------------------
     def add(self, buf: np.ndarray, pk: PacketBatch, uid: np.ndarray, rank: np.ndarray) -> None:
@@ -193,6 +194,11 @@ class MetadataCollector:
             del self.streams[k]
             self.done[stream.kind].add(k)
 
+    def take_hellos(self) -> np.ndarray:
+        """The uids whose ClientHello (SNI/ALPN) was read since the last call."""
+        got, self.hellos = np.array(self.hellos, np.int64), []
+        return got
+
     def _meta(self, uid: int) -> FlowMeta:
         meta = self.flows.get(uid)
         if meta is None:
@@ -208,6 +214,7 @@ class MetadataCollector:
             meta = self._meta(uid)
             meta.sni, meta.alpn = hello.sni, ",".join(hello.alpn) or None
             meta.client_dir, meta.hello_ts = direction, stream.first_ts
+            self.hellos.append(uid)
             return True
         flight = tls.parse_server_flight(data)
         meta = self._meta(uid)
@@ -273,6 +280,7 @@ class MetadataCollector:
                     meta = self._meta(u)
                     meta.sni, meta.alpn = hello.sni, ",".join(hello.alpn) or None
                     meta.client_dir, meta.hello_ts = direction, state.first_ts
+                    self.hellos.append(u)
                 del self.quic[u]
                 self.quic_done.add(u)
 

@@ -90,6 +90,7 @@ def _tls_rows(collector, buf, pk, key, rows) -> np.ndarray:
             meta.sni = text(buf[s0:s1].tobytes()) if s0 >= 0 else None
             meta.alpn = _alpn_offered(buf[a0:a1].tobytes()) if a0 >= 0 else None
             meta.client_dir, meta.hello_ts = direction, t
+            collector.hellos.append(uid)
         else:
             if version >= 0:
                 if meta.server_ts is None:

@@ -59,9 +59,12 @@ class ActivityCollector:
         self.state_ts = np.empty(0, np.float64)
         self.verdicts: dict[tuple, bool] = {}           # (sni, alpn) -> names APNs
 
-    def add(self, pk: PacketBatch, uid: np.ndarray, metas: dict, open_uids: np.ndarray) -> None:
+    def add(self, pk: PacketBatch, uid: np.ndarray, metas: dict, open_uids: np.ndarray,
+            hellos: np.ndarray) -> None:
         """One chunk: `uid` from the flow table, `metas` the metadata collector's flows (SNI/ALPN
-        by uid), `open_uids` the flows still open after this chunk (state for others is dropped)."""
+        by uid), `open_uids` the flows still open after this chunk (state for others is dropped),
+        `hellos` the flows whose ClientHello the collector read in this chunk."""
+        self._learn_apns(hellos, metas)
         rows = np.flatnonzero((pk.proto == TCP) & (pk.payload_len > 0))
         if rows.size == 0:
             return
@@ -71,7 +74,6 @@ class ActivityCollector:
         k, t = key[order], ts[order]
         first = np.ones(len(k), bool)
         first[1:] = k[1:] != k[:-1]
-        self._learn_apns(k[first] // 2, metas)
         prev = np.empty(len(t))
         prev[1:] = t[:-1]
         prev[first] = -np.inf
@@ -94,13 +96,11 @@ class ActivityCollector:
             f.apns_bytes.append(pk.payload_len[ap])
         self._carry(k, t, first, open_uids)
 
-    def _learn_apns(self, uids: np.ndarray, metas: dict) -> None:
-        """443 flows (and others) are APNs candidates once their ClientHello said so. `uids`:
-        this chunk's flows, sorted (each at most twice: once per direction)."""
-        fresh = uids[np.concatenate([[True], uids[1:] != uids[:-1]])] if uids.size else uids
-        fresh = fresh[~_lookup(self.apns_uids, fresh)[1]]
+    def _learn_apns(self, hellos: np.ndarray, metas: dict) -> None:
+        """Flows (443 and others) are APNs candidates once their ClientHello said so: only a
+        ClientHello sets SNI/ALPN, so only the flows whose one was just read are looked at."""
         named, verdicts = [], self.verdicts
-        for u in fresh.tolist():                  # dict lookups for this chunk's flows only
+        for u in hellos.tolist():
             meta = metas.get(u)
             if meta is None:
                 continue
