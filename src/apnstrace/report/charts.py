@@ -29,6 +29,8 @@ from matplotlib.patches import Patch
 from matplotlib.text import Annotation
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter, PercentFormatter
 
+from ..health.timing import MIN_RATE_SPAN_S
+
 if TYPE_CHECKING:
     from ..pipeline import Result
 
@@ -787,7 +789,8 @@ def courier(result: Result, max_devices: int = 20) -> Figure:
     ax_life.xaxis.set_major_formatter(FuncFormatter(_seconds_tick))
     ax_life.xaxis.set_minor_formatter(NullFormatter())
 
-    s_rate = np.nan_to_num(_floats(shown["reconnects_per_hour"]))
+    raw_rate = _floats(shown["reconnects_per_hour"])
+    s_rate = np.nan_to_num(raw_rate)
     y = np.arange(n_rows)
     bstyle = styles()["blocked"]
     ax_rate.barh(y[~s_flap], s_rate[~s_flap], height=0.6, color=apns, gid="reconnects")
@@ -799,9 +802,13 @@ def courier(result: Result, max_devices: int = 20) -> Figure:
     conns = shown["connections"].to_numpy()
     cut = shown["closed_by_network"].to_numpy()
     top = max(float(s_rate.max()), 4.0)
-    for yi, v, n, k in zip(y, s_rate, conns, cut):
-        ax_rate.text(v + top * 0.02, yi, f"{v:,.1f}/h ({n:,} conn, {k:,} cut)", va="center", fontsize=8,
-                     color=warn if s_flap[yi] else "black")
+    # No rate over a short capture (health/timing.py MIN_RATE_SPAN_S): say so instead of "0/h".
+    short = f"n/a: under {MIN_RATE_SPAN_S / 60:g} min seen"
+    for yi, v, raw, n, k in zip(y, s_rate, raw_rate, conns, cut):
+        said = f"{v:,.1f}/h" if np.isfinite(raw) else short
+        ax_rate.text(v + top * 0.02, yi, f"{said} ({n:,} conn, {k:,} cut)", va="center", fontsize=8,
+                     color=warn if s_flap[yi] else ("black" if np.isfinite(raw) else "#666666"),
+                     bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0}, zorder=5)   # over the threshold line
     ax_rate.set_xlim(0, top * 1.9)
     ax_rate.set_xlabel("reconnects (per hour)")
     ax_rate.set_title("reconnects per hour", fontsize=10)
