@@ -284,6 +284,16 @@ def test_courier_highlights_flapping_devices(results):
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["1 min", "2 min", "5 min", "10 min", "30 min"]
 
 
+def test_courier_says_when_a_reconnect_rate_cannot_be_given(results):
+    # The flapping sample spans over 10 minutes: rates; the site sample spans 9.8: none.
+    rates = [t.get_text() for t in charts.courier(results["courier_flapping"]).axes[1].texts]
+    assert sorted(rates) == ["0.0/h (1 conn, 0 cut)", "33.2/h (12 conn, 12 cut)"]
+    r = results["sequences_site"]
+    assert r.courier["reconnects_per_hour"].isna().all()
+    said = [t.get_text() for t in charts.courier(r).axes[1].texts]
+    assert len(said) == len(r.courier) and all(s.startswith("n/a: under 10 min seen (") for s in said)
+
+
 def test_courier_shows_at_most_max_devices():
     fig = charts.courier(synthetic_fleet(devices=60), max_devices=15)
     assert len(fig.axes[0].get_yticklabels()) == 15
