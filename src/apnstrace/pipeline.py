@@ -21,7 +21,7 @@ from .metadata import MetadataCollector, attach
 from .options import FlowOptions, SequenceOptions
 from .reader import iter_batches, order_by_time
 from .sequences import Activity, ActivityCollector, build_sequences
-from .records import IcmpErrors
+from .records import IcmpErrors, RawBatch
 from .site import Site
 from .stats import RunStats
 
@@ -106,24 +106,74 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, site: Sit
     ordered = order_by_time(paths)
     if engine == "scapy":
         from .engines.scapy_engine import build_flows
-        flows = build_flows(ordered, options, stats)
-        icmp, dns_failures, activity = pd.DataFrame(), [], None
+        result = _result(build_flows(ordered, options, stats), pd.DataFrame(), [], None, site, options, stats)
     else:
-        activity = ActivityCollector(sequence_options or SequenceOptions()) if sequences else None
-        flows, icmp, dns_failures = _fast_flows(ordered, options, stats, progress, activity)
-    flows = block_reasons(classify(flows, site), icmp, options)
-    blocked = blocked_table(flows, dns_failures, site)
-    found = (build_sequences(flows, blocked, activity.found, activity.options) if activity is not None
-             else schema.to_frame(None, schema.SEQUENCES))
-    timing, courier = timing_table(flows, found), courier_table(flows)
-    flows = _public(flows)
+        session = Session(options, site, sequence_options, sequences=sequences, stats=stats)
+        _fast_flows(ordered, session, progress)
+        result = session.finish()
     if stats.problems:
         if stats.records == 0 and len(stats.problems) == len(paths):
             raise _nothing_read(stats)
         for problem in stats.problems:
             warnings.warn(problem.message, stacklevel=2)
-    return Result(flows=flows, stats=stats, icmp_errors=icmp, blocked=blocked, timing=timing, courier=courier,
-                  sequences=found)
+    return result
+
+
+class Session:
+    """The fast engine's incremental state: feed RawBatch chunks, read a Result at any time.
+
+    analyze() feeds it a file's chunks; live capture feeds it small batches built from
+    captured packets. One engine either way: the same decode, flow table, metadata and
+    sequence collectors, so live and file results agree on the same packets.
+    """
+
+    def __init__(self, options: FlowOptions | None = None, site: Site | None = None,
+                 sequence_options: SequenceOptions | None = None, *, sequences: bool = True,
+                 stats: RunStats | None = None) -> None:
+        self.options = options or FlowOptions()
+        self.site = site
+        self.stats = stats if stats is not None else RunStats()
+        self.table = FlowTable(self.options)
+        self.collector = MetadataCollector(self.stats)
+        self.activity = ActivityCollector(sequence_options or SequenceOptions()) if sequences else None
+        self.icmp_parts: list[IcmpErrors] = []
+
+    def add(self, raw: RawBatch) -> None:
+        """One chunk of capture records, in capture order after the chunks before it."""
+        packets, errors = decode_chunk(raw, self.stats)
+        joined = self.table.add(packets)
+        self.collector.add(raw.buf, packets, joined.uid, joined.rank)
+        hellos = self.collector.take_hellos()
+        if self.activity is not None:
+            self.activity.add(packets, joined.uid, self.collector.flows, self.table.open["uid"], hellos)
+        if len(errors):
+            self.icmp_parts.append(errors)
+
+    def snapshot(self) -> Result:
+        """What was read so far; open flows are reported as they stand and stay open, and
+        streams still being reassembled are left to finish (their metadata shows up later)."""
+        flows = attach(self.table.snapshot(), self.collector)
+        return _result(flows, _icmp_frame(self.icmp_parts), self.collector.dns.failures, self.activity,
+                       self.site, self.options, self.stats)
+
+    def finish(self) -> Result:
+        """Close every flow and parse what incomplete streams hold: the final Result."""
+        self.collector.finish()
+        flows = attach(self.table.finish(), self.collector)
+        return _result(flows, _icmp_frame(self.icmp_parts), self.collector.dns.failures, self.activity,
+                       self.site, self.options, self.stats)
+
+
+def _result(flows: pd.DataFrame, icmp: pd.DataFrame, dns_failures: list, activity: ActivityCollector | None,
+            site: Site | None, options: FlowOptions, stats: RunStats) -> Result:
+    """The stages after the flow table: classification, block reasons, sequences, timing."""
+    flows = block_reasons(classify(flows, site), icmp, options)
+    blocked = blocked_table(flows, dns_failures, site)
+    found = (build_sequences(flows, blocked, activity.found, activity.options) if activity is not None
+             else schema.to_frame(None, schema.SEQUENCES))
+    timing, courier = timing_table(flows, found), courier_table(flows)
+    return Result(flows=_public(flows), stats=stats, icmp_errors=icmp, blocked=blocked, timing=timing,
+                  courier=courier, sequences=found)
 
 
 def _public(flows: pd.DataFrame) -> pd.DataFrame:
@@ -138,32 +188,17 @@ def _nothing_read(stats: RunStats) -> CaptureError:
     return err
 
 
-def _fast_flows(paths: Sequence[Path], options: FlowOptions, stats: RunStats,
-                progress: Progress | None, activity: ActivityCollector | None = None,
-                ) -> tuple[pd.DataFrame, pd.DataFrame, list]:
-    table = FlowTable(options)
-    collector = MetadataCollector(stats)
-    icmp_parts: list[IcmpErrors] = []
+def _fast_flows(paths: Sequence[Path], session: Session, progress: Progress | None) -> None:
     done = 0
     for path in paths:
         try:
-            for raw in iter_batches(path, stats, options.chunk_bytes):
-                packets, errors = decode_chunk(raw, stats)
-                joined = table.add(packets)
-                collector.add(raw.buf, packets, joined.uid, joined.rank)
-                hellos = collector.take_hellos()
-                if activity is not None:
-                    activity.add(packets, joined.uid, collector.flows, table.open["uid"], hellos)
-                if len(errors):
-                    icmp_parts.append(errors)
+            for raw in iter_batches(path, session.stats, session.options.chunk_bytes):
+                session.add(raw)
                 if progress is not None:
                     progress(done + int(raw.offset[-1]) if len(raw) else done)
         except CaptureError as exc:
-            stats.problems.append(_problem_of(exc))
+            session.stats.problems.append(_problem_of(exc))
         done += _size(path)
-    collector.finish()
-    flows = attach(table.finish(), collector)
-    return flows, _icmp_frame(icmp_parts), collector.dns.failures
 
 
 def _problem_of(exc: CaptureError):

@@ -25,6 +25,7 @@ class RunStats:
     skipped: Counter = field(default_factory=Counter)     # not for us: reason -> count
     malformed: Counter = field(default_factory=Counter)   # broken at some layer: reason -> count
     problems: list[FileProblem] = field(default_factory=list)
+    live: dict | None = None          # live capture only: interface, backend, kernel/libpcap drops
 
     def count_codes(self, target: Counter, codes: np.ndarray, names: tuple[str, ...]) -> None:
         """Add a column of reason codes (0 = no reason) to a counter, vectorized."""

@@ -75,6 +75,15 @@ class FlowTable:
         pieces, self.pieces = self.pieces, []
         return assemble(pieces)
 
+    def snapshot(self) -> pd.DataFrame:
+        """All flows so far as the `flows` frame, open ones as they stand, without closing them:
+        live capture reports while reading goes on (finish() still closes them at the end)."""
+        self._to_rows()
+        pieces = [p.copy(deep=False) for p in self.pieces]     # assemble() pops columns
+        if len(self.open["h"]):
+            pieces.append(flows_piece(self.open))
+        return assemble(pieces)
+
     def _retire(self, part: P.Partials) -> None:
         """Finished flows leave the working columns for compact output rows, a batch at a time."""
         if len(part["h"]):

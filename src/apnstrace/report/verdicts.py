@@ -49,6 +49,7 @@ def summary(result: Result) -> dict:
     pushed = seq[seq["push_ts"].notna()]
     latency = pushed.loc[pushed["outcome"] == "checked_in", "latency_s"].astype("float64")
     lines = verdicts(result)
+    live = {} if result.stats.live is None else {"live": dict(result.stats.live)}   # drop counts, backend
     return {
         "apnstrace_version": __version__,
         "capture": {
@@ -78,7 +79,7 @@ def summary(result: Result) -> dict:
             "p95": _float(latency.quantile(0.95)) if latency.count() else None,
             "max": _float(latency.max()) if latency.count() else None,
         },
-    }
+    } | live
 
 
 # ---------------------------------------------------------------- one verdict each
