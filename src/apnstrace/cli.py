@@ -61,7 +61,8 @@ def _run(captures: tuple[str, ...], engine: str, tcp_timeout: float, udp_timeout
          site_file: str | None = None, mdm_hosts: tuple[str, ...] = (), sequences: bool = True,
          **sequence_options: float) -> Result:
     with user_errors():
-        options = FlowOptions(tcp_timeout=tcp_timeout, udp_timeout=udp_timeout)
+        limits = {name: value for name, value in click.get_current_context().meta.items() if name in LIMITS}
+        options = FlowOptions(tcp_timeout=tcp_timeout, udp_timeout=udp_timeout, **limits)
         matching = SequenceOptions(**sequence_options)
         site = _site(site_file, mdm_hosts)
         with warnings.catch_warnings():
@@ -92,7 +93,31 @@ def _finish(result: Result) -> None:
         sys.exit(2)
 
 
+LIMITS = ("max_open_flows", "max_reassembly_bytes", "max_gzip_ratio")
+
+
+def _to_meta(ctx: click.Context, param: click.Parameter, value):
+    """Options every command shares but none reads itself: _run takes them from the context."""
+    ctx.meta[param.name] = value
+    return value
+
+
+def limit_options(fn):
+    defaults = FlowOptions()
+    fn = click.option("--max-gzip-ratio", type=click.FloatRange(min=1), default=defaults.max_gzip_ratio,
+                      show_default=True, expose_value=False, callback=_to_meta,
+                      help="Refuse gzip captures expanding more than this many times (compression bombs).")(fn)
+    fn = click.option("--max-reassembly-bytes", type=click.IntRange(min=4096), default=defaults.max_reassembly_bytes,
+                      show_default=True, expose_value=False, callback=_to_meta,
+                      help="Payload bytes held per flow direction to read TLS and HTTP messages.")(fn)
+    fn = click.option("--max-open-flows", type=click.IntRange(min=1), default=defaults.max_open_flows,
+                      show_default=True, expose_value=False, callback=_to_meta,
+                      help="Open flows kept in memory; past it the longest-idle ones are finished (counted).")(fn)
+    return fn
+
+
 def common_options(fn):
+    fn = limit_options(fn)
     fn = click.option("--site", "site_file", type=click.Path(dir_okay=False),
                       help="Site profile (TOML): MDM hosts, distribution points, SUS hosts, internal subnets.")(fn)
     fn = click.option("--mdm-host", "mdm_hosts", multiple=True, metavar="HOST[:PORT]",
@@ -298,6 +323,56 @@ def requirements(captures, fmt, output, limit, engine, tcp_timeout, udp_timeout,
             _write(frame, fmt, output, limit, result)
     if result is not None:
         _finish(result)
+
+
+@cli.command()
+@click.option("-i", "--interface", "iface", required=True, help="Interface to capture on (a span/mirror port).")
+@click.option("--bpf", default=None, metavar="FILTER",
+              help="Capture filter (libpcap syntax). Default: TCP, UDP and ICMP errors, tagged or not (docs/live.md).")
+@click.option("--duration", type=float, default=None, metavar="S", help="Stop after S seconds (default: Ctrl-C or SIGTERM).")
+@click.option("--rotate-seconds", type=float, default=60.0, show_default=True, metavar="N",
+              help="Bring the report up to date every N seconds; --write-pcap starts a new file as often.")
+@click.option("--write-pcap", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Keep what was captured as rotated pcap files in DIR.")
+@click.option("-o", "--output", "folder", type=click.Path(file_okay=False), default=None,
+              help="Report folder, rewritten every --rotate-seconds (default: live-<interface>-apnstrace).")
+@click.option("--backend", type=click.Choice(["scapy", "tshark"]), default="scapy", show_default=True,
+              help="scapy: a packet socket in this process; tshark: dumpcap + tshark through pyshark.")
+@click.option("--quiet", is_flag=True, help="Plain progress lines even on a terminal (always so when piped).")
+@click.option("--site", "site_file", type=click.Path(dir_okay=False),
+              help="Site profile (TOML): MDM hosts, distribution points, SUS hosts, internal subnets.")
+@click.option("--mdm-host", "mdm_hosts", multiple=True, metavar="HOST[:PORT]",
+              help="Your MDM server (repeatable); a shortcut for a site profile's mdm_hosts.")
+@click.option("--tcp-timeout", type=float, default=FlowOptions().tcp_timeout, show_default=True,
+              help="Seconds of silence that end a TCP flow (FIN/RST end it too).")
+@click.option("--udp-timeout", type=float, default=FlowOptions().udp_timeout, show_default=True,
+              help="Seconds of silence that end a UDP flow.")
+@sequence_options
+def live(iface, bpf, duration, rotate_seconds, write_pcap, folder, backend, quiet, site_file, mdm_hosts,
+         tcp_timeout, udp_timeout, window_s, keepalive_window_s) -> None:
+    """Capture on an interface and watch pushes, check-ins and blocked attempts as they happen;
+    the report folder (as `analyze -o`) is brought up to date every --rotate-seconds and at the end."""
+    from .live import DEFAULT_BPF, LiveConfig, run_live
+    from .live.view import make_view
+    with user_errors():
+        config = LiveConfig(iface=iface, output=Path(folder or f"live-{iface}-apnstrace"), bpf=bpf or DEFAULT_BPF,
+                            duration_s=duration, rotate_s=rotate_seconds,
+                            write_pcap=Path(write_pcap) if write_pcap else None, backend=backend,
+                            site=_site(site_file, mdm_hosts),
+                            options=FlowOptions(tcp_timeout=tcp_timeout, udp_timeout=udp_timeout),
+                            sequence_options=SequenceOptions(window_s=window_s, keepalive_window_s=keepalive_window_s))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with make_view(quiet or None) as view:
+                outcome = run_live(config, view)
+        counts = outcome.counts
+        dropped = "unknown" if counts.dropped is None else counts.dropped
+        click.echo(f"Stopped ({outcome.stopped_by}): {counts.received} packets captured, {dropped} dropped "
+                   f"({counts.counted_by}); report: {config.output / 'report.html'}")
+        for path in outcome.pcaps:
+            click.echo(f"Capture file: {path}")
+    if outcome.error:
+        raise InputFailure(outcome.error)
 
 
 def _check_parquet(fmt: str, output: str | None) -> None:

@@ -14,6 +14,11 @@ class FlowOptions:
     # A connection whose server sent nothing this long after the client's first data is
     # `no_server_data` (docs/blocked.md): longer than a healthy first byte, shorter than client timeouts.
     server_wait_s: float = 10.0
+    # Limits against hostile captures (spec section 6); what each one cut is counted in
+    # RunStats.limits. None changes the output of a real capture.
+    max_reassembly_bytes: int = 256 << 10    # payload bytes held per flow direction for TLS/HTTP parsing
+    max_open_flows: int = 500_000            # past this, the longest-idle open flows are finished early
+    max_gzip_ratio: float = 250.0            # decompressed / compressed bytes a gzip capture may reach
 
     def __post_init__(self) -> None:
         for name in ("tcp_timeout", "udp_timeout", "server_wait_s"):
@@ -21,6 +26,12 @@ class FlowOptions:
                 raise ValueError(f"{name} must be positive")
         if self.chunk_bytes < 1 << 12:
             raise ValueError("chunk_bytes must be at least 4 KiB")
+        if self.max_reassembly_bytes < 1 << 12:
+            raise ValueError("max reassembly bytes must be at least 4096")
+        if self.max_open_flows < 1:
+            raise ValueError("max open flows must be at least 1")
+        if not self.max_gzip_ratio >= 1:
+            raise ValueError("max gzip ratio must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,8 +133,8 @@ class Session:
         self.options = options or FlowOptions()
         self.site = site
         self.stats = stats if stats is not None else RunStats()
-        self.table = FlowTable(self.options)
-        self.collector = MetadataCollector(self.stats)
+        self.table = FlowTable(self.options, self.stats)
+        self.collector = MetadataCollector(self.stats, self.options.max_reassembly_bytes)
         self.activity = ActivityCollector(sequence_options or SequenceOptions()) if sequences else None
         self.icmp_parts: list[IcmpErrors] = []
 
@@ -192,7 +192,8 @@ def _fast_flows(paths: Sequence[Path], session: Session, progress: Progress | No
     done = 0
     for path in paths:
         try:
-            for raw in iter_batches(path, session.stats, session.options.chunk_bytes):
+            for raw in iter_batches(path, session.stats, session.options.chunk_bytes,
+                                    session.options.max_gzip_ratio):
                 session.add(raw)
                 if progress is not None:
                     progress(done + int(raw.offset[-1]) if len(raw) else done)

@@ -26,6 +26,7 @@ class RunStats:
     malformed: Counter = field(default_factory=Counter)   # broken at some layer: reason -> count
     problems: list[FileProblem] = field(default_factory=list)
     live: dict | None = None          # live capture only: interface, backend, kernel/libpcap drops
+    limits: Counter = field(default_factory=Counter)      # safety limits reached (FlowOptions): what -> count
 
     def count_codes(self, target: Counter, codes: np.ndarray, names: tuple[str, ...]) -> None:
         """Add a column of reason codes (0 = no reason) to a counter, vectorized."""
@@ -45,4 +46,5 @@ class RunStats:
             "skipped": dict(sorted(self.skipped.items())),
             "malformed": dict(sorted(self.malformed.items())),
             "problems": [p.message for p in self.problems],
+            "limits": dict(sorted(self.limits.items())),
         }

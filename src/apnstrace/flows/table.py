@@ -7,6 +7,7 @@ chunk (or file); flows idle past their timeout are finished and leave memory.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ import pandas as pd
 from ..errors import EngineError
 from ..options import FlowOptions
 from ..records import PacketBatch
+from ..stats import RunStats
 from . import partials as P
 from .finalize import assemble, flows_piece
 from .keys import key_hash, stable_order
@@ -35,8 +37,9 @@ class PacketFlows:
 
 
 class FlowTable:
-    def __init__(self, options: FlowOptions) -> None:
+    def __init__(self, options: FlowOptions, stats: RunStats | None = None) -> None:
         self.options = options
+        self.limits = stats.limits if stats is not None else Counter()   # flows finished early, counted
         self.open: P.Partials = P.empty()
         self.index = pd.Index(np.empty(0, np.uint64))
         self.finished: list[P.Partials] = []      # finished, not yet turned into rows
@@ -314,11 +317,18 @@ class FlowTable:
 
     # -- housekeeping -------------------------------------------------------------------
     def _expire(self) -> None:
-        """Finish open flows idle past their timeout: memory follows open flows only."""
+        """Finish open flows idle past their timeout: memory follows open flows only. Past
+        max_open_flows (checked after each chunk), the longest-idle flows are finished too."""
         if not len(self.open["h"]):
             return
         timeout = np.where(self.open["proto"] == TCP, self.options.tcp_timeout, self.options.udp_timeout)
         idle = self.now - self.open["ts_prev"] > timeout
+        excess = int(np.count_nonzero(~idle)) - self.options.max_open_flows
+        if excess > 0:
+            last_seen = np.where(idle, -np.inf, self.open["ts_prev"])
+            oldest = np.argpartition(last_seen, int(np.count_nonzero(idle)) + excess - 1)
+            idle[oldest[: int(np.count_nonzero(idle)) + excess]] = True
+            self.limits["flows_expired_at_limit"] += excess
         if idle.any():
             self._retire(P.take(self.open, np.flatnonzero(idle)))
             self.open = P.take(self.open, np.flatnonzero(~idle))

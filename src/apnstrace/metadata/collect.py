@@ -64,6 +64,8 @@ class _Stream:
     start_seq: int                          # where the stream begins (earlier bytes are not its)
     segments: dict[int, bytes] = field(default_factory=dict)   # seq -> payload
     seen: int = 0
+    held: int = 0                           # payload bytes in `segments`
+    capped: bool = False                    # reached the reassembly limit: parse what is held
 
 
 @dataclass
@@ -75,8 +77,9 @@ class _Quic:
 
 
 class MetadataCollector:
-    def __init__(self, stats: RunStats) -> None:
+    def __init__(self, stats: RunStats, max_reassembly_bytes: int = 256 << 10) -> None:
         self.stats = stats
+        self.max_held = max_reassembly_bytes       # payload bytes held per flow direction (FlowOptions)
         self.flows: dict[int, FlowMeta] = {}
         self.streams: dict[int, _Stream] = {}            # key uid*2+dir -> stream being read
         self.done: dict[str, set[int]] = {"tls": set(), "http": set()}   # keys whose first one was read
@@ -162,7 +165,14 @@ class MetadataCollector:
                 if skip:
                     data, seq = data[skip:], (seq + skip) & 0xFFFFFFFF
                 stream = self.streams[k] = _Stream(kind, t, seq)
-            stream.segments.setdefault(seq, data)
+            if seq not in stream.segments:
+                room = self.max_held - stream.held
+                if len(data) > room:
+                    if not stream.capped:
+                        self.stats.limits["reassembly_bytes_capped"] += 1     # once per stream
+                    data, stream.capped = data[:room], True
+                stream.segments[seq] = data
+                stream.held += len(data)
             if _signed(seq - stream.start_seq) >= 0:   # bytes before the stream (a STARTTLS dialogue) are not its
                 stream.first_ts = min(stream.first_ts, t)
             stream.seen += 1
@@ -181,7 +191,7 @@ class MetadataCollector:
         stream = self.streams[k]
         data = _contiguous(stream.segments, stream.start_seq)
         uid, direction = divmod(k, 2)
-        exhausted = final or stream.seen >= MAX_SEGMENTS or len(data) >= MAX_STREAM_BYTES
+        exhausted = final or stream.capped or stream.seen >= MAX_SEGMENTS or len(data) >= MAX_STREAM_BYTES
         try:
             if stream.kind == "http":
                 done = self._http(uid, direction, data, exhausted)

@@ -20,6 +20,11 @@ from .sniff import PCAP_MAGICS, open_capture
 MAX_WIRE_LEN = (1 << 31) - 1
 PAD = 128                 # zero bytes after each chunk: decoders may over-read a header
 MIN_RECORD_BYTES = 16     # smallest pcap record: sizes the column buffers of one chunk
+GZIP_RATIO_FLOOR = 16 << 20   # decompressed bytes always allowed, whatever the ratio (small files)
+
+
+class GzipBomb(Exception):
+    """A gzip capture expanded past the allowed ratio: reading stops, with this message."""
 
 
 class _Chunks:
@@ -38,6 +43,9 @@ class _Chunks:
         self.end = len(head)
         self.eof = False
         self.error: Exception | None = None    # why a compressed stream stopped early
+        self.raw = None                        # the compressed file, when the stream is gzip
+        self.max_ratio = math.inf
+        self.produced = len(head)              # decompressed bytes read so far
 
     @property
     def size(self) -> int:
@@ -65,10 +73,19 @@ class _Chunks:
                     self.eof = True
                     break
                 have += got
-        except (OSError, EOFError, zlib.error) as exc:
+                self.produced += got
+                if self.raw is not None and self.produced > GZIP_RATIO_FLOOR:
+                    self._check_ratio()
+        except (OSError, EOFError, zlib.error, GzipBomb) as exc:
             self.eof, self.error = True, exc
         buf[have: have + PAD] = 0
         self.buf, self.start, self.end = buf, 0, have
+
+    def _check_ratio(self) -> None:
+        consumed = max(self.raw.tell(), 1)
+        if self.produced > self.max_ratio * consumed:
+            raise GzipBomb(f"gzip data expands more than {self.max_ratio:g} times ({self.produced:,} bytes from "
+                           f"{consumed:,}): refused as a compression bomb (raise --max-gzip-ratio to read it)")
 
     def raise_error(self) -> None:
         """Called where the data ran out: a stream that broke says so, after the records before it."""
@@ -115,17 +132,21 @@ class _MappedChunks(_Chunks):
         self.base, self.start, self.end = at, 0, length
 
 
-def iter_batches(path: Path, stats: RunStats, chunk_bytes: int = 32 << 20) -> Iterator[RawBatch]:
+def iter_batches(path: Path, stats: RunStats, chunk_bytes: int = 32 << 20,
+                 max_gzip_ratio: float = 250.0) -> Iterator[RawBatch]:
     """Yield the records of one capture in chunks.
 
     A file that is not a capture raises CaptureError. A file that breaks part-way (truncated,
-    corrupt length, bad gzip data) yields everything before the break and records the problem
-    in stats.problems, as one line naming the file and record.
+    corrupt length, bad gzip data, gzip data expanding more than `max_gzip_ratio` times past
+    the first 16 MiB) yields everything before the break and records the problem in
+    stats.problems, as one line naming the file and record.
     """
     path = Path(path)
     opened = open_capture(path)
     if opened.compressed or not path.is_file():
         chunks = _Chunks(opened.stream, opened.head, chunk_bytes)
+        if opened.compressed:
+            chunks.raw, chunks.max_ratio = opened.raw, max_gzip_ratio
     else:
         opened.stream.seek(0)
         chunks = _MappedChunks(path, opened.stream, chunk_bytes)
@@ -134,6 +155,9 @@ def iter_batches(path: Path, stats: RunStats, chunk_bytes: int = 32 << 20) -> It
     counter = [0]
     try:
         yield from reader(path, chunks, stats, counter)
+    except GzipBomb as exc:
+        stats.limits["gzip_expansion_refused"] += 1
+        _problem(stats, path, counter[0], str(exc), counter[0] + 1)
     except (OSError, EOFError, zlib.error) as exc:   # gzip stream broken mid-way
         _problem(stats, path, counter[0], f"compressed data is corrupt or cut short ({exc})", counter[0] + 1)
     finally:

@@ -360,5 +360,6 @@ def _capture(result: Result, flows: pd.DataFrame) -> dict:
                              key=lambda kv: CATEGORY_RANK.get(kv[0], len(CATEGORY_RANK))),
         "skipped": sorted(s.skipped.items()),
         "malformed": sorted(s.malformed.items()),
+        "limits": sorted(s.limits.items()),
         "problems": list(result.problems),
     }

@@ -65,6 +65,8 @@ def print_run_summary(result: Result, console: Console | None = None) -> None:
     malformed = sum(s.malformed.values())
     if malformed:
         parts.append(f"{malformed} malformed (" + ", ".join(f"{k} {v}" for k, v in sorted(s.malformed.items())) + ")")
+    if s.limits:
+        parts.append("limits reached (" + ", ".join(f"{k} {v}" for k, v in sorted(s.limits.items())) + ")")
     console.print(escape("; ".join(parts)), style="dim")
 
 

@@ -59,6 +59,7 @@ def summary(result: Result) -> dict:
             "frames": result.stats.records,
             "flows": len(flows),
             "malformed": dict(sorted(result.stats.malformed.items())),
+            "limits": dict(sorted(result.stats.limits.items())),
             "problems": list(result.problems),
         },
         "verdicts": [asdict(v) for v in lines],
