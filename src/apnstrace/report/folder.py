@@ -3,7 +3,6 @@ folder and renamed into place, so an interrupted run never leaves a half file th
 from __future__ import annotations
 
 import io
-import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -71,7 +70,7 @@ def write_html(result: Result, path: Path, charts: dict[str, bytes] | None = Non
 
 
 def write_summary(result: Result, path: Path) -> Path:
-    text = json.dumps(result.summary, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    text = export.json_text(result.summary, indent=2, allow_nan=False) + "\n"
     return atomic_bytes(path, text.encode("utf-8"))
 
 
