@@ -1,0 +1,154 @@
+"""The live loop: capture -> batches -> Session; the report rolled every N seconds; a clean
+stop on the duration, Ctrl-C or SIGTERM (capture stopped, the last packets fed, the report
+finished)."""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..options import FlowOptions, SequenceOptions
+from ..pipeline import Result, Session
+from ..site import Site
+from .backends import BACKENDS, CaptureCounts
+from .batch import Batcher, to_raw_batch
+from .preflight import DEFAULT_BPF, LiveSetupError, preflight
+from .rolling import Every, PcapRotator
+from .view import PlainView, distill
+
+TICK_S = 0.05              # how often the loop looks for packets and timers
+VIEW_EVERY_S = 2.0         # screen refresh on a terminal (the report rolls on its own period)
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    iface: str
+    output: Path
+    bpf: str = DEFAULT_BPF
+    duration_s: float | None = None         # None: until Ctrl-C / SIGTERM
+    rotate_s: float = 60.0                  # report update period, and pcap file length
+    write_pcap: Path | None = None
+    backend: str = "scapy"
+    site: Site | None = None
+    options: FlowOptions = field(default_factory=FlowOptions)
+    sequence_options: SequenceOptions = field(default_factory=SequenceOptions)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise LiveSetupError(f"unknown backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
+        if self.duration_s is not None and not self.duration_s > 0:
+            raise LiveSetupError("--duration must be positive")
+        if not self.rotate_s > 0:
+            raise LiveSetupError("--rotate-seconds must be positive")
+
+
+@dataclass
+class LiveOutcome:
+    result: Result
+    counts: CaptureCounts
+    reports: int                       # times the report folder was written
+    pcaps: list[Path]
+    stopped_by: str                    # "duration", "SIGINT", "SIGTERM"
+    error: str | None = None           # the capture failed part-way (what was read is reported)
+
+
+class _StopOnSignals:
+    """SIGINT/SIGTERM set an event instead of raising, so the loop can finish the report."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.by = "duration"
+        self._old = {}
+
+    def __enter__(self) -> _StopOnSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._stop)
+        return self
+
+    def _stop(self, signum, frame) -> None:
+        self.by = signal.Signals(signum).name
+        self.event.set()
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def run_live(config: LiveConfig, view=None, clock=time.monotonic) -> LiveOutcome:
+    """Capture until the duration ends or a signal comes; return the final result (already
+    written to config.output). Raises LiveSetupError when the capture cannot start."""
+    from ..report.folder import write_report
+    view = view or PlainView()
+    linktype = preflight(config.iface, config.bpf)
+    config.output.mkdir(parents=True, exist_ok=True)        # an unwritable -o fails before capturing
+    backend = BACKENDS[config.backend](config.iface, config.bpf)
+    session = Session(config.options, config.site, config.sequence_options)
+    source = f"live:{config.iface}"
+    session.stats.files.append(source)
+    pcaps = PcapRotator(config.write_pcap, config.rotate_s, linktype) if config.write_pcap else None
+    batcher = Batcher()
+    started_wall = time.time()
+    reports = 0
+
+    def feed() -> None:
+        packets = batcher.take()
+        if packets:
+            session.add(to_raw_batch(packets, linktype, batcher.records - len(packets) + 1, source))
+            if pcaps is not None:
+                pcaps.write(packets)
+
+    def describe(counts: CaptureCounts, stopped: str | None) -> None:
+        session.stats.live = {"interface": config.iface, "backend": config.backend, "bpf": config.bpf,
+                              "started": started_wall, "stopped": time.time() if stopped else None,
+                              "stopped_by": stopped, **counts.as_dict()}
+
+    def publish(result: Result, counts: CaptureCounts, write: bool) -> None:
+        nonlocal reports
+        shown = None
+        if write:
+            write_report(result, config.output)
+            reports += 1
+            shown = str(config.output / "report.html")
+            if pcaps is not None:
+                pcaps.flush()
+        view.update(distill(result, counts, config.options.tcp_timeout), shown)
+
+    with _StopOnSignals() as stop:
+        backend.start()
+        view.started(config.iface, config.backend, config.bpf)
+        start = clock()
+        roll = Every(config.rotate_s, start)
+        screen = Every(VIEW_EVERY_S, start)
+        error = None
+        try:
+            while not stop.event.is_set():
+                now = clock()
+                if config.duration_s is not None and now - start >= config.duration_s:
+                    break
+                batcher.extend(backend.take(), now)
+                if batcher.due(now):
+                    feed()
+                if backend.error:
+                    error = backend.error
+                    break
+                write = roll.due(now)
+                if write or (view.wants_frequent_updates and screen.due(now)):
+                    feed()
+                    counts = backend.counts()
+                    describe(counts, None)
+                    publish(session.snapshot(), counts, write)
+                stop.event.wait(TICK_S)
+        finally:
+            backend.stop()                      # the kernel's last packets come out in take()
+        batcher.extend(backend.take(), clock())
+        feed()
+        counts = backend.counts()
+        describe(counts, "error" if error else stop.by)
+        if pcaps is not None:
+            pcaps.close()
+        result = session.finish()
+        publish(result, counts, True)
+    return LiveOutcome(result, counts, reports, pcaps.written if pcaps else [], stop.by, error)
