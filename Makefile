@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 APT    := DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: setup demo test tshark chromium bench clean samples
+.PHONY: setup demo test tshark chromium bench clean samples fuzz
 
 setup: $(STAMP) tshark
 
@@ -52,3 +52,11 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+
+# Coverage-guided fuzzing (atheris) of the reader and the payload parsers, FUZZ_SECONDS per
+# target (not part of `make test`); findings land in fuzz/out/<target>/ (fuzz/README.md).
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	$(BIN)/python -m pip install --quiet -e '.[fuzz]'
+	$(BIN)/python fuzz/seeds.py
+	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS)
