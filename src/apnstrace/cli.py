@@ -67,7 +67,11 @@ def _run(captures: tuple[str, ...], engine: str, tcp_timeout: float, udp_timeout
         site = _site(site_file, mdm_hosts)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")     # problems are printed once, by _finish
-            return _with_progress(captures, engine, options, site, matching, sequences)
+            result = _with_progress(captures, engine, options, site, matching, sequences)
+        meta = click.get_current_context().meta
+        if meta.get("anonymize") or meta.get("anonymize_key"):
+            result = result.anonymized(key=meta.get("anonymize_key"), site=site)
+        return result
 
 
 def _with_progress(captures: tuple[str, ...], engine: str, options: FlowOptions, site: Site | None,
@@ -116,7 +120,18 @@ def limit_options(fn):
     return fn
 
 
+def anonymize_options(fn):
+    fn = click.option("--anonymize-key", metavar="KEY", envvar="APNSTRACE_ANONYMIZE_KEY", expose_value=False,
+                      callback=_to_meta, help="Key for --anonymize (implies it): the same key gives the same "
+                      "pseudonyms in every run. Also read from APNSTRACE_ANONYMIZE_KEY.")(fn)
+    fn = click.option("--anonymize", is_flag=True, expose_value=False, callback=_to_meta,
+                      help="Replace internal addresses, MAC-derived IPv6 addresses and device names by keyed "
+                      "pseudonyms in every output (Apple and public addresses kept), to share a report.")(fn)
+    return fn
+
+
 def common_options(fn):
+    fn = anonymize_options(fn)
     fn = limit_options(fn)
     fn = click.option("--site", "site_file", type=click.Path(dir_okay=False),
                       help="Site profile (TOML): MDM hosts, distribution points, SUS hosts, internal subnets.")(fn)

@@ -77,6 +77,17 @@ class Result:
         from .report.folder import write_tables
         return write_tables(self, Path(folder), formats=("parquet",))
 
+    def anonymized(self, key: str | bytes | None = None, site: Site | None = None) -> Result:
+        """A copy for sharing: internal addresses (and the site's internal subnets), MAC-derived
+        IPv6 interface IDs and device names replaced by keyed pseudonyms in every table; Apple
+        and public service addresses kept. The same key gives the same pseudonyms in every run
+        (no key: a random one). See apnstrace.anonymize."""
+        from .anonymize import Anonymizer
+        anon = Anonymizer(key, site.internal_subnets if site is not None else ())
+        return Result(flows=anon.frame(self.flows), stats=self.stats, icmp_errors=anon.frame(self.icmp_errors),
+                      blocked=anon.frame(self.blocked), timing=anon.frame(self.timing),
+                      courier=anon.frame(self.courier), sequences=anon.frame(self.sequences))
+
 
 def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, site: Site | None = None,
             engine: str = "fast", options: FlowOptions | None = None,
