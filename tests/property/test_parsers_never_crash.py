@@ -14,8 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import mutated
-from apnstrace.decode import dns, http, tls
+import numpy as np
+
+from apnstrace.decode import dns, http, quic, tls
+from apnstrace.decode.dns_fast import scan_dns
+from apnstrace.decode.http_fast import scan_http
 from apnstrace.decode.malformed import Malformed
+from apnstrace.decode.tls_fast import scan_tls
 
 SETTINGS = settings(max_examples=1000, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -32,18 +37,34 @@ def _unit(name: str):
 
 
 _TLS, _DNS, _HTTP = _unit("test_parse_tls"), _unit("test_parse_dns"), _unit("test_parse_http")
+_QUIC = _unit("test_parse_quic")
+QUIC_SEEDS = [_QUIC.QUIC_V2, _QUIC.QUIC_T51, _QUIC.PACKET]
 TLS_SEEDS = [_TLS.CODM_HELLO, _TLS.TLS13_SH, _TLS.SELFSIGNED_FLIGHT, _TLS.CURL_TO_LEAF, _TLS.ALERT, _TLS.CODM_SH]
 DNS_SEEDS = [_DNS.DNS_CAPTIVE, _DNS.DNS_NX, _DNS.DNS_TCP_Q[2:], _DNS.DNS_TCP_R[2:]]
 HTTP_SEEDS = [_HTTP.HTTP_GET, _HTTP.HTTP_200]
 
 
+def _quic(data: bytes) -> None:
+    got = quic.initial_crypto(data)
+    if got is not None:
+        quic.client_hello_from_crypto(list(got.pieces))
+    quic.client_hello_from_crypto([(int.from_bytes(data[:2], "big"), data[2:])])
+
+
 def run_all(data: bytes) -> None:
-    """Every parser on the same bytes: each may only return or raise Malformed."""
+    """Every parser on the same bytes: each may only return or raise Malformed. The compiled
+    scans read the bytes as the reader lays out a chunk (zero padding after it) and never raise."""
     calls = (tls.parse_client_hello, tls.parse_server_flight, tls.first_alert, tls.records, tls.needed_length,
-             dns.parse_dns, lambda d: dns.parse_dns(d, over_tcp=True), http.parse_request, http.parse_response)
+             dns.parse_dns, lambda d: dns.parse_dns(d, over_tcp=True), http.parse_request, http.parse_response,
+             _quic)
     for call in calls:
         with contextlib.suppress(Malformed):
             call(data)
+    buf = np.zeros(len(data) + 128, np.uint8)
+    buf[: len(data)] = np.frombuffer(data, np.uint8)
+    off, cap = np.zeros(1, np.int64), np.full(1, len(data), np.int64)
+    for scan in (scan_tls, scan_dns, scan_http):
+        scan(buf, off, cap)
 
 
 
@@ -77,6 +98,22 @@ def test_mutated_dns(data: bytes) -> None:
 @given(mutated(HTTP_SEEDS))
 def test_mutated_http(data: bytes) -> None:
     run_all(data)
+
+
+@SETTINGS
+@given(mutated(QUIC_SEEDS))
+def test_mutated_quic(data: bytes) -> None:
+    run_all(data)
+
+
+@SETTINGS
+@given(mutated([_QUIC.HELLO]), st.integers(0, 3))
+def test_mutated_quic_crypto_pieces(hello: bytes, cuts: int) -> None:
+    """A ClientHello in CRYPTO pieces, damaged and split out of order: a hello, None or Malformed."""
+    step = max(1, len(hello) // (cuts + 1))
+    pieces = [(at, hello[at: at + step]) for at in range(0, len(hello), step)][::-1]
+    with contextlib.suppress(Malformed):
+        quic.client_hello_from_crypto(pieces)
 
 
 def _one_byte_records() -> bytes:
