@@ -194,3 +194,15 @@ def test_summary_json_carries_live_counts(tmp_path):
     data = json.loads(write_summary(result, tmp_path / "summary.json").read_text())
     assert data["live"]["dropped"] == 2 and data["live"]["received"] == 5
     assert "live" not in apnstrace.analyze(CAPTURE, site=SITE).summary       # files: unchanged
+
+
+def test_backlog_is_bounded_and_counted(monkeypatch):
+    """A rate the engine cannot follow costs counted drops, not unbounded memory."""
+    from apnstrace.live import backends
+    monkeypatch.setattr(backends, "MAX_PENDING", 3)
+    b = backends.ScapyBackend("lo", DEFAULT_BPF)
+    for i in range(5):
+        b._put(Captured(float(i), b"x", 1))
+    assert len(b.take()) == 3 and b._overflow == 2
+    b._put(Captured(9.0, b"x", 1))
+    assert len(b.take()) == 1

@@ -24,6 +24,8 @@ SOL_PACKET, PACKET_STATISTICS = 263, 6
 SO_RCVBUFFORCE = 33
 RECV_BUFFER = 32 << 20       # socket buffer: rides out the pause while a report is written
 MAX_FRAME = 262_144          # a GRO/GSO packet on a virtual interface can be ~64 KiB; never cut one
+MAX_PENDING = 200_000        # packets waiting for the engine; past this they are dropped (and counted),
+                             # so a rate the engine cannot follow costs drops, not unbounded memory
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,7 @@ class _Threaded:
         self._lock = threading.Lock()
         self._pending: list[Captured] = []
         self._received = 0
+        self._overflow = 0                       # packets dropped because the engine fell behind
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: str | None = None           # why the capture thread ended early, one line
@@ -61,6 +64,9 @@ class _Threaded:
 
     def _put(self, packet: Captured) -> None:
         with self._lock:
+            if len(self._pending) >= MAX_PENDING:      # the engine is behind: drop here, and count it
+                self._overflow += 1
+                return
             self._pending.append(packet)
             self._received += 1
 
@@ -148,7 +154,8 @@ class ScapyBackend(_Threaded):
     def counts(self) -> CaptureCounts:
         if self._sock is not None and not self._sock.closed:
             self._read_stats()
-        return CaptureCounts(self._received, self._dropped, None, "kernel packet socket (PACKET_STATISTICS tp_drops)")
+        return CaptureCounts(self._received, self._dropped + self._overflow, None,
+                             "kernel packet socket (PACKET_STATISTICS tp_drops) + apnstrace backlog")
 
 
 # dumpcap's last words: "Packets received/dropped on interface 'veth0': 120/3 (pcap:0/dumpcap:3/flushed:0/ps_ifdrop:0)"
@@ -219,7 +226,7 @@ class TsharkBackend(_Threaded):
         for line in reversed(self._stderr):
             m = DUMPCAP_STATS.search(line)
             if m:
-                dropped = int(m.group(2))
+                dropped = int(m.group(2)) + self._overflow
                 ifdrop = int(m.group(6)) if m.group(6) is not None else None
                 return CaptureCounts(self._received, dropped, ifdrop, "dumpcap (libpcap and dumpcap drops)")
         return CaptureCounts(self._received, None, None, "dumpcap (counts are printed when the capture stops)")
