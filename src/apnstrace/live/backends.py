@@ -93,6 +93,7 @@ class ScapyBackend(_Threaded):
         self._kernel_seen = 0
 
     def start(self) -> None:
+        import scapy.arch  # noqa: F401  (importing it sets conf.L2listen for this platform)
         from scapy.config import conf
         from scapy.error import Scapy_Exception
         quiet = logging.getLogger("scapy.runtime")      # "Unable to guess type": recv_raw needs no layer class
@@ -113,6 +114,7 @@ class ScapyBackend(_Threaded):
         except OSError:          # without CAP_NET_ADMIN: the kernel's rmem_max applies
             ins.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
         ins.setblocking(False)
+        self._loopback = _is_loopback(self.iface)
         self._read_stats()       # counters start now (reading them resets them)
         self._dropped = self._kernel_seen = 0
         self._spawn(self._loop)
@@ -129,13 +131,20 @@ class ScapyBackend(_Threaded):
             self.error = f"capture on {self.iface} failed: {exc.strerror or exc}"
 
     def _drain(self, sock) -> None:
+        from scapy.arch.linux import get_last_packet_timestamp
+        loopback = self._loopback
         while True:
             try:
-                _, data, ts = sock.recv_raw(MAX_FRAME)
+                # scapy's reader with the packet's address: its public recv_raw hides the
+                # packet type, which loopback needs (below). VLAN tags are put back either way.
+                data, address, ts = sock._recv_raw(sock.ins, MAX_FRAME)
             except (BlockingIOError, InterruptedError):
                 return
-            if data:
-                self._put(Captured(ts, data, len(data)))
+            # On loopback every packet passes twice, going out and coming in; keep one, as
+            # libpcap (and so the tshark backend) does. Elsewhere outgoing packets are real.
+            if not data or (loopback and address[2] == socket.PACKET_OUTGOING):
+                continue
+            self._put(Captured(ts if ts is not None else get_last_packet_timestamp(sock.ins), data, len(data)))
 
     def _read_stats(self) -> None:
         """tpacket_stats: packets and drops since the last read (the kernel resets them)."""
@@ -156,6 +165,15 @@ class ScapyBackend(_Threaded):
             self._read_stats()
         return CaptureCounts(self._received, self._dropped + self._overflow, None,
                              "kernel packet socket (PACKET_STATISTICS tp_drops) + apnstrace backlog")
+
+
+def _is_loopback(iface: str) -> bool:
+    IFF_LOOPBACK = 0x8
+    try:
+        flags = int(Path(f"/sys/class/net/{iface}/flags").read_text().strip(), 16)
+    except (OSError, ValueError):
+        return iface == "lo"
+    return bool(flags & IFF_LOOPBACK)
 
 
 # dumpcap's last words: "Packets received/dropped on interface 'veth0': 120/3 (pcap:0/dumpcap:3/flushed:0/ps_ifdrop:0)"
