@@ -178,3 +178,20 @@ def test_report_folder_is_valid_utf8(base, tmp_path):
     summary = (tmp_path / "report" / "summary.json").read_text(encoding="utf-8")
     assert not UNSAFE.search(summary.replace("\n", ""))
     json.loads(summary)
+
+
+def test_hostile_capture_csvs_hold_every_string_safely(runner, tmp_path):
+    """The hostile-strings sample through analyze: every CSV in the folder parses, runs no
+    formula, and holds each hostile name whole (as the decoders print it)."""
+    got = runner.invoke(cli, ["analyze", str(SAMPLES / "hostile_strings.pcap"), "-o", str(tmp_path / "r")])
+    assert got.exit_code == 0, got.output
+    truth = json.loads((SAMPLES / "hostile_strings.pcap.truth.json").read_text())["names"]
+    cells = set()
+    for name in ("flows", "blocked", "sequences", "timing"):
+        text = (tmp_path / "r" / f"{name}.csv").read_bytes().decode("utf-8")
+        _check_cells(text)
+        cells |= {cell for row in csv.reader(io.StringIO(text, newline="")) for cell in row}
+    for key in ("sni_script", "sni_attribute", "sni_bidi_control", "http_host", "http_path", "http_user_agent",
+                "long_path"):
+        assert truth[key]["as_decoded"] in cells, key
+    assert any(truth["dns_nxdomain"]["as_decoded"] in cell for cell in cells)     # in the blocked sentence
