@@ -21,7 +21,8 @@ from .metadata import MetadataCollector, attach
 from .options import FlowOptions, SequenceOptions
 from .reader import iter_batches, order_by_time
 from .sequences import Activity, ActivityCollector, build_sequences
-from .records import IcmpErrors, RawBatch
+from .flows.table import PacketFlows
+from .records import IcmpErrors, PacketBatch, RawBatch
 from .site import Site
 from .stats import RunStats
 
@@ -92,7 +93,8 @@ class Result:
 def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, site: Site | None = None,
             engine: str = "fast", options: FlowOptions | None = None,
             sequence_options: SequenceOptions | None = None, sequences: bool = True,
-            progress: Progress | None = None) -> Result:
+            progress: Progress | None = None, workers: int = 1, dask: str | None = None,
+            spill_dir: str | os.PathLike | None = None) -> Result:
     """Analyze one or more capture files (pcap, pcapng, gzip-compressed) as one capture.
 
     Files are read in time order of their first frame, so rotated captures can be given in
@@ -104,6 +106,11 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, site: Sit
     adds rules that win over the built-in classification. ``sequence_options`` tunes push ->
     check-in matching (docs/sequences.md); ``sequences=False`` skips it. The scapy reference
     engine keeps no packet-level activity, so its result has no sequences.
+
+    ``workers`` > 1 reads the files in that many processes (0: one per core) and ``dask`` (a
+    scheduler address, or "local") on a Dask cluster; either way the result is the one a
+    single process gives (docs/scale.md). ``spill_dir``: where workers leave packet columns for
+    the merge (default: a temporary folder; on a cluster, storage every worker shares).
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -119,9 +126,18 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, site: Sit
         from .engines.scapy_engine import build_flows
         result = _result(build_flows(ordered, options, stats), pd.DataFrame(), [], None, site, options, stats)
     else:
-        session = Session(options, site, sequence_options, sequences=sequences, stats=stats)
-        _fast_flows(ordered, session, progress)
-        result = session.finish()
+        result = None
+        if len(ordered) > 1 and (workers != 1 or dask is not None):
+            from .scale.workers import analyze_parallel
+            result = analyze_parallel(ordered, site=site, options=options, sequence_options=sequence_options,
+                                      sequences=sequences, workers=workers, dask=dask, spill_dir=spill_dir,
+                                      progress=progress)
+            if result is not None:
+                stats = result.stats
+        if result is None:
+            session = Session(options, site, sequence_options, sequences=sequences, stats=stats)
+            _fast_flows(ordered, session, progress)
+            result = session.finish()
     if stats.problems:
         if stats.records == 0 and len(stats.problems) == len(paths):
             raise _nothing_read(stats)
@@ -148,17 +164,27 @@ class Session:
         self.collector = MetadataCollector(self.stats, self.options.max_reassembly_bytes)
         self.activity = ActivityCollector(sequence_options or SequenceOptions()) if sequences else None
         self.icmp_parts: list[IcmpErrors] = []
+        self.tap = None     # scale/partial.py: called with (buf, packets, joined, clock before the chunk)
 
     def add(self, raw: RawBatch) -> None:
         """One chunk of capture records, in capture order after the chunks before it."""
         packets, errors = decode_chunk(raw, self.stats)
-        joined = self.table.add(packets)
-        self.collector.add(raw.buf, packets, joined.uid, joined.rank)
+        now = self.table.now
+        joined = self.add_packets(raw.buf, packets)
+        if self.tap is not None:
+            self.tap(raw.buf, packets, joined, now)
+        if len(errors):
+            self.icmp_parts.append(errors)
+
+    def add_packets(self, buf: np.ndarray, packets: PacketBatch, clock: np.ndarray | None = None) -> PacketFlows:
+        """Decoded packets (payloads in `buf`): the flow table, metadata and activity. `clock`
+        is given when the packets are only some of the capture's (see FlowTable.add)."""
+        joined = self.table.add(packets, clock)
+        self.collector.add(buf, packets, joined.uid, joined.rank)
         hellos = self.collector.take_hellos()
         if self.activity is not None:
             self.activity.add(packets, joined.uid, self.collector.flows, self.table.open["uid"], hellos)
-        if len(errors):
-            self.icmp_parts.append(errors)
+        return joined
 
     def snapshot(self) -> Result:
         """What was read so far; open flows are reported as they stand and stay open, and

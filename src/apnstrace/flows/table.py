@@ -49,18 +49,18 @@ class FlowTable:
         self.next_uid = 0
 
     # -- public -------------------------------------------------------------------------
-    def add(self, pk: PacketBatch) -> PacketFlows:
-        """Add a chunk of packets; say which flow each joined and its data-segment rank."""
+    def add(self, pk: PacketBatch, clock: np.ndarray | None = None) -> PacketFlows:
+        """Add a chunk of packets; say which flow each joined and its data-segment rank.
+
+        `clock` (optional): the capture clock before each frame, when the chunk holds only some
+        of the capture's frames (scale/merge.py replays the flows that cross file boundaries)."""
         if len(pk) == 0:
             return PacketFlows(np.empty(0, np.int64), np.empty(0, np.int64))
         h = key_hash(pk.a_hi, pk.a_lo, pk.b_hi, pk.b_lo, pk.port_a, pk.port_b, pk.proto)
         codes, uniques = pd.factorize(h)
         order = stable_order(codes, len(uniques))        # by key, capture order within a key
-        # The capture clock before each frame: the latest timestamp seen earlier in the capture.
-        clock = np.empty(len(pk))
-        clock[0] = self.now
-        np.maximum.accumulate(pk.ts[:-1], out=clock[1:])
-        np.maximum(clock, self.now, out=clock)
+        if clock is None:
+            clock = frame_clock(pk.ts, self.now)
         uid, rank = self._add_sorted(pk, h, codes[order], order, clock[order])
         self.now = max(self.now, float(np.max(pk.ts)))
         self._expire()
@@ -71,12 +71,17 @@ class FlowTable:
 
     def finish(self) -> pd.DataFrame:
         """Close every open flow; return all flows as the ordered `flows` frame."""
+        return assemble(self.finish_pieces())
+
+    def finish_pieces(self) -> list[pd.DataFrame]:
+        """Close every open flow; return the flows as unordered pieces (finalize.assemble orders
+        them; scale/merge.py assembles the pieces of many files at once)."""
         self._retire(self.open)
         self.open = P.empty()
         self.index = pd.Index(np.empty(0, np.uint64))
         self._to_rows()
         pieces, self.pieces = self.pieces, []
-        return assemble(pieces)
+        return pieces
 
     def snapshot(self) -> pd.DataFrame:
         """All flows so far as the `flows` frame, open ones as they stand, without closing them:
@@ -347,6 +352,16 @@ class FlowTable:
             if not np.array_equal(col[name][rows], self.open[name][sidx]):
                 raise EngineError("two flow keys share a 64-bit hash in this capture; "
                                   "rerun with --engine scapy and please report it")
+
+
+def frame_clock(ts: np.ndarray, now: float) -> np.ndarray:
+    """The capture clock before each frame: the latest timestamp seen earlier in the capture."""
+    clock = np.empty(len(ts))
+    if len(ts):
+        clock[0] = now
+        np.maximum.accumulate(ts[:-1], out=clock[1:])
+        np.maximum(clock, now, out=clock)
+    return clock
 
 
 def _run_starts(sorted_values: np.ndarray) -> np.ndarray:

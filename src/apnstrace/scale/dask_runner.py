@@ -1,0 +1,46 @@
+"""The per-file tasks on a dask.distributed cluster (`--dask ADDRESS`, or `--dask local`)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..errors import InputError
+from .partial import FilePartial, run_file
+
+
+def run_on_dask(args: list[tuple], address: str, workers: int,
+                progress: Callable[[int], None] | None = None) -> list[FilePartial]:
+    """Submit run_file for each file; gather the partials as they finish.
+
+    "local" starts a LocalCluster of `workers` single-threaded processes on loopback (closed
+    afterwards). Any other value is a scheduler address; its workers must be able to read the
+    capture paths and write the spill folder (shared storage, docs/scale.md)."""
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise InputError("--dask needs dask.distributed: pip install 'apnstrace[scale]'") from None
+    cluster = None
+    if address == "local":
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               host="127.0.0.1", dashboard_address=None)
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(address, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    try:
+        # pure=False: a file is read again if it is submitted again (it may have grown).
+        futures = [client.submit(run_file, *a, pure=False, key=f"apnstrace-file-{a[0]}-{a[1]}") for a in args]
+        parts, done = [], 0
+        for future in as_completed(futures):
+            part = future.result()
+            parts.append(part)
+            done += part.size
+            if progress is not None:
+                progress(done)
+            future.release()
+        return parts
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

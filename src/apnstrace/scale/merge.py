@@ -1,0 +1,234 @@
+"""Combine per-file partials into the Result a single Session over all files would give.
+
+1. Keys that may continue across a file boundary: a key seen in an earlier file whose first
+   frame here is within the idle timeout of its last frame there (a superset of the flows
+   the flow table would continue). Both files' packets of such a key are replayed.
+2. The replay: one Session fed, file by file in time order, the spilled packets of those keys
+   with the true capture clock. Per key, a Session's work does not depend on other keys'
+   packets except through the clock, so the replayed flows are exactly the sequential ones.
+3. Everything the workers found for replayed keys is dropped; the rest keeps its values under
+   uids moved past the earlier files'. Flows are ordered once (finalize.assemble), then the
+   stages after the flow table run once on the merged flows, as in a single-process run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..flows.finalize import UID, assemble
+from ..metadata import attach
+from ..metadata.collect import DnsRecords
+from ..options import FlowOptions, SequenceOptions
+from ..records import PacketBatch
+from ..sequences import Activity, ActivityCollector
+from ..site import Site
+from ..stats import RunStats
+from .partial import COLUMNS, FilePartial, load_rows
+
+log = logging.getLogger(__name__)
+REPLAY_ROWS = 1 << 20          # packets per replay batch
+PAD = 128                      # zero bytes after the replay payloads (decoders may over-read)
+ACTIVITY = tuple(f.name for f in dataclasses.fields(Activity))
+
+
+class NotMergeable(Exception):
+    """Time steps back across a file boundary by more than a timeout: run sequentially."""
+
+
+def replay_keys(parts: Sequence[FilePartial], options: FlowOptions) -> list[np.ndarray]:
+    """Per file: the flow keys whose packets in it are replayed."""
+    if len(parts) < 2:
+        return [np.empty(0, np.uint64) for _ in parts]
+    h = np.concatenate([p.keys["h"] for p in parts])
+    file = np.concatenate([np.full(len(p.keys["h"]), i) for i, p in enumerate(parts)])
+    proto = np.concatenate([p.keys["proto"] for p in parts])
+    first = np.concatenate([p.keys["first_ts"] for p in parts])
+    last = np.concatenate([p.keys["last_ts"] for p in parts])
+    order = np.lexsort((file, h))
+    h, file, proto, first, last = h[order], file[order], proto[order], first[order], last[order]
+    same = h[1:] == h[:-1]
+    timeout = np.where(proto[1:] == 6, options.tcp_timeout, options.udp_timeout)
+    joins = np.flatnonzero(same & (first[1:] - last[:-1] <= timeout))
+    replay = np.zeros(len(h), bool)
+    replay[joins] = True
+    replay[joins + 1] = True
+    return [h[replay & (file == i)] for i in range(len(parts))]
+
+
+def merge(parts: Sequence[FilePartial], options: FlowOptions, site: Site | None,
+          sequence_options: SequenceOptions | None, sequences: bool):
+    """The Result of the files as one capture (raises NotMergeable, see above)."""
+    from ..pipeline import Session, _icmp_frame, _result
+    parts = sorted(parts, key=lambda p: p.index)
+    _check_clock(parts, options)
+    keys = replay_keys(parts, options)
+    replay = Session(options, None, sequence_options, sequences=sequences, stats=RunStats())
+    marks = []                                     # replay's DNS/activity records after each file
+    floor = -np.inf                                # the capture clock when a file begins
+    for part, wanted in zip(parts, keys):
+        if wanted.size and part.spill is not None:
+            _replay_file(replay, part.spill, wanted, floor)
+        floor = max(floor, part.ts_max)
+        marks.append(_marks(replay))
+    replay.collector.finish()
+    marks[-1] = _marks(replay)                     # what finish() parsed belongs to the last file
+
+    base, pieces, metas = 0, [], {}
+    dns, failures, found, icmp = DnsRecords(), [], Activity(), []
+    stats = RunStats()
+    replay_base = sum(p.uids for p in parts)
+    replayed_uids = 0
+    before = _marks(None)
+    for part, wanted, mark in zip(parts, keys, marks):
+        dropped = _uids_of(part, wanted)
+        replayed_uids += len(dropped)
+        for piece in part.pieces:
+            keep = ~np.isin(piece[UID].to_numpy(), dropped)
+            piece = piece[keep] if not keep.all() else piece
+            piece[UID] = piece[UID].to_numpy() + base
+            pieces.append(piece)
+        metas.update((u + base, m) for u, m in part.metas.items() if not _dropped(u, dropped))
+        # DNS answers (no uid: a replayed DNS flow gives the same answers again, harmless to the
+        # name map) and failures, worker's then replay's, in time order within the file.
+        got = _dns_slice(replay.collector.dns, before, mark)
+        _extend_dns(dns, part.dns, got)
+        mine = [dataclasses.replace(f, uid=f.uid + base) for f in part.dns.failures if not _dropped(f.uid, dropped)]
+        theirs = [dataclasses.replace(f, uid=f.uid + replay_base) for f in got.failures]
+        failures.extend(sorted(mine + theirs, key=lambda f: f.ts))
+        _extend_activity(found, part.activity, dropped, base)
+        if replay.activity is not None:
+            _extend_activity(found, _activity_slice(replay.activity.found, before, mark), np.empty(0, np.int64),
+                             replay_base)
+        icmp.extend(part.icmp)
+        _add_stats(stats, part.stats)
+        base += part.uids
+        before = mark
+    replay_pieces = replay.table.finish_pieces()
+    for piece in replay_pieces:
+        piece[UID] = piece[UID].to_numpy() + replay_base
+    pieces.extend(replay_pieces)
+    metas.update((u + replay_base, m) for u, m in replay.collector.flows.items())
+    dns.failures = failures
+    log.info("merged %d files: %d flow keys replayed across boundaries (%d worker flows redone)",
+             len(parts), int(sum(len(k) for k in keys)), replayed_uids)
+    if stats.limits.get("flows_expired_at_limit") or sum(p.open_at_end for p in parts) > options.max_open_flows:
+        warnings.warn("the open-flow limit may have been reached: a parallel run can then differ from a "
+                      "single-process one (docs/scale.md)", stacklevel=2)
+    collected = _Collected(metas, dns)
+    flows = attach(assemble(pieces), collected)
+    activity = None
+    if sequences:
+        activity = ActivityCollector(sequence_options or SequenceOptions())
+        activity.found = found
+    return _result(flows, _icmp_frame(icmp), dns.failures, activity, site, options, stats)
+
+
+@dataclasses.dataclass
+class _Collected:
+    """What attach() reads from a MetadataCollector."""
+
+    flows: dict
+    dns: DnsRecords
+
+
+def _check_clock(parts: Sequence[FilePartial], options: FlowOptions) -> None:
+    latest = -np.inf
+    for part in parts:
+        if latest - part.ts_min > min(options.tcp_timeout, options.udp_timeout):
+            raise NotMergeable(f"{part.path}: frames {latest - part.ts_min:.0f} s older than the file before")
+        latest = max(latest, part.ts_max)
+
+
+def _replay_file(session, folder: str, wanted: np.ndarray, clock_floor: float) -> None:
+    cols, payload = load_rows(folder, wanted)
+    n = len(cols["ts"])
+    for start in range(0, n, REPLAY_ROWS):
+        rows = slice(start, min(n, start + REPLAY_ROWS))
+        cap = cols["payload_cap"][rows]
+        off = cols["payload_off"][rows]
+        kept = cap > 0
+        # This batch's payloads, laid out one after the other (then zero padding).
+        local = np.zeros(len(cap), np.int64)
+        local[kept] = np.cumsum(cap[kept]) - cap[kept]
+        total = int(cap.sum())
+        buf = np.zeros(total + PAD, np.uint8)
+        if total:
+            src = np.repeat(off[kept] - local[kept], cap[kept]) + np.arange(total)
+            buf[:total] = payload[src]
+        batch = PacketBatch(**{name: np.asarray(cols[name][rows]) for name in COLUMNS},
+                            payload_off=local, payload_cap=np.asarray(cap))
+        clock = np.maximum(np.asarray(cols["clock"][rows]), clock_floor)
+        session.add_packets(buf, batch, clock)
+
+
+def _uids_of(part: FilePartial, wanted: np.ndarray) -> np.ndarray:
+    """The worker's uids of flows whose key is replayed."""
+    if not wanted.size or part.spill is None:
+        return np.empty(0, np.int64)
+    import os
+    h = np.load(os.path.join(part.spill, "h.npy"), mmap_mode="r")
+    uid = np.load(os.path.join(part.spill, "uid.npy"), mmap_mode="r")
+    return np.unique(np.asarray(uid)[np.isin(h, wanted)])
+
+
+def _dropped(uid: int, dropped: np.ndarray) -> bool:
+    if not dropped.size:
+        return False
+    at = np.searchsorted(dropped, uid)
+    return bool(at < len(dropped) and dropped[at] == uid)
+
+
+def _marks(session) -> dict:
+    if session is None:
+        return {"dns": 0, "failures": 0, **{name: 0 for name in ACTIVITY}}
+    dns = session.collector.dns
+    out = {"dns": len(dns.ts), "failures": len(dns.failures)}
+    found = session.activity.found if session.activity is not None else Activity()
+    out.update({name: len(getattr(found, name)) for name in ACTIVITY})
+    return out
+
+
+def _dns_slice(dns: DnsRecords, before: dict, mark: dict) -> DnsRecords:
+    a, b = before["dns"], mark["dns"]
+    return DnsRecords(dns.ts[a:b], dns.address[a:b], dns.name[a:b],
+                      dns.failures[before["failures"]: mark["failures"]])
+
+
+def _extend_dns(out: DnsRecords, mine: DnsRecords, theirs: DnsRecords) -> None:
+    ts = mine.ts + theirs.ts
+    order = np.argsort(np.asarray(ts, float), kind="stable") if ts else []
+    address, name = mine.address + theirs.address, mine.name + theirs.name
+    out.ts.extend(ts[i] for i in order)
+    out.address.extend(address[i] for i in order)
+    out.name.extend(name[i] for i in order)
+
+
+def _activity_slice(found: Activity, before: dict, mark: dict) -> Activity:
+    return Activity(**{name: getattr(found, name)[before[name]: mark[name]] for name in ACTIVITY})
+
+
+def _extend_activity(out: Activity, got: Activity, dropped: np.ndarray, base: int) -> None:
+    """Append `got`'s records (a list of arrays per column), minus dropped uids, uids moved by base."""
+    for prefix in ("start", "apns"):
+        names = [n for n in ACTIVITY if n.startswith(prefix + "_")]
+        for i, uid in enumerate(getattr(got, f"{prefix}_uid")):
+            keep = ~np.isin(uid, dropped) if dropped.size else np.ones(len(uid), bool)
+            for name in names:
+                values = getattr(got, name)[i][keep]
+                getattr(out, name).append(values + base if name.endswith("_uid") else values)
+
+
+def _add_stats(total: RunStats, part: RunStats) -> None:
+    total.files.extend(part.files)
+    total.records += part.records
+    total.packets_in_flows += part.packets_in_flows
+    total.icmp_errors += part.icmp_errors
+    total.skipped.update(part.skipped)
+    total.malformed.update(part.malformed)
+    total.problems.extend(part.problems)
+    total.limits.update(part.limits)

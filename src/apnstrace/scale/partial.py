@@ -1,0 +1,183 @@
+"""Per-file work: one Session over one capture file, and what the merge needs from it.
+
+A worker analyzes its file as if it were the whole capture. That is exact for every flow
+whose key does not continue across a file boundary. For the others the merge replays the
+key's packets through one sequential Session (merge.py), so the worker also keeps, in a spill
+folder, compact columns of every packet it read: what the flow table, the activity collector
+and the metadata collector read, with payload bytes only where the metadata collector could
+still look (docs/scale.md, "Why the merge is exact").
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import CaptureError
+from ..flows.keys import key_hash
+from ..flows.table import frame_clock
+from ..metadata.collect import DNS_PORTS, EARLY, MAX_SEGMENTS, DnsRecords, FlowMeta
+from ..metadata.dns_tcp import MAX_PAYLOADS as DNS_TCP_PAYLOADS
+from ..options import FlowOptions, SequenceOptions
+from ..reader import iter_batches
+from ..records import IcmpErrors, PacketBatch
+from ..sequences import Activity
+from ..stats import RunStats
+
+SYN, ACK = 0x02, 0x10
+TCP, UDP = 6, 17
+READ_RANK = max(EARLY, MAX_SEGMENTS)     # payloads the TLS/HTTP/QUIC readers look at per direction
+# Packet columns kept for a replay (PacketBatch fields but the payload position).
+COLUMNS = ("ts", "wire_len", "a_hi", "a_lo", "b_hi", "b_lo", "port_a", "port_b", "proto", "direction",
+           "tcp_flags", "seq", "payload_len", "vlan")
+SPILL = COLUMNS + ("clock", "h", "uid", "payload_off", "payload_cap")
+
+
+@dataclass
+class FilePartial:
+    """What one file gave: its flows and parser findings under file-local uids, a summary of
+    its flow keys, and where its packet columns were spilled."""
+
+    index: int                              # the file's place in time order
+    path: str
+    pieces: list[pd.DataFrame]              # finished flows, unordered (finalize.flows_piece rows)
+    metas: dict[int, FlowMeta]
+    dns: DnsRecords
+    activity: Activity
+    icmp: list[IcmpErrors]
+    stats: RunStats
+    uids: int                               # uids used: 0 .. uids-1
+    keys: dict[str, np.ndarray]             # per flow key: h, proto, first_ts, last_ts (capture order)
+    ts_min: float = np.inf                  # over TCP/UDP packets (the flow table's clock)
+    ts_max: float = -np.inf
+    spill: str | None = None
+    open_at_end: int = 0
+    size: int = 0                           # bytes of capture file
+
+
+@dataclass
+class _Keep:
+    """Packet columns of one file, a chunk at a time, and the per-uid facts deciding which
+    payloads are kept."""
+
+    parts: list[dict] = field(default_factory=list)
+    payloads: list[np.ndarray] = field(default_factory=list)
+    held: int = 0                           # payload bytes kept so far
+    count: int = 0
+    has_data: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    late_syn: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+
+    def add(self, buf: np.ndarray, pk: PacketBatch, joined, now: float) -> None:
+        n = len(pk)
+        if n == 0:
+            return
+        uid, rank = joined.uid, joined.rank
+        grow = int(uid.max()) + 1
+        if grow > len(self.has_data):
+            size = max(grow, 2 * len(self.has_data))
+            self.has_data = np.concatenate([self.has_data, np.zeros(size - len(self.has_data), bool)])
+            self.late_syn = np.concatenate([self.late_syn, np.zeros(size - len(self.late_syn), bool)])
+        data = pk.payload_len > 0
+        pure_syn = (pk.proto == TCP) & ((pk.tcp_flags & SYN) != 0) & ((pk.tcp_flags & ACK) == 0)
+        # A SYN after payload in the same flow may start a new flow in a replay, where the
+        # worker did not split: payload ranks restart there, so keep all that flow's payloads.
+        if pure_syn.any():
+            row = np.arange(n)
+            first_data = np.full(len(self.has_data), n, np.int64)
+            np.minimum.at(first_data, uid[data], row[data])
+            late = pure_syn & (self.has_data[uid] | (first_data[uid] < row))
+            self.late_syn[uid[late]] = True
+        self.has_data[uid[data]] = True
+        dns_udp = (pk.proto == UDP) & _port_in(pk, DNS_PORTS)
+        dns_tcp = (pk.proto == TCP) & _port_in(pk, (53,)) & (rank < DNS_TCP_PAYLOADS)
+        keep = (pk.payload_cap > 0) & ((rank < READ_RANK) | dns_udp | dns_tcp | self.late_syn[uid])
+        cap = np.where(keep, pk.payload_cap, 0)
+        off = np.zeros(n, np.int64)
+        off[keep] = self.held + np.cumsum(cap[keep]) - cap[keep]
+        total = int(cap.sum())
+        if total:
+            starts = np.repeat(pk.payload_off[keep] - (off[keep] - self.held), cap[keep])
+            self.payloads.append(np.asarray(buf)[starts + np.arange(total)])
+        self.held += total
+        cols = {name: getattr(pk, name) for name in COLUMNS}
+        cols["clock"] = frame_clock(pk.ts, now)
+        cols["h"] = key_hash(pk.a_hi, pk.a_lo, pk.b_hi, pk.b_lo, pk.port_a, pk.port_b, pk.proto)
+        cols["uid"] = uid
+        cols["payload_off"], cols["payload_cap"] = off, cap
+        self.parts.append(cols)
+        self.count += n
+
+    def joined(self) -> dict[str, np.ndarray]:
+        if not self.parts:
+            return {}
+        out = {name: np.concatenate([p[name] for p in self.parts]) for name in SPILL}
+        self.parts = []
+        return out
+
+
+def run_file(index: int, path: str, options: FlowOptions, sequence_options: SequenceOptions | None,
+             sequences: bool, spill_root: str | None) -> FilePartial:
+    """Analyze one file on its own (a worker task: only picklable arguments and result)."""
+    from ..pipeline import Session, _problem_of, _size
+    session = Session(options, None, sequence_options, sequences=sequences, stats=RunStats())
+    keep = _Keep()
+    session.tap = keep.add
+    try:
+        for raw in iter_batches(Path(path), session.stats, options.chunk_bytes, options.max_gzip_ratio):
+            session.add(raw)
+    except CaptureError as exc:
+        session.stats.problems.append(_problem_of(exc))
+    open_at_end = session.table.open_flows
+    session.collector.finish()
+    pieces = session.table.finish_pieces()
+    cols = keep.joined()
+    part = FilePartial(index=index, path=str(path), pieces=pieces, metas=session.collector.flows,
+                       dns=session.collector.dns,
+                       activity=session.activity.found if session.activity is not None else Activity(),
+                       icmp=session.icmp_parts, stats=session.stats, uids=session.table.next_uid,
+                       keys=_key_summary(cols), open_at_end=open_at_end, size=_size(Path(path)))
+    if cols:
+        part.ts_min, part.ts_max = float(cols["ts"].min()), float(cols["ts"].max())
+        if spill_root is not None:
+            folder = Path(spill_root) / f"file-{index:06d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, values in cols.items():
+                np.save(folder / f"{name}.npy", values)
+            payload = np.concatenate(keep.payloads) if keep.payloads else np.zeros(0, np.uint8)
+            np.save(folder / "payload.npy", payload)
+            part.spill = str(folder)
+    return part
+
+
+def _key_summary(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per flow key of the file: its hash, protocol, first and last frame time (capture order)."""
+    if not cols:
+        return {"h": np.empty(0, np.uint64), "proto": np.empty(0, np.int64),
+                "first_ts": np.empty(0), "last_ts": np.empty(0)}
+    h = cols["h"]
+    codes, uniques = pd.factorize(h)
+    first = np.full(len(uniques), len(h), np.int64)
+    np.minimum.at(first, codes, np.arange(len(h)))
+    last = np.zeros(len(uniques), np.int64)
+    np.maximum.at(last, codes, np.arange(len(h)))
+    return {"h": np.asarray(uniques, np.uint64), "proto": cols["proto"][first],
+            "first_ts": cols["ts"][first], "last_ts": cols["ts"][last]}
+
+
+def load_rows(folder: str, keys: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The spilled packet columns of the given flow keys (capture order) and the payload bytes."""
+    h = np.load(os.path.join(folder, "h.npy"), mmap_mode="r")
+    rows = np.flatnonzero(np.isin(h, keys))
+    cols = {name: np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r")[rows] for name in SPILL}
+    payload = np.load(os.path.join(folder, "payload.npy"), mmap_mode="r")
+    return cols, payload
+
+
+def _port_in(pk: PacketBatch, ports) -> np.ndarray:
+    out = np.zeros(len(pk), bool)
+    for port in ports:
+        out |= (pk.port_a == port) | (pk.port_b == port)
+    return out

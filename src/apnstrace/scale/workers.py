@@ -1,0 +1,69 @@
+"""Run the per-file work in parallel (local processes, or a Dask cluster) and merge it."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_all_start_methods, get_context
+from pathlib import Path
+
+from ..options import FlowOptions, SequenceOptions
+from ..site import Site
+from .merge import NotMergeable, merge
+from .partial import FilePartial, run_file
+
+Progress = Callable[[int], None]
+
+
+def default_workers() -> int:
+    """The number of cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:          # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def analyze_parallel(paths: Sequence[Path], *, site: Site | None, options: FlowOptions,
+                     sequence_options: SequenceOptions | None, sequences: bool, workers: int = 0,
+                     dask: str | None = None, spill_dir: str | os.PathLike | None = None,
+                     progress: Progress | None = None):
+    """Files already in time order -> the same Result as pipeline.Session over all of them.
+
+    `dask`: a scheduler address ("tcp://host:8786") or "local" (a LocalCluster of `workers`
+    processes). `spill_dir`: where workers leave their packet columns for the merge; on a
+    cluster it must be storage every worker and this process share (docs/scale.md).
+    """
+    own_spill = spill_dir is None
+    root = Path(tempfile.mkdtemp(prefix="apnstrace-spill-", dir=None if own_spill else spill_dir))
+    try:
+        args = [(i, str(p), options, sequence_options, sequences, str(root)) for i, p in enumerate(paths)]
+        if dask is not None:
+            from .dask_runner import run_on_dask
+            parts = run_on_dask(args, dask, workers or default_workers(), progress)
+        else:
+            parts = _run_local(args, workers or default_workers(), progress)
+        try:
+            return merge(parts, options, site, sequence_options, sequences)
+        except NotMergeable as why:
+            warnings.warn(f"{why}: read sequentially instead", stacklevel=2)
+            return None
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _run_local(args: list[tuple], workers: int, progress: Progress | None) -> list[FilePartial]:
+    parts, done = [], 0
+    # fork where there is one: a script or notebook calling analyze() needs no __main__ guard.
+    context = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(args)), mp_context=context) as pool:
+        futures = [pool.submit(run_file, *a) for a in args]
+        for future in as_completed(futures):
+            part = future.result()
+            parts.append(part)
+            done += part.size
+            if progress is not None:
+                progress(done)
+    return parts
