@@ -67,7 +67,8 @@ def _run(captures: tuple[str, ...], engine: str, tcp_timeout: float, udp_timeout
         site = _site(site_file, mdm_hosts)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")     # problems are printed once, by _finish
-            result = _with_progress(captures, engine, options, site, matching, sequences)
+            scale = {name: click.get_current_context().meta.get(name) for name in ("workers", "dask", "spill_dir")}
+            result = _with_progress(captures, engine, options, site, matching, sequences, **scale)
         meta = click.get_current_context().meta
         if meta.get("anonymize") or meta.get("anonymize_key"):
             result = result.anonymized(key=meta.get("anonymize_key"), site=site)
@@ -75,18 +76,19 @@ def _run(captures: tuple[str, ...], engine: str, tcp_timeout: float, udp_timeout
 
 
 def _with_progress(captures: tuple[str, ...], engine: str, options: FlowOptions, site: Site | None,
-                   matching: SequenceOptions, sequences: bool) -> Result:
+                   matching: SequenceOptions, sequences: bool, **scale) -> Result:
     paths = [Path(c) for c in captures]
+    scale = {k: v for k, v in scale.items() if v is not None}
     if not sys.stderr.isatty():
         return run_analysis(paths, site=site, engine=engine, options=options, sequence_options=matching,
-                            sequences=sequences)
+                            sequences=sequences, **scale)
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
     total = sum(p.stat().st_size for p in paths if p.is_file())
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                   TimeRemainingColumn(), transient=True) as bar:
         task = bar.add_task("reading captures", total=total or None)
         return run_analysis(paths, site=site, engine=engine, options=options, sequence_options=matching,
-                            sequences=sequences, progress=lambda done: bar.update(task, completed=done))
+                            sequences=sequences, progress=lambda done: bar.update(task, completed=done), **scale)
 
 
 def _finish(result: Result) -> None:
@@ -130,7 +132,20 @@ def anonymize_options(fn):
     return fn
 
 
+def scale_options(fn):
+    """docs/scale.md: files in parallel processes or on a Dask cluster; the result is the same."""
+    fn = click.option("--spill-dir", type=click.Path(file_okay=False), default=None, expose_value=False,
+                      callback=_to_meta, help="Where workers leave packet columns for the merge "
+                      "(default: a temporary folder; with --dask ADDRESS: storage all workers share).")(fn)
+    fn = click.option("--dask", metavar="ADDRESS", default=None, expose_value=False, callback=_to_meta,
+                      help="Run the per-file work on a Dask scheduler (tcp://host:8786), or 'local'.")(fn)
+    fn = click.option("--workers", type=click.IntRange(min=0), default=0, expose_value=False, callback=_to_meta,
+                      help="Processes reading files in parallel (0: one per core; 1: one process).")(fn)
+    return fn
+
+
 def common_options(fn):
+    fn = scale_options(fn)
     fn = anonymize_options(fn)
     fn = limit_options(fn)
     fn = click.option("--site", "site_file", type=click.Path(dir_okay=False),
@@ -205,10 +220,15 @@ def sequence_options(fn):
 @click.option("--fail-on-blocked", is_flag=True,
               help="Exit 1 when APNs or MDM traffic was blocked (for scripted health checks).")
 @click.option("--limit", type=int, default=10, show_default=True, help="Rows of each table printed (0: all).")
+@click.option("--dataset", type=click.Path(file_okay=False), default=None,
+              help="Also append the flows to this Parquet dataset, partitioned by date (docs/scale.md); "
+                   "with --dask: <report folder>/flows-dataset unless given.")
+@click.option("--run", "run_label", default=None, metavar="LABEL",
+              help="Label of this result in the dataset (default: a random one).")
 @sequence_options
 @common_options
-def analyze(captures, folder, fail_on_blocked, limit, window_s, keepalive_window_s, engine, tcp_timeout,
-                    udp_timeout, site_file, mdm_hosts) -> None:
+def analyze(captures, folder, fail_on_blocked, limit, dataset, run_label, window_s, keepalive_window_s, engine,
+            tcp_timeout, udp_timeout, site_file, mdm_hosts) -> None:
     """The main job: verdicts, blocked traffic, push -> check-in sequences, timing and charts,
     written as a report folder (report.html, CSV/Parquet tables, summary.json, charts/)."""
     if engine != "fast":
@@ -221,6 +241,12 @@ def analyze(captures, folder, fail_on_blocked, limit, window_s, keepalive_window
         written = write_report(result, out)
         print_analysis(result, limit)
         click.echo(f"Report: {written['report.html']}  ({len(written)} files in {out})")
+        if dataset is None and click.get_current_context().meta.get("dask"):
+            dataset = str(out / "flows-dataset")
+        if dataset is not None:
+            from .scale.dataset import write_flows
+            label = write_flows(result.flows, dataset, run=run_label)
+            click.echo(f"Flows dataset: {dataset} (run {label})")
     _finish(result)
     if fail_on_blocked and blocked_apns_or_mdm(result):
         sys.exit(1)
