@@ -28,7 +28,7 @@ from ..records import PacketBatch
 from ..sequences import Activity, ActivityCollector
 from ..site import Site
 from ..stats import RunStats
-from .partial import COLUMNS, FilePartial, load_rows
+from .partial import COLUMNS, FilePartial, load_rows, spilled_uids
 
 log = logging.getLogger(__name__)
 REPLAY_ROWS = 1 << 20          # packets per replay batch
@@ -170,10 +170,7 @@ def _uids_of(part: FilePartial, wanted: np.ndarray) -> np.ndarray:
     """The worker's uids of flows whose key is replayed."""
     if not wanted.size or part.spill is None:
         return np.empty(0, np.int64)
-    import os
-    h = np.load(os.path.join(part.spill, "h.npy"), mmap_mode="r")
-    uid = np.load(os.path.join(part.spill, "uid.npy"), mmap_mode="r")
-    return np.unique(np.asarray(uid)[np.isin(h, wanted)])
+    return spilled_uids(part.spill, wanted)
 
 
 def _dropped(uid: int, dropped: np.ndarray) -> bool:

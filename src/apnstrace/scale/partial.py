@@ -23,6 +23,7 @@ from ..metadata.collect import DNS_PORTS, EARLY, MAX_SEGMENTS, DnsRecords, FlowM
 from ..metadata.dns_tcp import MAX_PAYLOADS as DNS_TCP_PAYLOADS
 from ..options import FlowOptions, SequenceOptions
 from ..reader import iter_batches
+from ..reader.walk import njit
 from ..records import IcmpErrors, PacketBatch
 from ..sequences import Activity
 from ..stats import RunStats
@@ -33,7 +34,11 @@ READ_RANK = max(EARLY, MAX_SEGMENTS)     # payloads the TLS/HTTP/QUIC readers lo
 # Packet columns kept for a replay (PacketBatch fields but the payload position).
 COLUMNS = ("ts", "wire_len", "a_hi", "a_lo", "b_hi", "b_lo", "port_a", "port_b", "proto", "direction",
            "tcp_flags", "seq", "payload_len", "vlan")
-SPILL = COLUMNS + ("clock", "h", "uid", "payload_off", "payload_cap")
+KEY = ("a_hi", "a_lo", "b_hi", "b_lo", "port_a", "port_b", "proto")      # spilled once per flow key
+# Spilled per packet, as compact types (PacketBatch types come back in load_rows).
+PACKED = {"ts": np.float64, "clock": np.float64, "wire_len": np.uint32, "direction": np.int8,
+          "tcp_flags": np.uint8, "seq": np.int64, "payload_len": np.int32, "vlan": np.int16,
+          "uid": np.int64, "payload_off": np.int64, "payload_cap": np.int32}
 
 
 @dataclass
@@ -85,10 +90,11 @@ class _Keep:
         # A SYN after payload in the same flow may start a new flow in a replay, where the
         # worker did not split: payload ranks restart there, so keep all that flow's payloads.
         if pure_syn.any():
-            row = np.arange(n)
+            row = np.flatnonzero(data)
             first_data = np.full(len(self.has_data), n, np.int64)
-            np.minimum.at(first_data, uid[data], row[data])
-            late = pure_syn & (self.has_data[uid] | (first_data[uid] < row))
+            first_data[uid[row[::-1]]] = row[::-1]       # repeated indices: the last assignment wins
+            syn = np.flatnonzero(pure_syn)
+            late = syn[self.has_data[uid[syn]] | (first_data[uid[syn]] < syn)]
             self.late_syn[uid[late]] = True
         self.has_data[uid[data]] = True
         dns_udp = (pk.proto == UDP) & _port_in(pk, DNS_PORTS)
@@ -99,21 +105,20 @@ class _Keep:
         off[keep] = self.held + np.cumsum(cap[keep]) - cap[keep]
         total = int(cap.sum())
         if total:
-            starts = np.repeat(pk.payload_off[keep] - (off[keep] - self.held), cap[keep])
-            self.payloads.append(np.asarray(buf)[starts + np.arange(total)])
+            self.payloads.append(_gather(np.asarray(buf), pk.payload_off[keep], cap[keep]))
         self.held += total
-        cols = {name: getattr(pk, name) for name in COLUMNS}
-        cols["clock"] = frame_clock(pk.ts, now)
-        cols["h"] = key_hash(pk.a_hi, pk.a_lo, pk.b_hi, pk.b_lo, pk.port_a, pk.port_b, pk.proto)
-        cols["uid"] = uid
-        cols["payload_off"], cols["payload_cap"] = off, cap
+        h = key_hash(pk.a_hi, pk.a_lo, pk.b_hi, pk.b_lo, pk.port_a, pk.port_b, pk.proto)
+        cols = {"h": h, "clock": frame_clock(pk.ts, now), "uid": uid, "payload_off": off, "payload_cap": cap}
+        cols.update((name, getattr(pk, name)) for name in COLUMNS if name not in cols)
+        cols = {name: (v if name in KEY else v.astype(PACKED[name], copy=False) if name in PACKED else v)
+                for name, v in cols.items()}
         self.parts.append(cols)
         self.count += n
 
     def joined(self) -> dict[str, np.ndarray]:
         if not self.parts:
             return {}
-        out = {name: np.concatenate([p[name] for p in self.parts]) for name in SPILL}
+        out = {name: np.concatenate([p[name] for p in self.parts]) for name in self.parts[0]}
         self.parts = []
         return out
 
@@ -142,14 +147,24 @@ def run_file(index: int, path: str, options: FlowOptions, sequence_options: Sequ
     if cols:
         part.ts_min, part.ts_max = float(cols["ts"].min()), float(cols["ts"].max())
         if spill_root is not None:
-            folder = Path(spill_root) / f"file-{index:06d}"
-            folder.mkdir(parents=True, exist_ok=True)
-            for name, values in cols.items():
-                np.save(folder / f"{name}.npy", values)
-            payload = np.concatenate(keep.payloads) if keep.payloads else np.zeros(0, np.uint8)
-            np.save(folder / "payload.npy", payload)
-            part.spill = str(folder)
+            part.spill = _spill(Path(spill_root) / f"file-{index:06d}", cols, keep.payloads)
     return part
+
+
+def _spill(folder: Path, cols: dict[str, np.ndarray], payloads: list[np.ndarray]) -> str:
+    """Packet columns as .npy files: key columns once per flow key, the rest per packet."""
+    folder.mkdir(parents=True, exist_ok=True)
+    code, uniques = pd.factorize(cols["h"])
+    first = np.empty(len(uniques), np.int64)
+    first[code[::-1]] = np.arange(len(code))[::-1]
+    np.save(folder / "key_h.npy", np.asarray(uniques, np.uint64))
+    for name in KEY:
+        np.save(folder / f"key_{name}.npy", cols[name][first])
+    np.save(folder / "code.npy", code.astype(np.int32))
+    for name in PACKED:
+        np.save(folder / f"{name}.npy", cols[name])
+    np.save(folder / "payload.npy", np.concatenate(payloads) if payloads else np.zeros(0, np.uint8))
+    return str(folder)
 
 
 def _key_summary(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -159,21 +174,51 @@ def _key_summary(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
                 "first_ts": np.empty(0), "last_ts": np.empty(0)}
     h = cols["h"]
     codes, uniques = pd.factorize(h)
-    first = np.full(len(uniques), len(h), np.int64)
-    np.minimum.at(first, codes, np.arange(len(h)))
-    last = np.zeros(len(uniques), np.int64)
-    np.maximum.at(last, codes, np.arange(len(h)))
+    rows = np.arange(len(h))
+    first = np.empty(len(uniques), np.int64)
+    first[codes[::-1]] = rows[::-1]              # repeated indices: the last assignment wins
+    last = np.empty(len(uniques), np.int64)
+    last[codes] = rows
     return {"h": np.asarray(uniques, np.uint64), "proto": cols["proto"][first],
             "first_ts": cols["ts"][first], "last_ts": cols["ts"][last]}
 
 
 def load_rows(folder: str, keys: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The spilled packet columns of the given flow keys (capture order) and the payload bytes."""
-    h = np.load(os.path.join(folder, "h.npy"), mmap_mode="r")
-    rows = np.flatnonzero(np.isin(h, keys))
-    cols = {name: np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r")[rows] for name in SPILL}
+    """The spilled packets of the given flow keys (capture order), as PacketBatch columns plus
+    clock, uid and payload position, and the file's kept payload bytes."""
+    rows, code = _rows_of(folder, keys)
+    cols = {name: np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r")[rows] for name in PACKED}
+    for name in KEY:
+        cols[name] = np.load(os.path.join(folder, f"key_{name}.npy"))[code]
+    for name in ("wire_len", "tcp_flags", "payload_len", "vlan", "payload_cap"):
+        cols[name] = cols[name].astype(np.int64)
     payload = np.load(os.path.join(folder, "payload.npy"), mmap_mode="r")
     return cols, payload
+
+
+def spilled_uids(folder: str, keys: np.ndarray) -> np.ndarray:
+    """The worker's uids of the flows of these keys (sorted)."""
+    rows, _ = _rows_of(folder, keys)
+    return np.unique(np.load(os.path.join(folder, "uid.npy"), mmap_mode="r")[rows])
+
+
+def _rows_of(folder: str, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    wanted = np.isin(np.load(os.path.join(folder, "key_h.npy")), keys)
+    code = np.load(os.path.join(folder, "code.npy"), mmap_mode="r")
+    rows = np.flatnonzero(wanted[code])
+    return rows, np.asarray(code[rows])
+
+
+@njit(cache=True)
+def _gather(buf, start, length):
+    """The bytes of ranges of `buf`, one after the other (the payloads a replay may read)."""
+    out = np.empty(length.sum(), np.uint8)
+    at = 0
+    for k in range(len(start)):
+        n = length[k]
+        out[at: at + n] = buf[start[k]: start[k] + n]
+        at += n
+    return out
 
 
 def _port_in(pk: PacketBatch, ports) -> np.ndarray:
