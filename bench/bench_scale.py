@@ -8,13 +8,16 @@ Cuts the capture into --files rotated files with `editcap -c` (in --split-dir), 
   workers  analyze(parts, workers=N)   (N = --workers, default 2)
   dask     analyze(parts, dask="local", workers=N)
 and prints, per mode, wall time, packets/s, packets/s per core, peak RSS of the process tree
-(sampled), and whether flows, sequences, blocked, timing and courier equal the reference's
+(sampled), CPU seconds of the process tree (wall time on a shared machine depends on the other
+load; the 1-minute load average is printed with each row), and whether flows, sequences, blocked, timing and courier equal the reference's
 (every column, every row, flow_id order included).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import subprocess
 import sys
 import threading
@@ -73,12 +76,18 @@ def split(capture: Path, files: int, folder: Path) -> list[Path]:
     return sorted(folder.glob("part_*.pcap"))
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (user + system)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def run(label: str, paths, **kwargs):
     with PeakRss() as rss:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         result = apnstrace.analyze(paths, **kwargs)
-        wall = time.perf_counter() - start
-    return result, wall, rss.peak
+        wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    return result, wall, cpu, rss.peak
 
 
 def same(a, b) -> dict[str, bool]:
@@ -109,20 +118,22 @@ def main() -> None:
     ref, rows = None, []
     for mode in modes:
         if mode == "single":
-            res, wall, peak = run(mode, parts if args.single_on_parts else [args.capture], workers=1)
+            res, wall, cpu, peak = run(mode, parts if args.single_on_parts else [args.capture], workers=1)
             cores = 1
         elif mode == "workers":
-            res, wall, peak = run(mode, parts, workers=args.workers)
+            res, wall, cpu, peak = run(mode, parts, workers=args.workers)
             cores = args.workers
         elif mode == "dask":
-            res, wall, peak = run(mode, parts, workers=args.workers, dask="local")
+            res, wall, cpu, peak = run(mode, parts, workers=args.workers, dask="local")
             cores = args.workers
         else:
             raise SystemExit(f"unknown mode {mode}")
         packets = res.stats.records
         row = {"mode": mode, "files": 1 if mode == "single" and not args.single_on_parts else len(parts),
                "wall_s": round(wall, 2), "packets": packets, "pkts_per_s": round(packets / wall),
-               "pkts_per_s_per_core": round(packets / wall / cores), "peak_rss_mb": round(peak / 2**20),
+               "pkts_per_s_per_core": round(packets / wall / cores), "cpu_s": round(cpu, 1),
+               "pkts_per_cpu_s": round(packets / cpu) if cpu else None, "load_avg_1m": os.getloadavg()[0],
+               "peak_rss_mb": round(peak / 2**20),
                "flows": len(res.flows), "sequences": len(res.sequences)}
         if ref is None:
             ref, ref_wall = res, wall
