@@ -100,3 +100,72 @@ def test_cli_workers_and_dataset(tmp_path: Path, cli_runner=None) -> None:
     assert "Flows dataset:" in result.output
     flows = read_flows(data)
     assert len(flows) == len(apnstrace.analyze(ROTATED).flows)
+
+
+def _hello_record(sni: str) -> bytes:
+    from unit.test_parse_quic import client_hello
+    hs = client_hello(sni, ("apns-security-v3",), pad=300)
+    return b"\x16\x03\x01" + len(hs).to_bytes(2, "big") + hs
+
+
+def _dns_answer(name: str, addr: str) -> bytes:
+    import ipaddress
+    import struct
+    q = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\x00" + struct.pack("!HH", 1, 1)
+    answer = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + ipaddress.ip_address(addr).packed
+    return struct.pack("!HHHHHH", 0x1234, 0x8180, 1, 1, 0, 0) + q + answer
+
+
+def test_flows_cut_at_every_boundary_kind_merge_exactly(tmp_path: Path, caplog) -> None:
+    """A ClientHello split across two files, a port reused after FIN (new flow in the next
+    file), a SYN after payload, a DNS answer in the next file naming a later flow's server:
+    every cut point gives the single-process result."""
+    from conftest import T0_NS, ether, ip4, pcap, tcp, udp, write
+    C, S, S2, R = "10.0.0.5", "17.57.144.10", "192.0.2.80", "10.0.0.1"
+    hello = _hello_record("1-courier.push.apple.com")
+    ms = 1_000_000
+    frames = []
+
+    def at(t_ms: float, frame: bytes) -> None:
+        frames.append((T0_NS + int(t_ms * ms), ether(frame)))
+
+    # Courier: handshake, hello in two segments, server data, keep-alives.
+    at(0, ip4(C, S, 6, tcp(50000, 5223, "S", seq=100)))
+    at(20, ip4(S, C, 6, tcp(5223, 50000, "SA", seq=900, ack=101)))
+    at(21, ip4(C, S, 6, tcp(50000, 5223, "A", seq=101, ack=901)))
+    at(22, ip4(C, S, 6, tcp(50000, 5223, "PA", seq=101, ack=901, payload=hello[:200])))
+    at(23, ip4(C, S, 6, tcp(50000, 5223, "PA", seq=301, ack=901, payload=hello[200:])))
+    for i in range(12):
+        at(40 + 900 * i, ip4(S, C, 6, tcp(5223, 50000, "PA", seq=901 + 50 * i, ack=101 + len(hello),
+                                           payload=bytes(50))))
+        at(60 + 900 * i, ip4(C, S, 6, tcp(50000, 5223, "PA", seq=101 + len(hello) + 10 * i, ack=951 + 50 * i,
+                                           payload=bytes(10))))
+    # A connection closed with FIN both ways, then the same ports again (a new flow).
+    for base, seq in ((100, 1000), (5000, 7000)):
+        at(base, ip4(C, S2, 6, tcp(50001, 443, "S", seq=seq)))
+        at(base + 5, ip4(S2, C, 6, tcp(443, 50001, "SA", seq=1, ack=seq + 1)))
+        at(base + 6, ip4(C, S2, 6, tcp(50001, 443, "PA", seq=seq + 1, ack=2, payload=b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")))
+        at(base + 30, ip4(S2, C, 6, tcp(443, 50001, "PA", seq=2, ack=seq + 30, payload=b"HTTP/1.1 200 OK\r\n\r\n")))
+        at(base + 40, ip4(C, S2, 6, tcp(50001, 443, "FA", seq=seq + 30, ack=21)))
+        at(base + 45, ip4(S2, C, 6, tcp(443, 50001, "FA", seq=21, ack=seq + 31)))
+    # Payload, then a SYN on the same ports (not closed: no new flow), then TLS.
+    at(200, ip4(C, S2, 6, tcp(50002, 8443, "PA", seq=5, payload=b"hello")))
+    at(6000, ip4(C, S2, 6, tcp(50002, 8443, "S", seq=50)))
+    at(6001, ip4(C, S2, 6, tcp(50002, 8443, "PA", seq=51, payload=_hello_record("mdm.example.com"))))
+    # DNS: query early, answer later; a flow to the answered address after it.
+    at(300, ip4(C, R, 17, udp(53000, 53, _dns_answer("cdn.example.net", "198.51.100.7")[:12])))
+    at(7000, ip4(R, C, 17, udp(53, 53000, _dns_answer("cdn.example.net", "198.51.100.7"))))
+    at(7100, ip4(C, "198.51.100.7", 6, tcp(50003, 443, "S", seq=1)))
+    frames.sort(key=lambda f: f[0])
+    whole = write(tmp_path / "whole.pcap", pcap(frames))
+    expected = apnstrace.analyze(whole)
+    assert len(expected.flows) >= 6 and expected.flows["sni"].notna().sum() == 2
+    for cut in range(1, len(frames)):
+        a = write(tmp_path / f"a{cut}.pcap", pcap(frames[:cut]))
+        b = write(tmp_path / f"b{cut}.pcap", pcap(frames[cut:]))
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="apnstrace.scale.merge"):
+            got = apnstrace.analyze([b, a], workers=2)
+        replayed(caplog)
+        for table in ("flows", "sequences", "blocked", "timing", "courier"):
+            pd.testing.assert_frame_equal(getattr(got, table), getattr(expected, table), obj=f"cut {cut}: {table}")

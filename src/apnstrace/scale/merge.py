@@ -92,12 +92,13 @@ def merge(parts: Sequence[FilePartial], options: FlowOptions, site: Site | None,
             piece = piece[keep] if not keep.all() else piece
             piece[UID] = piece[UID].to_numpy() + base
             pieces.append(piece)
-        metas.update((u + base, m) for u, m in part.metas.items() if not _dropped(u, dropped))
+        metas.update(_moved(part.metas, dropped, base))
         # DNS answers (no uid: a replayed DNS flow gives the same answers again, harmless to the
         # name map) and failures, worker's then replay's, in time order within the file.
         got = _dns_slice(replay.collector.dns, before, mark)
         _extend_dns(dns, part.dns, got)
-        mine = [dataclasses.replace(f, uid=f.uid + base) for f in part.dns.failures if not _dropped(f.uid, dropped)]
+        gone = set(dropped.tolist())
+        mine = [dataclasses.replace(f, uid=f.uid + base) for f in part.dns.failures if f.uid not in gone]
         theirs = [dataclasses.replace(f, uid=f.uid + replay_base) for f in got.failures]
         failures.extend(sorted(mine + theirs, key=lambda f: f.ts))
         _extend_activity(found, part.activity, dropped, base)
@@ -173,11 +174,14 @@ def _uids_of(part: FilePartial, wanted: np.ndarray) -> np.ndarray:
     return spilled_uids(part.spill, wanted)
 
 
-def _dropped(uid: int, dropped: np.ndarray) -> bool:
-    if not dropped.size:
-        return False
-    at = np.searchsorted(dropped, uid)
-    return bool(at < len(dropped) and dropped[at] == uid)
+def _moved(metas: dict, dropped: np.ndarray, base: int) -> dict:
+    """A worker's metadata by uid, without the dropped uids, uids moved by `base`."""
+    if not metas:
+        return {}
+    uids = np.fromiter(metas.keys(), np.int64, len(metas))
+    values = list(metas.values())
+    keep = ~np.isin(uids, dropped) if dropped.size else np.ones(len(uids), bool)
+    return dict(zip((uids[keep] + base).tolist(), (values[i] for i in np.flatnonzero(keep).tolist())))
 
 
 def _marks(session) -> dict:
