@@ -139,48 +139,53 @@ def run_file(index: int, path: str, options: FlowOptions, sequence_options: Sequ
     session.collector.finish()
     pieces = session.table.finish_pieces()
     cols = keep.joined()
+    keys = _keys(cols)
     part = FilePartial(index=index, path=str(path), pieces=pieces, metas=session.collector.flows,
                        dns=session.collector.dns,
                        activity=session.activity.found if session.activity is not None else Activity(),
                        icmp=session.icmp_parts, stats=session.stats, uids=session.table.next_uid,
-                       keys=_key_summary(cols), open_at_end=open_at_end, size=_size(Path(path)))
+                       keys={name: keys[name] for name in ("h", "proto", "first_ts", "last_ts")},
+                       open_at_end=open_at_end, size=_size(Path(path)))
     if cols:
         part.ts_min, part.ts_max = float(cols["ts"].min()), float(cols["ts"].max())
         if spill_root is not None:
-            part.spill = _spill(Path(spill_root) / f"file-{index:06d}", cols, keep.payloads)
+            part.spill = _spill(Path(spill_root) / f"file-{index:06d}", cols, keys, keep.payloads)
     return part
 
 
-def _spill(folder: Path, cols: dict[str, np.ndarray], payloads: list[np.ndarray]) -> str:
+def _spill(folder: Path, cols: dict[str, np.ndarray], keys: dict[str, np.ndarray], payloads: list[np.ndarray]) -> str:
     """Packet columns as .npy files: key columns once per flow key, the rest per packet."""
     folder.mkdir(parents=True, exist_ok=True)
-    code, uniques = pd.factorize(cols["h"])
-    first = np.empty(len(uniques), np.int64)
-    first[code[::-1]] = np.arange(len(code))[::-1]
-    np.save(folder / "key_h.npy", np.asarray(uniques, np.uint64))
+    np.save(folder / "key_h.npy", keys["h"])
     for name in KEY:
-        np.save(folder / f"key_{name}.npy", cols[name][first])
-    np.save(folder / "code.npy", code.astype(np.int32))
+        np.save(folder / f"key_{name}.npy", cols[name][keys["first"]])
+    np.save(folder / "code.npy", keys["code"].astype(np.int32))
     for name in PACKED:
         np.save(folder / f"{name}.npy", cols[name])
-    np.save(folder / "payload.npy", np.concatenate(payloads) if payloads else np.zeros(0, np.uint8))
+    with open(folder / "payload.bin", "wb") as out:       # the kept payload bytes, one after the other
+        for piece in payloads:
+            piece.tofile(out)
     return str(folder)
 
 
-def _key_summary(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Per flow key of the file: its hash, protocol, first and last frame time (capture order)."""
+def _keys(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per flow key of the file: its hash, protocol, first and last frame time (capture order),
+    the row of its first frame, and each packet's key code."""
     if not cols:
         return {"h": np.empty(0, np.uint64), "proto": np.empty(0, np.int64),
                 "first_ts": np.empty(0), "last_ts": np.empty(0)}
-    h = cols["h"]
-    codes, uniques = pd.factorize(h)
-    rows = np.arange(len(h))
-    first = np.empty(len(uniques), np.int64)
-    first[codes[::-1]] = rows[::-1]              # repeated indices: the last assignment wins
+    code, uniques = pd.factorize(cols["h"])
+    n = len(code)
+    # Codes are numbered in order of first appearance: a key's first row raises the running max.
+    running = np.maximum.accumulate(code)
+    new = np.empty(n, bool)
+    new[0] = True
+    np.greater(running[1:], running[:-1], out=new[1:])
+    first = np.flatnonzero(new)
     last = np.empty(len(uniques), np.int64)
-    last[codes] = rows
-    return {"h": np.asarray(uniques, np.uint64), "proto": cols["proto"][first],
-            "first_ts": cols["ts"][first], "last_ts": cols["ts"][last]}
+    last[code] = np.arange(n)                   # repeated indices: the last assignment wins
+    return {"h": np.asarray(uniques, np.uint64), "proto": cols["proto"][first], "first_ts": cols["ts"][first],
+            "last_ts": cols["ts"][last], "first": first, "code": code}
 
 
 def load_rows(folder: str, keys: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -192,7 +197,8 @@ def load_rows(folder: str, keys: np.ndarray) -> tuple[dict[str, np.ndarray], np.
         cols[name] = np.load(os.path.join(folder, f"key_{name}.npy"))[code]
     for name in ("wire_len", "tcp_flags", "payload_len", "vlan", "payload_cap"):
         cols[name] = cols[name].astype(np.int64)
-    payload = np.load(os.path.join(folder, "payload.npy"), mmap_mode="r")
+    path = os.path.join(folder, "payload.bin")
+    payload = np.memmap(path, np.uint8, "r") if os.path.getsize(path) else np.zeros(0, np.uint8)
     return cols, payload
 
 
