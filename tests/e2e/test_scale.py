@@ -169,3 +169,13 @@ def test_flows_cut_at_every_boundary_kind_merge_exactly(tmp_path: Path, caplog) 
         replayed(caplog)
         for table in ("flows", "sequences", "blocked", "timing", "courier"):
             pd.testing.assert_frame_equal(getattr(got, table), getattr(expected, table), obj=f"cut {cut}: {table}")
+
+
+def test_unreachable_dask_scheduler_is_one_sentence(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from apnstrace.cli import cli
+    result = CliRunner().invoke(cli, ["analyze", "--dask", "tcp://127.0.0.1:9", "-o", str(tmp_path / "r"),
+                                      *map(str, ROTATED)])
+    assert result.exit_code == 2, result.output
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in result.output
+    assert "Traceback" not in result.output

@@ -1,6 +1,7 @@
 """The per-file tasks on a dask.distributed cluster (`--dask ADDRESS`, or `--dask local`)."""
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 from ..errors import InputError
@@ -30,7 +31,8 @@ def run_on_dask(args: list[tuple], address: str, workers: int,
             raise InputError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
     try:
         # pure=False: a file is read again if it is submitted again (it may have grown).
-        futures = [client.submit(run_file, *a, pure=False, key=f"apnstrace-file-{a[0]}-{a[1]}") for a in args]
+        run = uuid.uuid4().hex[:8]            # two runs on one cluster never share a task key
+        futures = [client.submit(run_file, *a, pure=False, key=f"apnstrace-{run}-file-{a[0]}") for a in args]
         parts, done = [], 0
         for future in as_completed(futures):
             part = future.result()
