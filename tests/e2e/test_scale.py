@@ -179,3 +179,17 @@ def test_unreachable_dask_scheduler_is_one_sentence(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in result.output
     assert "Traceback" not in result.output
+
+
+def test_bad_cut_gzip_and_pcapng_files_give_the_same_result_and_problems(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pcap"
+    junk.write_text("hello, not a capture")
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes((SAMPLES / "sequences_rot_a.pcap").read_bytes()[:20000])
+    paths = [junk, cut, ROTATED[1], SAMPLES / "courier_push.pcap.gz", SAMPLES / "site_mixed.pcapng"]
+    with pytest.warns(UserWarning):
+        single = apnstrace.analyze(paths)
+    with pytest.warns(UserWarning):
+        parallel = apnstrace.analyze(paths, workers=2)
+    assert len(single.problems) == 2 and len(single.flows) > 10
+    assert_same(single, parallel)
