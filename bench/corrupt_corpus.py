@@ -329,7 +329,8 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=500, help="progress line every N variants")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
-    corpus = sorted(p for p in args.corpus.iterdir() if p.is_file() and p.stat().st_size > 0)
+    corpus = sorted(p for p in args.corpus.iterdir()
+                    if p.is_file() and p.stat().st_size > 0 and p.suffix in (".pcap", ".pcapng", ".cap", ".gz"))
     indexes = args.only or list(range(args.start, args.start + args.count))
     figures = run(args, corpus, indexes)
     if args.subprocess:
