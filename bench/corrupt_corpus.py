@@ -246,6 +246,7 @@ def run(args, corpus: list[Path], indexes: list[int]) -> dict:
     times: list[float] = []
     failures: list[dict] = []
     described: dict[int, str] = {}
+    slowest: list[tuple[float, int, str]] = []
     done = 0
     began = time.monotonic()
     while pending or any(w.job for w in workers):
@@ -280,6 +281,7 @@ def run(args, corpus: list[Path], indexes: list[int]) -> dict:
             w.job = None
             codes[code] += 1
             times.append(took)
+            slowest = sorted([*slowest, (round(took, 3), index, described[index])], reverse=True)[:5]
             done += 1
             if crash or code not in (0, 2):
                 failures.append({"index": index, "variant": described[index], "exit": code, "problem": crash or last[0]})
@@ -292,7 +294,7 @@ def run(args, corpus: list[Path], indexes: list[int]) -> dict:
         w.proc.join(timeout=5)
     return {"seed": args.seed, "variants": len(indexes), "exit_codes": {str(k): v for k, v in sorted(codes.items(), key=str)},
             "max_s": round(max(times), 3) if times else 0, "median_s": round(statistics.median(times), 3) if times else 0,
-            "wall_s": round(time.monotonic() - began, 1), "failures": failures}
+            "wall_s": round(time.monotonic() - began, 1), "slowest": slowest, "failures": failures}
 
 
 def check_subprocesses(args, corpus: list[Path], count: int) -> list[dict]:
