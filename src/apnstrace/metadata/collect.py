@@ -173,7 +173,11 @@ class MetadataCollector:
                     data, stream.capped = data[:room], True
                 stream.segments[seq] = data
                 stream.held += len(data)
-            if _signed(seq - stream.start_seq) >= 0:   # bytes before the stream (a STARTTLS dialogue) are not its
+            offset = _signed(seq - stream.start_seq)
+            # Bytes before the stream (a STARTTLS dialogue) are not its; a segment at its very
+            # first byte is its start only if it reads as one (not a few bytes of padding that
+            # some stacks send at that seq before the real segment).
+            if offset > 0 or (offset == 0 and kind == stream.kind):
                 stream.first_ts = min(stream.first_ts, t)
             stream.seen += 1
             touched.add(k)
