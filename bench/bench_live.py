@@ -7,8 +7,10 @@ apnstrace's memory over the run.
     .venv/bin/python bench/bench_live.py --json bench/out/live.json
 
 Needs root (network namespaces, tcpreplay; both installed with apt-get when missing). The
-network is tests/live_lab.py's: nothing is added to the host's own namespace. Figures only, no
-assertions: timing on a shared machine is not a test.
+network is tests/live_lab.py's: nothing is added to the host's own namespace. Per run: drops,
+RSS a second after each report rewrite (every 10 s) with the flows so far, and the RSS growth
+per flow (least squares from the second report on). Figures only, no assertions: timing on a
+shared machine is not a test.
 """
 from __future__ import annotations
 
@@ -66,30 +68,42 @@ def one_run(rate: int, seconds: float, files: list[Path], backend: str) -> dict:
                                        backend, "--duration", str(seconds + 8), "--rotate-seconds", "10", "--quiet",
                                        "-o", str(out)), env=dict(os.environ, PYTHONPATH=str(REPO / "src")))
         wait_for_line(live, "capturing on", "apnstrace live")
-        samples: list[tuple[float, float]] = []
+        samples: list[tuple[float, float]] = []           # (s since capture start, RSS MB), every second
+        reports: list[tuple[float, int]] = []             # (s, flows so far) at each report rewrite
+        lines: list[str] = []
         done = threading.Event()
+        t0 = time.monotonic()
 
         def sample() -> None:
-            t0 = time.monotonic()
             while not done.is_set():
                 mb = rss_mb(live.pid)
                 if mb is not None:
                     samples.append((time.monotonic() - t0, mb))
-                done.wait(2.0)
+                done.wait(1.0)
 
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
+        def read() -> None:             # one line per report rewrite: "... flows N ...; report updated"
+            for line in live.stdout:
+                lines.append(line.rstrip("\n"))
+                m = re.search(r" flows (\d+) .*report updated", line)
+                if m:
+                    reports.append((time.monotonic() - t0, int(m.group(1))))
+
+        threads = [threading.Thread(target=f, daemon=True) for f in (sample, read)]
+        for t in threads:
+            t.start()
         time.sleep(1.0)
         replay = subprocess.run(lab.in_server(tcpreplay, "-i", lab.server_if, f"--pps={rate}", "--loop=0",
                                               f"--duration={int(seconds)}", "-K", *map(str, files)),
                                 capture_output=True, text=True)
-        text, _ = live.communicate(timeout=600)
+        live.wait(timeout=600)
         done.set()
-        sampler.join()
+        for t in threads:
+            t.join(timeout=10)
         sent = re.search(r"Actual: (\d+) packets .*? sent in ([\d.]+) seconds", replay.stdout)
         rated = re.search(r"Rated: [\d.]+ Bps, [\d.]+ Mbps, ([\d.]+) pps", replay.stdout)
         summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
         info = summary.get("live", {})
+        timeline = memory_timeline(reports[:-1], samples)       # the last report is the final one (after stop)
         during = [mb for t, mb in samples if 10 <= t <= seconds]     # after warm-up, while replaying
         return {
             "rate_pps": rate, "backend": backend, "seconds": seconds,
@@ -100,16 +114,46 @@ def one_run(rate: int, seconds: float, files: list[Path], backend: str) -> dict:
             "rss_mb_start": round(during[0], 1) if during else None,
             "rss_mb_max": round(max(during), 1) if during else None,
             "rss_mb_end": round(during[-1], 1) if during else None,
-            "rss_mb_series": [round(mb, 1) for _, mb in samples[::5]],
+            "timeline": timeline,
+            "bytes_per_flow": bytes_per_flow(timeline),
             "exit": live.returncode, "tcpreplay_error": replay.stderr.strip()[-300:] if replay.returncode else "",
-            "apnstrace_tail": text.strip().splitlines()[-1:] if text.strip() else [],
+            "apnstrace_tail": lines[-1:],
         }
+
+
+def memory_timeline(reports: list[tuple[float, int]], samples: list[tuple[float, float]]) -> list[dict]:
+    """At each report rewrite (every 10 s): flows so far and RSS a second after it (the rewrite's
+    memory handed back), so the series shows what the session holds, not a rewrite's peak."""
+    out = []
+    for t, flows in reports:
+        after = [mb for s, mb in samples if t + 1.0 <= s <= t + 3.0]
+        if after:
+            out.append({"t": round(t, 1), "flows": flows, "rss_mb": round(after[0], 1)})
+    return out
+
+
+def bytes_per_flow(timeline: list[dict]) -> float | None:
+    """RSS growth per flow from the first report (matplotlib loaded, caches warm) to the last
+    before the stop: a least-squares slope, so one noisy sample does not decide it."""
+    pts = timeline[1:] if len(timeline) > 3 else timeline
+    if len(pts) < 2 or pts[-1]["flows"] == pts[0]["flows"]:
+        return None
+    n = len(pts)
+    mx = sum(p["flows"] for p in pts) / n
+    my = sum(p["rss_mb"] for p in pts) / n
+    sxx = sum((p["flows"] - mx) ** 2 for p in pts)
+    sxy = sum((p["flows"] - mx) * (p["rss_mb"] - my) for p in pts)
+    return round(sxy / sxx * 1024 * 1024) if sxx else None
 
 
 def show(run: dict) -> None:
     print(f"{run['rate_pps']:>8} pps  sent {run['sent']}  achieved {run['achieved_pps']} pps  received "
           f"{run['received']}  dropped {run['dropped']}  flows {run['flows']}  RSS MB start/max/end "
           f"{run['rss_mb_start']}/{run['rss_mb_max']}/{run['rss_mb_end']}  exit {run['exit']}", flush=True)
+    series = "  ".join(f"{p['t']:.0f}s:{p['flows']}f/{p['rss_mb']:.0f}MB" for p in run["timeline"])
+    print(f"          RSS after each report (s: flows / MB): {series}", flush=True)
+    print(f"          growth per flow: {run['bytes_per_flow']} bytes" if run["bytes_per_flow"] is not None
+          else "          growth per flow: n/a", flush=True)
 
 
 def main() -> None:

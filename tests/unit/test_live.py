@@ -206,3 +206,24 @@ def test_backlog_is_bounded_and_counted(monkeypatch):
     assert len(b.take()) == 3 and b._overflow == 2
     b._put(Captured(9.0, b"x", 1))
     assert len(b.take()) == 1
+
+
+def test_release_unused_after_a_report_is_harmless():
+    from apnstrace.live.memory import _TRIM, release_unused
+    release_unused()
+    release_unused()
+    if os.uname().sysname == "Linux" and os.path.exists("/lib/x86_64-linux-gnu/libc.so.6"):
+        assert _TRIM is not None                  # glibc: malloc_trim found
+
+
+def test_tshark_counts_captured_packets_it_never_decoded_as_dropped():
+    """tshark spools behind dumpcap into a temporary file: when it is stopped still behind,
+    what dumpcap captured and tshark never handed over is lost, and counted as dropped."""
+    from apnstrace.live.backends import TsharkBackend
+    backend = TsharkBackend("veth0", DEFAULT_BPF)
+    backend._received = 1000
+    backend._stderr += ["Packets received/dropped on interface '-': 1000/0 (pcap:0/dumpcap:0/flushed:0/ps_ifdrop:0)",
+                        "Packets received/dropped on interface 'veth0': 1200/3 (pcap:3/dumpcap:0/flushed:0/ps_ifdrop:0)"]
+    assert backend.counts().dropped == 3 + 200
+    backend._stderr.reverse()                 # whichever prints last, our interface's line counts
+    assert backend.counts().dropped == 203

@@ -50,3 +50,22 @@ def test_snapshot_keeps_open_flows_open():
     final = session.finish()
     assert len(final.flows) >= len(first.flows)
     assert final.stats.records == sum(len(b) for b in batches)
+
+
+def test_snapshots_keep_finished_flows_in_one_piece():
+    """A live report snapshots every N seconds: finished flows stay one piece, not one piece
+    per report (~35 KB each, and each report's assemble slower), and the result is unchanged."""
+    options = FlowOptions(tcp_timeout=1.0, udp_timeout=1.0)      # short: flows finish between batches
+    expected = apnstrace.analyze(CAPTURE, site=SITE, options=options)
+    session = Session(options, SITE)
+    grew = 0
+    for raw in _batches():
+        session.add(raw)
+        merges = len(session.table.pieces) > 0 and session.table.finished_count > 0
+        session.snapshot()
+        grew += merges
+        assert len(session.table.pieces) <= 1
+    assert grew                               # the merge was exercised, not only empty tables
+    got = session.finish()
+    for name in ("flows", "sequences", "blocked", "timing", "courier"):
+        pd.testing.assert_frame_equal(getattr(got, name), getattr(expected, name), obj=name)

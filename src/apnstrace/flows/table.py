@@ -87,6 +87,10 @@ class FlowTable:
         """All flows so far as the `flows` frame, open ones as they stand, without closing them:
         live capture reports while reading goes on (finish() still closes them at the end)."""
         self._to_rows()
+        if len(self.pieces) > 1:
+            # A snapshot per report would leave a piece per report: ~35 KB each and an assemble()
+            # that slows with their number (360 pieces: ~12 s). One piece, same rows in order.
+            self.pieces = [pd.concat(self.pieces, ignore_index=True)]
         pieces = [p.copy(deep=False) for p in self.pieces]     # assemble() pops columns
         if len(self.open["h"]):
             pieces.append(flows_piece(self.open))

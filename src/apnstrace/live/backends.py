@@ -243,10 +243,14 @@ class TsharkBackend(_Threaded):
     def counts(self) -> CaptureCounts:
         for line in reversed(self._stderr):
             m = DUMPCAP_STATS.search(line)
-            if m:
-                dropped = int(m.group(2)) + self._overflow
+            if m and f"'{self.iface}'" in line:        # our dumpcap's line, not tshark's own reader's ('-')
+                # Captured but never handed over: tshark fell behind (it spools to a temporary
+                # file, so dumpcap drops nothing) and was still reading when stop() gave up on it.
+                unread = max(0, int(m.group(1)) - self._received - self._overflow)
+                dropped = int(m.group(2)) + self._overflow + unread
                 ifdrop = int(m.group(6)) if m.group(6) is not None else None
-                return CaptureCounts(self._received, dropped, ifdrop, "dumpcap (libpcap and dumpcap drops)")
+                return CaptureCounts(self._received, dropped, ifdrop,
+                                     "dumpcap (libpcap and dumpcap drops) + packets tshark had not decoded at the stop")
         return CaptureCounts(self._received, None, None, "dumpcap (counts are printed when the capture stops)")
 
 

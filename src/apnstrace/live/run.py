@@ -14,6 +14,7 @@ from ..pipeline import Result, Session
 from ..site import Site
 from .backends import BACKENDS, CaptureCounts
 from .batch import Batcher, to_raw_batch
+from .memory import release_unused
 from .preflight import DEFAULT_BPF, LiveSetupError, preflight
 from .rolling import Every, PcapRotator
 from .view import PlainView, distill
@@ -140,6 +141,8 @@ def run_live(config: LiveConfig, view=None, clock=time.monotonic) -> LiveOutcome
                     counts = backend.counts()
                     describe(counts, None)
                     publish(session.snapshot(), counts, write)
+                    if write:               # the rewrite's result is garbage now: its pages back to
+                        release_unused()    # the OS, so RSS follows what the session holds (live/memory.py)
                 stop.event.wait(TICK_S)
         finally:
             backend.stop()                      # the kernel's last packets come out in take()
