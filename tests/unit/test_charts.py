@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 import apnstrace
 from apnstrace import schema
 from apnstrace.pipeline import Result
-from apnstrace.report import charts
+from apnstrace.report import chart_style, charts
 from apnstrace.stats import RunStats
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_pcaps"
@@ -35,7 +35,7 @@ def empty_result() -> Result:
 
 
 def title(fig: Figure) -> str:
-    return fig._suptitle.get_text() + "\n" + charts.subtitle_of(fig)
+    return fig._suptitle.get_text() + "\n" + chart_style.subtitle_of(fig)
 
 
 def texts(fig: Figure) -> str:
@@ -122,7 +122,7 @@ def test_timeline_bars_and_markers_match_the_data(results):
 
 def test_timeline_blocked_flows_in_warning_style(results):
     fig = charts.timeline(results["blocked_reasons"])
-    style = charts.styles()["blocked"]
+    style = chart_style.styles()["blocked"]
     bad = collection(fig, "blocked_flows")
     assert bad.get_hatch() == style["hatch"]
     assert all(same_color(c, style["edgecolor"]) for c in bad.get_edgecolors())
@@ -319,17 +319,17 @@ def test_a_category_has_the_same_colour_in_every_chart(results):
         assert bars and all(same_color(b.get_facecolor(), charts.category_colour(cat)) for b in bars)
     # the flows drawn in the timeline use the same palette
     faces = collection(timeline_fig, "flows").get_facecolors()
-    palette = {tuple(np.round(to_rgba(charts.category_colour(c)), 6)) for c in charts.category_colours()}
+    palette = {tuple(np.round(to_rgba(charts.category_colour(c)), 6)) for c in chart_style.category_colours()}
     assert {tuple(np.round(f, 6)) for f in faces} <= palette
 
 
 def test_colours_file_is_loaded_once_and_distinct():
-    assert charts.styles() is charts.styles()
-    colours = [c for k, c in charts.category_colours().items() if k != "unknown"]
+    assert chart_style.styles() is chart_style.styles()
+    colours = [c for k, c in chart_style.category_colours().items() if k != "unknown"]
     assert len(set(colours)) == len(colours)
     assert charts.warning_colour() not in colours
     for cat in ("apns", "mdm", "enrollment", "sus", "file_share", "http_distribution", "apple", "dns", "other"):
-        assert cat in charts.category_colours()
+        assert cat in chart_style.category_colours()
 
 
 # --- output -----------------------------------------------------------------------------
