@@ -26,3 +26,12 @@ def fuzz(name: str, test_one_input) -> None:
         argv.append(f"-artifact_prefix={work}/")
     atheris.Setup(argv, test_one_input)
     atheris.Fuzz()
+
+
+def call_each(calls, data: bytes, allowed: type[Exception]) -> None:
+    """Every parser on the same bytes: `allowed` (Malformed) is an answer, anything else a finding."""
+    for call in calls:
+        try:
+            call(data)
+        except allowed:
+            pass

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import atheris
-from common import COMPILED, fuzz
+from common import COMPILED, call_each, fuzz
 
 with atheris.instrument_imports(include=["apnstrace"], exclude=COMPILED):
     from apnstrace.decode import http
@@ -13,11 +13,7 @@ from fast import one_payload
 
 
 def test_one_input(data: bytes) -> None:
-    for call in (http.parse_request, http.parse_response):
-        try:
-            call(data)
-        except Malformed:
-            pass
+    call_each((http.parse_request, http.parse_response), data, Malformed)
     scan_http(*one_payload(data))
 
 

@@ -3,7 +3,7 @@ the compiled ClientHello/flight scan, on any bytes: a result or Malformed, nothi
 from __future__ import annotations
 
 import atheris
-from common import COMPILED, fuzz
+from common import COMPILED, call_each, fuzz
 
 with atheris.instrument_imports(include=["apnstrace"], exclude=COMPILED):
     from apnstrace.decode import tls
@@ -16,11 +16,7 @@ CALLS = (tls.parse_client_hello, tls.parse_server_flight, tls.first_alert, tls.r
 
 
 def test_one_input(data: bytes) -> None:
-    for call in CALLS:
-        try:
-            call(data)
-        except Malformed:
-            pass
+    call_each(CALLS, data, Malformed)
     scan_tls(*one_payload(data))
 
 

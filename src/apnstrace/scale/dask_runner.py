@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from ..errors import InputError
 from .partial import FilePartial, run_file
+from .workers import gather_parts
 
 
 def run_on_dask(args: list[tuple], address: str, workers: int,
@@ -33,15 +34,7 @@ def run_on_dask(args: list[tuple], address: str, workers: int,
         # pure=False: a file is read again if it is submitted again (it may have grown).
         run = uuid.uuid4().hex[:8]            # two runs on one cluster never share a task key
         futures = [client.submit(run_file, *a, pure=False, key=f"apnstrace-{run}-file-{a[0]}") for a in args]
-        parts, done = [], 0
-        for future in as_completed(futures):
-            part = future.result()
-            parts.append(part)
-            done += part.size
-            if progress is not None:
-                progress(done)
-            future.release()
-        return parts
+        return gather_parts(as_completed(futures), progress, release=True)
     finally:
         client.close()
         if cluster is not None:

@@ -55,15 +55,22 @@ def analyze_parallel(paths: Sequence[Path], *, site: Site | None, options: FlowO
 
 
 def _run_local(args: list[tuple], workers: int, progress: Progress | None) -> list[FilePartial]:
-    parts, done = [], 0
     # fork where there is one: a script or notebook calling analyze() needs no __main__ guard.
     context = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(args)), mp_context=context) as pool:
-        futures = [pool.submit(run_file, *a) for a in args]
-        for future in as_completed(futures):
-            part = future.result()
-            parts.append(part)
-            done += part.size
-            if progress is not None:
-                progress(done)
+        return gather_parts(as_completed([pool.submit(run_file, *a) for a in args]), progress)
+
+
+def gather_parts(completed, progress: Progress | None, release: bool = False) -> list[FilePartial]:
+    """Each file's partial as its task completes, with the bytes read so far on the progress
+    bar; `release` frees a Dask future's result on the cluster once it is here."""
+    parts, done = [], 0
+    for future in completed:
+        part = future.result()
+        parts.append(part)
+        done += part.size
+        if progress is not None:
+            progress(done)
+        if release:
+            future.release()
     return parts
