@@ -191,6 +191,30 @@ def test_timeline_picks_devices_worth_showing_and_says_how_many_are_left_out():
     assert set(devices) <= set(r.sequences["device_ip"])
 
 
+def test_timeline_draws_management_flows_over_concurrent_generic_ones():
+    # iphone.pcap: two short SUS flows ran while longer iCloud (apple) flows were open on the
+    # same device row; drawn longest first, the SUS bars were hidden under the apple ones.
+    t0 = 1_700_000_000.0
+    starts = np.array([t0, t0 + 1.0, t0 + 2.0, t0 + 2.5, t0 + 0.5])
+    durs = np.array([0.2, 0.3, 4.0, 3.0, 5.0])
+    cats = ["sus", "mdm", "apple", "other", "dns"]
+    n = len(starts)
+    flows = schema.to_frame({
+        "flow_id": np.arange(n), "ts_start": starts, "ts_end": starts + durs, "duration": durs,
+        "transport": ["tcp"] * n, "client_ip": ["10.0.0.5"] * n, "server_ip": ["17.1.1.1"] * n,
+        "server_port": np.full(n, 443, "int32"), "category": cats, "blocked": np.zeros(n, bool),
+        "client_port": np.full(n, 50000, "int32"), "syn_retries": np.zeros(n, "int32"),
+        "bytes_c2s": np.ones(n, "int64"), "bytes_s2c": np.ones(n, "int64"), "pkts_c2s": np.ones(n, "int64"),
+        "pkts_s2c": np.ones(n, "int64"), "retransmits": np.zeros(n, "int64"),
+    }, schema.FLOWS)
+    r = Result(flows=flows, stats=RunStats())
+    fig = charts.timeline(r)
+    drawn = collection(fig, "flows").get_facecolors()
+    order = [next(c for c in cats if same_color(chart_style.category_colour(c), rgba)) for rgba in drawn]
+    # least telling first (underneath), colours.toml order reversed; duration does not decide
+    assert order == ["other", "dns", "apple", "sus", "mdm"]
+
+
 def test_many_blocked_flows_are_merged():
     # Speed is measured in bench/, not here: what keeps it fast is that 20,000 attempts become few paths.
     r = synthetic_fleet(scans=20_000)

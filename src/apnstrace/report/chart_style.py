@@ -62,13 +62,19 @@ def _category_order(present: Sequence[str]) -> list[str]:
     return [c for c in known if c in present_set] + sorted(present_set - set(known))
 
 
+def _category_rank(categories: pd.Series) -> np.ndarray:
+    """Each flow's category as its place in colours.toml (Apple management first); unknown last."""
+    order = [c for c in category_colours() if c != "unknown"]
+    codes = pd.Categorical(categories.astype(object), categories=order).codes.astype(np.int64)
+    return np.where(codes < 0, len(order), codes)
+
+
 def _rgba_for(categories: pd.Series) -> np.ndarray:
     """One RGBA row per value, without a Python call per row."""
     from matplotlib.colors import to_rgba_array
     order = [c for c in category_colours() if c != "unknown"]
     palette = to_rgba_array([category_colour(c) for c in order] + [category_colour("unknown")])
-    codes = pd.Categorical(categories.astype(object), categories=order).codes  # -1 -> unknown
-    return palette[codes]
+    return palette[_category_rank(categories)]
 
 
 # ---------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from .chart_style import (
     _blocked_patch,
     _bools,
     _category_order,
+    _category_rank,
     _category_patch,
     _count,
     _dates,
@@ -164,12 +165,13 @@ def timeline(result: Result, devices: Sequence[str] | None = None, max_devices: 
     min_w = span * 0.004 / 86400.0
     x0 = _dates(start)
     w = np.maximum(dur / 86400.0, min_w)
-    order = np.argsort(-dur, kind="stable")
     colours = _rgba_for(f["category"])
-    ok = order[~blocked_mask[order]]
-    bad = order[blocked_mask[order]]
     bar_h, band_h = 0.5, 0.2
     long_lived = dur > 0.2 * span
+    rank = _category_rank(f["category"])
+    order = _draw_order(long_lived, rank, w)
+    ok = order[~blocked_mask[order]]
+    bad = order[blocked_mask[order]]
     heights = np.where(long_lived, band_h, bar_h)
     codes = pd.Categorical(f["category"].astype(object)).codes.astype(np.int64) + 1
     if ok.size > MERGE_ABOVE or bad.size > MERGE_ABOVE:
@@ -181,7 +183,8 @@ def timeline(result: Result, devices: Sequence[str] | None = None, max_devices: 
             keep, right = _merge_bars(rows[part], codes[part] * 2 + long_lived[part], x0[part],
                                       x0[part] + w[part], gap)
             w[part[keep]] = right - x0[part[keep]]
-            merged.append(part[keep][np.argsort(-w[part[keep]], kind="stable")])
+            kept = part[keep]
+            merged.append(kept[_draw_order(long_lived[kept], rank[kept], w[kept])])
         ok, bad = merged
     ax.add_collection(PolyCollection(_rects(x0[ok], w[ok], rows[ok], heights[ok]), facecolors=colours[ok],
                                      edgecolors="white", linewidths=0.4, gid="flows"))
@@ -246,6 +249,13 @@ def timeline(result: Result, devices: Sequence[str] | None = None, max_devices: 
                               label="check-in blocked"))
     _legend_below(fig, handles, ncols=7)
     return fig
+
+
+def _draw_order(long_lived: np.ndarray, rank: np.ndarray, width: np.ndarray) -> np.ndarray:
+    """Bars in drawing order: long-lived bands first (underneath), then by category from the
+    least to the most telling (so a short MDM or SUS flow is never hidden under concurrent
+    generic Apple or other flows), longest first within a category."""
+    return np.lexsort([-width, -rank, ~long_lived])
 
 
 # ---------------------------------------------------------------------------------------
