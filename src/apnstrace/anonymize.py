@@ -4,7 +4,9 @@ Internal addresses (RFC 1918, carrier-grade NAT, IPv4 and IPv6 link-local, IPv6 
 plus a site profile's internal subnets) keep their network and get their host bits permuted by
 a keyed Feistel network: one pseudonym per address, no two addresses alike, still an address
 of the same network (so tables, charts and grouping work as before). MAC-derived IPv6
-interface IDs (EUI-64, ff:fe in the middle), wherever the prefix, are permuted the same way.
+interface IDs (EUI-64, ff:fe in the middle), wherever the prefix, are permuted the same way,
+and so is the interface ID of every global IPv6 address a device used as a client (`devices`:
+a privacy address identifies its device for a day; the /64 prefix, the site's, is kept).
 Device names (first label of .local / .lan / .home / .internal names, and possessive device
 names such as Johns-iPhone) become host-<hex> / device-<hex>. Apple's and other public
 service addresses and names are kept. The same key gives the same pseudonyms in every run.
@@ -38,16 +40,26 @@ _DEVICE_NAME = re.compile(r"(?<![\w-])[A-Za-z0-9]+(?:s|'s|\u2019s)[- ](?:i[Pp]ho
                           r"(?:[- ]?\d+)?(?![\w-])")
 
 
+def _v6_or_none(text: str) -> ipaddress.IPv6Address | None:
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return addr if addr.version == 6 else None
+
+
 class Anonymizer:
     """Maps addresses and names to pseudonyms under one key (random when none is given)."""
 
     def __init__(self, key: str | bytes | None = None,
-                 internal: Iterable[str | ipaddress.IPv4Network | ipaddress.IPv6Network] = ()) -> None:
+                 internal: Iterable[str | ipaddress.IPv4Network | ipaddress.IPv6Network] = (),
+                 devices: Iterable[str] = ()) -> None:
         if key is None:
             key = os.urandom(32)
         self.key = key.encode() if isinstance(key, str) else bytes(key)
         nets = [ipaddress.ip_network(n, strict=False) for n in (*INTERNAL_V4, *INTERNAL_V6, *internal)]
         self.networks = sorted(nets, key=lambda n: -n.prefixlen)      # most specific first
+        self.device_v6 = {int(a) for a in map(_v6_or_none, devices) if a is not None}
         self.address = lru_cache(maxsize=1 << 16)(self._address)
 
     # -- one value ----------------------------------------------------------------------
@@ -61,7 +73,8 @@ class Anonymizer:
                 if addr.version == 6 and addr in LINK_LOCAL_V6:
                     return str(self._permute(addr, 64, b"ll6"))
                 return str(self._permute(addr, addr.max_prefixlen - net.prefixlen, str(net).encode()))
-        if addr.version == 6 and addr in LINK_LOCAL_V6 or addr.version == 6 and (int(addr) >> 24) & 0xFFFF == 0xFFFE:
+        if addr.version == 6 and (addr in LINK_LOCAL_V6 or (int(addr) >> 24) & 0xFFFF == 0xFFFE
+                                  or int(addr) in self.device_v6):
             return str(self._permute(addr, 64, b"eui64"))
         return text
 

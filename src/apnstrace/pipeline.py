@@ -80,11 +80,12 @@ class Result:
 
     def anonymized(self, key: str | bytes | None = None, site: Site | None = None) -> Result:
         """A copy for sharing: internal addresses (and the site's internal subnets), MAC-derived
-        IPv6 interface IDs and device names replaced by keyed pseudonyms in every table; Apple
+        IPv6 interface IDs, the interface IDs of global IPv6 client addresses and device names replaced by keyed pseudonyms in every table; Apple
         and public service addresses kept. The same key gives the same pseudonyms in every run
         (no key: a random one). See apnstrace.anonymize."""
         from .anonymize import Anonymizer
-        anon = Anonymizer(key, site.internal_subnets if site is not None else ())
+        clients = self.flows["client_ip"].dropna().unique() if len(self.flows) else ()
+        anon = Anonymizer(key, site.internal_subnets if site is not None else (), devices=clients)
         return Result(flows=anon.frame(self.flows), stats=self.stats, icmp_errors=anon.frame(self.icmp_errors),
                       blocked=anon.frame(self.blocked), timing=anon.frame(self.timing),
                       courier=anon.frame(self.courier), sequences=anon.frame(self.sequences))

@@ -50,6 +50,26 @@ def test_public_addresses_and_other_text_are_kept(address):
     assert Anonymizer("k").address(address) == address
 
 
+def test_global_v6_device_addresses_lose_their_interface_id():
+    privacy = "2001:db8:20:5:8d2e:51c0:4f7a:e213"          # a random (privacy) interface ID, not EUI-64
+    anon = Anonymizer("k", devices=[privacy, "10.0.0.5", "not an address"])
+    got = ipaddress.ip_address(anon.address(privacy))
+    assert got != ipaddress.ip_address(privacy)
+    assert int(got) >> 64 == int(ipaddress.ip_address(privacy)) >> 64       # the site's /64 stays
+    assert Anonymizer("k", devices=[privacy]).address(privacy) == str(got)
+    assert anon.address("2620:149:a44::50") == "2620:149:a44::50"           # not a device: kept
+
+
+def test_result_v6_clients_are_anonymized_and_keep_their_prefix(result):
+    v6 = result.flows["client_ip"].str.contains(":") & result.flows["client_ip"].str.startswith("2001:")
+    assert v6.sum() >= 2
+    anon = result.anonymized(key="k")
+    before, after = result.flows.loc[v6, "client_ip"], anon.flows.loc[v6, "client_ip"]
+    assert (before != after).all()
+    prefix = [int(ipaddress.ip_address(a)) >> 64 for a in before]
+    assert prefix == [int(ipaddress.ip_address(a)) >> 64 for a in after]
+
+
 def test_no_two_addresses_share_a_pseudonym():
     """A bijection per network: every address of a /20 site subnet maps to a distinct one in it."""
     net = ipaddress.ip_network("203.0.112.0/20")
@@ -86,8 +106,9 @@ def _every_text(result: apnstrace.Result) -> str:
 
 
 def _internal_addresses(result: apnstrace.Result) -> set[str]:
+    """What must not survive: internal addresses, and every IPv6 address a device used as a client."""
     found = set(result.flows["client_ip"]) | set(result.flows["server_ip"])
-    return {a for a in found if _internal(a)}
+    return {a for a in found if _internal(a)} | {a for a in result.flows["client_ip"] if ":" in a}
 
 
 def _absent(addresses: set[str], text: str) -> list[str]:
