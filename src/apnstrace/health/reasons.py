@@ -52,7 +52,7 @@ def block_reasons(flows: pd.DataFrame, icmp: pd.DataFrame | None, options: FlowO
         icmp_rows = _icmp_matches(flows, icmp)
         claim(f.started & (icmp_rows.index_mask(n)) & ~f.answered, "icmp_unreachable", icmp_rows.describe)
         claim(f.tcp_started & (f.state == "REJ"), "reset", f.describe_reset)
-        claim(f.tcp_started & np.isin(f.state, ("S0", "RSTOS0")), "no_response",
+        claim(f.tcp_started & np.isin(f.state, ("S0", "RSTOS0")) & f.only_syns, "no_response",
               lambda i: f.describe_no_response(i, capture_end))
         claim(f.tcp_started & f.fatal_alert, "tls_alert", lambda i: f"the server answered the ClientHello with alert {f.tls_alert[i]}")
         intercepted, why = _interception(f)
@@ -93,6 +93,10 @@ class _Facts:
         self.started = self.tcp_started | ~self.tcp           # a UDP flow's first frame is its start
         self.handshake = flows["_handshake"].to_numpy(dtype=bool) if "_handshake" in flows else np.zeros(n, bool)
         self.pkts_s2c = flows["pkts_s2c"].to_numpy()
+        # A client that sent data or ACKs after its SYN was answered: the capture missed the
+        # answer (a one-way capture, health/one_way.py), the network did not drop it.
+        extra = flows["pkts_c2s"].to_numpy(dtype=np.float64) - self.syns - (self.state == "RSTOS0")
+        self.only_syns = (extra <= 0) & (num("_c_payload", 0) == 0)
         self.answered = np.where(self.tcp, self.handshake, self.pkts_s2c > 0)
         self.ts_end = flows["ts_end"].to_numpy()
         self.syn_first, self.syn_last = num("_syn_first"), num("_syn_last")

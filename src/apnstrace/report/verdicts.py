@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from ..health.one_way import directions
 
 if TYPE_CHECKING:
     from ..pipeline import Result
@@ -61,6 +62,7 @@ def summary(result: Result) -> dict:
             "malformed": dict(sorted(result.stats.malformed.items())),
             "limits": dict(sorted(result.stats.limits.items())),
             "problems": list(result.problems),
+            "tcp_one_way": directions(flows).one_way,
         },
         "verdicts": [asdict(v) for v in lines],
         "worst": _worst(lines),
@@ -95,9 +97,15 @@ def _apns(result: Result) -> Verdict | None:
     down = courier[courier["blocked"].fillna(False).to_numpy(bool)]
     ok_devices = set(up["client_ip"])
     parts, level = [], "ok"
-    if ok_devices:
-        ports = _ports(up)
-        parts.append(f"{_n(len(ok_devices), 'device')} connected on {ports}")
+    # A courier nothing came back on proves nothing (a one-way capture shows every flow so).
+    answered = set(up.loc[up["pkts_s2c"].fillna(0).to_numpy(np.int64) > 0, "client_ip"])
+    if answered:
+        parts.append(f"{_n(len(answered), 'device')} connected on {_ports(up[up['client_ip'].isin(answered)])}")
+    if ok_devices - answered:
+        unconfirmed = up[up["client_ip"].isin(ok_devices - answered)]
+        parts.append(f"{_n(len(ok_devices - answered), 'device')} sent on {_ports(unconfirmed)} with no packet "
+                     f"back in the capture")
+        level = "ok" if answered else "info"
     for port, group in down.groupby("server_port", sort=True):
         devices = set(group["client_ip"])
         reasons = ", ".join(sorted(set(group["block_reason"].dropna())))
@@ -199,6 +207,15 @@ def _capture(result: Result) -> Verdict:
     if result.problems:
         text += f"; {len(result.problems)} file{'s' if len(result.problems) > 1 else ''} read only in part"
         level = "warn"
+    seen = directions(flows)
+    if seen.blind_side:
+        text += (f"; {seen.one_way:,} of {seen.one_way + seen.two_way:,} TCP conversations seen one way only "
+                 f"(data and ACKs, never a packet back): the capture point likely sees one direction "
+                 f"(asymmetric routing, one-way span or tap), so a missing answer may be the capture's "
+                 f"blind side, not a block")
+        level = "warn"
+    elif seen.one_way:
+        text += f"; {_n(seen.one_way, 'TCP flow')} seen one way only (cut at the capture's edges?)"
     return Verdict("Capture", level, text)
 
 
