@@ -161,7 +161,7 @@ def main() -> None:
     ap.add_argument("--rates", default="2000,5000,10000,20000,40000", help="packets/s to try, ascending")
     ap.add_argument("--seconds", type=float, default=60.0, help="replay time per rate")
     ap.add_argument("--bisect", type=int, default=2, help="extra runs between the last clean and first lossy rate")
-    ap.add_argument("--backend", choices=["scapy", "tshark"], default="scapy")
+    ap.add_argument("--backend", choices=["scapy", "dumpcap", "tshark"], default="scapy")
     ap.add_argument("--files", default=",".join(DEFAULT_FILES), help="corpus captures to replay (Ethernet pcaps)")
     ap.add_argument("--json", type=Path, help="also write the runs here")
     args = ap.parse_args()

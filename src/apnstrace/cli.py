@@ -378,8 +378,9 @@ def requirements(captures, fmt, output, limit, engine, tcp_timeout, udp_timeout,
               help="Keep what was captured as rotated pcap files in DIR.")
 @click.option("-o", "--output", "folder", type=click.Path(file_okay=False), default=None,
               help="Report folder, rewritten every --rotate-seconds (default: live-<interface>-apnstrace).")
-@click.option("--backend", type=click.Choice(["scapy", "tshark"]), default="scapy", show_default=True,
-              help="scapy: a packet socket in this process; tshark: dumpcap + tshark through pyshark.")
+@click.option("--backend", type=click.Choice(["scapy", "dumpcap", "tshark"]), default="scapy", show_default=True,
+              help="scapy: a packet socket in this process; dumpcap: Wireshark's capture engine, its pcap "
+                   "stream read here (the fastest); tshark: dumpcap + tshark through pyshark.")
 @click.option("--quiet", is_flag=True, help="Plain progress lines even on a terminal (always so when piped).")
 @click.option("--site", "site_file", type=click.Path(dir_okay=False),
               help="Site profile (TOML): MDM hosts, distribution points, SUS hosts, internal subnets.")

@@ -87,7 +87,7 @@ def check_report(out: Path, backend: str) -> dict:
     return summary
 
 
-@pytest.mark.parametrize("backend", ["scapy", "tshark"])
+@pytest.mark.parametrize("backend", ["scapy", "dumpcap", "tshark"])
 def test_live_capture_on_a_veth(lab, tmp_path, backend):
     live, said, steps = capture(lab, tmp_path, backend, "--duration", "14")
     out, _ = live.communicate(timeout=120)

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import struct
 import tempfile
 from pathlib import Path
 
@@ -227,3 +228,47 @@ def test_tshark_counts_captured_packets_it_never_decoded_as_dropped():
     assert backend.counts().dropped == 3 + 200
     backend._stderr.reverse()                 # whichever prints last, our interface's line counts
     assert backend.counts().dropped == 203
+
+
+def _pcap_stream(packets: list[tuple[float, bytes]], nanoseconds: bool, big_endian: bool) -> bytes:
+    order = ">" if big_endian else "<"
+    magic = 0xA1B23C4D if nanoseconds else 0xA1B2C3D4
+    out = struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, 262144, 1)
+    for ts, data in packets:
+        sec = int(ts)
+        frac = round((ts - sec) * (1e9 if nanoseconds else 1e6))
+        out += struct.pack(order + "IIII", sec, frac, len(data), len(data) + 4) + data
+    return out
+
+
+@pytest.mark.parametrize("nanoseconds", [False, True])
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_dumpcap_stream_records_split_anywhere(nanoseconds, big_endian):
+    """dumpcap's pcap pipe arrives in reads of any size: records cut across reads come out whole."""
+    from apnstrace.live.backends import DumpcapBackend, _pcap_header
+    packets = [(1_700_000_000.25 + i, bytes([i]) * (60 + 7 * i)) for i in range(20)]
+    stream = _pcap_stream(packets, nanoseconds, big_endian)
+    header = _pcap_header(stream[:24])
+    assert header is not None and header.linktype == 1
+    for step in (1, 5, 16, 17, 100, len(stream)):
+        backend = DumpcapBackend("veth0", DEFAULT_BPF, 1)
+        pending = bytearray()
+        for at in range(24, len(stream), step):
+            pending += stream[at: at + step]
+            del pending[:backend._records(pending, header)]
+        assert not pending
+        got = backend.take()
+        assert [p.data for p in got] == [d for _, d in packets]
+        assert [p.wire_len for p in got] == [len(d) + 4 for _, d in packets]
+        assert [p.ts for p in got] == pytest.approx([t for t, _ in packets], abs=1e-6)
+    assert _pcap_header(b"\x0a\x0d\x0d\x0a" + bytes(20)) is None         # pcapng is not what -P writes
+
+
+def test_dumpcap_counts_read_its_interface_line():
+    from apnstrace.live.backends import DumpcapBackend
+    backend = DumpcapBackend("lo", DEFAULT_BPF, 1)
+    backend._received = 500
+    backend._stderr += ["Packets received/dropped on interface 'Loopback: lo': 510/10 "
+                        "(pcap:4/dumpcap:6/flushed:0/ps_ifdrop:1) (98.0%)"]
+    counts = backend.counts()
+    assert (counts.received, counts.dropped, counts.interface_dropped) == (500, 10, 1)

@@ -1,4 +1,5 @@
-"""Capture backends: scapy's packet socket (default) and tshark through pyshark.
+"""Capture backends: scapy's packet socket (default), tshark through pyshark, and dumpcap's
+pcap stream read directly.
 
 Each runs its capture loop in a thread and hands packets over as `Captured` tuples through
 `take()`; the engine never sees a backend's own packet objects. Both report how many packets
@@ -12,7 +13,9 @@ import re
 import select
 import signal
 import socket
+import shutil
 import struct
+import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +50,9 @@ class _Threaded:
 
     name = ""
 
-    def __init__(self, iface: str, bpf: str) -> None:
+    def __init__(self, iface: str, bpf: str, linktype: int | None = None) -> None:
         self.iface, self.bpf = iface, bpf
+        self.linktype = linktype                 # the interface's, from preflight (None: not checked)
         self._lock = threading.Lock()
         self._pending: list[Captured] = []
         self._received = 0
@@ -70,6 +74,13 @@ class _Threaded:
             self._pending.append(packet)
             self._received += 1
 
+    def _put_many(self, packets: list[Captured]) -> None:
+        with self._lock:
+            room = max(0, MAX_PENDING - len(self._pending))
+            self._pending.extend(packets[:room])
+            self._received += min(room, len(packets))
+            self._overflow += len(packets) - min(room, len(packets))
+
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -86,8 +97,8 @@ class ScapyBackend(_Threaded):
 
     name = "scapy"
 
-    def __init__(self, iface: str, bpf: str) -> None:
-        super().__init__(iface, bpf)
+    def __init__(self, iface: str, bpf: str, linktype: int | None = None) -> None:
+        super().__init__(iface, bpf, linktype)
         self._sock = None
         self._dropped = 0
         self._kernel_seen = 0
@@ -188,8 +199,8 @@ class TsharkBackend(_Threaded):
 
     name = "tshark"
 
-    def __init__(self, iface: str, bpf: str) -> None:
-        super().__init__(iface, bpf)
+    def __init__(self, iface: str, bpf: str, linktype: int | None = None) -> None:
+        super().__init__(iface, bpf, linktype)
         self._capture = None
         self._stderr: list[str] = []
         self._capturing = threading.Event()      # dumpcap said "Capturing on ..." (or the thread ended)
@@ -298,4 +309,125 @@ class _Lines(logging.Handler):
             self.capturing.set()
 
 
-BACKENDS = {"scapy": ScapyBackend, "tshark": TsharkBackend}
+class DumpcapBackend(_Threaded):
+    """dumpcap (Wireshark's capture engine: libpcap with a kernel ring buffer) writes pcap to a
+    pipe and apnstrace reads the records itself. The tshark backend decodes every packet to
+    JSON first, which caps it near 2,000 packets/s; apnstrace needs only the raw frames.
+    Stopping sends dumpcap SIGTERM: it flushes, prints its drop counts and closes the pipe."""
+
+    name = "dumpcap"
+    READ = 1 << 20
+
+    def __init__(self, iface: str, bpf: str, linktype: int | None = None) -> None:
+        super().__init__(iface, bpf, linktype)
+        self._proc: subprocess.Popen | None = None
+        self._stderr: list[str] = []
+        self._capturing = threading.Event()
+
+    def start(self) -> None:
+        dumpcap = shutil.which("dumpcap")
+        if not dumpcap:
+            raise LiveSetupError("--backend dumpcap needs dumpcap (Debian: apt-get install tshark)")
+        # -P: pcap, not pcapng (fixed 16-byte record headers); -B: kernel buffer in MiB, which
+        # rides out a report rewrite; -s: never cut a frame.
+        args = [dumpcap, "-i", self.iface, "-f", self.bpf, "-P", "-w", "-", "-B", "64", "-s", str(MAX_FRAME)]
+        self._proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+        threading.Thread(target=self._read_stderr, name="apnstrace-dumpcap-stderr", daemon=True).start()
+        self._spawn(self._loop)
+        if not self._capturing.wait(timeout=30) or self.error or self._proc.poll() is not None:
+            self.stop()
+            said = [line for line in self._stderr if line and not line.startswith(("Capturing on", "File:"))]
+            raise LiveSetupError(self.error or (f"dumpcap could not capture on {self.iface}: {said[-1]}" if said
+                                                else f"dumpcap did not start capturing on {self.iface} within 30 s"))
+
+    def _read_stderr(self) -> None:
+        for raw in self._proc.stderr:
+            self._stderr.append(raw.decode("utf-8", "replace").strip())
+        self._capturing.set()               # dumpcap ended: start() stops waiting and reports why
+
+    def _loop(self) -> None:
+        try:
+            self._read_stream()
+        finally:
+            self._capturing.set()
+
+    def _read_stream(self) -> None:
+        out = self._proc.stdout
+        pending = bytearray()
+        header = None
+        while True:
+            chunk = out.read(self.READ)
+            if not chunk:
+                break
+            pending += chunk
+            if header is None:
+                if len(pending) < 24:
+                    continue
+                header = _pcap_header(bytes(pending[:24]))
+                if header is None:
+                    self.error = f"dumpcap on {self.iface} wrote something that is not a pcap stream"
+                    break
+                if self.linktype is not None and header.linktype != self.linktype:
+                    self.error = (f"dumpcap on {self.iface} captures link type {header.linktype}, "
+                                  f"expected {self.linktype}")
+                    break
+                del pending[:24]
+                # The stream's header is written once the interface is open and filtered; dumpcap's
+                # "Capturing on" line comes a moment earlier, when the first packets are still missed.
+                self._capturing.set()
+            used = self._records(pending, header)
+            del pending[:used]
+
+    def _records(self, data: bytearray, header: _PcapHeader) -> int:
+        """Hand over every whole record in `data`; return the bytes used."""
+        unpack, scale, pos, end, got = header.record.unpack_from, header.scale, 0, len(data), []
+        view = memoryview(data)
+        while end - pos >= 16:
+            sec, frac, caplen, wire = unpack(data, pos)
+            if end - pos - 16 < caplen:
+                break
+            got.append(Captured(sec + frac * scale, bytes(view[pos + 16: pos + 16 + caplen]), wire))
+            pos += 16 + caplen
+        view.release()
+        if got:
+            self._put_many(got)
+        return pos
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+
+    def counts(self) -> CaptureCounts:
+        for line in reversed(self._stderr):
+            m = DUMPCAP_STATS.search(line)
+            if m and (f"'{self.iface}'" in line or f": {self.iface}'" in line):      # 'lo' is 'Loopback: lo'
+                ifdrop = int(m.group(6)) if m.group(6) is not None else None
+                return CaptureCounts(self._received, int(m.group(2)) + self._overflow, ifdrop,
+                                     "dumpcap (libpcap and dumpcap drops) + apnstrace backlog")
+        return CaptureCounts(self._received, None, None, "dumpcap (counts are printed when the capture stops)")
+
+
+@dataclass(frozen=True, slots=True)
+class _PcapHeader:
+    record: struct.Struct        # sec, fraction, caplen, wire length in the stream's byte order
+    scale: float                 # fraction -> seconds (micro- or nanoseconds)
+    linktype: int
+
+
+def _pcap_header(data: bytes) -> _PcapHeader | None:
+    for order in ("<", ">"):
+        magic, = struct.unpack(order + "I", data[:4])
+        if magic in (0xA1B2C3D4, 0xA1B23C4D):
+            linktype = struct.unpack(order + "I", data[20:24])[0] & 0x0FFFFFFF
+            return _PcapHeader(struct.Struct(order + "IIII"), 1e-6 if magic == 0xA1B2C3D4 else 1e-9, linktype)
+    return None
+
+
+BACKENDS = {"scapy": ScapyBackend, "tshark": TsharkBackend, "dumpcap": DumpcapBackend}

@@ -85,7 +85,7 @@ def run_live(config: LiveConfig, view=None, clock=time.monotonic) -> LiveOutcome
     view = view or PlainView()
     linktype = preflight(config.iface, config.bpf)
     config.output.mkdir(parents=True, exist_ok=True)        # an unwritable -o fails before capturing
-    backend = BACKENDS[config.backend](config.iface, config.bpf)
+    backend = BACKENDS[config.backend](config.iface, config.bpf, linktype)
     session = Session(config.options, config.site, config.sequence_options)
     source = f"live:{config.iface}"
     session.stats.files.append(source)
