@@ -272,3 +272,10 @@ def test_dumpcap_counts_read_its_interface_line():
                         "(pcap:4/dumpcap:6/flushed:0/ps_ifdrop:1) (98.0%)"]
     counts = backend.counts()
     assert (counts.received, counts.dropped, counts.interface_dropped) == (500, 10, 1)
+
+
+def test_dumpcap_missing_is_one_sentence(monkeypatch):
+    from apnstrace.live import backends
+    monkeypatch.setattr(backends.shutil, "which", lambda name: None)
+    with pytest.raises(backends.LiveSetupError, match="needs dumpcap"):
+        backends.DumpcapBackend("lo", DEFAULT_BPF, 1).start()
