@@ -4,8 +4,11 @@ one, instead of reporting every device as connected and every missing answer as 
 1. A sample capture cut down to its client->server frames (what a span on the uplink of an
    asymmetric route gives): the Capture verdict warns, the APNs verdict no longer says
    "connected", and summary.json counts the one-way flows; the full capture says nothing.
-2. WebattackRCE.pcap (nDPI corpus, real): tshark's TCP conversation table shows every
-   conversation with frames in one direction only; apnstrace warns with the same count.
+2. WebattackRCE.pcap and whatsapp.pcap (nDPI corpus, real): tshark's TCP conversation table
+   shows every conversation with frames in one direction only; apnstrace warns with the same
+   count. whatsapp.pcap's conversations open with a SYN (state S0 in Zeek's terms) and go on
+   with data: none of them may be called blocked (no_response needs a client that sent only SYNs).
+3. synscan.pcap: unanswered SYNs are one-way too, but bare attempts: no warning.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from apnstrace.health.one_way import directions
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample_pcaps" / "sequences_site.pcap"
-WEBATTACK = REPO.parent / "shared" / "corpus" / "ndpi" / "pcap" / "WebattackRCE.pcap"
+CORPUS = REPO.parent / "shared" / "corpus" / "ndpi" / "pcap"
 
 
 def _verdict(result: apnstrace.Result, topic: str):
@@ -61,16 +64,24 @@ def test_one_way_sample_is_called_one_way(one_way_sample):
 
 
 @pytest.mark.tshark
-def test_webattack_capture_matches_tshark_conversations():
+@pytest.mark.parametrize("name", ["WebattackRCE.pcap", "whatsapp.pcap"])
+def test_one_way_corpus_capture_matches_tshark_conversations(name):
     tshark = shutil.which("tshark")
     assert tshark, "tshark is not installed: run `make test` (it installs Debian's tshark)"
-    out = subprocess.run([tshark, "-r", str(WEBATTACK), "-n", "-q", "-z", "conv,tcp"], capture_output=True,
+    out = subprocess.run([tshark, "-r", str(CORPUS / name), "-n", "-q", "-z", "conv,tcp"], capture_output=True,
                          text=True, timeout=300).stdout
     # rows: "a:port <-> b:port  frames bytes  frames bytes  total ..."; the two frame counts are per direction
     rows = [line.split() for line in out.splitlines() if "<->" in line]
     per_direction = [(int(r[3]), int(r[6])) for r in rows]
     one_way = sum(1 for a, b in per_direction if (a == 0) != (b == 0))
-    assert len(per_direction) > 100 and one_way == len(per_direction)
-    result = apnstrace.analyze(WEBATTACK)
+    assert len(per_direction) > 50 and one_way == len(per_direction)
+    result = apnstrace.analyze(CORPUS / name)
     capture = _verdict(result, "Capture")
     assert capture.level == "warn" and f"{one_way:,} of {one_way:,} TCP conversations seen one way" in capture.text
+    assert not result.flows["blocked"].any()
+
+
+def test_a_syn_scan_is_not_a_one_way_capture():
+    result = apnstrace.analyze(CORPUS / "synscan.pcap")
+    assert result.blocked["reason"].eq("no_response").sum() > 1000
+    assert directions(result.flows).one_way == 0 and _verdict(result, "Capture").level == "ok"

@@ -31,5 +31,10 @@ def directions(flows: pd.DataFrame) -> Directions:
     tcp = (flows["transport"] == "tcp").fillna(False).to_numpy(bool)
     c2s = flows["pkts_c2s"].fillna(0).to_numpy(np.int64) > 0
     s2c = flows["pkts_s2c"].fillna(0).to_numpy(np.int64) > 0
-    attempt = flows["state"].isin(ATTEMPTS).to_numpy(bool)
+    # A bare attempt: the client sent its SYNs (and maybe a closing RST), nothing else. A SYN
+    # followed by ACKs or data (S0 too, in Zeek's terms) is a conversation seen one way.
+    state = flows["state"]
+    syns = flows["syn_retries"].fillna(0).to_numpy(np.int64) + 1
+    sent = flows["pkts_c2s"].fillna(0).to_numpy(np.int64) - (state == "RSTOS0").to_numpy(bool)
+    attempt = state.isin(ATTEMPTS).to_numpy(bool) & (sent <= syns)
     return Directions(one_way=int((tcp & (c2s ^ s2c) & ~attempt).sum()), two_way=int((tcp & c2s & s2c).sum()))
