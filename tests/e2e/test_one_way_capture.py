@@ -60,6 +60,9 @@ def test_one_way_sample_is_called_one_way(one_way_sample):
     apns = _verdict(cut, "APNs")
     assert "connected" not in apns.text and "no packet back" in apns.text and apns.level == "info"
     assert cut.summary["capture"]["tcp_one_way"] == seen.one_way
+    # The report's headline blames the capture, not the traffic, when only the Capture line warns.
+    page = cut.to_html(one_way_sample.with_suffix(".html")).read_text()
+    assert "Check the capture first" in page and "Degraded" not in page
     assert full.summary["capture"]["tcp_one_way"] == 0
 
 

@@ -65,6 +65,8 @@ LEVEL_LABEL = {"ok": "OK", "info": "INFO", "warn": "WARN", "fail": "FAIL"}
 HEADLINE = {"ok": "No problem found", "info": "Nothing conclusive to report",
             "warn": "Degraded: some Apple traffic had trouble",
             "fail": "Blocked: Apple device-management traffic is not getting through"}
+# When only the Capture line is that bad, the trouble is what the capture can show, not the traffic.
+CAPTURE_HEADLINE = {"warn": "Check the capture first: it may not show the whole picture"}
 
 _PLAIN = re.compile(r"[\x20-\x7e]*\Z")
 _VISIBLE_CATEGORIES = ("Cc", "Cf", "Cs", "Co", "Zl", "Zp")    # act on layout or are not text
@@ -215,6 +217,12 @@ def environment() -> Environment:
 
 # ---------------------------------------------------------------- the page
 
+def _headline(items: list, worst: str) -> str:
+    if worst in CAPTURE_HEADLINE and all(v.topic == "Capture" for v in items if v.level == worst):
+        return CAPTURE_HEADLINE[worst]
+    return HEADLINE[worst]
+
+
 def render_html(result: Result, charts: dict[str, bytes] | None = None) -> str:
     """The report page as text. `charts` maps a chart name to PNG bytes; None renders them."""
     if charts is None:
@@ -233,7 +241,7 @@ def render_html(result: Result, charts: dict[str, bytes] | None = None) -> str:
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         start=_stamp(start), end=_stamp(end),
         span=fmt_s(end - start) if start is not None else "",
-        worst=worst, headline=HEADLINE[worst], level_label=LEVEL_LABEL,
+        worst=worst, headline=_headline(items, worst), level_label=LEVEL_LABEL,
         verdicts=items,
         clock=Clock(start, end),
         blocked=_limited(result.blocked, ROW_LIMIT),
