@@ -60,15 +60,14 @@ def test_one_way_sample_is_called_one_way(one_way_sample):
     apns = _verdict(cut, "APNs")
     assert "connected" not in apns.text and "no packet back" in apns.text and apns.level == "info"
     assert cut.summary["capture"]["tcp_one_way"] == seen.one_way
-    # The report's headline blames the capture, not the traffic, when only the Capture line warns.
-    page = cut.to_html(one_way_sample.with_suffix(".html")).read_text()
-    assert "Check the capture first" in page and "Degraded" not in page
+    assert "no packet back" in _verdict(cut, "APNs provider").text
+    assert "reached" in _verdict(full, "APNs provider").text
     assert full.summary["capture"]["tcp_one_way"] == 0
 
 
 @pytest.mark.tshark
 @pytest.mark.parametrize("name", ["WebattackRCE.pcap", "whatsapp.pcap"])
-def test_one_way_corpus_capture_matches_tshark_conversations(name):
+def test_one_way_corpus_capture_matches_tshark_conversations(name, tmp_path):
     tshark = shutil.which("tshark")
     assert tshark, "tshark is not installed: run `make test` (it installs Debian's tshark)"
     out = subprocess.run([tshark, "-r", str(CORPUS / name), "-n", "-q", "-z", "conv,tcp"], capture_output=True,
@@ -82,6 +81,10 @@ def test_one_way_corpus_capture_matches_tshark_conversations(name):
     capture = _verdict(result, "Capture")
     assert capture.level == "warn" and f"{one_way:,} of {one_way:,} TCP conversations seen one way" in capture.text
     assert not result.flows["blocked"].any()
+    # The report's headline blames the capture, not the traffic, when only the Capture line warns.
+    assert [v.topic for v in result.verdicts if v.level in ("warn", "fail")] == ["Capture"]
+    page = result.to_html(tmp_path / "report.html").read_text()
+    assert "Check the capture first" in page and "Degraded" not in page
 
 
 def test_a_syn_scan_is_not_a_one_way_capture():

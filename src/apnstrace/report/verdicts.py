@@ -178,6 +178,9 @@ def _provider(result: Result) -> Verdict | None:
     bad = provider[provider["blocked"].fillna(False).to_numpy(bool)]
     servers = _n(provider["client_ip"].nunique(), "server")
     if bad.empty:
+        if not (provider["pkts_s2c"].fillna(0).to_numpy(np.int64) > 0).any():     # a one-way capture
+            return Verdict("APNs provider", "info", f"{servers} sent to the APNs provider API on "
+                                                    f"{_ports(provider)} with no packet back in the capture")
         return Verdict("APNs provider", "ok", f"{servers} reached the APNs provider API on {_ports(provider)}")
     reasons = ", ".join(sorted(set(bad["block_reason"].dropna())))
     level = "fail" if len(bad) == len(provider) else "warn"
