@@ -1,6 +1,7 @@
 """Command line: a thin layer over apnstrace.analyze(). The only module that imports click."""
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 import warnings
@@ -412,6 +413,9 @@ def live(iface, bpf, duration, rotate_seconds, write_pcap, folder, backend, quie
         dropped = "unknown" if counts.dropped is None else counts.dropped
         click.echo(f"Stopped ({outcome.stopped_by}): {counts.received} packets captured, {dropped} dropped "
                    f"({counts.counted_by}); report: {config.output / 'report.html'}")
+        if counts.dropped and backend == "scapy" and shutil.which("dumpcap"):
+            click.echo("Packets were dropped: --backend dumpcap takes about three times the rate without loss "
+                       "(docs/live.md)")
         for path in outcome.pcaps:
             click.echo(f"Capture file: {path}")
     if outcome.error:

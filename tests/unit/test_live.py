@@ -279,3 +279,17 @@ def test_dumpcap_missing_is_one_sentence(monkeypatch):
     monkeypatch.setattr(backends.shutil, "which", lambda name: None)
     with pytest.raises(backends.LiveSetupError, match="needs dumpcap"):
         backends.DumpcapBackend("lo", DEFAULT_BPF, 1).start()
+
+
+@pytest.mark.parametrize("backend, dropped, hinted", [("scapy", 7, True), ("scapy", 0, False), ("dumpcap", 7, False)])
+def test_drops_with_scapy_suggest_dumpcap(runner, tmp_path, monkeypatch, backend, dropped, hinted):
+    import apnstrace.live as live
+    from apnstrace.live.run import LiveOutcome
+    assert shutil.which("dumpcap"), "dumpcap is missing: run `make test` (it installs Debian's tshark)"
+    result = apnstrace.analyze(SAMPLES / "courier_push.pcap")
+    monkeypatch.setattr(live, "run_live", lambda config, view: LiveOutcome(
+        result, CaptureCounts(100, dropped, None, "test"), 1, [], "duration"))
+    got = runner.invoke(cli, ["live", "-i", "lo", "--backend", backend, "--quiet", "-o", str(tmp_path / "out")])
+    assert got.exit_code == 0, got.output
+    assert f"{dropped} dropped" in got.output
+    assert ("--backend dumpcap takes about three times" in got.output) == hinted
