@@ -7,6 +7,7 @@ import pyarrow as pa
 
 from ..flows.finalize import UID
 from .collect import DnsRecords, MetadataCollector
+from .meta_log import MetaTable, take_or_null
 
 TEXT = ("sni", "alpn", "tls_version", "tls_alert", "cert_issuer", "http_method", "http_host", "http_path",
         "http_user_agent")
@@ -19,26 +20,21 @@ def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
     """Fill sni, alpn, server_name, http_*, tls_*, cert_issuer, tls_handshake_ms by flow uid."""
     flows = flows.copy()
     n = len(flows)
-    if collected.flows and n:
-        uids = np.fromiter(collected.flows.keys(), np.int64, len(collected.flows))
-        metas = list(collected.flows.values())
-        at = pd.Index(uids).get_indexer(flows[UID].to_numpy())
-        hit = at >= 0
-        idx = at[hit]
+    # A collector resolves its metadata log; a merge of several hands over FlowMeta records.
+    table = collected.table() if hasattr(collected, "table") else MetaTable.from_metas(collected.flows)
+    if len(table) and n:
+        at = pd.Index(table.uid).get_indexer(flows[UID].to_numpy())
 
-        def found(name: str) -> np.ndarray:
-            values = np.empty(len(metas), dtype=object)
-            values[:] = [getattr(m, name) for m in metas]
-            column = np.full(n, None, dtype=object)
-            column[hit] = values[idx]
-            return column
+        def found(name: str) -> pa.Array:
+            return take_or_null(table.columns[name], at)
 
         for name in TEXT + (DNS_QUERY,) + TLS_EVIDENCE:
-            flows[name] = pd.array(pa.array(found(name), type=pa.string()), dtype="string")
+            flows[name] = pd.array(found(name), dtype="string")
         status = found("http_status")
-        flows["http_status"] = pd.array(pa.array(status, type=pa.int32()), dtype="Int32")
-        hello = pa.array(found("hello_ts"), type=pa.float64()).to_numpy(zero_copy_only=False)
-        server = pa.array(found("server_ts"), type=pa.float64()).to_numpy(zero_copy_only=False)
+        flows["http_status"] = pd.arrays.IntegerArray(status.fill_null(0).to_numpy().astype(np.int32),
+                                                       status.is_null().to_numpy(zero_copy_only=False))
+        hello = found("hello_ts").to_numpy(zero_copy_only=False)
+        server = found("server_ts").to_numpy(zero_copy_only=False)
         ms = (server - hello) * 1000.0
         ok = np.isfinite(ms) & (ms >= 0)
         flows["tls_handshake_ms"] = pd.arrays.FloatingArray(np.where(ok, ms, 0.0), ~ok)

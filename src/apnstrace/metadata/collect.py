@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
 from ..decode import http, quic, tls
 from ..decode.malformed import Malformed
@@ -22,6 +21,8 @@ from .dns_feed import feed_dns
 from .dns_records import DnsFailure, DnsRecords
 from .dns_tcp import MAX_PAYLOADS as DNS_TCP_PAYLOADS, DnsOverTcp
 from .fast_streams import take_fast
+from .flight_streams import take_flights
+from .meta_log import FlowMeta, MetaLog, MetaTable
 
 __all__ = ["DnsFailure", "DnsRecords", "FlowMeta", "MetadataCollector"]
 
@@ -33,28 +34,6 @@ DNS_PORTS = (53, 5353)
 TCP, UDP = 6, 17
 HTTP_STARTS = (b"GET ", b"POST", b"HEAD", b"PUT ", b"DELE", b"OPTI", b"PATC", b"CONN", b"HTTP")
 PROXY_V1, PROXY_V2 = b"PROXY ", b"\r\n\r\n\x00\r\nQUIT\n"   # HAProxy PROXY protocol before the real stream
-
-
-@dataclass
-class FlowMeta:
-    """What the parsers found in one flow (keys: the flow table's uid)."""
-
-    sni: str | None = None
-    alpn: str | None = None
-    client_dir: int | None = None          # canonical direction of the ClientHello / request
-    hello_ts: float | None = None
-    server_ts: float | None = None         # first server handshake record
-    tls_version: str | None = None
-    tls_alert: str | None = None           # first alert in the server's flight
-    client_alert: str | None = None        # first alert the client sent after its ClientHello
-    server_alpn: str | None = None         # protocol the ServerHello selected (TLS <= 1.2: visible)
-    cert_issuer: str | None = None
-    http_method: str | None = None
-    http_host: str | None = None
-    http_path: str | None = None
-    http_user_agent: str | None = None
-    http_status: int | None = None
-    dns_query: str | None = None           # first question of a DNS flow
 
 
 @dataclass
@@ -80,14 +59,15 @@ class MetadataCollector:
     def __init__(self, stats: RunStats, max_reassembly_bytes: int = 256 << 10) -> None:
         self.stats = stats
         self.max_held = max_reassembly_bytes       # payload bytes held per flow direction (FlowOptions)
-        self.flows: dict[int, FlowMeta] = {}
+        self.log = MetaLog()                             # what the parsers found, resolved by table()
         self.streams: dict[int, _Stream] = {}            # key uid*2+dir -> stream being read
         self.done: dict[str, set[int]] = {"tls": set(), "http": set()}   # keys whose first one was read
         self.quic: dict[int, _Quic] = {}                  # uid -> QUIC Initials being read
         self.quic_done: set[int] = set()
         self.dns = DnsRecords()
         self.dns_tcp = DnsOverTcp()
-        self.hellos: list[int] = []                       # uids whose ClientHello was read: take_hellos()
+        self.hellos: list = []                            # uids (ints, arrays) whose ClientHello was read
+        self.hellos_mark = (0, 0)                         # the log's sequence numbers at the last two take_hellos()
 
     # -- per chunk ----------------------------------------------------------------------
     def add(self, buf: np.ndarray, pk: PacketBatch, uid: np.ndarray, rank: np.ndarray) -> None:
@@ -120,18 +100,20 @@ class MetadataCollector:
         pending_before = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
         later = tcp & (rank < MAX_SEGMENTS)
         # Segments that overtook their stream's first one, and streams left open by a chunk before.
-        first_start = pd.Series(start_rows, index=key[start_rows]).groupby(level=0).min()
-        at = first_start.reindex(key).to_numpy()
-        ahead = early & (start_kind == 0) & (np.arange(len(key)) < np.nan_to_num(at, nan=-1))
+        at = _first_start(key, start_rows)
+        ahead = early & (start_kind == 0) & (np.arange(len(key)) < at)
         rows = _ordered_unique(np.concatenate(
             [start_rows, np.flatnonzero(ahead | (later & np.isin(key, pending_before)))]))
         is_start = np.zeros(len(key), bool)
         is_start[start_rows] = True
-        self._feed(buf, pk, key, take_fast(self, buf, pk, key, rows, is_start, start_kind, pending_before))
+        left = take_fast(self, buf, pk, key, rows, is_start, start_kind, pending_before)
+        left = take_flights(self, buf, pk, key, left, later, start_kind, pending_before,
+                            (MAX_SEGMENTS, MAX_STREAM_BYTES))
+        self._feed(buf, pk, key, left)
         # Streams opened in this chunk and still incomplete read on in this chunk.
         opened = np.setdiff1d(np.fromiter(self.streams.keys(), np.int64, len(self.streams)), pending_before)
         if opened.size:
-            more = later & np.isin(key, opened) & (np.arange(len(key)) > np.nan_to_num(at, nan=np.inf))
+            more = later & np.isin(key, opened) & (np.arange(len(key)) > np.where(at < 0, len(key), at))
             more[rows] = False
             self._feed(buf, pk, key, np.flatnonzero(more))
         # A lone alert record early in a direction that already sent its ClientHello: the client
@@ -210,14 +192,27 @@ class MetadataCollector:
 
     def take_hellos(self) -> np.ndarray:
         """The uids whose ClientHello (SNI/ALPN) was read since the last call."""
-        got, self.hellos = np.array(self.hellos, np.int64), []
+        got = np.concatenate([np.atleast_1d(np.asarray(h, np.int64)) for h in self.hellos]) if self.hellos \
+            else np.empty(0, np.int64)
+        self.hellos = []
+        self.hellos_mark = (self.hellos_mark[1], self.log.seq)
         return got
 
-    def _meta(self, uid: int) -> FlowMeta:
-        meta = self.flows.get(uid)
-        if meta is None:
-            meta = self.flows[uid] = FlowMeta()
-        return meta
+    def recent_hellos(self) -> dict[int, FlowMeta]:
+        """SNI and ALPN of the ClientHellos read since the last take_hellos() but one, by uid:
+        what a per-chunk reader (sequences' activity) needs without resolving the whole log."""
+        uid, cols = self.log.kind_since("hello", self.hellos_mark[0])
+        return {u: FlowMeta(sni=s, alpn=a) for u, s, a in zip(uid.tolist(), cols["sni"].to_pylist(),
+                                                               cols["alpn"].to_pylist())}
+
+    def table(self) -> MetaTable:
+        """What the parsers found so far, one row per flow (attach() joins it on uid)."""
+        return self.log.resolve()
+
+    @property
+    def flows(self) -> dict[int, FlowMeta]:
+        """The same as one FlowMeta per flow uid (built on each access: for merging and tests)."""
+        return self.table().metas()
 
     def _tls(self, uid: int, direction: int, stream: _Stream, data: bytes, exhausted: bool) -> bool:
         if data[:1] == b"\x16" and data[5:6] == b"\x01":         # a handshake record holding a ClientHello
@@ -225,19 +220,12 @@ class MetadataCollector:
             if needed is not None and len(data) < needed and not exhausted:
                 return False
             hello = tls.parse_client_hello(data)
-            meta = self._meta(uid)
-            meta.sni, meta.alpn = hello.sni, ",".join(hello.alpn) or None
-            meta.client_dir, meta.hello_ts = direction, stream.first_ts
+            self.log.row("hello", uid, hello.sni, ",".join(hello.alpn) or None, direction, stream.first_ts)
             self.hellos.append(uid)
             return True
         flight = tls.parse_server_flight(data)
-        meta = self._meta(uid)
-        if flight.hello_seen and meta.server_ts is None:
-            meta.server_ts = stream.first_ts
-        meta.tls_version = flight.version or meta.tls_version
-        meta.server_alpn = meta.server_alpn or flight.alpn
-        meta.tls_alert = meta.tls_alert or flight.alert
-        meta.cert_issuer = flight.cert_issuer or meta.cert_issuer
+        self.log.row("flight", uid, stream.first_ts if flight.hello_seen else None, flight.version, flight.alpn,
+                     flight.alert, flight.cert_issuer)
         # A TLS 1.2 server flight ends with ServerHelloDone; wait for the certificate until then.
         complete = flight.alert is not None or flight.version == "TLS 1.3" or flight.cert_issuer is not None \
             or getattr(flight, "hello_done", False)
@@ -247,23 +235,19 @@ class MetadataCollector:
         """An alert record after a direction's first TLS stream: the client refusing the server's
         certificate (unknown_ca, bad_certificate) is how an intercepted courier ends."""
         uid, direction = divmod(k, 2)
-        meta = self.flows.get(uid)
-        if meta is None or meta.client_dir != direction or meta.client_alert is not None:
-            return
         if len(data) >= 7 and data[3:5] == b"\x00\x02" and data[5] in (1, 2):
-            meta.client_alert = tls.alert_name(data[5], data[6])
+            # Kept if this direction is the flow's client when it is sent: the log resolves that.
+            self.log.row("late_alert", uid, direction, tls.alert_name(data[5], data[6]))
 
     def _http(self, uid: int, direction: int, data: bytes, exhausted: bool) -> bool:
-        meta = self._meta(uid)
+        self.log.row("touch", uid)            # the flow has metadata now, even if nothing is read
         if data.startswith(b"HTTP/"):
-            meta.http_status = http.parse_response(data)
+            self.log.row("response", uid, http.parse_response(data))
             return True
         if b"\r\n\r\n" not in data and not exhausted:
             return False
         request = http.parse_request(data)
-        meta.http_method, meta.http_host = request.method, request.host
-        meta.http_path, meta.http_user_agent = request.path, request.user_agent
-        meta.client_dir = direction if meta.client_dir is None else meta.client_dir
+        self.log.row("request", uid, request.method, request.host, request.path, request.user_agent, direction)
         return True
 
     def _quic_initials(self, buf: np.ndarray, pk: PacketBatch, uid: np.ndarray, rows: np.ndarray) -> None:
@@ -291,9 +275,7 @@ class MetadataCollector:
                 continue
             if hello is not None or len(state.pieces) > 64:
                 if hello is not None:
-                    meta = self._meta(u)
-                    meta.sni, meta.alpn = hello.sni, ",".join(hello.alpn) or None
-                    meta.client_dir, meta.hello_ts = direction, state.first_ts
+                    self.log.row("hello", u, hello.sni, ",".join(hello.alpn) or None, direction, state.first_ts)
                     self.hellos.append(u)
                 del self.quic[u]
                 self.quic_done.add(u)
@@ -320,6 +302,17 @@ def _start_kind(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> np.ndarray
     http = np.isin(word, np.array([int.from_bytes(s[:4], "big") for s in HTTP_STARTS], np.uint32))
     proxy = np.isin(word, np.array([int.from_bytes(s[:4], "big") for s in (PROXY_V1, PROXY_V2)], np.uint32))
     return np.select([enough & tls_record, enough & http, enough & proxy], [1, 2, 3], 0)
+
+
+def _first_start(key: np.ndarray, start_rows: np.ndarray) -> np.ndarray:
+    """Per row, the row of its flow direction's first stream start in this chunk, -1 if none."""
+    keys, first = np.unique(key[start_rows], return_index=True)      # start_rows ascend: first = min
+    at = np.full(len(key), -1, np.int64)
+    if keys.size:
+        pos = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
+        hit = keys[pos] == key
+        at[hit] = start_rows[first[pos[hit]]]
+    return at
 
 
 def _ordered_unique(rows: np.ndarray) -> np.ndarray:

@@ -30,9 +30,12 @@ def feed_dns(collector, buf: np.ndarray, off: np.ndarray, cap: np.ndarray, uids:
     n = len(off)
     if n == 0:
         return
+    # One sequence number per message: the metadata log then orders the question names the
+    # scan and parse_dns give as they come in the capture.
+    first_seq = collector.log.reserve(n)
     if not COMPILED:        # the scan is only worth it compiled: plain Python is parse_dns's job
         for j in range(n):
-            _reference(collector, buf[off[j]: off[j] + cap[j]].tobytes(), uids[j], tss[j])
+            _reference(collector, buf[off[j]: off[j] + cap[j]].tobytes(), uids[j], tss[j], first_seq + j)
         return
     scan = scan_dns(buf, off, cap)
     texts = _addresses(buf, scan.answer_at[:scan.answer_first[-1]], scan.answer_v6)
@@ -41,19 +44,21 @@ def feed_dns(collector, buf: np.ndarray, off: np.ndarray, cap: np.ndarray, uids:
     lengths = scan.qname_len.tolist()
     offs, caps = off.tolist(), cap.tolist()
     malformed = collector.stats.malformed
+    asked: list[int] = []               # messages with a question: their name is a dns_query write
+    asked_names: list[str] = []
     for j, (reason, response, rcode, qd, qtype) in enumerate(zip(
             scan.reason.tolist(), scan.is_response.tolist(), scan.rcode.tolist(), scan.qdcount.tolist(),
             scan.qtype.tolist())):
         if reason != OK:
             if reason == FALLBACK:
-                _reference(collector, buf[offs[j]: offs[j] + caps[j]].tobytes(), uids[j], tss[j])
+                _reference(collector, buf[offs[j]: offs[j] + caps[j]].tobytes(), uids[j], tss[j], first_seq + j)
             elif response:
                 malformed[REASONS[reason]] += 1      # as _reference counts them: answers only
             continue
         qname = names[j, :lengths[j]].tobytes().decode("ascii") if qd else None
         if qd:
-            meta = collector._meta(uids[j])
-            meta.dns_query = meta.dns_query or qname
+            asked.append(j)
+            asked_names.append(qname)
         if not response:
             continue
         addresses = texts[first[j]:first[j + 1]]
@@ -69,9 +74,12 @@ def feed_dns(collector, buf: np.ndarray, off: np.ndarray, cap: np.ndarray, uids:
             records.ts.extend([tss[j]] * len(addresses))
             records.address.extend(addresses)
             records.name.extend([qname] * len(addresses))
+    if asked:
+        at = np.array(asked, np.int64)
+        collector.log.batch("query", np.array(uids, np.int64)[at], seq=first_seq + at, dns_query=asked_names)
 
 
-def _reference(collector, payload: bytes, uid: int, ts: float) -> None:
+def _reference(collector, payload: bytes, uid: int, ts: float, seq: int) -> None:
     """One message through parse_dns, as the collector always read them."""
     try:
         message = dns.parse_dns(payload)
@@ -82,8 +90,7 @@ def _reference(collector, payload: bytes, uid: int, ts: float) -> None:
             collector.stats.malformed[bad.reason] += 1
         return
     if message.questions:
-        meta = collector._meta(uid)
-        meta.dns_query = meta.dns_query or message.questions[0][0]
+        collector.log.row("query", uid, message.questions[0][0], seq=seq)
     if not message.is_response:
         return
     failure = failure_of(message)
