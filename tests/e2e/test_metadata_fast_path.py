@@ -244,7 +244,9 @@ def _unit(name: str):
 
 _TLS, _DNS, _HTTP = _unit("test_parse_tls"), _unit("test_parse_dns"), _unit("test_parse_http")
 TLS_SEEDS = [_TLS.CODM_HELLO, _TLS.TLS13_SH, _TLS.SELFSIGNED_FLIGHT, _TLS.CURL_TO_LEAF, _TLS.ALERT, _TLS.CODM_SH]
-DNS_SEEDS = [_DNS.DNS_CAPTIVE, _DNS.DNS_NX, _DNS.DNS_TCP_Q[2:], _DNS.DNS_TCP_R[2:]]
+# A query whose name parse_dns escapes: a dot, a backslash, a control byte and capitals in labels.
+DNS_ESCAPED = bytes.fromhex("12340100000100000000000004") + b"a.\\\x01" + b"\x03WWW\x00" + bytes.fromhex("00010001")
+DNS_SEEDS = [_DNS.DNS_CAPTIVE, _DNS.DNS_NX, _DNS.DNS_TCP_Q[2:], _DNS.DNS_TCP_R[2:], DNS_ESCAPED]
 HTTP_SEEDS = [_HTTP.HTTP_GET, _HTTP.HTTP_200]
 
 

@@ -74,8 +74,13 @@ class MetadataCollector:
         if len(pk) == 0:
             return
         buf = buf.view(np.ndarray)          # a plain array: slicing a memmap costs a Python object each
+        # Row subsets rather than whole-chunk masks: payload-carrying UDP and TCP rows, then the
+        # TCP rows early in their flow direction (the only ones peeked at).
         has_data = pk.payload_cap > 0
-        dns_rows = np.flatnonzero(has_data & (pk.proto == UDP) & _port_in(pk, DNS_PORTS))
+        udp_rows = np.flatnonzero(has_data & (pk.proto == UDP))
+        tcp_rows = np.flatnonzero(has_data & (pk.proto == TCP))
+        dns_udp = _port_in(pk, DNS_PORTS, udp_rows)
+        dns_rows = udp_rows[dns_udp]
         if dns_rows.size:
             # A lookup answered in this chunk is read from its answer (which repeats the question);
             # only unanswered queries are parsed themselves.
@@ -84,42 +89,43 @@ class MetadataCollector:
             dns_rows = dns_rows[answer | ~answered]
         self._dns_over_udp(buf, pk, uid, dns_rows)
         key = uid * 2 + pk.direction
-        self.dns_tcp.add(self, buf, pk, key, uid, np.flatnonzero(
-            has_data & (pk.proto == TCP) & _port_in(pk, (53,)) & (rank < DNS_TCP_PAYLOADS)))
-        self._quic_initials(buf, pk, uid, np.flatnonzero(
-            has_data & (pk.proto == UDP) & (rank < EARLY) & ~_port_in(pk, DNS_PORTS)
-            & (pk.payload_cap >= 20) & ((buf[np.where(has_data, pk.payload_off, 0)] & 0xC0) == 0xC0)))
-        tcp = has_data & (pk.proto == TCP)
-        early = tcp & (rank < EARLY)
-        start_kind = np.where(early, _start_kind(buf, pk.payload_off, pk.payload_cap), 0)
+        dns_tcp = tcp_rows[_port_in(pk, (53,), tcp_rows)]
+        self.dns_tcp.add(self, buf, pk, key, uid, dns_tcp[rank[dns_tcp] < DNS_TCP_PAYLOADS])
+        quic = udp_rows[~dns_udp]
+        quic = quic[(rank[quic] < EARLY) & (pk.payload_cap[quic] >= 20) & ((buf[pk.payload_off[quic]] & 0xC0) == 0xC0)]
+        self._quic_initials(buf, pk, uid, quic)
+        early_rows = tcp_rows[rank[tcp_rows] < EARLY]
+        later_rows = tcp_rows[rank[tcp_rows] < MAX_SEGMENTS]
+        start_kind = np.zeros(len(key), np.int64)
+        start_kind[early_rows] = _start_kind(buf, pk.payload_off[early_rows], pk.payload_cap[early_rows])
         # The first start of each kind in each flow direction (a keep-alive flow's later
         # requests are not read: the first one is the flow's).
-        candidates = np.flatnonzero(start_kind > 0)
+        candidates = early_rows[start_kind[early_rows] > 0]
         _, first = np.unique(key[candidates] * 4 + start_kind[candidates], return_index=True)
         start_rows = np.sort(candidates[first])
         pending_before = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
-        later = tcp & (rank < MAX_SEGMENTS)
         # Segments that overtook their stream's first one, and streams left open by a chunk before.
-        at = _first_start(key, start_rows)
-        ahead = early & (start_kind == 0) & (np.arange(len(key)) < at)
+        idle = early_rows[start_kind[early_rows] == 0]
+        ahead = idle[idle < _first_start(key[idle], key, start_rows)]
         rows = _ordered_unique(np.concatenate(
-            [start_rows, np.flatnonzero(ahead | (later & np.isin(key, pending_before)))]))
+            [start_rows, np.union1d(ahead, later_rows[np.isin(key[later_rows], pending_before)])]))
         is_start = np.zeros(len(key), bool)
         is_start[start_rows] = True
         left = take_fast(self, buf, pk, key, rows, is_start, start_kind, pending_before)
-        left = take_flights(self, buf, pk, key, left, later, start_kind, pending_before,
+        left = take_flights(self, buf, pk, key, left, later_rows, start_kind, pending_before,
                             (MAX_SEGMENTS, MAX_STREAM_BYTES))
         self._feed(buf, pk, key, left)
         # Streams opened in this chunk and still incomplete read on in this chunk.
         opened = np.setdiff1d(np.fromiter(self.streams.keys(), np.int64, len(self.streams)), pending_before)
         if opened.size:
-            more = later & np.isin(key, opened) & (np.arange(len(key)) > np.where(at < 0, len(key), at))
-            more[rows] = False
-            self._feed(buf, pk, key, np.flatnonzero(more))
+            more = later_rows[np.isin(key[later_rows], opened)]
+            at = _first_start(key[more], key, start_rows)
+            more = more[more > np.where(at < 0, len(key), at)]
+            self._feed(buf, pk, key, more[~np.isin(more, rows)])
         # A lone alert record early in a direction that already sent its ClientHello: the client
         # refusing the server's certificate. Alert records are 7 bytes; a handful per capture.
-        alerts = np.flatnonzero(early & (pk.payload_cap == 7) & (start_kind == 1)
-                                & (buf[np.where(early, pk.payload_off, 0)] == 0x15))
+        alerts = early_rows[(pk.payload_cap[early_rows] == 7) & (start_kind[early_rows] == 1)
+                            & (buf[pk.payload_off[early_rows]] == 0x15)]
         for i in alerts.tolist():
             off = int(pk.payload_off[i])
             self._late_alert(int(key[i]), buf[off: off + 7].tobytes())
@@ -284,10 +290,12 @@ class MetadataCollector:
         feed_dns(self, buf, pk.payload_off[rows], pk.payload_cap[rows], uid[rows].tolist(), pk.ts[rows].tolist())
 
 
-def _port_in(pk: PacketBatch, ports) -> np.ndarray:
-    out = np.zeros(len(pk), bool)
+def _port_in(pk: PacketBatch, ports, rows: np.ndarray) -> np.ndarray:
+    """Per row of `rows`: either endpoint's port is one of `ports`."""
+    a, b = pk.port_a[rows], pk.port_b[rows]
+    out = np.zeros(len(rows), bool)
     for port in ports:
-        out |= (pk.port_a == port) | (pk.port_b == port)
+        out |= (a == port) | (b == port)
     return out
 
 
@@ -304,13 +312,14 @@ def _start_kind(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> np.ndarray
     return np.select([enough & tls_record, enough & http, enough & proxy], [1, 2, 3], 0)
 
 
-def _first_start(key: np.ndarray, start_rows: np.ndarray) -> np.ndarray:
-    """Per row, the row of its flow direction's first stream start in this chunk, -1 if none."""
+def _first_start(wanted: np.ndarray, key: np.ndarray, start_rows: np.ndarray) -> np.ndarray:
+    """For each key in `wanted`, the row of its flow direction's first stream start in this chunk
+    (-1 if none)."""
     keys, first = np.unique(key[start_rows], return_index=True)      # start_rows ascend: first = min
-    at = np.full(len(key), -1, np.int64)
+    at = np.full(len(wanted), -1, np.int64)
     if keys.size:
-        pos = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
-        hit = keys[pos] == key
+        pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+        hit = keys[pos] == wanted
         at[hit] = start_rows[first[pos[hit]]]
     return at
 

@@ -32,7 +32,7 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
     """Read the flights that qualify among the stream path's `rows` (this chunk's first feed);
     return the rows left for it. A flight taken is done: its later rows are not fed either.
 
-    later: per chunk row, a payload the stream path reads on once a stream is open;
+    later: the chunk's rows (ascending) the stream path reads on once a stream is open;
     limits: (MAX_SEGMENTS, MAX_STREAM_BYTES) as the stream path applies them."""
     if not COMPILED or rows.size == 0:
         return rows
@@ -54,7 +54,7 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
     skeys = key[starts]
     # The segments the stream path would read: the start, then this chunk's later payloads of the key.
     order = np.argsort(skeys)
-    more = np.flatnonzero(later & np.isin(key, skeys))
+    more = later[np.isin(key[later], skeys)]
     at = order[np.searchsorted(skeys[order], key[more])]
     after = more > starts[at]
     more, at = more[after], at[after]
