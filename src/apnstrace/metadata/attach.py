@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..flows.finalize import UID
 from .collect import DnsRecords, MetadataCollector
@@ -26,7 +27,7 @@ def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
         at = pd.Index(table.uid).get_indexer(flows[UID].to_numpy())
 
         def found(name: str) -> pa.Array:
-            return take_or_null(table.columns[name], at)
+            return table.column(name, at)
 
         for name in TEXT + (DNS_QUERY,) + TLS_EVIDENCE:
             flows[name] = pd.array(found(name), dtype="string")
@@ -50,21 +51,23 @@ def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
     return flows
 
 
-def _server_names(flows: pd.DataFrame, dns: DnsRecords) -> tuple[np.ndarray, np.ndarray]:
+def _server_names(flows: pd.DataFrame, dns: DnsRecords) -> tuple[pa.Array, pa.Array]:
     """SNI, else HTTP Host (port stripped), else the name a DNS answer gave the server address
-    before the flow started (answers seen later do not count)."""
+    before the flow started (answers seen later do not count). Arrow columns, each value taken
+    once from where it is."""
     n = len(flows)
-    name = np.full(n, None, dtype=object)
-    source = np.full(n, None, dtype=object)
-    if n == 0:
-        return name, source
-    sni = flows["sni"].astype(object).to_numpy()
-    host = flows["http_host"].astype(object).to_numpy()
-    has_sni = flows["sni"].fillna("").ne("").to_numpy()
-    has_host = ~has_sni & flows["http_host"].fillna("").ne("").to_numpy()
-    name[has_sni], source[has_sni] = sni[has_sni], "sni"
-    stripped = np.array([h.rsplit(":", 1)[0] if h.count(":") == 1 else h for h in host[has_host]], dtype=object)
-    name[has_host], source[has_host] = stripped, "http-host"
+    sni, host = _text(flows["sni"]), _text(flows["http_host"])
+    has_sni = _filled(sni)
+    has_host = ~has_sni & _filled(host)
+    # "host:port" loses its port; a name with several colons (an IPv6 literal) stays as it is
+    port = pc.equal(pc.count_substring(host, ":"), 1).fill_null(False)
+    stripped = pc.if_else(port, pc.replace_substring_regex(host, ":[^:]*$", ""), host)
+    pick = np.full(n, -1, np.int64)                 # row of concat([sni, stripped, dns names]), -1: null
+    kind = np.full(n, -1, np.int64)                 # 0 sni, 1 http-host, 2 dns
+    every = np.arange(n, dtype=np.int64)
+    pick[has_sni], kind[has_sni] = every[has_sni], 0
+    pick[has_host], kind[has_host] = n + every[has_host], 1
+    named = pa.array([], pa.large_string())
     rest = np.flatnonzero(~has_sni & ~has_host)
     if rest.size and dns.ts:
         answers = pd.DataFrame({"ts": dns.ts, "server_ip": dns.address, "dns_name": dns.name}).sort_values("ts")
@@ -75,6 +78,20 @@ def _server_names(flows: pd.DataFrame, dns: DnsRecords) -> tuple[np.ndarray, np.
         matched = pd.merge_asof(wanted, answers, on="ts", by="server_ip", direction="backward")
         ok = matched["dns_name"].notna().to_numpy()
         rows = matched["row"].to_numpy()[ok]
-        name[rows] = matched["dns_name"].to_numpy()[ok]
-        source[rows] = "dns"
-    return name, source
+        named = pa.array(matched["dns_name"].to_numpy()[ok], type=pa.large_string())
+        pick[rows], kind[rows] = 2 * n + np.arange(len(rows)), 2
+    name = take_or_null(pa.concat_arrays([sni, stripped.cast(pa.large_string()), named]), pick)
+    return name, take_or_null(pa.array(["sni", "http-host", "dns"], pa.large_string()), kind)
+
+
+def _text(column: pd.Series) -> pa.Array:
+    """A text column as one Arrow large_string array."""
+    got = pa.array(column.array) if isinstance(column.array, pd.arrays.ArrowStringArray) else \
+        pa.array(column.astype(object).to_numpy(), type=pa.large_string(), from_pandas=True)
+    got = got.combine_chunks() if isinstance(got, pa.ChunkedArray) else got
+    return got.cast(pa.large_string()) if got.type != pa.large_string() else got
+
+
+def _filled(text: pa.Array) -> np.ndarray:
+    """Not null and not empty."""
+    return pc.greater(pc.binary_length(text), 0).fill_null(False).to_numpy(zero_copy_only=False)

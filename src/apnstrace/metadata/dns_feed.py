@@ -98,8 +98,7 @@ def _question_names(scan, rows: np.ndarray) -> pa.Array:
     slot = scan.qname.shape[1]
     data = scan.qname.reshape(-1)[np.arange(int(offsets[-1]), dtype=np.int64)
                                   + np.repeat(rows * slot - offsets[:-1], lengths)]
-    offsets = offsets.astype(np.int32)
-    return pa.Array.from_buffers(pa.string(), len(rows), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return pa.Array.from_buffers(pa.large_string(), len(rows), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
 def _answers(found: _Found, buf: np.ndarray, scan, rows: np.ndarray, uid: np.ndarray, ts: np.ndarray,

@@ -92,19 +92,19 @@ def _tls_rows(collector, buf, pk, key, rows) -> np.ndarray:
         version, alert = scan.version[flight], scan.alert[flight]
         seen = version >= 0
         collector.log.batch("flight", keys[flight] >> 1, server_ts=pa.array(ts[flight], mask=~seen),
-                            tls_version=_names(version, tls.version_name),
+                            tls_version=names_of(version, tls.version_name),
                             server_alpn=text_column(buf, scan.alpn_start[flight], scan.alpn_end[flight]),
-                            tls_alert=_names(alert, lambda a: tls.alert_name(a >> 8, a & 0xFF)),
-                            cert_issuer=pa.nulls(flight.size, pa.string()))
+                            tls_alert=names_of(alert, lambda a: tls.alert_name(a >> 8, a & 0xFF)),
+                            cert_issuer=pa.nulls(flight.size, pa.large_string()))
     read = scan.kind != tls_fast.FALLBACK
     collector.done["tls"].update(keys[read].tolist())
     return read
 
 
-def _names(codes: np.ndarray, name) -> pa.Array:
+def names_of(codes: np.ndarray, name) -> pa.Array:
     """name(code) per row, null where code < 0: each distinct code named once."""
     values, inverse = np.unique(codes, return_inverse=True)
-    named = pa.array([name(int(v)) if v >= 0 else None for v in values.tolist()], type=pa.string())
+    named = pa.array([name(int(v)) if v >= 0 else None for v in values.tolist()], type=pa.large_string())
     return named.take(pa.array(inverse.reshape(-1)))
 
 

@@ -19,6 +19,7 @@ from ..decode import tls, tls_flight
 from ..reader.walk import njit
 from ..records import PacketBatch
 from .dns_feed import COMPILED
+from .fast_streams import names_of
 from .text_columns import text_column
 
 __all__ = ["take_flights"]
@@ -130,10 +131,10 @@ class _Read:
         s = self.scan
         version, alert = s.version[idx], s.alert[idx]
         return dict(server_ts=pa.array(first_ts[idx], mask=~s.hello_seen[idx]),
-                    tls_version=_names(version, tls.version_name),
+                    tls_version=names_of(version, tls.version_name),
                     server_alpn=text_column(s.hs, s.alpn_start[idx], s.alpn_end[idx]),
-                    tls_alert=_names(alert, lambda a: tls.alert_name(a >> 8, a & 0xFF)),
-                    cert_issuer=pa.array([self.issuer[i] for i in idx.tolist()], type=pa.string()))
+                    tls_alert=names_of(alert, lambda a: tls.alert_name(a >> 8, a & 0xFF)),
+                    cert_issuer=pa.array([self.issuer[i] for i in idx.tolist()], type=pa.large_string()))
 
 
 def _read(b: _Bytes) -> _Read:
@@ -146,12 +147,6 @@ def _read(b: _Bytes) -> _Read:
     has_issuer = np.array([v is not None for v in issuer], bool)
     complete = (scan.alert >= 0) | (scan.version == TLS13) | has_issuer | scan.hello_done
     return _Read(scan, issuer, ok, complete)
-
-
-def _names(codes: np.ndarray, name) -> pa.Array:
-    values, inverse = np.unique(codes, return_inverse=True)
-    named = pa.array([name(int(v)) if v >= 0 else None for v in values.tolist()], type=pa.string())
-    return named.take(pa.array(inverse.reshape(-1)))
 
 
 def _stream_words() -> np.ndarray:

@@ -45,7 +45,8 @@ class FlowMeta:
     dns_query: str | None = None           # first question of a DNS flow
 
 
-STR, DIR, TS, STATUS = pa.string(), pa.int8(), pa.float64(), pa.int32()
+# Text as large_string: what pandas' "string" dtype holds, so the flows frame takes it as is.
+STR, DIR, TS, STATUS = pa.large_string(), pa.int8(), pa.float64(), pa.int32()
 TYPES = {"sni": STR, "alpn": STR, "client_dir": DIR, "hello_ts": TS, "server_ts": TS, "tls_version": STR,
          "tls_alert": STR, "client_alert": STR, "server_alpn": STR, "cert_issuer": STR, "http_method": STR,
          "http_host": STR, "http_path": STR, "http_user_agent": STR, "http_status": STATUS, "dns_query": STR}
@@ -66,18 +67,27 @@ FIRST = ("server_ts",)
 
 @dataclass(frozen=True, slots=True)
 class MetaTable:
-    """Resolved metadata: one row per flow that has any, uid ascending, FlowMeta's fields as columns."""
+    """Resolved metadata: one row per flow that has any, uid ascending. Each of FlowMeta's fields
+    is a source column and, per uid, the row of it that holds the value (-1: null), so a join
+    takes each value once, straight from where a parser wrote it."""
 
     uid: np.ndarray
-    columns: dict[str, pa.Array]
+    sources: dict[str, tuple[pa.Array, np.ndarray]]
 
     def __len__(self) -> int:
         return len(self.uid)
 
+    def column(self, name: str, at: np.ndarray | None = None) -> pa.Array:
+        """Field `name` per uid, or per row of `at` (positions in uid, -1: null)."""
+        values, rows = self.sources[name]
+        if at is not None:
+            rows = np.where(at >= 0, rows[np.maximum(at, 0)], -1) if len(rows) else np.full(len(at), -1)
+        return take_or_null(values, rows)
+
     def metas(self) -> dict[int, FlowMeta]:
         """The same as FlowMeta records (for readers that merge them by uid)."""
         names = [f.name for f in fields(FlowMeta)]
-        values = [self.columns[name].to_pylist() for name in names]
+        values = [self.column(name).to_pylist() for name in names]
         return {u: FlowMeta(*row) for u, row in zip(self.uid.tolist(), zip(*values))}
 
     @staticmethod
@@ -85,7 +95,8 @@ class MetaTable:
         uid = np.fromiter(metas.keys(), np.int64, len(metas))
         order = np.argsort(uid, kind="stable")
         rows = [metas[u] for u in uid[order].tolist()]
-        return MetaTable(uid[order], {name: pa.array([getattr(m, name) for m in rows], type=kind)
+        every = np.arange(len(rows), dtype=np.int64)
+        return MetaTable(uid[order], {name: (pa.array([getattr(m, name) for m in rows], type=kind), every)
                                       for name, kind in TYPES.items()})
 
 
@@ -139,8 +150,9 @@ class MetaLog:
         last = order[_ends(uid[order], np.arange(len(order)), last=True)]
         return uid[last], {name: col.take(pa.array(last)) for name, col in cols.items()}
 
-    def _table(self, kind: str) -> tuple[np.ndarray, np.ndarray, dict[str, pa.Array]]:
-        """Every write of one kind, sorted by (uid, seq); kept joined for the next call."""
+    def _table(self, kind: str) -> tuple[np.ndarray, np.ndarray, dict[str, pa.Array], np.ndarray]:
+        """Every write of one kind: (uid, seq) in (uid, seq) order, the columns as written and
+        `order`, which row of the columns each sorted position is. Kept joined for the next call."""
         names = KINDS[kind]
         parts = self.batches[kind]
         rows = self.rows[kind]
@@ -150,79 +162,73 @@ class MetaLog:
                           {name: pa.array(columns[2 + j], type=TYPES[name]) for j, name in enumerate(names)}))
             self.rows[kind] = []
         if not parts:
-            return np.empty(0, np.int64), np.empty(0, np.int64), {n: pa.array([], TYPES[n]) for n in names}
-        if len(parts) > 1 or rows:
-            uid, seq, cols = _joined(parts, names)
-            order = np.lexsort((seq, uid))
-            idx = pa.array(order)
-            self.batches[kind] = [(uid[order], seq[order], {n: c.take(idx) for n, c in cols.items()})]
-        elif not np.all(parts[0][0][1:] >= parts[0][0][:-1]):       # one batch from a scan: sort it once
-            uid, seq, cols = parts[0]
-            order = np.lexsort((seq, uid))
-            idx = pa.array(order)
-            self.batches[kind] = [(uid[order], seq[order], {n: c.take(idx) for n, c in cols.items()})]
-        return self.batches[kind][0]
+            empty = np.empty(0, np.int64)
+            return empty, empty, {n: pa.array([], TYPES[n]) for n in names}, empty
+        if len(parts) > 1:
+            self.batches[kind] = parts = [_joined(parts, names)]
+        uid, seq, cols = parts[0]
+        order = np.lexsort((seq, uid))
+        return uid[order], seq[order], cols, order
 
     def resolve(self) -> MetaTable:
         tables = {kind: self._table(kind) for kind in KINDS}
         uid = np.unique(np.concatenate([tables[k][0] for k in KINDS if k != "late_alert"]))
         n = len(uid)
-        out: dict[str, pa.Array] = {}
+        out: dict[str, tuple[pa.Array, np.ndarray]] = {}
 
-        def gather(kind: str, name: str, rows: np.ndarray) -> tuple[np.ndarray, pa.Array]:
-            """Per resolved uid, the row of `kind` picked by `rows` (-1: none) and the column."""
-            k_uid, _, cols = tables[kind]
+        def per_uid(kind: str, picked: np.ndarray) -> np.ndarray:
+            """Per resolved uid, the column row of the picked sorted positions (-1: none)."""
+            k_uid, _, _, order = tables[kind]
             at = np.full(n, -1, np.int64)
-            at[np.searchsorted(uid, k_uid[rows])] = rows
-            return at, cols[name]
+            at[np.searchsorted(uid, k_uid[picked])] = order[picked]
+            return at
 
         for kind in ("hello", "request", "response", "flight", "query"):
-            k_uid, _, cols = tables[kind]
+            k_uid, _, cols, order = tables[kind]
             every = np.arange(len(k_uid))
-            last = _ends(k_uid, every, last=True)
+            last = per_uid(kind, _ends(k_uid, every, last=True))
             for name in KINDS[kind]:
                 col = cols[name]
                 if name in OLD_OR_NEW:
-                    truthy = np.flatnonzero(_truthy(col))
-                    first_at, _ = gather(kind, name, _ends(k_uid, truthy, last=False))
-                    last_at, _ = gather(kind, name, last)
-                    out[name] = take_or_null(col, np.where(first_at >= 0, first_at, last_at))
+                    truthy = np.flatnonzero(_truthy(col)[order])
+                    first_at = per_uid(kind, _ends(k_uid, truthy, last=False))
+                    out[name] = col, np.where(first_at >= 0, first_at, last)
                 elif name in NEW_OR_OLD:
-                    truthy = np.flatnonzero(_truthy(col))
-                    out[name] = take_or_null(col, gather(kind, name, _ends(k_uid, truthy, last=True))[0])
+                    truthy = np.flatnonzero(_truthy(col)[order])
+                    out[name] = col, per_uid(kind, _ends(k_uid, truthy, last=True))
                 elif name in FIRST:
-                    valid = np.flatnonzero(_valid(col))
-                    out[name] = take_or_null(col, gather(kind, name, _ends(k_uid, valid, last=False))[0])
-                elif name == "client_dir":
-                    continue
-                else:
-                    out[name] = take_or_null(col, gather(kind, name, last)[0])
-        h_uid, _, h_cols = tables["hello"]
-        r_uid, _, r_cols = tables["request"]
-        hello_at, _ = gather("hello", "client_dir", _ends(h_uid, np.arange(len(h_uid)), last=True))
-        request_at, _ = gather("request", "client_dir", _ends(r_uid, np.arange(len(r_uid)), last=False))
+                    valid = np.flatnonzero(_valid(col)[order])
+                    out[name] = col, per_uid(kind, _ends(k_uid, valid, last=False))
+                elif name != "client_dir":
+                    out[name] = col, last
+        h_uid, h_cols = tables["hello"][0], tables["hello"][2]
+        r_uid, r_cols = tables["request"][0], tables["request"][2]
+        hello_at = per_uid("hello", _ends(h_uid, np.arange(len(h_uid)), last=True))
+        request_at = per_uid("request", _ends(r_uid, np.arange(len(r_uid)), last=False))
         direction = np.where(hello_at >= 0, take_or_null(h_cols["client_dir"], hello_at).to_numpy(zero_copy_only=False),
                              take_or_null(r_cols["client_dir"], request_at).to_numpy(zero_copy_only=False))
-        out["client_dir"] = pa.array(direction, type=DIR, from_pandas=True)
-        out["client_alert"] = self._client_alerts(uid, tables)
+        every = np.arange(n, dtype=np.int64)
+        out["client_dir"] = pa.array(direction, type=DIR, from_pandas=True), every
+        out["client_alert"] = self._client_alerts(uid, tables), every
         return MetaTable(uid, {name: out[name] for name in TYPES})
 
     def _client_alerts(self, uid: np.ndarray, tables) -> pa.Array:
         """Late alerts (a handful per capture): the first sent by the flow's client at that moment."""
-        a_uid, a_seq, a_cols = tables["late_alert"]
+        a_uid, a_seq, a_cols, a_order = tables["late_alert"]
         found: dict[int, str] = {}
         if len(a_uid):
             wanted = np.unique(a_uid)
             writers = {}
             for kind in ("hello", "request"):
-                k_uid, k_seq, k_cols = tables[kind]
+                k_uid, k_seq, k_cols, k_order = tables[kind]
                 keep = np.flatnonzero(np.isin(k_uid, wanted))
                 writers[kind] = list(zip(k_uid[keep].tolist(), k_seq[keep].tolist(),
-                                         k_cols["client_dir"].take(pa.array(keep)).to_pylist()))
-            order = np.argsort(a_seq, kind="stable")
-            for u, s, d, name in zip(a_uid[order].tolist(), a_seq[order].tolist(),
-                                     a_cols["client_dir"].take(pa.array(order)).to_pylist(),
-                                     a_cols["client_alert"].take(pa.array(order)).to_pylist()):
+                                         k_cols["client_dir"].take(pa.array(k_order[keep])).to_pylist()))
+            by_seq = np.argsort(a_seq, kind="stable")
+            rows = pa.array(a_order[by_seq])
+            for u, s, d, name in zip(a_uid[by_seq].tolist(), a_seq[by_seq].tolist(),
+                                     a_cols["client_dir"].take(rows).to_pylist(),
+                                     a_cols["client_alert"].take(rows).to_pylist()):
                 if u in found:
                     continue
                 hellos = [hd for hu, hs, hd in writers["hello"] if hu == u and hs < s]
@@ -267,6 +273,6 @@ def _valid(col: pa.Array) -> np.ndarray:
 
 def _truthy(col: pa.Array) -> np.ndarray:
     """Python truthiness of each value (None and "" are false)."""
-    if pa.types.is_string(col.type):
+    if pa.types.is_large_string(col.type) or pa.types.is_string(col.type):
         return pc.fill_null(pc.greater(pc.binary_length(col), 0), False).to_numpy(zero_copy_only=False)
     return _valid(col)

@@ -19,7 +19,8 @@ __all__ = ["text_column"]
 
 def text_column(buf: np.ndarray, start: np.ndarray, end: np.ndarray,
                 fix: Callable[[bytes], str] = tls.text) -> pa.Array:
-    """tls.text(buf[start:end]) per row (fix() instead for ranges needing it); null where start < 0."""
+    """tls.text(buf[start:end]) per row (fix() instead for ranges needing it); null where start < 0.
+    large_string: the type pandas' "string" dtype holds."""
     n = len(start)
     valid = start >= 0
     s = np.where(valid, start, 0).astype(np.int64)
@@ -30,7 +31,7 @@ def text_column(buf: np.ndarray, start: np.ndarray, end: np.ndarray,
     data = buf[np.arange(total, dtype=np.int64) + np.repeat(s - offsets[:-1], lengths)] if total else \
         np.empty(0, np.uint8)
     bitmap = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
-    column = pa.Array.from_buffers(pa.string(), n, [bitmap, pa.py_buffer(offsets.astype(np.int32)),
+    column = pa.Array.from_buffers(pa.large_string(), n, [bitmap, pa.py_buffer(offsets),
                                                     pa.py_buffer(data)])
     plain = (data >= 0x20) & (data < 0x7F) & (data != 0x5C)
     if plain.all():
@@ -40,4 +41,4 @@ def text_column(buf: np.ndarray, start: np.ndarray, end: np.ndarray,
     mask = np.zeros(n, bool)
     mask[rows] = True
     fixed = [fix(buf[a:b].tobytes()) for a, b in zip(s[rows].tolist(), (s + lengths)[rows].tolist())]
-    return pc.replace_with_mask(column, pa.array(mask), pa.array(fixed, type=pa.string()))
+    return pc.replace_with_mask(column, pa.array(mask), pa.array(fixed, type=pa.large_string()))
