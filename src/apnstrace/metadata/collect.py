@@ -22,6 +22,7 @@ from .dns_records import DnsFailure, DnsRecords
 from .dns_tcp import MAX_PAYLOADS as DNS_TCP_PAYLOADS, DnsOverTcp
 from .fast_streams import take_fast
 from .flight_streams import take_flights
+from .key_set import KeySet
 from .meta_log import FlowMeta, MetaLog, MetaTable
 
 __all__ = ["DnsFailure", "DnsRecords", "FlowMeta", "MetadataCollector"]
@@ -61,7 +62,7 @@ class MetadataCollector:
         self.max_held = max_reassembly_bytes       # payload bytes held per flow direction (FlowOptions)
         self.log = MetaLog()                             # what the parsers found, resolved by table()
         self.streams: dict[int, _Stream] = {}            # key uid*2+dir -> stream being read
-        self.done: dict[str, set[int]] = {"tls": set(), "http": set()}   # keys whose first one was read
+        self.done = {"tls": KeySet(), "http": KeySet()}   # keys whose first stream was read
         self.quic: dict[int, _Quic] = {}                  # uid -> QUIC Initials being read
         self.quic_done: set[int] = set()
         self.dns = DnsRecords()

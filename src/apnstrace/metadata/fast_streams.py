@@ -52,9 +52,10 @@ def take_fast(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows
     # Finished streams: a direction reads only its first message; a ClientHello must not race
     # the other direction's late alert (which reads client_dir).
     done_tls, done_http = collector.done["tls"], collector.done["http"]
-    keep = [not (k in done_tls or (r == HELLO and (k ^ 1) in done_tls)) if r <= FLIGHT else k not in done_http
-            for k, r in zip(rk[cand].tolist(), role[cand].tolist())]
-    cand = cand[np.array(keep, bool)]
+    k, r = rk[cand], role[cand]
+    keep = np.where(r <= FLIGHT, ~(done_tls.contains(k) | ((r == HELLO) & done_tls.contains(k ^ 1))),
+                    ~done_http.contains(k))
+    cand = cand[keep]
     taken = np.zeros(len(rows), bool)
     is_tls = role[cand] <= FLIGHT
     taken[cand[is_tls]] = _tls_rows(collector, buf, pk, key, rows[cand[is_tls]])
@@ -97,7 +98,7 @@ def _tls_rows(collector, buf, pk, key, rows) -> np.ndarray:
                             tls_alert=names_of(alert, lambda a: tls.alert_name(a >> 8, a & 0xFF)),
                             cert_issuer=pa.nulls(flight.size, pa.large_string()))
     read = scan.kind != tls_fast.FALLBACK
-    collector.done["tls"].update(keys[read].tolist())
+    collector.done["tls"].update(keys[read])
     return read
 
 
@@ -140,5 +141,5 @@ def _http_rows(collector, buf, pk, key, rows) -> np.ndarray:
             http_user_agent=text_column(buf, scan.agent_start[request], scan.agent_end[request]),
             client_dir=keys[request] & 1)
     read = scan.kind != http_fast.FALLBACK
-    collector.done["http"].update(keys[read].tolist())
+    collector.done["http"].update(keys[read])
     return read

@@ -48,7 +48,7 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
     if cand.size == 0:
         return rows
     done = collector.done["tls"]
-    cand = cand[np.array([k not in done for k in rk[cand].tolist()], bool)]
+    cand = cand[~done.contains(rk[cand])]
     if cand.size == 0:
         return rows
     starts = rows[cand]
@@ -89,7 +89,7 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
     # The stream path's writes, in its order: every first read, then the second reads.
     log.batch("flight", uid[idx1], **r1.columns(idx1, t_start))
     log.batch("flight", uid[idx2], **r2.columns(idx2, first_ts2))
-    done.update(skeys[taken].tolist())
+    done.update(skeys[taken])
     left = np.ones(len(rows), bool)
     left[cand[taken]] = False
     return rows[left]
