@@ -34,6 +34,7 @@ MAX_STREAM_BYTES = 24_576
 DNS_PORTS = (53, 5353)
 TCP, UDP = 6, 17
 HTTP_STARTS = (b"GET ", b"POST", b"HEAD", b"PUT ", b"DELE", b"OPTI", b"PATC", b"CONN", b"HTTP")
+MAX_HELD_EARLY = 4 << 20   # bytes of early payloads held for directions whose stream has not started
 PROXY_V1, PROXY_V2 = b"PROXY ", b"\r\n\r\n\x00\r\nQUIT\n"   # HAProxy PROXY protocol before the real stream
 
 
@@ -65,6 +66,11 @@ class MetadataCollector:
         self.done = {"tls": KeySet(), "http": KeySet()}   # keys whose first stream was read
         self.quic: dict[int, _Quic] = {}                  # uid -> QUIC Initials being read
         self.quic_done: set[int] = set()
+        # Early payloads of flow directions with no stream start yet, from earlier chunks: a server
+        # segment can overtake its flight's first one across a chunk boundary (key -> (ts, seq, data)).
+        self.held: dict[int, list[tuple[int, float, int, bytes]]] = {}   # (arrival, ts, seq, data)
+        self.held_bytes = 0
+        self.arrivals = 0
         self.dns = DnsRecords()
         self.dns_tcp = DnsOverTcp()
         self.hellos: list = []                            # uids (ints, arrays) whose ClientHello was read
@@ -107,15 +113,19 @@ class MetadataCollector:
         pending_before = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
         # Segments that overtook their stream's first one, and streams left open by a chunk before.
         idle = early_rows[start_kind[early_rows] == 0]
-        ahead = idle[idle < _first_start(key[idle], key, start_rows)]
+        idle_start = _first_start(key[idle], key, start_rows)
+        ahead = idle[idle < idle_start]
+        # Held segments of the directions that start here join the stream path like `ahead` ones.
+        held = self._take_held(key[start_rows])
+        fast_pending = np.union1d(pending_before, np.fromiter(held.keys(), np.int64, len(held)))
         rows = _ordered_unique(np.concatenate(
             [start_rows, np.union1d(ahead, later_rows[np.isin(key[later_rows], pending_before)])]))
         is_start = np.zeros(len(key), bool)
         is_start[start_rows] = True
-        left = take_fast(self, buf, pk, key, rows, is_start, start_kind, pending_before)
-        left = take_flights(self, buf, pk, key, left, later_rows, start_kind, pending_before,
+        left = take_fast(self, buf, pk, key, rows, is_start, start_kind, fast_pending)
+        left = take_flights(self, buf, pk, key, left, later_rows, start_kind, fast_pending,
                             (MAX_SEGMENTS, MAX_STREAM_BYTES))
-        self._feed(buf, pk, key, left)
+        self._feed(buf, pk, key, left, held, int(is_start[left].sum()))
         # Streams opened in this chunk and still incomplete read on in this chunk.
         opened = np.setdiff1d(np.fromiter(self.streams.keys(), np.int64, len(self.streams)), pending_before)
         if opened.size:
@@ -130,15 +140,54 @@ class MetadataCollector:
         for i in alerts.tolist():
             off = int(pk.payload_off[i])
             self._late_alert(int(key[i]), buf[off: off + 7].tobytes())
+        self._hold(buf, pk, key, idle[idle_start < 0], tcp_rows[rank[tcp_rows] >= EARLY])
 
-    def _feed(self, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray) -> None:
-        """Python from here on: copy each chosen payload into its stream, parse what completed."""
-        if rows.size == 0:
+    def _take_held(self, starting: np.ndarray) -> dict[int, list]:
+        """The held segments of the directions in `starting`, no longer held."""
+        if not self.held:
+            return {}
+        keys = np.fromiter(self.held.keys(), np.int64, len(self.held))
+        out = {k: self.held.pop(k) for k in keys[np.isin(keys, starting)].tolist()}
+        self.held_bytes -= sum(len(d) for got in out.values() for *_, d in got)
+        return out
+
+    def _hold(self, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray, late: np.ndarray) -> None:
+        """Hold early payloads of directions with no stream (open or read) until one starts; drop
+        them once a direction is past its early payloads (no start can come) or past the limit."""
+        if rows.size:
+            k = key[rows]
+            keep = ~np.isin(k, np.fromiter(self.streams.keys(), np.int64, len(self.streams))) \
+                & ~(self.done["tls"].contains(k) & self.done["http"].contains(k))
+            for i, k1, t, seq in zip(rows[keep].tolist(), k[keep].tolist(), pk.ts[rows[keep]].tolist(),
+                                     pk.seq[rows[keep]].tolist()):
+                off = int(pk.payload_off[i])
+                data = buf[off: off + int(pk.payload_cap[i])].tobytes()
+                self.held.setdefault(k1, []).append((self.arrivals, t, seq, data))
+                self.held_bytes += len(data)
+                self.arrivals += 1
+        if self.held:
+            keys = np.fromiter(self.held.keys(), np.int64, len(self.held))
+            for k1 in keys[np.isin(keys, key[late])].tolist():
+                self.held_bytes -= sum(len(d) for *_, d in self.held.pop(k1))
+            while self.held_bytes > MAX_HELD_EARLY:                   # oldest directions first
+                self.held_bytes -= sum(len(d) for *_, d in self.held.pop(next(iter(self.held))))
+
+    def _feed(self, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray,
+              held: dict[int, list] | None = None, starts: int = 0) -> None:
+        """Python from here on: copy each chosen payload into its stream, parse what completed.
+
+        held: segments of earlier chunks by key, fed after the first `starts` rows (the stream
+        starts) as the earliest of the rest."""
+        if rows.size == 0 and not held:
             return
         touched = set()
-        offs, caps, seqs = pk.payload_off[rows].tolist(), pk.payload_cap[rows].tolist(), pk.seq[rows].tolist()
-        for k, t, off, cap, seq in zip(key[rows].tolist(), pk.ts[rows].tolist(), offs, caps, seqs):
-            data = buf[off: off + cap].tobytes()
+        entries = list(zip(key[rows].tolist(), pk.ts[rows].tolist(), pk.seq[rows].tolist(),
+                           pk.payload_off[rows].tolist(), pk.payload_cap[rows].tolist()))
+        if held:
+            earlier = sorted((n, k, t, seq, data) for k, got in held.items() for n, t, seq, data in got)
+            entries[starts:starts] = [(k, t, seq, data, None) for _, k, t, seq, data in earlier]
+        for k, t, seq, off, cap in entries:
+            data = buf[off: off + cap].tobytes() if cap is not None else off
             kind, skip = _stream_start(data)
             stream = self.streams.get(k)
             if kind is not None and k in self.done[kind]:
