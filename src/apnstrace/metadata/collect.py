@@ -22,6 +22,7 @@ from .dns_records import DnsFailure, DnsRecords
 from .dns_tcp import MAX_PAYLOADS as DNS_TCP_PAYLOADS, DnsOverTcp
 from .fast_streams import take_fast
 from .flight_streams import take_flights
+from .held import HeldSegments
 from .key_set import KeySet
 from .meta_log import FlowMeta, MetaLog, MetaTable
 
@@ -67,10 +68,8 @@ class MetadataCollector:
         self.quic: dict[int, _Quic] = {}                  # uid -> QUIC Initials being read
         self.quic_done: set[int] = set()
         # Early payloads of flow directions with no stream start yet, from earlier chunks: a server
-        # segment can overtake its flight's first one across a chunk boundary (key -> (ts, seq, data)).
-        self.held: dict[int, list[tuple[int, float, int, bytes]]] = {}   # (arrival, ts, seq, data)
-        self.held_bytes = 0
-        self.arrivals = 0
+        # segment can overtake its flight's first one across a chunk boundary.
+        self.held = HeldSegments(MAX_HELD_EARLY)
         self.dns = DnsRecords()
         self.dns_tcp = DnsOverTcp()
         self.hellos: list = []                            # uids (ints, arrays) whose ClientHello was read
@@ -116,8 +115,8 @@ class MetadataCollector:
         idle_start = _first_start(key[idle], key, start_rows)
         ahead = idle[idle < idle_start]
         # Held segments of the directions that start here join the stream path like `ahead` ones.
-        held = self._take_held(key[start_rows])
-        fast_pending = np.union1d(pending_before, np.fromiter(held.keys(), np.int64, len(held)))
+        held = self.held.take(key[start_rows])
+        fast_pending = np.union1d(pending_before, np.array([h[0] for h in held], np.int64))
         rows = _ordered_unique(np.concatenate(
             [start_rows, np.union1d(ahead, later_rows[np.isin(key[later_rows], pending_before)])]))
         is_start = np.zeros(len(key), bool)
@@ -142,50 +141,32 @@ class MetadataCollector:
             self._late_alert(int(key[i]), buf[off: off + 7].tobytes())
         self._hold(buf, pk, key, idle[idle_start < 0], tcp_rows[rank[tcp_rows] >= EARLY])
 
-    def _take_held(self, starting: np.ndarray) -> dict[int, list]:
-        """The held segments of the directions in `starting`, no longer held."""
-        if not self.held:
-            return {}
-        keys = np.fromiter(self.held.keys(), np.int64, len(self.held))
-        out = {k: self.held.pop(k) for k in keys[np.isin(keys, starting)].tolist()}
-        self.held_bytes -= sum(len(d) for got in out.values() for *_, d in got)
-        return out
-
     def _hold(self, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray, late: np.ndarray) -> None:
-        """Hold early payloads of directions with no stream (open or read) until one starts; drop
-        them once a direction is past its early payloads (no start can come) or past the limit."""
-        if rows.size:
-            k = key[rows]
-            keep = ~np.isin(k, np.fromiter(self.streams.keys(), np.int64, len(self.streams))) \
-                & ~(self.done["tls"].contains(k) & self.done["http"].contains(k))
-            for i, k1, t, seq in zip(rows[keep].tolist(), k[keep].tolist(), pk.ts[rows[keep]].tolist(),
-                                     pk.seq[rows[keep]].tolist()):
-                off = int(pk.payload_off[i])
-                data = buf[off: off + int(pk.payload_cap[i])].tobytes()
-                self.held.setdefault(k1, []).append((self.arrivals, t, seq, data))
-                self.held_bytes += len(data)
-                self.arrivals += 1
-        if self.held:
-            keys = np.fromiter(self.held.keys(), np.int64, len(self.held))
-            for k1 in keys[np.isin(keys, key[late])].tolist():
-                self.held_bytes -= sum(len(d) for *_, d in self.held.pop(k1))
-            while self.held_bytes > MAX_HELD_EARLY:                   # oldest directions first
-                self.held_bytes -= sum(len(d) for *_, d in self.held.pop(next(iter(self.held))))
+        """Hold early payloads of directions with no stream (open or read) until one starts, when
+        the other direction has started one (a server answering a ClientHello or a request: the
+        overtaking segments are the answer's); drop them once a direction is past its early
+        payloads (no start can come)."""
+        k = key[rows]
+        open_keys = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
+        answering = self.done["tls"].contains(k ^ 1) | self.done["http"].contains(k ^ 1) | np.isin(k ^ 1, open_keys)
+        keep = answering & ~np.isin(k, open_keys) & ~(self.done["tls"].contains(k) & self.done["http"].contains(k))
+        rows = rows[keep]
+        self.held.add(buf, key[rows], pk.ts[rows], pk.seq[rows], pk.payload_off[rows], pk.payload_cap[rows])
+        self.held.drop(np.unique(key[late]))
 
     def _feed(self, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray,
-              held: dict[int, list] | None = None, starts: int = 0) -> None:
+              held: list[tuple[int, float, int, bytes]] | None = None, starts: int = 0) -> None:
         """Python from here on: copy each chosen payload into its stream, parse what completed.
 
-        held: segments of earlier chunks by key, fed after the first `starts` rows (the stream
-        starts) as the earliest of the rest."""
+        held: (key, ts, seq, payload) from earlier chunks, fed after the first `starts` rows (the
+        stream starts) as the earliest of the rest."""
         if rows.size == 0 and not held:
             return
         touched = set()
         entries = list(zip(key[rows].tolist(), pk.ts[rows].tolist(), pk.seq[rows].tolist(),
                            pk.payload_off[rows].tolist(), pk.payload_cap[rows].tolist()))
         if held:
-            earlier = sorted((n, k, t, seq, data) for k, got in held.items() for n, t, seq, data in got)
-            entries[starts:starts] = [(k, t, seq, data, None) for _, k, t, seq, data in earlier]
+            entries[starts:starts] = [(k, t, seq, data, None) for k, t, seq, data in held]
         for k, t, seq, off, cap in entries:
             data = buf[off: off + cap].tobytes() if cap is not None else off
             kind, skip = _stream_start(data)
