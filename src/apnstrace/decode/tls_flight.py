@@ -40,11 +40,13 @@ class FlightScan:
     hs: np.ndarray            # the flights' handshake bytes (each flight's at its own `start`)
 
 
-def scan_flights(data: np.ndarray, start: np.ndarray, length: np.ndarray) -> FlightScan:
-    """The flights at data[start:start+length] (each the start of a server's byte stream)."""
+def scan_flights(data: np.ndarray, start: np.ndarray, length: np.ndarray, hs: np.ndarray | None = None) -> FlightScan:
+    """The flights at data[start:start+length] (each the start of a server's byte stream).
+    hs: where to put their handshake bytes (at least len(data) long), else a new array."""
     n = len(start)
+    hs = np.empty(len(data), np.uint8) if hs is None else hs
     out = FlightScan(np.zeros(n, np.int8), np.zeros(n, np.bool_), np.zeros(n, np.bool_),
-                     *(np.full(n, -1, np.int64) for _ in range(6)), np.empty(len(data), np.uint8))
+                     *(np.full(n, -1, np.int64) for _ in range(6)), hs)
     _scan(data, np.ascontiguousarray(start, np.int64), np.ascontiguousarray(length, np.int64), out.hs, out.kind,
           out.hello_seen, out.hello_done, out.version, out.alert, out.alpn_start, out.alpn_end,
           out.leaf_start, out.leaf_end)

@@ -67,10 +67,10 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
     seg_stream, seg_row = seg_stream[by_stream], seg_row[by_stream]
     first_seg = np.searchsorted(seg_stream, np.arange(len(starts)))
     n_seg = np.diff(np.append(first_seg, len(seg_stream)))
-    one = _reassembled(buf, pk, starts, np.arange(len(starts)), starts, collector.max_held)
-    all_ = _reassembled(buf, pk, seg_row, first_seg, starts, collector.max_held, n_seg)
-    r1 = _read(one)
-    r2 = _read(all_)
+    one = _reassembled(buf, pk, starts, np.arange(len(starts)), starts, collector.max_held, None, "one")
+    all_ = _reassembled(buf, pk, seg_row, first_seg, starts, collector.max_held, n_seg, "all")
+    r1 = _read(one, "one")
+    r2 = _read(all_, "all")
     # The stream path's verdicts: done after the first read, or after the second; else it goes on.
     exhausted1 = one.capped | (one.length >= max_bytes)
     done1 = r1.ok & (r1.complete | exhausted1)
@@ -103,7 +103,19 @@ class _Bytes:
             data, start, length, capped, odd, first_ts
 
 
-def _reassembled(buf, pk, seg_row, first_seg, starts, max_held, n_seg=None) -> _Bytes:
+def _scratch(name: str, size: int) -> np.ndarray:
+    """A byte buffer kept between chunks (a new one each time would be written to fresh pages,
+    and the page faults cost as much as the copying). Valid until the next call with `name`."""
+    got = _SCRATCH.get(name)
+    if got is None or len(got) < size:
+        got = _SCRATCH[name] = np.empty(max(size, 1 << 20), np.uint8)
+    return got[:size]
+
+
+_SCRATCH: dict[str, np.ndarray] = {}
+
+
+def _reassembled(buf, pk, seg_row, first_seg, starts, max_held, n_seg, name: str) -> _Bytes:
     n = len(starts)
     if n_seg is None:
         n_seg = np.ones(n, np.int64)
@@ -111,7 +123,7 @@ def _reassembled(buf, pk, seg_row, first_seg, starts, max_held, n_seg=None) -> _
     room = np.zeros(n, np.int64)
     np.add.at(room, np.repeat(np.arange(n), n_seg), caps)
     out_start = np.concatenate([[0], np.cumsum(room)[:-1]]).astype(np.int64)
-    data = np.empty(int(room.sum()), np.uint8)
+    data = _scratch(name + ".data", int(room.sum()))
     length = np.zeros(n, np.int64)
     capped = np.zeros(n, np.bool_)
     odd = np.zeros(n, np.bool_)
@@ -137,8 +149,8 @@ class _Read:
                     cert_issuer=pa.array([self.issuer[i] for i in idx.tolist()], type=pa.large_string()))
 
 
-def _read(b: _Bytes) -> _Read:
-    scan = tls_flight.scan_flights(b.data, b.start, b.length)
+def _read(b: _Bytes, name: str) -> _Read:
+    scan = tls_flight.scan_flights(b.data, b.start, b.length, _scratch(name + ".hs", len(b.data)))
     ok = scan.kind == tls_flight.READ
     issuer: list[str | None] = [None] * len(ok)
     for i in np.flatnonzero(ok & (scan.leaf_start >= 0)).tolist():
@@ -168,13 +180,16 @@ def _assemble(buf, off, cap, seq, ts, first_seg, n_seg, start_seq, max_held, wor
     dropped, bytes past max_held are cut (capped), then the in-order bytes from the start up to
     the first gap. first_ts: the earliest segment at or after the start (the start only if it
     reads as a TLS record); odd: a later segment that would start another stream."""
+    most = 0
+    for i in range(len(n_seg)):
+        most = max(most, n_seg[i])
+    k_off = np.empty(most, np.int64)          # the kept segments of one stream (scratch, reused)
+    k_len = np.empty(most, np.int64)
+    k_pos = np.empty(most, np.int64)
+    k_seq = np.empty(most, np.int64)
     for i in range(len(first_seg)):
         a = first_seg[i]
         m = n_seg[i]
-        k_off = np.empty(m, np.int64)
-        k_len = np.empty(m, np.int64)
-        k_pos = np.empty(m, np.int64)
-        k_seq = np.empty(m, np.int64)
         k = 0
         held = 0
         for j in range(a, a + m):
