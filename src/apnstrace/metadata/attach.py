@@ -19,7 +19,7 @@ TLS_EVIDENCE = ("client_alert", "server_alpn")   # hidden: what block reasons re
 
 def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
     """Fill sni, alpn, server_name, http_*, tls_*, cert_issuer, tls_handshake_ms by flow uid."""
-    flows = flows.copy()
+    flows = flows.copy(deep=False)          # copy-on-write (pandas 3): the caller's frame stays as it is
     n = len(flows)
     # A collector resolves its metadata log; a merge of several hands over FlowMeta records.
     table = collected.table() if hasattr(collected, "table") else MetaTable.from_metas(collected.flows)
@@ -70,9 +70,13 @@ def _server_names(flows: pd.DataFrame, dns: DnsRecords) -> tuple[pa.Array, pa.Ar
     named = pa.array([], pa.large_string())
     rest = np.flatnonzero(~has_sni & ~has_host)
     if rest.size and dns.ts:
-        answers = pd.DataFrame({"ts": dns.ts, "server_ip": dns.address, "dns_name": dns.name}).sort_values("ts")
-        wanted = pd.DataFrame({"ts": flows["ts_start"].to_numpy()[rest],
-                               "server_ip": flows["server_ip"].astype(object).to_numpy()[rest],
+        # Addresses as codes of the flows' distinct server addresses (no Python string per flow);
+        # an answered address no flow went to matches nothing.
+        codes, addresses = pd.factorize(flows["server_ip"])
+        answered = pd.Index(addresses).get_indexer(pd.Index(dns.address, dtype=object))
+        answered[answered < 0] = -2                    # not -1: that is a flow without an address
+        answers = pd.DataFrame({"ts": dns.ts, "server_ip": answered, "dns_name": dns.name}).sort_values("ts")
+        wanted = pd.DataFrame({"ts": flows["ts_start"].to_numpy()[rest], "server_ip": codes[rest],
                                "row": rest}).sort_values("ts")
         # allow_exact_matches: an answer with the same timestamp as the SYN was seen first.
         matched = pd.merge_asof(wanted, answers, on="ts", by="server_ip", direction="backward")
