@@ -108,3 +108,8 @@ def test_hellos_since_a_mark_are_the_last_per_flow() -> None:
     uid, cols = log.kind_since("hello", mark)
     assert dict(zip(uid.tolist(), zip(cols["sni"].to_pylist(), cols["alpn"].to_pylist()))) == \
         {1: ("new", "h2"), 2: ("b2", None)}
+    log.resolve()                   # joins the writes so far into one batch
+    mark = log.seq
+    log.batch("hello", np.array([3], np.int64), sni=["c"], alpn=[None], client_dir=[1], hello_ts=[5.0])
+    uid, cols = log.kind_since("hello", mark)
+    assert uid.tolist() == [3] and cols["sni"].to_pylist() == ["c"]

@@ -133,12 +133,22 @@ class MetaLog:
         self.batches[kind].append((np.asarray(uid, np.int64), seq, cols))
 
     def kind_since(self, kind: str, seq: int) -> tuple[np.ndarray, dict[str, pa.Array]]:
-        """The writes of one kind from sequence number `seq` on, the last per uid. Reads only the
-        batches that hold such writes (not the whole log: a live run asks after every chunk)."""
+        """The writes of one kind from sequence number `seq` on, the last per uid, for a kind
+        written in sequence order (hello). Reads back from the newest writes only, not the whole
+        log: a live run asks after every chunk."""
         names = KINDS[kind]
-        parts = [(u[s >= seq], s[s >= seq], {n: c.filter(pa.array(s >= seq)) for n, c in cols.items()})
-                 for u, s, cols in self.batches[kind] if len(s) and s.max() >= seq]
-        rows = [r for r in self.rows[kind] if r[1] >= seq]
+        parts = []
+        for u, s, cols in reversed(self.batches[kind]):
+            if s.max() < seq:
+                break                       # older batches hold older writes
+            parts.append((u[s >= seq], s[s >= seq], {n: c.filter(pa.array(s >= seq)) for n, c in cols.items()}))
+        parts.reverse()
+        rows = []
+        for r in reversed(self.rows[kind]):
+            if r[1] < seq:
+                break
+            rows.append(r)
+        rows.reverse()
         if rows:
             columns = list(zip(*rows))
             parts.append((np.array(columns[0], np.int64), np.array(columns[1], np.int64),
