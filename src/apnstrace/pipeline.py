@@ -184,7 +184,7 @@ class Session:
         self.collector.add(buf, packets, joined.uid, joined.rank)
         hellos = self.collector.take_hellos()
         if self.activity is not None:
-            self.activity.add(packets, joined.uid, self.collector.flows, self.table.open["uid"], hellos)
+            self.activity.add(packets, joined.uid, self.collector.recent_hellos(), self.table.open["uid"], hellos)
         return joined
 
     def snapshot(self) -> Result:

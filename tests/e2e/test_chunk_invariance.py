@@ -26,8 +26,7 @@ TABLES = ("flows", "sequences", "blocked", "timing", "courier")
 # chunk boundary: the overtaking segments are not held for a stream that starts in a later
 # chunk, so the certificate is incomplete and the flight's first time moves. (capture ->
 # columns that differ). Strict: a fix shows here as a failure asking to empty this.
-KNOWN = {"teams.pcap": {"flows": ["cert_issuer", "tls_handshake_ms"]},
-         "viber.pcap": {"flows": ["cert_issuer", "tls_handshake_ms"], "timing": ["p95", "max"]}}
+KNOWN: dict = {}
 
 
 def _read(path: Path, options: FlowOptions | None = None):

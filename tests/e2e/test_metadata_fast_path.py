@@ -20,11 +20,11 @@ from hypothesis import HealthCheck, given, settings
 
 from conftest import CORPUS, SAMPLE_CAPTURES, mutated
 from apnstrace.decode import decode_chunk, dns, http, tls
-from apnstrace.decode import dns_fast, http_fast, tls_fast
+from apnstrace.decode import dns_fast, http_fast, tls_fast, tls_flight
 from apnstrace.decode.malformed import Malformed
 from apnstrace.errors import CaptureError
 from apnstrace.flows import FlowTable
-from apnstrace.metadata import MetadataCollector, dns_feed, fast_streams
+from apnstrace.metadata import MetadataCollector, dns_feed, fast_streams, flight_streams
 from apnstrace.options import FlowOptions
 from apnstrace.reader import iter_batches
 from apnstrace.stats import RunStats
@@ -122,6 +122,33 @@ def check_tls(payloads: list[bytes]) -> int:
     return read
 
 
+def _reference_flight(p: bytes):
+    try:
+        f = tls.parse_server_flight(p)
+    except Malformed as bad:
+        return bad.reason
+    return f.hello_seen, f.hello_done, f.version, f.alpn, f.alert, f.cert_issuer
+
+
+def check_flights(streams: list[bytes]) -> tuple[int, int]:
+    """tls_flight.scan_flights (reassembled server streams) against parse_server_flight: how many
+    it read, how many of those with a leaf certificate."""
+    buf, off, cap = _column(streams)
+    scan = tls_flight.scan_flights(buf, off, cap)
+    read = 0
+    for j, p in enumerate(streams):
+        if scan.kind[j] == tls_flight.FALLBACK:
+            continue
+        read += 1
+        version, alert, a0, leaf = int(scan.version[j]), int(scan.alert[j]), scan.alpn_start[j], scan.leaf_start[j]
+        issuer = tls._x509_names(scan.hs[leaf:scan.leaf_end[j]].tobytes())[1] if leaf >= 0 else None
+        assert _reference_flight(p) == (
+            bool(scan.hello_seen[j]), bool(scan.hello_done[j]), tls.version_name(version) if version >= 0 else None,
+            tls.text(scan.hs[a0:scan.alpn_end[j]].tobytes()) if a0 >= 0 else None,
+            tls.alert_name(alert >> 8, alert & 0xFF) if alert >= 0 else None, issuer), p
+    return read, int(((scan.kind == tls_flight.READ) & (scan.leaf_start >= 0)).sum())
+
+
 def _reference_http(p: bytes):
     try:
         if p.startswith(b"HTTP/"):
@@ -158,9 +185,11 @@ def check_http(payloads: list[bytes]) -> int:
 
 # ---------------------------------------------------------------- the corpus, payload by payload
 
-def _payloads(path: Path) -> tuple[list[bytes], list[bytes], list[bytes]]:
-    """(TLS-looking, HTTP-looking, DNS) payloads of one capture."""
+def _payloads(path: Path) -> tuple[list[bytes], list[bytes], list[bytes], list[bytes]]:
+    """(TLS-looking, HTTP-looking, DNS) payloads of one capture, and the first dozen TCP payloads
+    of each flow direction that starts like a TLS server flight, joined in capture order."""
     tls_p, http_p, dns_p = [], [], []
+    directions: dict[tuple, list[bytes]] = {}
     stats = RunStats()
     try:
         for raw in iter_batches(path, stats):
@@ -178,16 +207,26 @@ def _payloads(path: Path) -> tuple[list[bytes], list[bytes], list[bytes]]:
                         tls_p.append(p)
                     elif p[:4] in (b"GET ", b"POST", b"HEAD", b"PUT ", b"DELE", b"OPTI", b"PATC", b"CONN", b"HTTP"):
                         http_p.append(p)
+                    flow = (pk.a_hi[i], pk.a_lo[i], pk.b_hi[i], pk.b_lo[i], pk.port_a[i], pk.port_b[i],
+                            pk.direction[i])
+                    got = directions.setdefault(flow, [])
+                    if len(got) < 12:
+                        got.append(p)
     except CaptureError:
         pass
-    return tls_p, http_p, dns_p
+    flights = [b"".join(got) for got in directions.values()
+               if got[0][:1] in (b"\x16", b"\x15") and got[0][1:2] == b"\x03" and got[0][5:6] != b"\x01"]
+    return tls_p, http_p, dns_p, flights
 
 
 @pytest.mark.skipif(not PCAPS, reason="nDPI corpus not present")
 def test_scans_equal_the_parsers_on_every_corpus_payload() -> None:
-    read = {"tls": 0, "http": 0, "dns": 0}
+    read = {"tls": 0, "http": 0, "dns": 0, "flights": 0, "certificates": 0}
     for path in PCAPS:
-        tls_p, http_p, dns_p = _payloads(path)
+        tls_p, http_p, dns_p, flights = _payloads(path)
+        got = check_flights(flights + tls_p)
+        read["flights"] += got[0]
+        read["certificates"] += got[1]
         read["tls"] += check_tls(tls_p)
         read["http"] += check_http(http_p)
         read["dns"] += check_dns(dns_p)
@@ -205,7 +244,9 @@ def _unit(name: str):
 
 _TLS, _DNS, _HTTP = _unit("test_parse_tls"), _unit("test_parse_dns"), _unit("test_parse_http")
 TLS_SEEDS = [_TLS.CODM_HELLO, _TLS.TLS13_SH, _TLS.SELFSIGNED_FLIGHT, _TLS.CURL_TO_LEAF, _TLS.ALERT, _TLS.CODM_SH]
-DNS_SEEDS = [_DNS.DNS_CAPTIVE, _DNS.DNS_NX, _DNS.DNS_TCP_Q[2:], _DNS.DNS_TCP_R[2:]]
+# A query whose name parse_dns escapes: a dot, a backslash, a control byte and capitals in labels.
+DNS_ESCAPED = bytes.fromhex("12340100000100000000000004") + b"a.\\\x01" + b"\x03WWW\x00" + bytes.fromhex("00010001")
+DNS_SEEDS = [_DNS.DNS_CAPTIVE, _DNS.DNS_NX, _DNS.DNS_TCP_Q[2:], _DNS.DNS_TCP_R[2:], DNS_ESCAPED]
 HTTP_SEEDS = [_HTTP.HTTP_GET, _HTTP.HTTP_200]
 
 
@@ -213,6 +254,12 @@ HTTP_SEEDS = [_HTTP.HTTP_GET, _HTTP.HTTP_200]
 @given(mutated(TLS_SEEDS))
 def test_tls_scan_equals_the_parsers_on_mutated_payloads(data: bytes) -> None:
     check_tls([data])
+
+
+@SETTINGS
+@given(mutated([_TLS.SELFSIGNED_FLIGHT, _TLS.CURL_TO_LEAF, _TLS.TLS13_SH, _TLS.ALERT, _TLS.CODM_SH]))
+def test_flight_scan_equals_parse_server_flight_on_mutated_streams(data: bytes) -> None:
+    check_flights([data])
 
 
 @SETTINGS
@@ -230,8 +277,8 @@ def test_http_scan_equals_the_parsers_on_mutated_payloads(data: bytes) -> None:
 # ---------------------------------------------------------------- the collector, fast path on and off
 
 def _collected(path: Path, fast: bool) -> tuple:
-    saved = dns_feed.COMPILED, fast_streams.COMPILED
-    dns_feed.COMPILED = fast_streams.COMPILED = fast
+    saved = dns_feed.COMPILED, fast_streams.COMPILED, flight_streams.COMPILED
+    dns_feed.COMPILED = fast_streams.COMPILED = flight_streams.COMPILED = fast
     try:
         stats, table = RunStats(), FlowTable(FlowOptions())
         collector = MetadataCollector(stats)
@@ -246,7 +293,7 @@ def _collected(path: Path, fast: bool) -> tuple:
                 pass
         collector.finish()
     finally:
-        dns_feed.COMPILED, fast_streams.COMPILED = saved
+        dns_feed.COMPILED, fast_streams.COMPILED, flight_streams.COMPILED = saved
     flows = {uid: dataclasses.asdict(meta) for uid, meta in collector.flows.items()}
     return flows, collector.dns, dict(stats.malformed)
 

@@ -314,9 +314,9 @@ class _Found:
         f = self.flows
         http = (f.text["http_host"].codes >= 0) | (f.text["http_path"].codes >= 0)
         key = np.where(http[rows], -1, (f.transport.codes[rows] + 1) * 65537 + f.port[rows] + 1)
-        uniq, codes = np.unique(key, return_inverse=True)
+        codes, uniq = pd.factorize(key)            # hashing: no sort of every flow's key
         labels = []
-        for k in uniq:
+        for k in uniq.tolist():
             if k < 0:
                 labels.append("http")
                 continue

@@ -18,7 +18,9 @@ from .dns import A, AAAA, CNAME, MAX_JUMPS, MAX_NAME
 
 __all__ = ["FALLBACK", "OK", "REASONS", "DnsScan", "scan_dns"]
 
-NAME_SLOT = 256          # bytes of decoded question name per message (a name is at most 253)
+NAME_SLOT = 1024         # bytes of decoded question name per message: a name is at most 253
+                         # bytes, each written as at most 4 (\xNN)
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
 # reason: 0 ok; parse_dns's own Malformed reasons (a verdict: parse_dns raises exactly this one,
 # checks being made in its order); FALLBACK: ask parse_dns.
 REASONS = ("", "fallback", "dns_name_truncated", "dns_bad_pointer", "dns_bad_label", "dns_name_too_long",
@@ -35,7 +37,7 @@ class DnsScan:
     rcode: np.ndarray         # int64
     qdcount: np.ndarray       # int64
     qtype: np.ndarray         # int64: the first question's type
-    qname: np.ndarray         # uint8 [n, NAME_SLOT]: the first question's name, lowercase ASCII
+    qname: np.ndarray         # uint8 [n, NAME_SLOT]: the first question's name as parse_dns writes it
     qname_len: np.ndarray     # int64
     answer_first: np.ndarray  # int64: message i's answers are answer_*[first[i]:first[i + 1]]
     answer_at: np.ndarray     # int64 absolute buffer offset of the address bytes
@@ -58,8 +60,8 @@ def scan_dns(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> DnsScan:
 @njit(cache=True)
 def _name(buf, base, end, pos, out, row, write):
     """(offset after the name at pos in place, its decoded length); (-reason, 0) when parse_dns
-    raises reason, (-FALLBACK, 0) when it would do something this path does not (escape text,
-    judge a long pointer chain with its cache).
+    raises reason, (-FALLBACK, 0) when it would do something this path does not (judge a long
+    pointer chain with its cache).
 
     write: put the name, lowercased and dot-joined, in out[row]."""
     jumps = 0
@@ -96,14 +98,26 @@ def _name(buf, base, end, pos, out, row, write):
             return -_LONG, 0
         if write:
             if length_out > 0:
+                if length_out + 1 > NAME_SLOT:
+                    return -FALLBACK, 0
                 out[row, length_out] = 0x2E
                 length_out += 1
             for j in range(pos + 1, stop):
                 b = buf[base + j]
-                if b < 0x20 or b > 0x7E or b == 0x5C or b == 0x2E:
-                    return -FALLBACK, 0       # escaped in parse_dns's text: let it write it
                 if 0x41 <= b <= 0x5A:
                     b += 0x20
+                if b < 0x20 or b > 0x7E or b == 0x5C or b == 0x2E:
+                    # parse_dns's text: \xNN (lowercase hex), a dot inside a label too
+                    if length_out + 4 > NAME_SLOT:
+                        return -FALLBACK, 0
+                    out[row, length_out] = 0x5C
+                    out[row, length_out + 1] = 0x78
+                    out[row, length_out + 2] = _HEX[b >> 4]
+                    out[row, length_out + 3] = _HEX[b & 15]
+                    length_out += 4
+                    continue
+                if length_out + 1 > NAME_SLOT:
+                    return -FALLBACK, 0
                 out[row, length_out] = b
                 length_out += 1
         pos = stop

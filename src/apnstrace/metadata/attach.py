@@ -4,9 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..flows.finalize import UID
 from .collect import DnsRecords, MetadataCollector
+from .meta_log import MetaTable, take_or_null
 
 TEXT = ("sni", "alpn", "tls_version", "tls_alert", "cert_issuer", "http_method", "http_host", "http_path",
         "http_user_agent")
@@ -17,28 +19,23 @@ TLS_EVIDENCE = ("client_alert", "server_alpn")   # hidden: what block reasons re
 
 def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
     """Fill sni, alpn, server_name, http_*, tls_*, cert_issuer, tls_handshake_ms by flow uid."""
-    flows = flows.copy()
+    flows = flows.copy(deep=False)          # copy-on-write (pandas 3): the caller's frame stays as it is
     n = len(flows)
-    if collected.flows and n:
-        uids = np.fromiter(collected.flows.keys(), np.int64, len(collected.flows))
-        metas = list(collected.flows.values())
-        at = pd.Index(uids).get_indexer(flows[UID].to_numpy())
-        hit = at >= 0
-        idx = at[hit]
+    # A collector resolves its metadata log; a merge of several hands over FlowMeta records.
+    table = collected.table() if hasattr(collected, "table") else MetaTable.from_metas(collected.flows)
+    if len(table) and n:
+        at = pd.Index(table.uid).get_indexer(flows[UID].to_numpy())
 
-        def found(name: str) -> np.ndarray:
-            values = np.empty(len(metas), dtype=object)
-            values[:] = [getattr(m, name) for m in metas]
-            column = np.full(n, None, dtype=object)
-            column[hit] = values[idx]
-            return column
+        def found(name: str) -> pa.Array:
+            return table.column(name, at)
 
         for name in TEXT + (DNS_QUERY,) + TLS_EVIDENCE:
-            flows[name] = pd.array(pa.array(found(name), type=pa.string()), dtype="string")
+            flows[name] = pd.array(found(name), dtype="string")
         status = found("http_status")
-        flows["http_status"] = pd.array(pa.array(status, type=pa.int32()), dtype="Int32")
-        hello = pa.array(found("hello_ts"), type=pa.float64()).to_numpy(zero_copy_only=False)
-        server = pa.array(found("server_ts"), type=pa.float64()).to_numpy(zero_copy_only=False)
+        flows["http_status"] = pd.arrays.IntegerArray(status.fill_null(0).to_numpy().astype(np.int32),
+                                                       status.is_null().to_numpy(zero_copy_only=False))
+        hello = found("hello_ts").to_numpy(zero_copy_only=False)
+        server = found("server_ts").to_numpy(zero_copy_only=False)
         ms = (server - hello) * 1000.0
         ok = np.isfinite(ms) & (ms >= 0)
         flows["tls_handshake_ms"] = pd.arrays.FloatingArray(np.where(ok, ms, 0.0), ~ok)
@@ -54,31 +51,51 @@ def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
     return flows
 
 
-def _server_names(flows: pd.DataFrame, dns: DnsRecords) -> tuple[np.ndarray, np.ndarray]:
+def _server_names(flows: pd.DataFrame, dns: DnsRecords) -> tuple[pa.Array, pa.Array]:
     """SNI, else HTTP Host (port stripped), else the name a DNS answer gave the server address
-    before the flow started (answers seen later do not count)."""
+    before the flow started (answers seen later do not count). Arrow columns, each value taken
+    once from where it is."""
     n = len(flows)
-    name = np.full(n, None, dtype=object)
-    source = np.full(n, None, dtype=object)
-    if n == 0:
-        return name, source
-    sni = flows["sni"].astype(object).to_numpy()
-    host = flows["http_host"].astype(object).to_numpy()
-    has_sni = flows["sni"].fillna("").ne("").to_numpy()
-    has_host = ~has_sni & flows["http_host"].fillna("").ne("").to_numpy()
-    name[has_sni], source[has_sni] = sni[has_sni], "sni"
-    stripped = np.array([h.rsplit(":", 1)[0] if h.count(":") == 1 else h for h in host[has_host]], dtype=object)
-    name[has_host], source[has_host] = stripped, "http-host"
+    sni, host = _text(flows["sni"]), _text(flows["http_host"])
+    has_sni = _filled(sni)
+    has_host = ~has_sni & _filled(host)
+    # "host:port" loses its port; a name with several colons (an IPv6 literal) stays as it is
+    port = pc.equal(pc.count_substring(host, ":"), 1).fill_null(False)
+    stripped = pc.if_else(port, pc.replace_substring_regex(host, ":[^:]*$", ""), host)
+    pick = np.full(n, -1, np.int64)                 # row of concat([sni, stripped, dns names]), -1: null
+    kind = np.full(n, -1, np.int64)                 # 0 sni, 1 http-host, 2 dns
+    every = np.arange(n, dtype=np.int64)
+    pick[has_sni], kind[has_sni] = every[has_sni], 0
+    pick[has_host], kind[has_host] = n + every[has_host], 1
+    named = pa.array([], pa.large_string())
     rest = np.flatnonzero(~has_sni & ~has_host)
     if rest.size and dns.ts:
-        answers = pd.DataFrame({"ts": dns.ts, "server_ip": dns.address, "dns_name": dns.name}).sort_values("ts")
-        wanted = pd.DataFrame({"ts": flows["ts_start"].to_numpy()[rest],
-                               "server_ip": flows["server_ip"].astype(object).to_numpy()[rest],
+        # Addresses as codes of the flows' distinct server addresses (no Python string per flow);
+        # an answered address no flow went to matches nothing.
+        codes, addresses = pd.factorize(flows["server_ip"])
+        answered = pd.Index(addresses).get_indexer(pd.Index(dns.address, dtype=object))
+        answered[answered < 0] = -2                    # not -1: that is a flow without an address
+        answers = pd.DataFrame({"ts": dns.ts, "server_ip": answered, "dns_name": dns.name}).sort_values("ts")
+        wanted = pd.DataFrame({"ts": flows["ts_start"].to_numpy()[rest], "server_ip": codes[rest],
                                "row": rest}).sort_values("ts")
         # allow_exact_matches: an answer with the same timestamp as the SYN was seen first.
         matched = pd.merge_asof(wanted, answers, on="ts", by="server_ip", direction="backward")
         ok = matched["dns_name"].notna().to_numpy()
         rows = matched["row"].to_numpy()[ok]
-        name[rows] = matched["dns_name"].to_numpy()[ok]
-        source[rows] = "dns"
-    return name, source
+        named = pa.array(matched["dns_name"].to_numpy()[ok], type=pa.large_string())
+        pick[rows], kind[rows] = 2 * n + np.arange(len(rows)), 2
+    name = take_or_null(pa.concat_arrays([sni, stripped.cast(pa.large_string()), named]), pick)
+    return name, take_or_null(pa.array(["sni", "http-host", "dns"], pa.large_string()), kind)
+
+
+def _text(column: pd.Series) -> pa.Array:
+    """A text column as one Arrow large_string array."""
+    got = pa.array(column.array) if isinstance(column.array, pd.arrays.ArrowStringArray) else \
+        pa.array(column.astype(object).to_numpy(), type=pa.large_string(), from_pandas=True)
+    got = got.combine_chunks() if isinstance(got, pa.ChunkedArray) else got
+    return got.cast(pa.large_string()) if got.type != pa.large_string() else got
+
+
+def _filled(text: pa.Array) -> np.ndarray:
+    """Not null and not empty."""
+    return pc.greater(pc.binary_length(text), 0).fill_null(False).to_numpy(zero_copy_only=False)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
 from ..decode import http, quic, tls
 from ..decode.malformed import Malformed
@@ -22,6 +21,10 @@ from .dns_feed import feed_dns
 from .dns_records import DnsFailure, DnsRecords
 from .dns_tcp import MAX_PAYLOADS as DNS_TCP_PAYLOADS, DnsOverTcp
 from .fast_streams import take_fast
+from .flight_streams import take_flights
+from .held import HeldSegments
+from .key_set import KeySet
+from .meta_log import FlowMeta, MetaLog, MetaTable
 
 __all__ = ["DnsFailure", "DnsRecords", "FlowMeta", "MetadataCollector"]
 
@@ -32,29 +35,8 @@ MAX_STREAM_BYTES = 24_576
 DNS_PORTS = (53, 5353)
 TCP, UDP = 6, 17
 HTTP_STARTS = (b"GET ", b"POST", b"HEAD", b"PUT ", b"DELE", b"OPTI", b"PATC", b"CONN", b"HTTP")
+MAX_HELD_EARLY = 4 << 20   # bytes of early payloads held for directions whose stream has not started
 PROXY_V1, PROXY_V2 = b"PROXY ", b"\r\n\r\n\x00\r\nQUIT\n"   # HAProxy PROXY protocol before the real stream
-
-
-@dataclass
-class FlowMeta:
-    """What the parsers found in one flow (keys: the flow table's uid)."""
-
-    sni: str | None = None
-    alpn: str | None = None
-    client_dir: int | None = None          # canonical direction of the ClientHello / request
-    hello_ts: float | None = None
-    server_ts: float | None = None         # first server handshake record
-    tls_version: str | None = None
-    tls_alert: str | None = None           # first alert in the server's flight
-    client_alert: str | None = None        # first alert the client sent after its ClientHello
-    server_alpn: str | None = None         # protocol the ServerHello selected (TLS <= 1.2: visible)
-    cert_issuer: str | None = None
-    http_method: str | None = None
-    http_host: str | None = None
-    http_path: str | None = None
-    http_user_agent: str | None = None
-    http_status: int | None = None
-    dns_query: str | None = None           # first question of a DNS flow
 
 
 @dataclass
@@ -80,22 +62,31 @@ class MetadataCollector:
     def __init__(self, stats: RunStats, max_reassembly_bytes: int = 256 << 10) -> None:
         self.stats = stats
         self.max_held = max_reassembly_bytes       # payload bytes held per flow direction (FlowOptions)
-        self.flows: dict[int, FlowMeta] = {}
+        self.log = MetaLog()                             # what the parsers found, resolved by table()
         self.streams: dict[int, _Stream] = {}            # key uid*2+dir -> stream being read
-        self.done: dict[str, set[int]] = {"tls": set(), "http": set()}   # keys whose first one was read
+        self.done = {"tls": KeySet(), "http": KeySet()}   # keys whose first stream was read
         self.quic: dict[int, _Quic] = {}                  # uid -> QUIC Initials being read
         self.quic_done: set[int] = set()
+        # Early payloads of flow directions with no stream start yet, from earlier chunks: a server
+        # segment can overtake its flight's first one across a chunk boundary.
+        self.held = HeldSegments(MAX_HELD_EARLY)
         self.dns = DnsRecords()
         self.dns_tcp = DnsOverTcp()
-        self.hellos: list[int] = []                       # uids whose ClientHello was read: take_hellos()
+        self.hellos: list = []                            # uids (ints, arrays) whose ClientHello was read
+        self.hellos_mark = (0, 0)                         # the log's sequence numbers at the last two take_hellos()
 
     # -- per chunk ----------------------------------------------------------------------
     def add(self, buf: np.ndarray, pk: PacketBatch, uid: np.ndarray, rank: np.ndarray) -> None:
         if len(pk) == 0:
             return
         buf = buf.view(np.ndarray)          # a plain array: slicing a memmap costs a Python object each
+        # Row subsets rather than whole-chunk masks: payload-carrying UDP and TCP rows, then the
+        # TCP rows early in their flow direction (the only ones peeked at).
         has_data = pk.payload_cap > 0
-        dns_rows = np.flatnonzero(has_data & (pk.proto == UDP) & _port_in(pk, DNS_PORTS))
+        udp_rows = np.flatnonzero(has_data & (pk.proto == UDP))
+        tcp_rows = np.flatnonzero(has_data & (pk.proto == TCP))
+        dns_udp = _port_in(pk, DNS_PORTS, udp_rows)
+        dns_rows = udp_rows[dns_udp]
         if dns_rows.size:
             # A lookup answered in this chunk is read from its answer (which repeats the question);
             # only unanswered queries are parsed themselves.
@@ -104,52 +95,80 @@ class MetadataCollector:
             dns_rows = dns_rows[answer | ~answered]
         self._dns_over_udp(buf, pk, uid, dns_rows)
         key = uid * 2 + pk.direction
-        self.dns_tcp.add(self, buf, pk, key, uid, np.flatnonzero(
-            has_data & (pk.proto == TCP) & _port_in(pk, (53,)) & (rank < DNS_TCP_PAYLOADS)))
-        self._quic_initials(buf, pk, uid, np.flatnonzero(
-            has_data & (pk.proto == UDP) & (rank < EARLY) & ~_port_in(pk, DNS_PORTS)
-            & (pk.payload_cap >= 20) & ((buf[np.where(has_data, pk.payload_off, 0)] & 0xC0) == 0xC0)))
-        tcp = has_data & (pk.proto == TCP)
-        early = tcp & (rank < EARLY)
-        start_kind = np.where(early, _start_kind(buf, pk.payload_off, pk.payload_cap), 0)
+        dns_tcp = tcp_rows[_port_in(pk, (53,), tcp_rows)]
+        self.dns_tcp.add(self, buf, pk, key, uid, dns_tcp[rank[dns_tcp] < DNS_TCP_PAYLOADS])
+        quic = udp_rows[~dns_udp]
+        quic = quic[(rank[quic] < EARLY) & (pk.payload_cap[quic] >= 20) & ((buf[pk.payload_off[quic]] & 0xC0) == 0xC0)]
+        self._quic_initials(buf, pk, uid, quic)
+        early_rows = tcp_rows[rank[tcp_rows] < EARLY]
+        later_rows = tcp_rows[rank[tcp_rows] < MAX_SEGMENTS]
+        start_kind = np.zeros(len(key), np.int64)
+        start_kind[early_rows] = _start_kind(buf, pk.payload_off[early_rows], pk.payload_cap[early_rows])
         # The first start of each kind in each flow direction (a keep-alive flow's later
         # requests are not read: the first one is the flow's).
-        candidates = np.flatnonzero(start_kind > 0)
+        candidates = early_rows[start_kind[early_rows] > 0]
         _, first = np.unique(key[candidates] * 4 + start_kind[candidates], return_index=True)
         start_rows = np.sort(candidates[first])
         pending_before = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
-        later = tcp & (rank < MAX_SEGMENTS)
         # Segments that overtook their stream's first one, and streams left open by a chunk before.
-        first_start = pd.Series(start_rows, index=key[start_rows]).groupby(level=0).min()
-        at = first_start.reindex(key).to_numpy()
-        ahead = early & (start_kind == 0) & (np.arange(len(key)) < np.nan_to_num(at, nan=-1))
+        idle = early_rows[start_kind[early_rows] == 0]
+        idle_start = _first_start(key[idle], key, start_rows)
+        ahead = idle[idle < idle_start]
+        # Held segments of the directions that start here join the stream path like `ahead` ones.
+        held = self.held.take(key[start_rows])
+        fast_pending = np.union1d(pending_before, np.array([h[0] for h in held], np.int64))
         rows = _ordered_unique(np.concatenate(
-            [start_rows, np.flatnonzero(ahead | (later & np.isin(key, pending_before)))]))
+            [start_rows, np.union1d(ahead, later_rows[np.isin(key[later_rows], pending_before)])]))
         is_start = np.zeros(len(key), bool)
         is_start[start_rows] = True
-        self._feed(buf, pk, key, take_fast(self, buf, pk, key, rows, is_start, start_kind, pending_before))
+        left = take_fast(self, buf, pk, key, rows, is_start, start_kind, fast_pending)
+        left = take_flights(self, buf, pk, key, left, later_rows, start_kind, fast_pending,
+                            (MAX_SEGMENTS, MAX_STREAM_BYTES))
+        self._feed(buf, pk, key, left, held, int(is_start[left].sum()))
         # Streams opened in this chunk and still incomplete read on in this chunk.
         opened = np.setdiff1d(np.fromiter(self.streams.keys(), np.int64, len(self.streams)), pending_before)
         if opened.size:
-            more = later & np.isin(key, opened) & (np.arange(len(key)) > np.nan_to_num(at, nan=np.inf))
-            more[rows] = False
-            self._feed(buf, pk, key, np.flatnonzero(more))
+            more = later_rows[np.isin(key[later_rows], opened)]
+            at = _first_start(key[more], key, start_rows)
+            more = more[more > np.where(at < 0, len(key), at)]
+            self._feed(buf, pk, key, more[~np.isin(more, rows)])
         # A lone alert record early in a direction that already sent its ClientHello: the client
         # refusing the server's certificate. Alert records are 7 bytes; a handful per capture.
-        alerts = np.flatnonzero(early & (pk.payload_cap == 7) & (start_kind == 1)
-                                & (buf[np.where(early, pk.payload_off, 0)] == 0x15))
+        alerts = early_rows[(pk.payload_cap[early_rows] == 7) & (start_kind[early_rows] == 1)
+                            & (buf[pk.payload_off[early_rows]] == 0x15)]
         for i in alerts.tolist():
             off = int(pk.payload_off[i])
             self._late_alert(int(key[i]), buf[off: off + 7].tobytes())
+        self._hold(buf, pk, key, idle[idle_start < 0], tcp_rows[rank[tcp_rows] >= EARLY])
 
-    def _feed(self, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray) -> None:
-        """Python from here on: copy each chosen payload into its stream, parse what completed."""
-        if rows.size == 0:
+    def _hold(self, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray, late: np.ndarray) -> None:
+        """Hold early payloads of directions with no stream (open or read) until one starts, when
+        the other direction has started one (a server answering a ClientHello or a request: the
+        overtaking segments are the answer's); drop them once a direction is past its early
+        payloads (no start can come)."""
+        k = key[rows]
+        open_keys = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
+        answering = self.done["tls"].contains(k ^ 1) | self.done["http"].contains(k ^ 1) | np.isin(k ^ 1, open_keys)
+        keep = answering & ~np.isin(k, open_keys) & ~(self.done["tls"].contains(k) & self.done["http"].contains(k))
+        rows = rows[keep]
+        self.held.add(buf, key[rows], pk.ts[rows], pk.seq[rows], pk.payload_off[rows], pk.payload_cap[rows])
+        self.held.drop(np.unique(key[late]))
+
+    def _feed(self, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray,
+              held: list[tuple[int, float, int, bytes]] | None = None, starts: int = 0) -> None:
+        """Python from here on: copy each chosen payload into its stream, parse what completed.
+
+        held: (key, ts, seq, payload) from earlier chunks, fed after the first `starts` rows (the
+        stream starts) as the earliest of the rest."""
+        if rows.size == 0 and not held:
             return
         touched = set()
-        offs, caps, seqs = pk.payload_off[rows].tolist(), pk.payload_cap[rows].tolist(), pk.seq[rows].tolist()
-        for k, t, off, cap, seq in zip(key[rows].tolist(), pk.ts[rows].tolist(), offs, caps, seqs):
-            data = buf[off: off + cap].tobytes()
+        entries = list(zip(key[rows].tolist(), pk.ts[rows].tolist(), pk.seq[rows].tolist(),
+                           pk.payload_off[rows].tolist(), pk.payload_cap[rows].tolist()))
+        if held:
+            entries[starts:starts] = [(k, t, seq, data, None) for k, t, seq, data in held]
+        for k, t, seq, off, cap in entries:
+            data = buf[off: off + cap].tobytes() if cap is not None else off
             kind, skip = _stream_start(data)
             stream = self.streams.get(k)
             if kind is not None and k in self.done[kind]:
@@ -210,14 +229,27 @@ class MetadataCollector:
 
     def take_hellos(self) -> np.ndarray:
         """The uids whose ClientHello (SNI/ALPN) was read since the last call."""
-        got, self.hellos = np.array(self.hellos, np.int64), []
+        got = np.concatenate([np.atleast_1d(np.asarray(h, np.int64)) for h in self.hellos]) if self.hellos \
+            else np.empty(0, np.int64)
+        self.hellos = []
+        self.hellos_mark = (self.hellos_mark[1], self.log.seq)
         return got
 
-    def _meta(self, uid: int) -> FlowMeta:
-        meta = self.flows.get(uid)
-        if meta is None:
-            meta = self.flows[uid] = FlowMeta()
-        return meta
+    def recent_hellos(self) -> dict[int, FlowMeta]:
+        """SNI and ALPN of the ClientHellos read since the last take_hellos() but one, by uid:
+        what a per-chunk reader (sequences' activity) needs without resolving the whole log."""
+        uid, cols = self.log.kind_since("hello", self.hellos_mark[0])
+        return {u: FlowMeta(sni=s, alpn=a) for u, s, a in zip(uid.tolist(), cols["sni"].to_pylist(),
+                                                               cols["alpn"].to_pylist())}
+
+    def table(self) -> MetaTable:
+        """What the parsers found so far, one row per flow (attach() joins it on uid)."""
+        return self.log.resolve()
+
+    @property
+    def flows(self) -> dict[int, FlowMeta]:
+        """The same as one FlowMeta per flow uid (built on each access: for merging and tests)."""
+        return self.table().metas()
 
     def _tls(self, uid: int, direction: int, stream: _Stream, data: bytes, exhausted: bool) -> bool:
         if data[:1] == b"\x16" and data[5:6] == b"\x01":         # a handshake record holding a ClientHello
@@ -225,19 +257,12 @@ class MetadataCollector:
             if needed is not None and len(data) < needed and not exhausted:
                 return False
             hello = tls.parse_client_hello(data)
-            meta = self._meta(uid)
-            meta.sni, meta.alpn = hello.sni, ",".join(hello.alpn) or None
-            meta.client_dir, meta.hello_ts = direction, stream.first_ts
+            self.log.row("hello", uid, hello.sni, ",".join(hello.alpn) or None, direction, stream.first_ts)
             self.hellos.append(uid)
             return True
         flight = tls.parse_server_flight(data)
-        meta = self._meta(uid)
-        if flight.hello_seen and meta.server_ts is None:
-            meta.server_ts = stream.first_ts
-        meta.tls_version = flight.version or meta.tls_version
-        meta.server_alpn = meta.server_alpn or flight.alpn
-        meta.tls_alert = meta.tls_alert or flight.alert
-        meta.cert_issuer = flight.cert_issuer or meta.cert_issuer
+        self.log.row("flight", uid, stream.first_ts if flight.hello_seen else None, flight.version, flight.alpn,
+                     flight.alert, flight.cert_issuer)
         # A TLS 1.2 server flight ends with ServerHelloDone; wait for the certificate until then.
         complete = flight.alert is not None or flight.version == "TLS 1.3" or flight.cert_issuer is not None \
             or getattr(flight, "hello_done", False)
@@ -247,23 +272,19 @@ class MetadataCollector:
         """An alert record after a direction's first TLS stream: the client refusing the server's
         certificate (unknown_ca, bad_certificate) is how an intercepted courier ends."""
         uid, direction = divmod(k, 2)
-        meta = self.flows.get(uid)
-        if meta is None or meta.client_dir != direction or meta.client_alert is not None:
-            return
         if len(data) >= 7 and data[3:5] == b"\x00\x02" and data[5] in (1, 2):
-            meta.client_alert = tls.alert_name(data[5], data[6])
+            # Kept if this direction is the flow's client when it is sent: the log resolves that.
+            self.log.row("late_alert", uid, direction, tls.alert_name(data[5], data[6]))
 
     def _http(self, uid: int, direction: int, data: bytes, exhausted: bool) -> bool:
-        meta = self._meta(uid)
+        self.log.row("touch", uid)            # the flow has metadata now, even if nothing is read
         if data.startswith(b"HTTP/"):
-            meta.http_status = http.parse_response(data)
+            self.log.row("response", uid, http.parse_response(data))
             return True
         if b"\r\n\r\n" not in data and not exhausted:
             return False
         request = http.parse_request(data)
-        meta.http_method, meta.http_host = request.method, request.host
-        meta.http_path, meta.http_user_agent = request.path, request.user_agent
-        meta.client_dir = direction if meta.client_dir is None else meta.client_dir
+        self.log.row("request", uid, request.method, request.host, request.path, request.user_agent, direction)
         return True
 
     def _quic_initials(self, buf: np.ndarray, pk: PacketBatch, uid: np.ndarray, rows: np.ndarray) -> None:
@@ -291,9 +312,7 @@ class MetadataCollector:
                 continue
             if hello is not None or len(state.pieces) > 64:
                 if hello is not None:
-                    meta = self._meta(u)
-                    meta.sni, meta.alpn = hello.sni, ",".join(hello.alpn) or None
-                    meta.client_dir, meta.hello_ts = direction, state.first_ts
+                    self.log.row("hello", u, hello.sni, ",".join(hello.alpn) or None, direction, state.first_ts)
                     self.hellos.append(u)
                 del self.quic[u]
                 self.quic_done.add(u)
@@ -302,10 +321,12 @@ class MetadataCollector:
         feed_dns(self, buf, pk.payload_off[rows], pk.payload_cap[rows], uid[rows].tolist(), pk.ts[rows].tolist())
 
 
-def _port_in(pk: PacketBatch, ports) -> np.ndarray:
-    out = np.zeros(len(pk), bool)
+def _port_in(pk: PacketBatch, ports, rows: np.ndarray) -> np.ndarray:
+    """Per row of `rows`: either endpoint's port is one of `ports`."""
+    a, b = pk.port_a[rows], pk.port_b[rows]
+    out = np.zeros(len(rows), bool)
     for port in ports:
-        out |= (pk.port_a == port) | (pk.port_b == port)
+        out |= (a == port) | (b == port)
     return out
 
 
@@ -320,6 +341,18 @@ def _start_kind(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> np.ndarray
     http = np.isin(word, np.array([int.from_bytes(s[:4], "big") for s in HTTP_STARTS], np.uint32))
     proxy = np.isin(word, np.array([int.from_bytes(s[:4], "big") for s in (PROXY_V1, PROXY_V2)], np.uint32))
     return np.select([enough & tls_record, enough & http, enough & proxy], [1, 2, 3], 0)
+
+
+def _first_start(wanted: np.ndarray, key: np.ndarray, start_rows: np.ndarray) -> np.ndarray:
+    """For each key in `wanted`, the row of its flow direction's first stream start in this chunk
+    (-1 if none)."""
+    keys, first = np.unique(key[start_rows], return_index=True)      # start_rows ascend: first = min
+    at = np.full(len(wanted), -1, np.int64)
+    if keys.size:
+        pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+        hit = keys[pos] == wanted
+        at[hit] = start_rows[first[pos[hit]]]
+    return at
 
 
 def _ordered_unique(rows: np.ndarray) -> np.ndarray:

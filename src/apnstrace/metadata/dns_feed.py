@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 
 import numpy as np
+import pyarrow as pa
 
 from ..decode import dns
 from ..decode.dns_fast import FALLBACK, OK, REASONS, scan_dns
@@ -30,48 +31,118 @@ def feed_dns(collector, buf: np.ndarray, off: np.ndarray, cap: np.ndarray, uids:
     n = len(off)
     if n == 0:
         return
+    # One sequence number per message: the metadata log then orders the question names the
+    # scan and parse_dns give as they come in the capture.
+    first_seq = collector.log.reserve(n)
     if not COMPILED:        # the scan is only worth it compiled: plain Python is parse_dns's job
         for j in range(n):
-            _reference(collector, buf[off[j]: off[j] + cap[j]].tobytes(), uids[j], tss[j])
+            _reference(collector, buf[off[j]: off[j] + cap[j]].tobytes(), uids[j], tss[j], first_seq + j)
         return
     scan = scan_dns(buf, off, cap)
-    texts = _addresses(buf, scan.answer_at[:scan.answer_first[-1]], scan.answer_v6)
-    first = scan.answer_first.tolist()
-    names = scan.qname
-    lengths = scan.qname_len.tolist()
-    offs, caps = off.tolist(), cap.tolist()
+    uid_col, ts_col = np.asarray(uids, np.int64), np.asarray(tss, np.float64)
+    reason, response = scan.reason, scan.is_response
     malformed = collector.stats.malformed
-    for j, (reason, response, rcode, qd, qtype) in enumerate(zip(
-            scan.reason.tolist(), scan.is_response.tolist(), scan.rcode.tolist(), scan.qdcount.tolist(),
-            scan.qtype.tolist())):
-        if reason != OK:
-            if reason == FALLBACK:
-                _reference(collector, buf[offs[j]: offs[j] + caps[j]].tobytes(), uids[j], tss[j])
-            elif response:
-                malformed[REASONS[reason]] += 1      # as _reference counts them: answers only
-            continue
-        qname = names[j, :lengths[j]].tobytes().decode("ascii") if qd else None
-        if qd:
-            meta = collector._meta(uids[j])
-            meta.dns_query = meta.dns_query or qname
-        if not response:
-            continue
-        addresses = texts[first[j]:first[j + 1]]
-        records = collector.dns
-        failure = dns.rcode_name(rcode) if rcode else None
-        if failure is None and addresses and all(_sinkhole(a) for a in addresses):
-            failure = "SINKHOLE"
-        if failure is not None:
-            records.failures.append(DnsFailure(tss[j], uids[j], qname or "", dns.type_name(qtype) if qd else "",
-                                               failure))
-        if addresses:
-            # The scan leaves messages without a question name to parse_dns: qname names them all.
-            records.ts.extend([tss[j]] * len(addresses))
-            records.address.extend(addresses)
-            records.name.extend([qname] * len(addresses))
+    for r in reason[(reason != OK) & (reason != FALLBACK) & response].tolist():
+        malformed[REASONS[r]] += 1                    # as _reference counts them: answers only
+    ok = reason == OK
+    asked = np.flatnonzero(ok & (scan.qdcount > 0))
+    qnames = _question_names(scan, asked)
+    collector.log.batch("query", uid_col[asked], seq=first_seq + asked, dns_query=qnames)
+    # Answers of the messages read here, then those parse_dns reads: merged in message order.
+    found = _Found()
+    answered = np.flatnonzero(ok & response)
+    if answered.size:
+        _answers(found, buf, scan, answered, uid_col, ts_col, dict(zip(asked.tolist(), qnames.to_pylist())))
+    fallback = np.flatnonzero(reason == FALLBACK)
+    if fallback.size == 0:
+        found.into(collector.dns)
+        return
+    late = _Found()
+    for j in fallback.tolist():
+        before = len(late.ts), len(late.failures)
+        _reference(collector, buf[off[j]: off[j] + cap[j]].tobytes(), uids[j], tss[j], first_seq + j, late)
+        late.message.extend([j] * (len(late.ts) - before[0]))
+        late.failed.extend([j] * (len(late.failures) - before[1]))
+    found.merged(late).into(collector.dns)
 
 
-def _reference(collector, payload: bytes, uid: int, ts: float) -> None:
+class _Found:
+    """DNS answers and failures with the message each came from (to merge in capture order)."""
+
+    def __init__(self) -> None:
+        self.ts, self.address, self.name, self.message = [], [], [], []
+        self.failures, self.failed = [], []
+
+    def merged(self, other: "_Found") -> "_Found":
+        out = _Found()
+        for mine, theirs, by, key in ((self, other, "message", ("ts", "address", "name")),
+                                      (self, other, "failed", ("failures",))):
+            order = np.argsort(np.array(getattr(mine, by) + getattr(theirs, by), np.int64), kind="stable")
+            for name in key:
+                joined = getattr(mine, name) + getattr(theirs, name)
+                setattr(out, name, [joined[i] for i in order.tolist()])
+        return out
+
+    def into(self, records) -> None:
+        records.ts.extend(self.ts)
+        records.address.extend(self.address)
+        records.name.extend(self.name)
+        records.failures.extend(self.failures)
+
+
+def _question_names(scan, rows: np.ndarray) -> pa.Array:
+    """The scan's question names of `rows` as strings (ASCII: the scan escapes like parse_dns)."""
+    lengths = scan.qname_len[rows]
+    offsets = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    slot = scan.qname.shape[1]
+    data = scan.qname.reshape(-1)[np.arange(int(offsets[-1]), dtype=np.int64)
+                                  + np.repeat(rows * slot - offsets[:-1], lengths)]
+    return pa.Array.from_buffers(pa.large_string(), len(rows), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def _answers(found: _Found, buf: np.ndarray, scan, rows: np.ndarray, uid: np.ndarray, ts: np.ndarray,
+             qname: dict[int, str]) -> None:
+    """Responses the scan read: their addresses (named by the question) and failed lookups."""
+    first = scan.answer_first
+    counts = first[rows + 1] - first[rows]
+    ends = np.cumsum(counts)
+    every = np.arange(int(ends[-1]), dtype=np.int64) + np.repeat(first[rows] - (ends - counts), counts)
+    texts = _addresses(buf, scan.answer_at[every], scan.answer_v6[every])
+    sinkhole = _sinkholes(buf, scan.answer_at[every], scan.answer_v6[every])
+    # per message: every address a sinkhole (and at least one)
+    bad_count = np.zeros(len(rows), np.int64)
+    np.add.at(bad_count, np.repeat(np.arange(len(rows)), counts), ~sinkhole)
+    rcode = scan.rcode[rows]
+    failing = np.flatnonzero((rcode != 0) | ((counts > 0) & (bad_count == 0)))
+    for i in failing.tolist():
+        j = int(rows[i])
+        failure = dns.rcode_name(int(rcode[i])) if rcode[i] else "SINKHOLE"
+        qd = scan.qdcount[j] > 0
+        found.failures.append(DnsFailure(float(ts[j]), int(uid[j]), qname.get(j) or "",
+                                         dns.type_name(int(scan.qtype[j])) if qd else "", failure))
+        found.failed.append(j)
+    if every.size:
+        # The scan leaves messages without a question name to parse_dns: qname names them all.
+        message = np.repeat(rows, counts)
+        found.ts.extend(np.repeat(ts[rows], counts).tolist())
+        found.address.extend(texts)
+        found.name.extend([qname.get(j) for j in message.tolist()])
+        found.message.extend(message.tolist())
+
+
+def _sinkholes(buf: np.ndarray, at: np.ndarray, v6: np.ndarray) -> np.ndarray:
+    """Per address: a null route (0/8, 127/8, ::, ::1), as _sinkhole reads its text."""
+    first = buf[at]
+    four = (first == 0) | (first == 127)
+    six = np.zeros(len(at), bool)
+    if v6.any():
+        bytes16 = buf[at[v6][:, None] + np.arange(16)[None, :]]
+        six[v6] = (bytes16[:, :15] == 0).all(axis=1) & (bytes16[:, 15] <= 1)
+    return np.where(v6, six, four)
+
+
+def _reference(collector, payload: bytes, uid: int, ts: float, seq: int, found=None) -> None:
     """One message through parse_dns, as the collector always read them."""
     try:
         message = dns.parse_dns(payload)
@@ -82,15 +153,15 @@ def _reference(collector, payload: bytes, uid: int, ts: float) -> None:
             collector.stats.malformed[bad.reason] += 1
         return
     if message.questions:
-        meta = collector._meta(uid)
-        meta.dns_query = meta.dns_query or message.questions[0][0]
+        collector.log.row("query", uid, message.questions[0][0], seq=seq)
     if not message.is_response:
         return
+    store = collector.dns if found is None else found
     failure = failure_of(message)
     if failure is not None:
         qname, qtype = message.questions[0] if message.questions else ("", "")
-        collector.dns.failures.append(DnsFailure(ts, uid, qname, qtype, failure))
-    record_answers(collector.dns, ts, message)
+        store.failures.append(DnsFailure(ts, uid, qname, qtype, failure))
+    record_answers(store, ts, message)
 
 
 def failure_of(message) -> str | None:

@@ -3,19 +3,21 @@ payload holds its whole ClientHello, server flight, request head or status line.
 
 Per chunk, numpy picks those payloads among the rows the collector would feed its streams and
 compiled scans (decode/tls_fast.py, http_fast.py) read all of them at once; Python then only
-turns offsets into the few strings FlowMeta keeps. A payload qualifies only when reading it
+turns offsets into columns of the metadata log (meta_log.py), whole chunks at once. A payload qualifies only when reading it
 alone gives exactly what the stream path would: it is its flow direction's only row in this
 feed, no stream is open or finished for it, and the other direction has nothing in this feed
-that writes the same FlowMeta fields (so the order the stream path would have used is moot).
+that writes the same metadata fields (so the order the stream path would have used is moot).
 Everything else, and anything the scans do not read plainly, stays on the stream path.
 """
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
 from ..decode import http_fast, tls, tls_fast
 from ..records import PacketBatch
 from .dns_feed import COMPILED
+from .text_columns import text_column
 
 # What a stream start writes: 1 ClientHello, 2 server flight, 3 HTTP request, 4 HTTP response.
 # 0: any other row (a continuation, a PROXY header): it keeps its flow direction on the stream path.
@@ -50,9 +52,10 @@ def take_fast(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows
     # Finished streams: a direction reads only its first message; a ClientHello must not race
     # the other direction's late alert (which reads client_dir).
     done_tls, done_http = collector.done["tls"], collector.done["http"]
-    keep = [not (k in done_tls or (r == HELLO and (k ^ 1) in done_tls)) if r <= FLIGHT else k not in done_http
-            for k, r in zip(rk[cand].tolist(), role[cand].tolist())]
-    cand = cand[np.array(keep, bool)]
+    k, r = rk[cand], role[cand]
+    keep = np.where(r <= FLIGHT, ~(done_tls.contains(k) | ((r == HELLO) & done_tls.contains(k ^ 1))),
+                    ~done_http.contains(k))
+    cand = cand[keep]
     taken = np.zeros(len(rows), bool)
     is_tls = role[cand] <= FLIGHT
     taken[cand[is_tls]] = _tls_rows(collector, buf, pk, key, rows[cand[is_tls]])
@@ -76,30 +79,34 @@ def _roles(buf, pk, rows, is_start, start_kind) -> np.ndarray:
 
 def _tls_rows(collector, buf, pk, key, rows) -> np.ndarray:
     scan = tls_fast.scan_tls(buf, pk.payload_off[rows], pk.payload_cap[rows])
-    done = collector.done["tls"]
-    text = tls.text
-    for k, t, kind, s0, s1, a0, a1, version, alert in zip(
-            key[rows].tolist(), pk.ts[rows].tolist(), scan.kind.tolist(), scan.sni_start.tolist(),
-            scan.sni_end.tolist(), scan.alpn_start.tolist(), scan.alpn_end.tolist(), scan.version.tolist(),
-            scan.alert.tolist()):
-        if kind == tls_fast.FALLBACK:
-            continue
-        uid, direction = divmod(k, 2)
-        meta = collector._meta(uid)
-        if kind == tls_fast.HELLO:
-            meta.sni = text(buf[s0:s1].tobytes()) if s0 >= 0 else None
-            meta.alpn = _alpn_offered(buf[a0:a1].tobytes()) if a0 >= 0 else None
-            meta.client_dir, meta.hello_ts = direction, t
-            collector.hellos.append(uid)
-        else:
-            if version >= 0:
-                if meta.server_ts is None:
-                    meta.server_ts = t
-                meta.tls_version = tls.version_name(version)
-            meta.server_alpn = meta.server_alpn or (text(buf[a0:a1].tobytes()) if a0 >= 0 else None)
-            meta.tls_alert = meta.tls_alert or (tls.alert_name(alert >> 8, alert & 0xFF) if alert >= 0 else None)
-        done.add(k)
-    return scan.kind != tls_fast.FALLBACK
+    keys, ts = key[rows], pk.ts[rows]
+    hello = np.flatnonzero(scan.kind == tls_fast.HELLO)
+    if hello.size:
+        uid = keys[hello] >> 1
+        a0, a1 = scan.alpn_start[hello], scan.alpn_end[hello]
+        alpn = [_alpn_offered(buf[s:e].tobytes()) if s >= 0 else None for s, e in zip(a0.tolist(), a1.tolist())]
+        collector.log.batch("hello", uid, sni=text_column(buf, scan.sni_start[hello], scan.sni_end[hello]),
+                            alpn=alpn, client_dir=keys[hello] & 1, hello_ts=ts[hello])
+        collector.hellos.append(uid)
+    flight = np.flatnonzero(scan.kind == tls_fast.FLIGHT)
+    if flight.size:
+        version, alert = scan.version[flight], scan.alert[flight]
+        seen = version >= 0
+        collector.log.batch("flight", keys[flight] >> 1, server_ts=pa.array(ts[flight], mask=~seen),
+                            tls_version=names_of(version, tls.version_name),
+                            server_alpn=text_column(buf, scan.alpn_start[flight], scan.alpn_end[flight]),
+                            tls_alert=names_of(alert, lambda a: tls.alert_name(a >> 8, a & 0xFF)),
+                            cert_issuer=pa.nulls(flight.size, pa.large_string()))
+    read = scan.kind != tls_fast.FALLBACK
+    collector.done["tls"].update(keys[read])
+    return read
+
+
+def names_of(codes: np.ndarray, name) -> pa.Array:
+    """name(code) per row, null where code < 0: each distinct code named once."""
+    values, inverse = np.unique(codes, return_inverse=True)
+    named = pa.array([name(int(v)) if v >= 0 else None for v in values.tolist()], type=pa.large_string())
+    return named.take(pa.array(inverse.reshape(-1)))
 
 
 def _alpn_offered(raw: bytes) -> str | None:
@@ -119,24 +126,20 @@ def _alpn_offered(raw: bytes) -> str | None:
 
 def _http_rows(collector, buf, pk, key, rows) -> np.ndarray:
     scan = http_fast.scan_http(buf, pk.payload_off[rows], pk.payload_cap[rows])
-    done = collector.done["http"]
-    text = tls.text
-    for k, off, kind, m1, t0, t1, h0, h1, u0, u1, status in zip(
-            key[rows].tolist(), pk.payload_off[rows].tolist(), scan.kind.tolist(), scan.method_end.tolist(),
-            scan.target_start.tolist(), scan.target_end.tolist(), scan.host_start.tolist(),
-            scan.host_end.tolist(), scan.agent_start.tolist(), scan.agent_end.tolist(), scan.status.tolist()):
-        if kind == http_fast.FALLBACK:
-            continue
-        uid, direction = divmod(k, 2)
-        meta = collector._meta(uid)
-        if kind == http_fast.RESPONSE:
-            meta.http_status = status
-        else:
-            meta.http_method = buf[off:m1].tobytes().decode("ascii")
-            meta.http_host = text(buf[h0:h1].tobytes())
-            meta.http_path = text(buf[t0:t1].tobytes())
-            meta.http_user_agent = text(buf[u0:u1].tobytes()) if u0 >= 0 else None
-            if meta.client_dir is None:
-                meta.client_dir = direction
-        done.add(k)
-    return scan.kind != http_fast.FALLBACK
+    keys = key[rows]
+    response = np.flatnonzero(scan.kind == http_fast.RESPONSE)
+    if response.size:
+        collector.log.batch("response", keys[response] >> 1, http_status=scan.status[response])
+    request = np.flatnonzero(scan.kind == http_fast.REQUEST)
+    if request.size:
+        off = pk.payload_off[rows][request]
+        collector.log.batch(
+            "request", keys[request] >> 1,
+            http_method=text_column(buf, off, scan.method_end[request], fix=lambda b: b.decode("ascii")),
+            http_host=text_column(buf, scan.host_start[request], scan.host_end[request]),
+            http_path=text_column(buf, scan.target_start[request], scan.target_end[request]),
+            http_user_agent=text_column(buf, scan.agent_start[request], scan.agent_end[request]),
+            client_dir=keys[request] & 1)
+    read = scan.kind != http_fast.FALLBACK
+    collector.done["http"].update(keys[read])
+    return read

@@ -1,0 +1,249 @@
+"""TLS server flights spread over several segments of one chunk, without Python per segment.
+
+A TLS 1.2 server flight (ServerHello, Certificate chain, ServerHelloDone) usually spans a few
+TCP segments. The stream path (collect.py) reads one: it parses the first segment alone (the
+flight is incomplete), then all segments the chunk holds, reassembled in sequence order, and
+writes what each parse found. Here the same happens for all such flights of a chunk at once:
+numba reassembles them and scans them (decode/tls_flight.py), and the two writes per flight go
+to the metadata log as columns. A flight is taken only when the outcome is certain to be the
+stream path's: its flow has nothing else on the stream path in this chunk (neither direction),
+and both reads are plain and end it (complete, or at the stream path's limits). Any other
+flight, with every segment of it, stays on the stream path.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from ..decode import tls, tls_flight
+from ..reader.walk import njit
+from ..records import PacketBatch
+from .dns_feed import COMPILED
+from .fast_streams import names_of
+from .text_columns import text_column
+
+__all__ = ["take_flights"]
+
+TLS13 = 0x0304
+
+
+def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray,
+                 later: np.ndarray, start_kind: np.ndarray, pending: np.ndarray, limits: tuple[int, int]) -> \
+        np.ndarray:
+    """Read the flights that qualify among the stream path's `rows` (this chunk's first feed);
+    return the rows left for it. A flight taken is done: its later rows are not fed either.
+
+    later: the chunk's rows (ascending) the stream path reads on once a stream is open;
+    limits: (MAX_SEGMENTS, MAX_STREAM_BYTES) as the stream path applies them."""
+    if not COMPILED or rows.size == 0:
+        return rows
+    rk = key[rows]
+    uniq, counts = np.unique(rk, return_counts=True)
+    alone = uniq[counts == 1]
+    off, cap = pk.payload_off[rows], pk.payload_cap[rows]
+    flight_start = (start_kind[rows] == 1) & (cap >= 6) & (buf[np.where(cap >= 6, off + 5, 0)] != tls.CLIENT_HELLO) \
+        & (buf[off] == tls.HANDSHAKE)
+    cand = np.flatnonzero(flight_start & np.isin(rk, alone) & ~np.isin(rk ^ 1, uniq) & ~np.isin(rk, pending)
+                          & ~np.isin(rk ^ 1, pending))
+    if cand.size == 0:
+        return rows
+    done = collector.done["tls"]
+    cand = cand[~done.contains(rk[cand])]
+    if cand.size == 0:
+        return rows
+    starts = rows[cand]
+    skeys = key[starts]
+    # The segments the stream path would read: the start, then this chunk's later payloads of the key.
+    order = np.argsort(skeys)
+    more = later[np.isin(key[later], skeys)]
+    at = order[np.searchsorted(skeys[order], key[more])]
+    after = more > starts[at]
+    more, at = more[after], at[after]
+    max_segments, max_bytes = limits
+    # First read: the start segment alone. Second: every segment, in the order the stream path adds them.
+    seg_stream = np.concatenate([np.arange(len(starts)), at])
+    seg_row = np.concatenate([starts, more])
+    by_stream = np.argsort(seg_stream, kind="stable")
+    seg_stream, seg_row = seg_stream[by_stream], seg_row[by_stream]
+    first_seg = np.searchsorted(seg_stream, np.arange(len(starts)))
+    n_seg = np.diff(np.append(first_seg, len(seg_stream)))
+    one = _reassembled(buf, pk, starts, np.arange(len(starts)), starts, collector.max_held, None, "one")
+    all_ = _reassembled(buf, pk, seg_row, first_seg, starts, collector.max_held, n_seg, "all")
+    r1 = _read(one, "one")
+    r2 = _read(all_, "all")
+    # The stream path's verdicts: done after the first read, or after the second; else it goes on.
+    exhausted1 = one.capped | (one.length >= max_bytes)
+    done1 = r1.ok & (r1.complete | exhausted1)
+    exhausted2 = all_.capped | (n_seg >= max_segments) | (all_.length >= max_bytes)
+    taken = np.where(done1, True, r1.ok & ~one.capped & r2.ok & ~all_.capped & (r2.complete | exhausted2)
+                     & (n_seg > 1) & ~all_.odd)
+    taken &= ~one.capped
+    if not taken.any():
+        return rows
+    t_start = pk.ts[starts]
+    first_ts2 = np.minimum(t_start, all_.first_ts)
+    idx1 = np.flatnonzero(taken)
+    idx2 = np.flatnonzero(taken & ~done1)
+    uid = skeys >> 1
+    log = collector.log
+    # The stream path's writes, in its order: every first read, then the second reads.
+    log.batch("flight", uid[idx1], **r1.columns(idx1, t_start))
+    log.batch("flight", uid[idx2], **r2.columns(idx2, first_ts2))
+    done.update(skeys[taken])
+    left = np.ones(len(rows), bool)
+    left[cand[taken]] = False
+    return rows[left]
+
+
+class _Bytes:
+    """Reassembled streams: stream i is data[start[i]: start[i] + length[i]]."""
+
+    def __init__(self, data, start, length, capped, odd, first_ts):
+        self.data, self.start, self.length, self.capped, self.odd, self.first_ts = \
+            data, start, length, capped, odd, first_ts
+
+
+def _scratch(name: str, size: int) -> np.ndarray:
+    """A byte buffer kept between chunks (a new one each time would be written to fresh pages,
+    and the page faults cost as much as the copying). Valid until the next call with `name`."""
+    got = _SCRATCH.get(name)
+    if got is None or len(got) < size:
+        got = _SCRATCH[name] = np.empty(max(size, 1 << 20), np.uint8)
+    return got[:size]
+
+
+_SCRATCH: dict[str, np.ndarray] = {}
+
+
+def _reassembled(buf, pk, seg_row, first_seg, starts, max_held, n_seg, name: str) -> _Bytes:
+    n = len(starts)
+    if n_seg is None:
+        n_seg = np.ones(n, np.int64)
+    caps = pk.payload_cap[seg_row]
+    room = np.zeros(n, np.int64)
+    np.add.at(room, np.repeat(np.arange(n), n_seg), caps)
+    out_start = np.concatenate([[0], np.cumsum(room)[:-1]]).astype(np.int64)
+    data = _scratch(name + ".data", int(room.sum()))
+    length = np.zeros(n, np.int64)
+    capped = np.zeros(n, np.bool_)
+    odd = np.zeros(n, np.bool_)
+    first_ts = np.full(n, np.inf)
+    _assemble(buf, pk.payload_off[seg_row].astype(np.int64), caps.astype(np.int64),
+                        pk.seq[seg_row].astype(np.int64), pk.ts[seg_row].astype(np.float64),
+                        first_seg.astype(np.int64), n_seg.astype(np.int64), pk.seq[starts].astype(np.int64),
+                        int(max_held), _stream_words(), data, out_start, length, capped, odd, first_ts)
+    return _Bytes(data, out_start, length, capped, odd, first_ts)
+
+
+class _Read:
+    def __init__(self, scan, issuer, ok, complete):
+        self.scan, self.issuer, self.ok, self.complete = scan, issuer, ok, complete
+
+    def columns(self, idx: np.ndarray, first_ts: np.ndarray) -> dict:
+        s = self.scan
+        version, alert = s.version[idx], s.alert[idx]
+        return dict(server_ts=pa.array(first_ts[idx], mask=~s.hello_seen[idx]),
+                    tls_version=names_of(version, tls.version_name),
+                    server_alpn=text_column(s.hs, s.alpn_start[idx], s.alpn_end[idx]),
+                    tls_alert=names_of(alert, lambda a: tls.alert_name(a >> 8, a & 0xFF)),
+                    cert_issuer=pa.array([self.issuer[i] for i in idx.tolist()], type=pa.large_string()))
+
+
+def _read(b: _Bytes, name: str) -> _Read:
+    scan = tls_flight.scan_flights(b.data, b.start, b.length, _scratch(name + ".hs", len(b.data)))
+    ok = scan.kind == tls_flight.READ
+    issuer: list[str | None] = [None] * len(ok)
+    for i in np.flatnonzero(ok & (scan.leaf_start >= 0)).tolist():
+        # Cached by the DER bytes in tls._x509_names: a server shows the same leaf to every client.
+        issuer[i] = tls._x509_names(scan.hs[scan.leaf_start[i]:scan.leaf_end[i]].tobytes())[1]
+    has_issuer = np.array([v is not None for v in issuer], bool)
+    complete = (scan.alert >= 0) | (scan.version == TLS13) | has_issuer | scan.hello_done
+    return _Read(scan, issuer, ok, complete)
+
+
+def _stream_words() -> np.ndarray:
+    """The 4-byte starts that make a payload begin another stream (HTTP, PROXY): collect.py's."""
+    from .collect import HTTP_STARTS, PROXY_V1, PROXY_V2
+    return np.array([int.from_bytes(w[:4], "big") for w in HTTP_STARTS + (PROXY_V1, PROXY_V2)], np.int64)
+
+
+@njit(cache=True)
+def _signed(diff):
+    diff &= 0xFFFFFFFF
+    return diff - (1 << 32) if diff >= (1 << 31) else diff
+
+
+@njit(cache=True)
+def _assemble(buf, off, cap, seq, ts, first_seg, n_seg, start_seq, max_held, words, data, out_start, length,
+              capped, odd, first_ts):
+    """collect._feed + _contiguous for each stream's segments (feed order): a repeated seq is
+    dropped, bytes past max_held are cut (capped), then the in-order bytes from the start up to
+    the first gap. first_ts: the earliest segment at or after the start (the start only if it
+    reads as a TLS record); odd: a later segment that would start another stream."""
+    most = 0
+    for i in range(len(n_seg)):
+        most = max(most, n_seg[i])
+    k_off = np.empty(most, np.int64)          # the kept segments of one stream (scratch, reused)
+    k_len = np.empty(most, np.int64)
+    k_pos = np.empty(most, np.int64)
+    k_seq = np.empty(most, np.int64)
+    for i in range(len(first_seg)):
+        a = first_seg[i]
+        m = n_seg[i]
+        k = 0
+        held = 0
+        for j in range(a, a + m):
+            p = off[j]
+            c = cap[j]
+            word = -1
+            if c >= 4:
+                word = (np.int64(buf[p]) << 24) | (np.int64(buf[p + 1]) << 16) | (np.int64(buf[p + 2]) << 8) \
+                    | np.int64(buf[p + 3])
+            other = False
+            for w in words:
+                if word == w:
+                    other = True
+            if other and j > a:
+                odd[i] = True
+            tls_start = (not other) and c >= 3 and (buf[p] == 0x16 or buf[p] == 0x15) and buf[p + 1] == 3
+            o = _signed(seq[j] - start_seq[i])
+            if o > 0 or (o == 0 and tls_start):
+                first_ts[i] = min(first_ts[i], ts[j])
+            dup = False
+            for q in range(k):
+                if k_seq[q] == seq[j]:
+                    dup = True
+            if dup:
+                continue
+            n = c
+            if n > max_held - held:
+                n = max_held - held
+                capped[i] = True
+            k_off[k] = p
+            k_len[k] = n
+            k_pos[k] = o
+            k_seq[k] = seq[j]
+            held += n
+            k += 1
+        # insertion sort by offset (a dozen segments at most)
+        for x in range(1, k):
+            y = x
+            while y > 0 and k_pos[y - 1] > k_pos[y]:
+                k_pos[y - 1], k_pos[y] = k_pos[y], k_pos[y - 1]
+                k_off[y - 1], k_off[y] = k_off[y], k_off[y - 1]
+                k_len[y - 1], k_len[y] = k_len[y], k_len[y - 1]
+                y -= 1
+        base = out_start[i]
+        n = 0
+        for q in range(k):
+            o = k_pos[q]
+            if o < 0:
+                continue
+            if o > n:
+                break
+            skip = n - o
+            if k_len[q] > skip:
+                add = k_len[q] - skip
+                data[base + n:base + n + add] = buf[k_off[q] + skip:k_off[q] + k_len[q]]
+                n += add
+        length[i] = n

@@ -1,0 +1,72 @@
+"""Early payloads of flow directions whose stream has not started, kept across chunks as columns.
+
+A server segment can overtake its flight's first segment across a chunk boundary; in one chunk
+the collector reads it 'ahead' of the start, so a later chunk must be able to as well. Most
+held payloads are never asked for (directions that never start a stream), so holding costs one
+numpy gather per chunk, and only the few asked for become Python bytes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["HeldSegments"]
+
+
+def _ranges(start: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """Concatenated arange(start[i], start[i] + length[i])."""
+    ends = np.cumsum(length)
+    return np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64) + np.repeat(start - (ends - length), length)
+
+
+class HeldSegments:
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.key = np.empty(0, np.int64)
+        self.ts = np.empty(0, np.float64)
+        self.seq = np.empty(0, np.int64)
+        self.length = np.empty(0, np.int64)
+        self.data = np.empty(0, np.uint8)          # the payloads back to back, in arrival order
+
+    def __len__(self) -> int:
+        return len(self.key)
+
+    def add(self, buf: np.ndarray, key: np.ndarray, ts: np.ndarray, seq: np.ndarray, off: np.ndarray,
+            length: np.ndarray) -> None:
+        if len(key) == 0:
+            return
+        self.key = np.concatenate([self.key, key])
+        self.ts = np.concatenate([self.ts, ts])
+        self.seq = np.concatenate([self.seq, seq])
+        self.length = np.concatenate([self.length, length])
+        self.data = np.concatenate([self.data, buf[_ranges(off, length)]])
+        if len(self.data) > self.max_bytes:            # the oldest go first
+            newest = np.cumsum(self.length[::-1])[::-1]      # bytes from each row to the end
+            self._keep(newest <= self.max_bytes)
+
+    def drop(self, keys: np.ndarray) -> None:
+        """Forget the directions in `keys`."""
+        if len(self.key) and len(keys):
+            gone = np.isin(self.key, keys)
+            if gone.any():
+                self._keep(~gone)
+
+    def take(self, keys: np.ndarray) -> list[tuple[int, float, int, bytes]]:
+        """(key, ts, seq, payload) held for the directions in `keys`, in arrival order; no longer held."""
+        if len(self.key) == 0 or len(keys) == 0:
+            return []
+        hit = np.flatnonzero(np.isin(self.key, keys))
+        if hit.size == 0:
+            return []
+        start = np.cumsum(self.length) - self.length
+        out = [(k, t, seq, self.data[a:a + n].tobytes()) for k, t, seq, a, n in zip(
+            self.key[hit].tolist(), self.ts[hit].tolist(), self.seq[hit].tolist(), start[hit].tolist(),
+            self.length[hit].tolist())]
+        keep = np.ones(len(self.key), bool)
+        keep[hit] = False
+        self._keep(keep)
+        return out
+
+    def _keep(self, keep: np.ndarray) -> None:
+        start = np.cumsum(self.length) - self.length
+        self.data = self.data[_ranges(start[keep], self.length[keep])]
+        self.key, self.ts, self.seq, self.length = self.key[keep], self.ts[keep], self.seq[keep], self.length[keep]

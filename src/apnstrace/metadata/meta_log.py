@@ -1,0 +1,288 @@
+"""Flow metadata as a log of writes kept in columns, resolved per flow once at the end.
+
+The collector's parsers write a few fields per flow (a ClientHello's SNI, a server flight's
+version, an HTTP request's host, ...). The compiled fast paths write whole chunks at once as
+columns; the Python paths append rows. Each write carries a sequence number, so resolving the
+log gives exactly what writing into one record per flow, in that order, would have given:
+
+- a ClientHello, an HTTP request head, an HTTP status: the flow's last one wins, all its fields;
+- `old or new` fields (server_alpn, tls_alert, dns_query): the first truthy value, else the last write;
+- `new or old` fields (tls_version, cert_issuer): the last truthy value, else null;
+- server_ts: the first value written;
+- client_dir: the last ClientHello's direction, else the first HTTP request's;
+- client_alert: the first late alert sent in the direction that was client_dir at that moment.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["FlowMeta", "MetaLog", "MetaTable", "take_or_null"]
+
+
+@dataclass
+class FlowMeta:
+    """What the parsers found in one flow (keys: the flow table's uid)."""
+
+    sni: str | None = None
+    alpn: str | None = None
+    client_dir: int | None = None          # canonical direction of the ClientHello / request
+    hello_ts: float | None = None
+    server_ts: float | None = None         # first server handshake record
+    tls_version: str | None = None
+    tls_alert: str | None = None           # first alert in the server's flight
+    client_alert: str | None = None        # first alert the client sent after its ClientHello
+    server_alpn: str | None = None         # protocol the ServerHello selected (TLS <= 1.2: visible)
+    cert_issuer: str | None = None
+    http_method: str | None = None
+    http_host: str | None = None
+    http_path: str | None = None
+    http_user_agent: str | None = None
+    http_status: int | None = None
+    dns_query: str | None = None           # first question of a DNS flow
+
+
+# Text as large_string: what pandas' "string" dtype holds, so the flows frame takes it as is.
+STR, DIR, TS, STATUS = pa.large_string(), pa.int8(), pa.float64(), pa.int32()
+TYPES = {"sni": STR, "alpn": STR, "client_dir": DIR, "hello_ts": TS, "server_ts": TS, "tls_version": STR,
+         "tls_alert": STR, "client_alert": STR, "server_alpn": STR, "cert_issuer": STR, "http_method": STR,
+         "http_host": STR, "http_path": STR, "http_user_agent": STR, "http_status": STATUS, "dns_query": STR}
+# What each kind of write carries (touch: a flow the parsers looked at, nothing found).
+KINDS = {
+    "hello": ("sni", "alpn", "client_dir", "hello_ts"),
+    "flight": ("server_ts", "tls_version", "server_alpn", "tls_alert", "cert_issuer"),
+    "request": ("http_method", "http_host", "http_path", "http_user_agent", "client_dir"),
+    "response": ("http_status",),
+    "query": ("dns_query",),
+    "touch": (),
+    "late_alert": ("client_dir", "client_alert"),     # client_dir: the direction that sent it
+}
+OLD_OR_NEW = ("server_alpn", "tls_alert", "dns_query")
+NEW_OR_OLD = ("tls_version", "cert_issuer")
+FIRST = ("server_ts",)
+
+
+@dataclass(frozen=True, slots=True)
+class MetaTable:
+    """Resolved metadata: one row per flow that has any, uid ascending. Each of FlowMeta's fields
+    is a source column and, per uid, the row of it that holds the value (-1: null), so a join
+    takes each value once, straight from where a parser wrote it."""
+
+    uid: np.ndarray
+    sources: dict[str, tuple[pa.Array, np.ndarray]]
+
+    def __len__(self) -> int:
+        return len(self.uid)
+
+    def column(self, name: str, at: np.ndarray | None = None) -> pa.Array:
+        """Field `name` per uid, or per row of `at` (positions in uid, -1: null)."""
+        values, rows = self.sources[name]
+        if at is not None:
+            rows = np.where(at >= 0, rows[np.maximum(at, 0)], -1) if len(rows) else np.full(len(at), -1)
+        return take_or_null(values, rows)
+
+    def metas(self) -> dict[int, FlowMeta]:
+        """The same as FlowMeta records (for readers that merge them by uid)."""
+        names = [f.name for f in fields(FlowMeta)]
+        values = [self.column(name).to_pylist() for name in names]
+        return {u: FlowMeta(*row) for u, row in zip(self.uid.tolist(), zip(*values))}
+
+    @staticmethod
+    def from_metas(metas: dict[int, FlowMeta]) -> "MetaTable":
+        uid = np.fromiter(metas.keys(), np.int64, len(metas))
+        order = np.argsort(uid, kind="stable")
+        rows = [metas[u] for u in uid[order].tolist()]
+        every = np.arange(len(rows), dtype=np.int64)
+        return MetaTable(uid[order], {name: (pa.array([getattr(m, name) for m in rows], type=kind), every)
+                                      for name, kind in TYPES.items()})
+
+
+class MetaLog:
+    def __init__(self) -> None:
+        self.seq = 0
+        self.batches: dict[str, list[tuple[np.ndarray, np.ndarray, dict[str, pa.Array]]]] = \
+            {kind: [] for kind in KINDS}
+        self.rows: dict[str, list[tuple]] = {kind: [] for kind in KINDS}     # (uid, seq, *values)
+
+    def row(self, kind: str, uid: int, *values, seq: int | None = None) -> None:
+        """One write from a Python parser (seq: one reserved() before, else the next one)."""
+        if seq is None:
+            seq = self.seq
+            self.seq += 1
+        self.rows[kind].append((uid, seq, *values))
+
+    def reserve(self, n: int) -> int:
+        """n sequence numbers for writes that a caller interleaves itself; the first one."""
+        first = self.seq
+        self.seq += n
+        return first
+
+    def batch(self, kind: str, uid: np.ndarray, seq: np.ndarray | None = None, **columns) -> None:
+        """Writes from a compiled scan, one per uid, in order (or at reserved `seq` numbers);
+        columns: arrays (numpy or Arrow)."""
+        n = len(uid)
+        if n == 0:
+            return
+        if seq is None:
+            seq = np.arange(self.seq, self.seq + n, dtype=np.int64)
+            self.seq += n
+        cols = {name: _arrow(columns[name], TYPES[name]) for name in KINDS[kind]}
+        self.batches[kind].append((np.asarray(uid, np.int64), seq, cols))
+
+    def kind_since(self, kind: str, seq: int) -> tuple[np.ndarray, dict[str, pa.Array]]:
+        """The writes of one kind from sequence number `seq` on, the last per uid, for a kind
+        written in sequence order (hello). Reads back from the newest writes only, not the whole
+        log: a live run asks after every chunk."""
+        names = KINDS[kind]
+        parts = []
+        for u, s, cols in reversed(self.batches[kind]):
+            if s.max() < seq:
+                break                       # older batches hold older writes
+            parts.append((u[s >= seq], s[s >= seq], {n: c.filter(pa.array(s >= seq)) for n, c in cols.items()}))
+        parts.reverse()
+        rows = []
+        for r in reversed(self.rows[kind]):
+            if r[1] < seq:
+                break
+            rows.append(r)
+        rows.reverse()
+        if rows:
+            columns = list(zip(*rows))
+            parts.append((np.array(columns[0], np.int64), np.array(columns[1], np.int64),
+                          {name: pa.array(columns[2 + j], type=TYPES[name]) for j, name in enumerate(names)}))
+        if not parts:
+            return np.empty(0, np.int64), {n: pa.array([], TYPES[n]) for n in names}
+        uid, seqs, cols = _joined(parts, names)
+        order = np.lexsort((seqs, uid))
+        last = order[_ends(uid[order], np.arange(len(order)), last=True)]
+        return uid[last], {name: col.take(pa.array(last)) for name, col in cols.items()}
+
+    def _table(self, kind: str) -> tuple[np.ndarray, np.ndarray, dict[str, pa.Array], np.ndarray]:
+        """Every write of one kind: (uid, seq) in (uid, seq) order, the columns as written and
+        `order`, which row of the columns each sorted position is. Kept joined for the next call."""
+        names = KINDS[kind]
+        parts = self.batches[kind]
+        rows = self.rows[kind]
+        if rows:
+            columns = list(zip(*rows))
+            parts.append((np.array(columns[0], np.int64), np.array(columns[1], np.int64),
+                          {name: pa.array(columns[2 + j], type=TYPES[name]) for j, name in enumerate(names)}))
+            self.rows[kind] = []
+        if not parts:
+            empty = np.empty(0, np.int64)
+            return empty, empty, {n: pa.array([], TYPES[n]) for n in names}, empty
+        if len(parts) > 1:
+            self.batches[kind] = parts = [_joined(parts, names)]
+        uid, seq, cols = parts[0]
+        order = np.lexsort((seq, uid))
+        return uid[order], seq[order], cols, order
+
+    def resolve(self) -> MetaTable:
+        tables = {kind: self._table(kind) for kind in KINDS}
+        uid = np.unique(np.concatenate([tables[k][0] for k in KINDS if k != "late_alert"]))
+        n = len(uid)
+        out: dict[str, tuple[pa.Array, np.ndarray]] = {}
+
+        def per_uid(kind: str, picked: np.ndarray) -> np.ndarray:
+            """Per resolved uid, the column row of the picked sorted positions (-1: none)."""
+            k_uid, _, _, order = tables[kind]
+            at = np.full(n, -1, np.int64)
+            at[np.searchsorted(uid, k_uid[picked])] = order[picked]
+            return at
+
+        for kind in ("hello", "request", "response", "flight", "query"):
+            k_uid, _, cols, order = tables[kind]
+            every = np.arange(len(k_uid))
+            last = per_uid(kind, _ends(k_uid, every, last=True))
+            for name in KINDS[kind]:
+                col = cols[name]
+                if name in OLD_OR_NEW:
+                    truthy = np.flatnonzero(_truthy(col)[order])
+                    first_at = per_uid(kind, _ends(k_uid, truthy, last=False))
+                    out[name] = col, np.where(first_at >= 0, first_at, last)
+                elif name in NEW_OR_OLD:
+                    truthy = np.flatnonzero(_truthy(col)[order])
+                    out[name] = col, per_uid(kind, _ends(k_uid, truthy, last=True))
+                elif name in FIRST:
+                    valid = np.flatnonzero(_valid(col)[order])
+                    out[name] = col, per_uid(kind, _ends(k_uid, valid, last=False))
+                elif name != "client_dir":
+                    out[name] = col, last
+        h_uid, h_cols = tables["hello"][0], tables["hello"][2]
+        r_uid, r_cols = tables["request"][0], tables["request"][2]
+        hello_at = per_uid("hello", _ends(h_uid, np.arange(len(h_uid)), last=True))
+        request_at = per_uid("request", _ends(r_uid, np.arange(len(r_uid)), last=False))
+        direction = np.where(hello_at >= 0, take_or_null(h_cols["client_dir"], hello_at).to_numpy(zero_copy_only=False),
+                             take_or_null(r_cols["client_dir"], request_at).to_numpy(zero_copy_only=False))
+        every = np.arange(n, dtype=np.int64)
+        out["client_dir"] = pa.array(direction, type=DIR, from_pandas=True), every
+        out["client_alert"] = self._client_alerts(uid, tables), every
+        return MetaTable(uid, {name: out[name] for name in TYPES})
+
+    def _client_alerts(self, uid: np.ndarray, tables) -> pa.Array:
+        """Late alerts (a handful per capture): the first sent by the flow's client at that moment."""
+        a_uid, a_seq, a_cols, a_order = tables["late_alert"]
+        found: dict[int, str] = {}
+        if len(a_uid):
+            wanted = np.unique(a_uid)
+            writers = {}
+            for kind in ("hello", "request"):
+                k_uid, k_seq, k_cols, k_order = tables[kind]
+                keep = np.flatnonzero(np.isin(k_uid, wanted))
+                writers[kind] = list(zip(k_uid[keep].tolist(), k_seq[keep].tolist(),
+                                         k_cols["client_dir"].take(pa.array(k_order[keep])).to_pylist()))
+            by_seq = np.argsort(a_seq, kind="stable")
+            rows = pa.array(a_order[by_seq])
+            for u, s, d, name in zip(a_uid[by_seq].tolist(), a_seq[by_seq].tolist(),
+                                     a_cols["client_dir"].take(rows).to_pylist(),
+                                     a_cols["client_alert"].take(rows).to_pylist()):
+                if u in found:
+                    continue
+                hellos = [hd for hu, hs, hd in writers["hello"] if hu == u and hs < s]
+                requests = [rd for ru, rs, rd in writers["request"] if ru == u and rs < s]
+                client = hellos[-1] if hellos else (requests[0] if requests else None)
+                if client == d:
+                    found[u] = name
+        return pa.array([found.get(u) for u in uid.tolist()] if found else [None] * len(uid), type=STR)
+
+
+def _arrow(values, kind: pa.DataType) -> pa.Array:
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values.cast(kind) if values.type != kind else values
+    return pa.array(values, type=kind, from_pandas=True)
+
+
+def _joined(parts, names):
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            {name: pa.concat_arrays([p[2][name] for p in parts]) for name in names})
+
+
+def _ends(uid_sorted: np.ndarray, rows: np.ndarray, last: bool) -> np.ndarray:
+    """Among candidate rows (ascending) of a table sorted by (uid, seq): the first or last per uid."""
+    if rows.size == 0:
+        return rows
+    u = uid_sorted[rows]
+    change = u[1:] != u[:-1]
+    keep = np.concatenate([change, [True]]) if last else np.concatenate([[True], change])
+    return rows[keep]
+
+
+def take_or_null(col: pa.Array, at: np.ndarray) -> pa.Array:
+    """col[at] with null where at < 0. (Arrow's take with null indices is ~10x slower than
+    taking from the column with one null appended.)"""
+    padded = pa.concat_arrays([col, pa.nulls(1, col.type)])
+    return padded.take(pa.array(np.where(at < 0, len(col), at)))
+
+
+def _valid(col: pa.Array) -> np.ndarray:
+    return col.is_valid().to_numpy(zero_copy_only=False)
+
+
+def _truthy(col: pa.Array) -> np.ndarray:
+    """Python truthiness of each value (None and "" are false)."""
+    if pa.types.is_large_string(col.type) or pa.types.is_string(col.type):
+        return pc.fill_null(pc.greater(pc.binary_length(col), 0), False).to_numpy(zero_copy_only=False)
+    return _valid(col)
