@@ -204,7 +204,19 @@ class Session:
 def _result(flows: pd.DataFrame, icmp: pd.DataFrame, dns_failures: list, activity: ActivityCollector | None,
             site: Site | None, options: FlowOptions, stats: RunStats) -> Result:
     """The stages after the flow table: classification, block reasons, sequences, timing."""
-    flows = block_reasons(classify(flows, site), icmp, options)
+    return _tables(per_flow(flows, icmp, site, options), dns_failures, activity, site, icmp, stats)
+
+
+def per_flow(flows: pd.DataFrame, icmp: pd.DataFrame, site: Site | None, options: FlowOptions,
+             capture_end: float | None = None) -> pd.DataFrame:
+    """The stages whose answer for a flow depends on that flow alone (given the ICMP errors
+    and the capture's end): classification and block reasons. scale/ runs them per file."""
+    return block_reasons(classify(flows, site), icmp, options, capture_end)
+
+
+def _tables(flows: pd.DataFrame, dns_failures: list, activity: ActivityCollector | None, site: Site | None,
+            icmp: pd.DataFrame, stats: RunStats) -> Result:
+    """The stages over all flows at once: the blocked table, sequences, timing, courier."""
     blocked = blocked_table(flows, dns_failures, site)
     found = (build_sequences(flows, blocked, activity.found, activity.options) if activity is not None
              else schema.to_frame(None, schema.SEQUENCES))

@@ -30,11 +30,14 @@ ICMP6_UNREACHABLE = {0: "no route to destination", 1: "administratively prohibit
                      5: "source address failed ingress/egress policy", 6: "reject route to destination"}
 
 
-def block_reasons(flows: pd.DataFrame, icmp: pd.DataFrame | None, options: FlowOptions) -> pd.DataFrame:
+def block_reasons(flows: pd.DataFrame, icmp: pd.DataFrame | None, options: FlowOptions,
+                  capture_end: float | None = None) -> pd.DataFrame:
     """flows with `blocked`, `block_reason` and the hidden EVIDENCE column filled.
 
     Reads the hidden per-flow facts of flows/finalize.py EVIDENCE and, when present, the TLS
-    facts metadata/attach.py adds (client_alert, server_alpn, server_hello_ts).
+    facts metadata/attach.py adds (client_alert, server_alpn, server_hello_ts). Each row's
+    answer depends only on that row, the ICMP errors and `capture_end` (the last frame of any
+    flow; default: of these flows), so a subset of rows can be redone (scale/merge.py).
     """
     flows = flows.copy()
     n = len(flows)
@@ -42,7 +45,8 @@ def block_reasons(flows: pd.DataFrame, icmp: pd.DataFrame | None, options: FlowO
     evidence = np.full(n, None, dtype=object)
     if n:
         f = _Facts(flows)
-        capture_end = float(np.nanmax(flows["ts_end"].to_numpy()))
+        if capture_end is None:
+            capture_end = float(np.nanmax(flows["ts_end"].to_numpy()))
 
         def claim(mask: np.ndarray, name: str, explain) -> None:
             rows = np.flatnonzero(mask & (reason == None))      # noqa: E711 (elementwise)
@@ -68,6 +72,21 @@ def block_reasons(flows: pd.DataFrame, icmp: pd.DataFrame | None, options: FlowO
     flows["block_reason"] = pd.array(reason, dtype="string")
     flows[EVIDENCE] = pd.array(evidence, dtype="string")
     return flows
+
+
+def reads_capture_end(flows: pd.DataFrame) -> np.ndarray:
+    """Rows whose reason or evidence may depend on `capture_end`: unanswered TCP starts (the
+    no_response note on how soon the capture ended) and unclosed connections still waiting for
+    server data (no_server_data's wait). Everything else reads only its own row and the ICMP errors."""
+    def num(name: str) -> np.ndarray:
+        return flows[name].to_numpy(dtype=np.float64, na_value=np.nan)
+
+    tcp_started = (flows["transport"].to_numpy(dtype=object) == "tcp") & (num("_syns") > 0)
+    unanswered = flows["state"].isin(["S0", "RSTOS0"]).to_numpy(dtype=bool, na_value=False)
+    closed = np.isfinite(num("_c_fin_ts")) | np.isfinite(num("_c_rst_ts")) | np.isfinite(num("_s_fin_ts"))
+    waiting = (flows["_handshake"].to_numpy(dtype=bool) & (num("_c_payload") > 0) & (num("_s_payload") == 0)
+               & ~np.isfinite(num("_s_rst_ts")) & ~closed)
+    return tcp_started & (unanswered | waiting)
 
 
 class _Facts:

@@ -7,8 +7,10 @@
    with the true capture clock. Per key, a Session's work does not depend on other keys'
    packets except through the clock, so the replayed flows are exactly the sequential ones.
 3. Everything the workers found for replayed keys is dropped; the rest keeps its values under
-   uids moved past the earlier files'. Flows are ordered once (finalize.assemble), then the
-   stages after the flow table run once on the merged flows, as in a single-process run.
+   uids moved past the earlier files'. The replayed flows go through the per-flow stages here;
+   the workers' flows come through them already, and fixups.py redoes the few rows whose
+   answer reads other files. All flows are ordered once (finalize.assemble), then the stages
+   over all flows (blocked table, sequences, timing, courier) run once, as in one process.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..flows.finalize import UID, assemble
+from .. import schema
+from ..flows.finalize import EVIDENCE, HIDDEN, UID, assemble
 from ..metadata import attach
 from ..metadata.collect import DnsRecords
 from ..options import FlowOptions, SequenceOptions
@@ -28,12 +31,14 @@ from ..records import PacketBatch
 from ..sequences import Activity, ActivityCollector
 from ..site import Site
 from ..stats import RunStats
+from .fixups import fix_up
 from .partial import COLUMNS, FilePartial, load_rows, spilled_uids
 
 log = logging.getLogger(__name__)
 REPLAY_ROWS = 1 << 20          # packets per replay batch
 PAD = 128                      # zero bytes after the replay payloads (decoders may over-read)
 ACTIVITY = tuple(f.name for f in dataclasses.fields(Activity))
+KNOWN = set(schema.names(schema.FLOWS)) | {UID, "_client_is_a", *EVIDENCE, *HIDDEN}   # assemble() keeps these
 
 
 class NotMergeable(Exception):
@@ -63,7 +68,7 @@ def replay_keys(parts: Sequence[FilePartial], options: FlowOptions) -> list[np.n
 def merge(parts: Sequence[FilePartial], options: FlowOptions, site: Site | None,
           sequence_options: SequenceOptions | None, sequences: bool):
     """The Result of the files as one capture (raises NotMergeable, see above)."""
-    from ..pipeline import Session, _icmp_frame, _result
+    from ..pipeline import Session, _icmp_frame, _tables, per_flow
     parts = sorted(parts, key=lambda p: p.index)
     _check_clock(parts, options)
     keys = replay_keys(parts, options)
@@ -78,7 +83,7 @@ def merge(parts: Sequence[FilePartial], options: FlowOptions, site: Site | None,
     replay.collector.finish()
     marks[-1] = _marks(replay)                     # what finish() parsed belongs to the last file
 
-    base, pieces, metas = 0, [], {}
+    base, frames = 0, []
     dns, failures, found, icmp = DnsRecords(), [], Activity(), []
     stats = RunStats()
     replay_base = sum(p.uids for p in parts)
@@ -87,12 +92,8 @@ def merge(parts: Sequence[FilePartial], options: FlowOptions, site: Site | None,
     for part, wanted, mark in zip(parts, keys, marks):
         dropped = _uids_of(part, wanted)
         replayed_uids += len(dropped)
-        for piece in part.pieces:
-            keep = ~np.isin(piece[UID].to_numpy(), dropped)
-            piece = piece[keep] if not keep.all() else piece
-            piece[UID] = piece[UID].to_numpy() + base
-            pieces.append(piece)
-        metas.update(_moved(part.metas, dropped, base))
+        frames.append(_moved(part.flows, dropped, base))
+        part.flows = None                          # held once: the merged frame is built from these
         # DNS answers (no uid: a replayed DNS flow gives the same answers again, harmless to the
         # name map) and failures, worker's then replay's, in time order within the file.
         got = _dns_slice(replay.collector.dns, before, mark)
@@ -109,24 +110,28 @@ def merge(parts: Sequence[FilePartial], options: FlowOptions, site: Site | None,
         _add_stats(stats, part.stats)
         base += part.uids
         before = mark
-    replay_pieces = replay.table.finish_pieces()
-    for piece in replay_pieces:
-        piece[UID] = piece[UID].to_numpy() + replay_base
-    pieces.extend(replay_pieces)
-    metas.update((u + replay_base, m) for u, m in replay.collector.flows.items())
     dns.failures = failures
     log.info("merged %d files: %d flow keys replayed across boundaries (%d worker flows redone)",
              len(parts), int(sum(len(k) for k in keys)), replayed_uids)
     if stats.limits.get("flows_expired_at_limit") or sum(p.open_at_end for p in parts) > options.max_open_flows:
         warnings.warn("the open-flow limit may have been reached: a parallel run can then differ from a "
                       "single-process one (docs/scale.md)", stacklevel=2)
-    collected = _Collected(metas, dns)
-    flows = attach(assemble(pieces), collected)
+    icmp_frame = _icmp_frame(icmp)
+    # The replayed flows go through the per-flow stages here, with what all files found.
+    redone = attach(assemble(replay.table.finish_pieces(), keep_keys=True), _Collected(replay.collector.flows, dns))
+    redone[UID] = redone[UID].to_numpy() + replay_base
+    capture_end = max((float(np.nanmax(f["ts_end"].to_numpy())) for f in frames + [redone] if len(f)),
+                      default=None)
+    redone = per_flow(redone, icmp_frame, site, options, capture_end)
+    extra = tuple(name for name in redone.columns if name not in KNOWN)
+    flows = assemble(frames + [redone], extra=extra)
+    del frames, redone
+    flows = fix_up(flows, flows[UID].to_numpy() < replay_base, dns, icmp_frame, site, options, capture_end)
     activity = None
     if sequences:
         activity = ActivityCollector(sequence_options or SequenceOptions())
         activity.found = found
-    return _result(flows, _icmp_frame(icmp), dns.failures, activity, site, options, stats)
+    return _tables(flows, dns.failures, activity, site, icmp_frame, stats)
 
 
 @dataclasses.dataclass
@@ -174,14 +179,13 @@ def _uids_of(part: FilePartial, wanted: np.ndarray) -> np.ndarray:
     return spilled_uids(part.spill, wanted)
 
 
-def _moved(metas: dict, dropped: np.ndarray, base: int) -> dict:
-    """A worker's metadata by uid, without the dropped uids, uids moved by `base`."""
-    if not metas:
-        return {}
-    uids = np.fromiter(metas.keys(), np.int64, len(metas))
-    values = list(metas.values())
-    keep = ~np.isin(uids, dropped) if dropped.size else np.ones(len(uids), bool)
-    return dict(zip((uids[keep] + base).tolist(), (values[i] for i in np.flatnonzero(keep).tolist())))
+def _moved(flows: pd.DataFrame, dropped: np.ndarray, base: int) -> pd.DataFrame:
+    """A worker's flows without the dropped uids, uids moved by `base`."""
+    uid = flows[UID].to_numpy()
+    if dropped.size:
+        keep = ~np.isin(uid, dropped)
+        flows, uid = flows[keep], uid[keep]
+    return flows.assign(**{UID: uid + base})
 
 
 def _marks(session) -> dict:

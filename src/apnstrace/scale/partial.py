@@ -1,11 +1,14 @@
 """Per-file work: one Session over one capture file, and what the merge needs from it.
 
-A worker analyzes its file as if it were the whole capture. That is exact for every flow
-whose key does not continue across a file boundary. For the others the merge replays the
-key's packets through one sequential Session (merge.py), so the worker also keeps, in a spill
-folder, compact columns of every packet it read: what the flow table, the activity collector
-and the metadata collector read, with payload bytes only where the metadata collector could
-still look (docs/scale.md, "Why the merge is exact").
+A worker analyzes its file as if it were the whole capture, through the per-flow stages too
+(metadata attached, classification, block reasons): exact for every flow whose key does not
+continue across a file boundary, except where those stages read beyond the flow (DNS names
+from earlier files, ICMP errors in other files, the capture's end), which merge.py redoes for
+the few rows concerned. For flows that do cross, the merge replays the key's packets through
+one sequential Session, so the worker also keeps, in a spill folder, compact columns of the
+packets it read: what the flow table, the activity collector and the metadata collector
+read, with payload bytes only where the metadata collector could still look (docs/scale.md,
+"Why the merge is exact").
 """
 from __future__ import annotations
 
@@ -17,15 +20,18 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CaptureError
+from ..flows.finalize import assemble
 from ..flows.keys import key_hash
 from ..flows.table import frame_clock
-from ..metadata.collect import DNS_PORTS, EARLY, MAX_SEGMENTS, DnsRecords, FlowMeta
+from ..metadata.collect import DNS_PORTS, EARLY, MAX_SEGMENTS, DnsRecords
+from ..metadata import attach
 from ..metadata.dns_tcp import MAX_PAYLOADS as DNS_TCP_PAYLOADS
 from ..options import FlowOptions, SequenceOptions
 from ..reader import iter_batches
 from ..reader.walk import njit
 from ..records import IcmpErrors, PacketBatch
 from ..sequences import Activity
+from ..site import Site
 from ..stats import RunStats
 
 SYN, ACK = 0x02, 0x10
@@ -48,8 +54,7 @@ class FilePartial:
 
     index: int                              # the file's place in time order
     path: str
-    pieces: list[pd.DataFrame]              # finished flows, unordered (finalize.flows_piece rows)
-    metas: dict[int, FlowMeta]
+    flows: pd.DataFrame                     # ordered, through the per-flow stages, hidden columns kept
     dns: DnsRecords
     activity: Activity
     icmp: list[IcmpErrors]
@@ -123,10 +128,10 @@ class _Keep:
         return out
 
 
-def run_file(index: int, path: str, options: FlowOptions, sequence_options: SequenceOptions | None,
-             sequences: bool, spill_root: str | None) -> FilePartial:
+def run_file(index: int, path: str, options: FlowOptions, site: Site | None,
+             sequence_options: SequenceOptions | None, sequences: bool, spill_root: str | None) -> FilePartial:
     """Analyze one file on its own (a worker task: only picklable arguments and result)."""
-    from ..pipeline import Session, _problem_of, _size
+    from ..pipeline import Session, _icmp_frame, _problem_of, _size, per_flow
     session = Session(options, None, sequence_options, sequences=sequences, stats=RunStats())
     keep = _Keep()
     session.tap = keep.add
@@ -137,11 +142,11 @@ def run_file(index: int, path: str, options: FlowOptions, sequence_options: Sequ
         session.stats.problems.append(_problem_of(exc))
     open_at_end = session.table.open_flows
     session.collector.finish()
-    pieces = session.table.finish_pieces()
+    flows = attach(assemble(session.table.finish_pieces(), keep_keys=True), session.collector)
+    flows = per_flow(flows, _icmp_frame(session.icmp_parts), site, options)
     cols = keep.joined()
     keys = _keys(cols)
-    part = FilePartial(index=index, path=str(path), pieces=pieces, metas=session.collector.flows,
-                       dns=session.collector.dns,
+    part = FilePartial(index=index, path=str(path), flows=flows, dns=session.collector.dns,
                        activity=session.activity.found if session.activity is not None else Activity(),
                        icmp=session.icmp_parts, stats=session.stats, uids=session.table.next_uid,
                        keys={name: keys[name] for name in ("h", "proto", "first_ts", "last_ts")},

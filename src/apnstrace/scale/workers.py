@@ -39,7 +39,7 @@ def analyze_parallel(paths: Sequence[Path], *, site: Site | None, options: FlowO
     own_spill = spill_dir is None
     root = Path(tempfile.mkdtemp(prefix="apnstrace-spill-", dir=None if own_spill else spill_dir))
     try:
-        args = [(i, str(p), options, sequence_options, sequences, str(root)) for i, p in enumerate(paths)]
+        args = [(i, str(p), options, site, sequence_options, sequences, str(root)) for i, p in enumerate(paths)]
         if dask is not None:
             from .dask_runner import run_on_dask
             parts = run_on_dask(args, dask, workers or default_workers(), progress)
