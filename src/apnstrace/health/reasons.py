@@ -14,6 +14,7 @@ from .expectations import tls_expectations
 REASONS = ("icmp_unreachable", "reset", "no_response", "tls_alert", "tls_intercepted",
            "reset_after_handshake", "no_server_data")
 EVIDENCE = "block_evidence"            # hidden column: the evidence text of a blocked flow
+ENDED_SOON_S = 3.0                     # no_response notes a capture that ended this soon after the SYN
 ICMP_GRACE_S = 5.0                     # an ICMP error may trail the flow's last frame by this much
 LEGACY_TLS = ("SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2")    # certificates and ALPN in clear text
 
@@ -74,19 +75,21 @@ def block_reasons(flows: pd.DataFrame, icmp: pd.DataFrame | None, options: FlowO
     return flows
 
 
-def reads_capture_end(flows: pd.DataFrame) -> np.ndarray:
-    """Rows whose reason or evidence may depend on `capture_end`: unanswered TCP starts (the
-    no_response note on how soon the capture ended) and unclosed connections still waiting for
-    server data (no_server_data's wait). Everything else reads only its own row and the ICMP errors."""
+def reads_capture_end(flows: pd.DataFrame, seen_until: np.ndarray, capture_end: float) -> np.ndarray:
+    """Rows whose reason or evidence may differ between a `capture_end` of `seen_until` (per row,
+    the end a worker saw: its file's) and the real one: unanswered TCP starts within
+    ENDED_SOON_S of the earlier end (the no_response note) and unclosed connections still
+    waiting for server data (no_server_data's wait, printed). scale/fixups.py redoes these."""
     def num(name: str) -> np.ndarray:
         return flows[name].to_numpy(dtype=np.float64, na_value=np.nan)
 
     tcp_started = (flows["transport"].to_numpy(dtype=object) == "tcp") & (num("_syns") > 0)
-    unanswered = flows["state"].isin(["S0", "RSTOS0"]).to_numpy(dtype=bool, na_value=False)
+    unanswered = (flows["state"].isin(["S0", "RSTOS0"]).to_numpy(dtype=bool, na_value=False)
+                  & (num("_syn_last") > seen_until - ENDED_SOON_S))
     closed = np.isfinite(num("_c_fin_ts")) | np.isfinite(num("_c_rst_ts")) | np.isfinite(num("_s_fin_ts"))
     waiting = (flows["_handshake"].to_numpy(dtype=bool) & (num("_c_payload") > 0) & (num("_s_payload") == 0)
                & ~np.isfinite(num("_s_rst_ts")) & ~closed)
-    return tcp_started & (unanswered | waiting)
+    return (seen_until < capture_end) & tcp_started & (unanswered | waiting)
 
 
 class _Facts:
@@ -137,7 +140,7 @@ class _Facts:
         if self.state[i] == "RSTOS0":
             text += ", then the client gave up (RST)"
         left = capture_end - self.syn_last[i]
-        if left < 3.0:
+        if left < ENDED_SOON_S:
             text += f" (the capture ended {left:.1f} s after the last SYN)"
         return text
 

@@ -5,7 +5,8 @@ own file. Three inputs of those stages belong to the whole capture, not to one f
 - server_name from DNS: the latest answer for the server address before the flow started,
   which may be in an earlier file;
 - ICMP errors, which may sit in another file than the flow they quote;
-- the capture's end, which no_response and no_server_data read for unanswered or unclosed flows.
+- the capture's end, which no_response and no_server_data read for unanswered or unclosed flows
+  (a worker's is its file's last frame, SEEN_UNTIL).
 The rows these can change are picked with whole-column tests (no SNI or HTTP Host; addresses
 and ports an ICMP error quotes; health.reads_capture_end) and go through classification and
 block reasons again with the whole capture's inputs: every row then holds what a single
@@ -23,6 +24,7 @@ from ..metadata.attach import _server_names as dns_names     # the rule attach()
 from ..metadata.collect import DnsRecords
 from ..options import FlowOptions
 from ..site import Site
+from .partial import SEEN_UNTIL
 
 OUTPUTS = ("category", "service", "classified_by", "blocked", "block_reason", BLOCK_EVIDENCE)
 NAMED = ["sni", "http-host"]            # server_name sources a flow's own packets give
@@ -33,7 +35,9 @@ def fix_up(flows: pd.DataFrame, from_worker: np.ndarray, dns: DnsRecords, icmp: 
     """`flows` (ordered, all files) with the rows of `from_worker` that read other files redone."""
     from ..pipeline import per_flow
     redo = _renamed(flows, from_worker, dns)
-    redo |= from_worker & (_quoted(flows, icmp) | reads_capture_end(flows))
+    redo |= from_worker & _quoted(flows, icmp)
+    if capture_end is not None:
+        redo |= reads_capture_end(flows, flows[SEEN_UNTIL].to_numpy(), capture_end)
     rows = np.flatnonzero(redo)
     if rows.size:
         again = per_flow(flows.iloc[rows].reset_index(drop=True), icmp, site, options, capture_end)

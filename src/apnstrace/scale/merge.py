@@ -1,8 +1,9 @@
 """Combine per-file partials into the Result a single Session over all files would give.
 
-1. Keys that may continue across a file boundary: a key seen in an earlier file whose first
-   frame here is within the idle timeout of its last frame there (a superset of the flows
-   the flow table would continue). Both files' packets of such a key are replayed.
+1. Keys that may continue across a file boundary (boundary.replay_plan): a key seen in an
+   earlier file whose first frame here is within the idle timeout of its last frame there,
+   unless a closed connection is followed by a SYN (a superset of the flows the flow table
+   would continue). Both files' packets of such a key are replayed.
 2. The replay: one Session fed, file by file in time order, the spilled packets of those keys
    with the true capture clock. Per key, a Session's work does not depend on other keys'
    packets except through the clock, so the replayed flows are exactly the sequential ones.
@@ -18,6 +19,7 @@ import dataclasses
 import logging
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,8 +33,9 @@ from ..records import PacketBatch
 from ..sequences import Activity, ActivityCollector
 from ..site import Site
 from ..stats import RunStats
+from .boundary import replay_plan
 from .fixups import fix_up
-from .partial import COLUMNS, FilePartial, load_rows, spilled_uids
+from .partial import COLUMNS, SEEN_UNTIL, FilePartial, gather, load_rows, run_file, spilled_uids
 
 log = logging.getLogger(__name__)
 REPLAY_ROWS = 1 << 20          # packets per replay batch
@@ -45,33 +48,17 @@ class NotMergeable(Exception):
     """Time steps back across a file boundary by more than a timeout: run sequentially."""
 
 
-def replay_keys(parts: Sequence[FilePartial], options: FlowOptions) -> list[np.ndarray]:
-    """Per file: the flow keys whose packets in it are replayed."""
-    if len(parts) < 2:
-        return [np.empty(0, np.uint64) for _ in parts]
-    h = np.concatenate([p.keys["h"] for p in parts])
-    file = np.concatenate([np.full(len(p.keys["h"]), i) for i, p in enumerate(parts)])
-    proto = np.concatenate([p.keys["proto"] for p in parts])
-    first = np.concatenate([p.keys["first_ts"] for p in parts])
-    last = np.concatenate([p.keys["last_ts"] for p in parts])
-    order = np.lexsort((file, h))
-    h, file, proto, first, last = h[order], file[order], proto[order], first[order], last[order]
-    same = h[1:] == h[:-1]
-    timeout = np.where(proto[1:] == 6, options.tcp_timeout, options.udp_timeout)
-    joins = np.flatnonzero(same & (first[1:] - last[:-1] <= timeout))
-    replay = np.zeros(len(h), bool)
-    replay[joins] = True
-    replay[joins + 1] = True
-    return [h[replay & (file == i)] for i in range(len(parts))]
-
-
 def merge(parts: Sequence[FilePartial], options: FlowOptions, site: Site | None,
           sequence_options: SequenceOptions | None, sequences: bool):
     """The Result of the files as one capture (raises NotMergeable, see above)."""
     from ..pipeline import Session, _icmp_frame, _tables, per_flow
     parts = sorted(parts, key=lambda p: p.index)
     _check_clock(parts, options)
-    keys = replay_keys(parts, options)
+    keys, missing = replay_plan([p.keys for p in parts], options)
+    for i, lost in enumerate(missing):
+        if lost.size:                  # keys its worker did not keep (boundary.py): read the file again
+            log.info("%s: reading again for %d flow keys that cross a boundary", parts[i].path, lost.size)
+            parts[i] = _again(parts[i], lost, options, sequence_options, sequences)
     replay = Session(options, None, sequence_options, sequences=sequences, stats=RunStats())
     marks = []                                     # replay's DNS/activity records after each file
     floor = -np.inf                                # the capture clock when a file begins
@@ -123,6 +110,7 @@ def merge(parts: Sequence[FilePartial], options: FlowOptions, site: Site | None,
     capture_end = max((float(np.nanmax(f["ts_end"].to_numpy())) for f in frames + [redone] if len(f)),
                       default=None)
     redone = per_flow(redone, icmp_frame, site, options, capture_end)
+    redone[SEEN_UNTIL] = capture_end if capture_end is not None else -np.inf
     extra = tuple(name for name in redone.columns if name not in KNOWN)
     flows = assemble(frames + [redone], extra=extra)
     del frames, redone
@@ -140,6 +128,17 @@ class _Collected:
 
     flows: dict
     dns: DnsRecords
+
+
+def _again(part: FilePartial, lost: np.ndarray, options: FlowOptions, sequence_options: SequenceOptions | None,
+           sequences: bool) -> FilePartial:
+    """The file's partial read again, its spill now holding the lost keys' packets too (the same
+    Session over the same file: the same flows and uids)."""
+    root = str(Path(part.spill).parent)
+    force = np.union1d(part.keys["h"][part.keys["kept"]], lost)
+    again = run_file(part.index, part.path, options, None, sequence_options, sequences, root, force)
+    part.spill, part.keys = again.spill, again.keys
+    return part
 
 
 def _check_clock(parts: Sequence[FilePartial], options: FlowOptions) -> None:
@@ -164,8 +163,7 @@ def _replay_file(session, folder: str, wanted: np.ndarray, clock_floor: float) -
         total = int(cap.sum())
         buf = np.zeros(total + PAD, np.uint8)
         if total:
-            src = np.repeat(off[kept] - local[kept], cap[kept]) + np.arange(total)
-            buf[:total] = payload[src]
+            buf[:total] = gather(np.asarray(payload), off[kept], cap[kept])
         batch = PacketBatch(**{name: np.asarray(cols[name][rows]) for name in COLUMNS},
                             payload_off=local, payload_cap=np.asarray(cap))
         clock = np.maximum(np.asarray(cols["clock"][rows]), clock_floor)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CaptureError
+from ..flows import partials as P
 from ..flows.finalize import assemble
 from ..flows.keys import key_hash
 from ..flows.table import frame_clock
@@ -33,9 +34,11 @@ from ..records import IcmpErrors, PacketBatch
 from ..sequences import Activity
 from ..site import Site
 from ..stats import RunStats
+from .boundary import SUMMARY, worth_keeping
 
 SYN, ACK = 0x02, 0x10
 TCP, UDP = 6, 17
+SEEN_UNTIL = "_seen_until"               # hidden column: the capture end a worker's block reasons read
 READ_RANK = max(EARLY, MAX_SEGMENTS)     # payloads the TLS/HTTP/QUIC readers look at per direction
 # Packet columns kept for a replay (PacketBatch fields but the payload position).
 COLUMNS = ("ts", "wire_len", "a_hi", "a_lo", "b_hi", "b_lo", "port_a", "port_b", "proto", "direction",
@@ -60,7 +63,7 @@ class FilePartial:
     icmp: list[IcmpErrors]
     stats: RunStats
     uids: int                               # uids used: 0 .. uids-1
-    keys: dict[str, np.ndarray]             # per flow key: h, proto, first_ts, last_ts (capture order)
+    keys: dict[str, np.ndarray]             # per flow key (capture order): boundary.SUMMARY
     ts_min: float = np.inf                  # over TCP/UDP packets (the flow table's clock)
     ts_max: float = -np.inf
     spill: str | None = None
@@ -110,7 +113,7 @@ class _Keep:
         off[keep] = self.held + np.cumsum(cap[keep]) - cap[keep]
         total = int(cap.sum())
         if total:
-            self.payloads.append(_gather(np.asarray(buf), pk.payload_off[keep], cap[keep]))
+            self.payloads.append(gather(np.asarray(buf), pk.payload_off[keep], cap[keep]))
         self.held += total
         h = key_hash(pk.a_hi, pk.a_lo, pk.b_hi, pk.b_lo, pk.port_a, pk.port_b, pk.proto)
         cols = {"h": h, "clock": frame_clock(pk.ts, now), "uid": uid, "payload_off": off, "payload_cap": cap}
@@ -129,8 +132,10 @@ class _Keep:
 
 
 def run_file(index: int, path: str, options: FlowOptions, site: Site | None,
-             sequence_options: SequenceOptions | None, sequences: bool, spill_root: str | None) -> FilePartial:
-    """Analyze one file on its own (a worker task: only picklable arguments and result)."""
+             sequence_options: SequenceOptions | None, sequences: bool, spill_root: str | None,
+             force: np.ndarray | None = None) -> FilePartial:
+    """Analyze one file on its own (a worker task: only picklable arguments and result).
+    `force`: flow keys whose packets are spilled whatever boundary.worth_keeping says."""
     from ..pipeline import Session, _icmp_frame, _problem_of, _size, per_flow
     session = Session(options, None, sequence_options, sequences=sequences, stats=RunStats())
     keep = _Keep()
@@ -140,36 +145,56 @@ def run_file(index: int, path: str, options: FlowOptions, site: Site | None,
             session.add(raw)
     except CaptureError as exc:
         session.stats.problems.append(_problem_of(exc))
-    open_at_end = session.table.open_flows
+    table = session.table
+    open_at_end, open_h, open_closed = table.open_flows, table.open["h"], P.closed(table.open)
     session.collector.finish()
-    flows = attach(assemble(session.table.finish_pieces(), keep_keys=True), session.collector)
+    flows = attach(assemble(table.finish_pieces(), keep_keys=True), session.collector)
     flows = per_flow(flows, _icmp_frame(session.icmp_parts), site, options)
+    # The capture end block_reasons saw here (fixups.py redoes the rows that read it).
+    flows[SEEN_UNTIL] = float(np.nanmax(flows["ts_end"].to_numpy())) if len(flows) else -np.inf
     cols = keep.joined()
     keys = _keys(cols)
     part = FilePartial(index=index, path=str(path), flows=flows, dns=session.collector.dns,
                        activity=session.activity.found if session.activity is not None else Activity(),
-                       icmp=session.icmp_parts, stats=session.stats, uids=session.table.next_uid,
-                       keys={name: keys[name] for name in ("h", "proto", "first_ts", "last_ts")},
+                       icmp=session.icmp_parts, stats=session.stats, uids=table.next_uid, keys={},
                        open_at_end=open_at_end, size=_size(Path(path)))
     if cols:
         part.ts_min, part.ts_max = float(cols["ts"].min()), float(cols["ts"].max())
+        first = keys["first"]
+        flags = cols["tcp_flags"][first]
+        keys["syn_first"] = (cols["proto"][first] == TCP) & ((flags & SYN) != 0) & ((flags & ACK) == 0)
+        at = pd.Index(open_h).get_indexer(keys["h"])      # -1: expired in this file, as good as closed
+        data = np.bincount(keys["code"], weights=cols["payload_len"] > 0, minlength=len(keys["h"]))
+        keys["quiet"] = data == 0
+        keys["closed_end"] = np.where(at >= 0, open_closed[np.maximum(at, 0)] if len(open_h) else True, True)
+        keys["kept"] = worth_keeping(keys, part.ts_min, part.ts_max, options)
+        if force is not None and force.size:
+            keys["kept"] |= np.isin(keys["h"], force)
         if spill_root is not None:
             part.spill = _spill(Path(spill_root) / f"file-{index:06d}", cols, keys, keep.payloads)
+    else:
+        keys.update(syn_first=np.empty(0, bool), closed_end=np.empty(0, bool), kept=np.empty(0, bool))
+    part.keys = {name: keys[name] for name in SUMMARY}
     return part
 
 
 def _spill(folder: Path, cols: dict[str, np.ndarray], keys: dict[str, np.ndarray], payloads: list[np.ndarray]) -> str:
-    """Packet columns as .npy files: key columns once per flow key, the rest per packet."""
+    """The packets of the kept keys as .npy files: key columns once per flow key, the rest per
+    packet, and their kept payload bytes one after the other."""
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / "key_h.npy", keys["h"])
     for name in KEY:
         np.save(folder / f"key_{name}.npy", cols[name][keys["first"]])
-    np.save(folder / "code.npy", keys["code"].astype(np.int32))
+    rows = np.flatnonzero(keys["kept"][keys["code"]])
+    np.save(folder / "code.npy", keys["code"][rows].astype(np.int32))
+    cap = cols["payload_cap"][rows]
+    has = cap > 0
+    off = np.zeros(len(rows), np.int64)
+    off[has] = np.cumsum(cap[has]) - cap[has]
     for name in PACKED:
-        np.save(folder / f"{name}.npy", cols[name])
-    with open(folder / "payload.bin", "wb") as out:       # the kept payload bytes, one after the other
-        for piece in payloads:
-            piece.tofile(out)
+        np.save(folder / f"{name}.npy", off if name == "payload_off" else cols[name][rows])
+    held = np.concatenate(payloads) if payloads else np.zeros(0, np.uint8)
+    gather(held, cols["payload_off"][rows][has], cap[has]).tofile(folder / "payload.bin")
     return str(folder)
 
 
@@ -221,7 +246,7 @@ def _rows_of(folder: str, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True)
-def _gather(buf, start, length):
+def gather(buf, start, length):
     """The bytes of ranges of `buf`, one after the other (the payloads a replay may read)."""
     out = np.empty(length.sum(), np.uint8)
     at = 0
