@@ -90,6 +90,27 @@ def test_dataset_appends_and_reads_back_by_date(tmp_path: Path) -> None:
         write_flows(first, root, run="a")        # the same run twice would double its flows
 
 
+def test_dataset_query_with_duckdb_matches_pandas(tmp_path: Path) -> None:
+    """query() runs SQL over the partitioned dataset (the `date` and `run` columns included)."""
+    from apnstrace.scale.dataset import query
+    first = apnstrace.analyze(ROTATED[0]).flows
+    second = apnstrace.analyze(SAMPLES / "courier_push.pcap").flows
+    root = tmp_path / "flows"
+    write_flows(first, root, run="a")
+    write_flows(second, root, run="b")
+    counts = query(root, "SELECT run, count(*) AS n, sum(bytes_c2s) AS up FROM flows GROUP BY run ORDER BY run")
+    assert counts["run"].tolist() == ["a", "b"]
+    assert counts["n"].tolist() == [len(first), len(second)]
+    assert counts["up"].tolist() == [first["bytes_c2s"].sum(), second["bytes_c2s"].sum()]
+    day = sorted(p.name for p in root.iterdir())[0].removeprefix("date=")
+    got = query(root, f"SELECT flow_id, sni FROM flows WHERE date = '{day}' AND run = 'a' ORDER BY flow_id")
+    expected = read_flows(root, start=day, end=day, runs=["a"], columns=["flow_id", "sni"])
+    expected = expected.sort_values("flow_id").reset_index(drop=True)
+    assert got["flow_id"].tolist() == expected["flow_id"].tolist()
+    assert got["sni"].fillna("-").tolist() == expected["sni"].fillna("-").tolist()
+    assert expected["sni"].notna().any()
+
+
 def test_cli_workers_and_dataset(tmp_path: Path, cli_runner=None) -> None:
     from click.testing import CliRunner
     from apnstrace.cli import cli

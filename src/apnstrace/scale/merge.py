@@ -183,7 +183,8 @@ def _moved(flows: pd.DataFrame, dropped: np.ndarray, base: int) -> pd.DataFrame:
     if dropped.size:
         keep = ~np.isin(uid, dropped)
         flows, uid = flows[keep], uid[keep]
-    return flows.assign(**{UID: uid + base})
+    flows[UID] = uid + base                  # the worker's frame (or its filtered copy): no other holder
+    return flows
 
 
 def _marks(session) -> dict:

@@ -10,6 +10,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
+from ..errors import ApnstraceError
 from ..options import FlowOptions, SequenceOptions
 from ..site import Site
 from .merge import NotMergeable, merge
@@ -56,9 +57,29 @@ def analyze_parallel(paths: Sequence[Path], *, site: Site | None, options: FlowO
 
 def _run_local(args: list[tuple], workers: int, progress: Progress | None) -> list[FilePartial]:
     # fork where there is one: a script or notebook calling analyze() needs no __main__ guard.
-    context = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
+    fork = "fork" in get_all_start_methods()
+    if fork:
+        _warm_up(args[0][1], args[0][2])
+    context = get_context("fork" if fork else "spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(args)), mp_context=context) as pool:
         return gather_parts(as_completed([pool.submit(run_file, *a) for a in args]), progress)
+
+
+def _warm_up(path: str, options: FlowOptions) -> None:
+    """Load the compiled kernels once, from the first chunk of a file, before forking: each
+    worker would load them again (about half a second each), and the merge needs them too."""
+    from ..pipeline import Session
+    from ..reader import iter_batches
+    from ..stats import RunStats
+    session = Session(options, stats=RunStats())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            for raw in iter_batches(Path(path), session.stats, 1 << 20, options.max_gzip_ratio):
+                session.add(raw)
+                break
+        except ApnstraceError:                 # a bad file is its worker's to report
+            pass
 
 
 def gather_parts(completed, progress: Progress | None, release: bool = False) -> list[FilePartial]:
