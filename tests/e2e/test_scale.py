@@ -192,6 +192,48 @@ def test_flows_cut_at_every_boundary_kind_merge_exactly(tmp_path: Path, caplog) 
             pd.testing.assert_frame_equal(getattr(got, table), getattr(expected, table), obj=f"cut {cut}: {table}")
 
 
+def test_keys_a_worker_did_not_keep_are_read_again(tmp_path: Path, caplog) -> None:
+    """Workers spill only keys that look like they may cross (scale/boundary.py). A port reused
+    by a SYN minutes into the next file while the earlier connection was left open, and a stray
+    packet long after a close, cross all the same: the merge reads those files again and the
+    result is the single-process one."""
+    from conftest import T0_NS, ether, ip4, pcap, tcp, write
+    C, S = "10.0.0.7", "192.0.2.44"
+    s = 1_000_000_000
+    first, second = [], []
+    # File one (0-100 s): a connection left open, and one from 40 s closed at 50 s.
+    first += [(T0_NS, ip4(C, S, 6, tcp(51000, 443, "S", seq=10))),
+              (T0_NS + 1_000_000, ip4(S, C, 6, tcp(443, 51000, "SA", seq=90, ack=11))),
+              (T0_NS + 2_000_000, ip4(C, S, 6, tcp(51000, 443, "PA", seq=11, ack=91, payload=b"GET / HTTP/1.1\r\n\r\n")))]
+    first += [(T0_NS + 40 * s, ip4(C, S, 6, tcp(51001, 443, "S", seq=500))),
+              (T0_NS + 40 * s + 1_000_000, ip4(S, C, 6, tcp(443, 51001, "SA", seq=7, ack=501))),
+              (T0_NS + 41 * s, ip4(C, S, 6, tcp(51001, 443, "PA", seq=501, ack=8, payload=b"x" * 40))),
+              (T0_NS + 50 * s, ip4(C, S, 6, tcp(51001, 443, "FA", seq=541, ack=8))),
+              (T0_NS + 50 * s + 1_000_000, ip4(S, C, 6, tcp(443, 51001, "FA", seq=8, ack=542)))]
+    first += [(T0_NS + 100 * s, ip4(C, S, 6, tcp(51002, 443, "S", seq=1)))]
+    # File two (200-400 s): a stray ACK of the closed connection; the open one's ports again,
+    # from a SYN 100 s in, with data, closed long before the file ends.
+    second += [(T0_NS + 200 * s, ip4(C, S, 6, tcp(51003, 443, "S", seq=1))),
+               (T0_NS + 210 * s, ip4(C, S, 6, tcp(51001, 443, "A", seq=542, ack=9))),
+               (T0_NS + 300 * s, ip4(C, S, 6, tcp(51000, 443, "S", seq=7000))),
+               (T0_NS + 300 * s + 1_000_000, ip4(S, C, 6, tcp(443, 51000, "SA", seq=3, ack=7001))),
+               (T0_NS + 301 * s, ip4(C, S, 6, tcp(51000, 443, "PA", seq=7001, ack=4, payload=b"y" * 30))),
+               (T0_NS + 302 * s, ip4(C, S, 6, tcp(51000, 443, "FA", seq=7031, ack=4))),
+               (T0_NS + 302 * s + 1_000_000, ip4(S, C, 6, tcp(443, 51000, "FA", seq=4, ack=7032))),
+               (T0_NS + 400 * s, ip4(C, S, 6, tcp(51003, 443, "S", seq=1)))]
+    frames = [(t, ether(f)) for t, f in first + second]
+    whole = write(tmp_path / "whole.pcap", pcap(frames))
+    a = write(tmp_path / "a.pcap", pcap(frames[:len(first)]))
+    b = write(tmp_path / "b.pcap", pcap(frames[len(first):]))
+    expected = apnstrace.analyze(whole)
+    with caplog.at_level(logging.INFO, logger="apnstrace.scale.merge"):
+        got = apnstrace.analyze([a, b], workers=2)
+    again = [r.getMessage() for r in caplog.records if "reading again" in r.getMessage()]
+    assert any(m.startswith(str(a)) for m in again) and any(m.startswith(str(b)) for m in again)
+    for table in ("flows", "sequences", "blocked", "timing", "courier"):
+        pd.testing.assert_frame_equal(getattr(got, table), getattr(expected, table), obj=table)
+
+
 def test_unreachable_dask_scheduler_is_one_sentence(tmp_path: Path) -> None:
     from click.testing import CliRunner
     from apnstrace.cli import cli
