@@ -93,7 +93,7 @@ class Result:
 def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, site: Site | None = None,
             engine: str = "fast", options: FlowOptions | None = None,
             sequence_options: SequenceOptions | None = None, sequences: bool = True,
-            progress: Progress | None = None, workers: int = 1, dask: str | None = None,
+            progress: Progress | None = None, workers: int = 0, dask: str | None = None,
             spill_dir: str | os.PathLike | None = None) -> Result:
     """Analyze one or more capture files (pcap, pcapng, gzip-compressed) as one capture.
 
@@ -107,9 +107,10 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, site: Sit
     check-in matching (docs/sequences.md); ``sequences=False`` skips it. The scapy reference
     engine keeps no packet-level activity, so its result has no sequences.
 
-    ``workers`` > 1 reads the files in that many processes (0: one per core) and ``dask`` (a
-    scheduler address, or "local") on a Dask cluster; either way the result is the one a
-    single process gives (docs/scale.md). ``spill_dir``: where workers leave packet columns for
+    ``workers``: processes reading the files in parallel (0, the default: one per core; 1: this
+    process only; a single file is always read by one process), ``dask`` (a scheduler address,
+    or "local"): on a Dask cluster instead; either way the result is the one a single process
+    gives (docs/scale.md). ``spill_dir``: where workers leave packet columns for
     the merge (default: a temporary folder; on a cluster, storage every worker shares).
     """
     if isinstance(paths, (str, os.PathLike)):
@@ -127,7 +128,10 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, site: Sit
         result = _result(build_flows(ordered, options, stats), pd.DataFrame(), [], None, site, options, stats)
     else:
         result = None
-        if len(ordered) > 1 and (workers != 1 or dask is not None):
+        if workers == 0:
+            from .scale.workers import default_workers
+            workers = default_workers()
+        if len(ordered) > 1 and (workers > 1 or dask is not None):
             from .scale.workers import analyze_parallel
             result = analyze_parallel(ordered, site=site, options=options, sequence_options=sequence_options,
                                       sequences=sequences, workers=workers, dask=dask, spill_dir=spill_dir,

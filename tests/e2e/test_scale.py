@@ -37,11 +37,24 @@ def split(capture: Path, folder: Path, per_file: int) -> list[Path]:
 
 
 def test_rotated_samples_two_workers_same_as_one_process(caplog) -> None:
-    single = apnstrace.analyze(ROTATED)
+    single = apnstrace.analyze(ROTATED, workers=1)
     with caplog.at_level(logging.INFO, logger="apnstrace.scale.merge"):
         parallel = apnstrace.analyze(list(reversed(ROTATED)), workers=2)
     assert len(single.sequences) > 0 and replayed(caplog) > 0
     assert_same(single, parallel)
+
+
+def test_default_is_one_process_per_core_and_one_for_a_single_file(monkeypatch, caplog) -> None:
+    import apnstrace.scale.workers as workers
+    monkeypatch.setattr(workers, "default_workers", lambda: 2)
+    with caplog.at_level(logging.INFO, logger="apnstrace.scale.merge"):
+        by_default = apnstrace.analyze(ROTATED)
+    replayed(caplog)                      # the files went through the parallel path
+    assert_same(apnstrace.analyze(ROTATED, workers=1), by_default)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="apnstrace.scale.merge"):
+        apnstrace.analyze(ROTATED[0])
+    assert not [r for r in caplog.records if "replayed across boundaries" in r.getMessage()]
 
 
 @pytest.mark.parametrize("name, per_file", [("1kxun.pcap", 300), ("netflix.pcap", 150)])
@@ -65,7 +78,7 @@ def test_dask_local_cluster_two_workers_same_as_one_process(tmp_path: Path) -> N
     on_dask = apnstrace.analyze(parts, dask="local", workers=2)
     assert_same(single, on_dask)
     rotated = apnstrace.analyze(ROTATED, dask="local", workers=2)
-    assert_same(apnstrace.analyze(ROTATED), rotated)
+    assert_same(apnstrace.analyze(ROTATED, workers=1), rotated)
 
 
 def test_dataset_appends_and_reads_back_by_date(tmp_path: Path) -> None:
@@ -120,7 +133,7 @@ def test_cli_workers_and_dataset(tmp_path: Path, cli_runner=None) -> None:
     assert result.exit_code == 0, result.output
     assert "Flows dataset:" in result.output
     flows = read_flows(data)
-    assert len(flows) == len(apnstrace.analyze(ROTATED).flows)
+    assert len(flows) == len(apnstrace.analyze(ROTATED, workers=1).flows)
 
 
 def _hello_record(sni: str) -> bytes:
@@ -251,7 +264,7 @@ def test_bad_cut_gzip_and_pcapng_files_give_the_same_result_and_problems(tmp_pat
     cut.write_bytes((SAMPLES / "sequences_rot_a.pcap").read_bytes()[:20000])
     paths = [junk, cut, ROTATED[1], SAMPLES / "courier_push.pcap.gz", SAMPLES / "site_mixed.pcapng"]
     with pytest.warns(UserWarning):
-        single = apnstrace.analyze(paths)
+        single = apnstrace.analyze(paths, workers=1)
     with pytest.warns(UserWarning):
         parallel = apnstrace.analyze(paths, workers=2)
     assert len(single.problems) == 2 and len(single.flows) > 10
