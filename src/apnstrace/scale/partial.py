@@ -160,13 +160,7 @@ def run_file(index: int, path: str, options: FlowOptions, site: Site | None,
                        open_at_end=open_at_end, size=_size(Path(path)))
     if cols:
         part.ts_min, part.ts_max = float(cols["ts"].min()), float(cols["ts"].max())
-        first = keys["first"]
-        flags = cols["tcp_flags"][first]
-        keys["syn_first"] = (cols["proto"][first] == TCP) & ((flags & SYN) != 0) & ((flags & ACK) == 0)
-        at = pd.Index(open_h).get_indexer(keys["h"])      # -1: expired in this file, as good as closed
-        data = np.bincount(keys["code"], weights=cols["payload_len"] > 0, minlength=len(keys["h"]))
-        keys["quiet"] = data == 0
-        keys["closed_end"] = np.where(at >= 0, open_closed[np.maximum(at, 0)] if len(open_h) else True, True)
+        keys.update(_edge_facts(cols, keys, open_h, open_closed))
         keys["kept"] = worth_keeping(keys, part.ts_min, part.ts_max, options)
         if force is not None and force.size:
             keys["kept"] |= np.isin(keys["h"], force)
@@ -176,6 +170,21 @@ def run_file(index: int, path: str, options: FlowOptions, site: Site | None,
         keys.update(syn_first=np.empty(0, bool), closed_end=np.empty(0, bool), kept=np.empty(0, bool))
     part.keys = {name: keys[name] for name in SUMMARY}
     return part
+
+
+def _edge_facts(cols: dict[str, np.ndarray], keys: dict[str, np.ndarray], open_h: np.ndarray,
+                open_closed: np.ndarray) -> dict[str, np.ndarray]:
+    """Per flow key, what boundary.worth_keeping reads besides times: its first packet is a pure
+    SYN, it carried no payload here, its flow at the file's end is closed (or was expired
+    before: as good as closed for what follows)."""
+    first = keys["first"]
+    flags = cols["tcp_flags"][first]
+    at = pd.Index(open_h).get_indexer(keys["h"])
+    closed = np.ones(len(at), bool)
+    closed[at >= 0] = open_closed[at[at >= 0]]
+    data = np.bincount(keys["code"], weights=cols["payload_len"] > 0, minlength=len(keys["h"]))
+    return {"syn_first": (cols["proto"][first] == TCP) & ((flags & SYN) != 0) & ((flags & ACK) == 0),
+            "quiet": data == 0, "closed_end": closed}
 
 
 def _spill(folder: Path, cols: dict[str, np.ndarray], keys: dict[str, np.ndarray], payloads: list[np.ndarray]) -> str:
