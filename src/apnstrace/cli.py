@@ -140,8 +140,8 @@ def scale_options(fn):
     fn = click.option("--dask", metavar="ADDRESS", default=None, expose_value=False, callback=_to_meta,
                       help="Run the per-file work on a Dask scheduler (tcp://host:8786), or 'local'.")(fn)
     fn = click.option("--workers", type=click.IntRange(min=0), default=0, expose_value=False, callback=_to_meta,
-                      help="Processes reading files in parallel (default 0: one per core; 1: one process). "
-                      "A single file is read by one process.")(fn)
+                      help="Processes reading files in parallel (default 0: one per core for 4 GiB of "
+                      "captures or more, else one; 1: one process). A single file is read by one process.")(fn)
     return fn
 
 

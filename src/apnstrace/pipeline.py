@@ -107,8 +107,9 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, site: Sit
     check-in matching (docs/sequences.md); ``sequences=False`` skips it. The scapy reference
     engine keeps no packet-level activity, so its result has no sequences.
 
-    ``workers``: processes reading the files in parallel (0, the default: one per core; 1: this
-    process only; a single file is always read by one process), ``dask`` (a scheduler address,
+    ``workers``: processes reading the files in parallel (0, the default: one per core when the
+    files add up to 4 GiB or more, else one; 1: this process only; a single file is always read
+    by one process), ``dask`` (a scheduler address,
     or "local"): on a Dask cluster instead; either way the result is the one a single process
     gives (docs/scale.md). ``spill_dir``: where workers leave packet columns for
     the merge (default: a temporary folder; on a cluster, storage every worker shares).
@@ -128,9 +129,9 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, site: Sit
         result = _result(build_flows(ordered, options, stats), pd.DataFrame(), [], None, site, options, stats)
     else:
         result = None
-        if workers == 0:
-            from .scale.workers import default_workers
-            workers = default_workers()
+        if workers == 0 and dask is None and len(ordered) > 1:
+            from .scale.workers import auto_workers
+            workers = auto_workers(ordered)
         if len(ordered) > 1 and (workers > 1 or dask is not None):
             from .scale.workers import analyze_parallel
             result = analyze_parallel(ordered, site=site, options=options, sequence_options=sequence_options,

@@ -44,13 +44,17 @@ def test_rotated_samples_two_workers_same_as_one_process(caplog) -> None:
     assert_same(single, parallel)
 
 
-def test_default_is_one_process_per_core_and_one_for_a_single_file(monkeypatch, caplog) -> None:
+def test_default_is_one_process_per_core_for_big_captures_and_one_for_a_single_file(monkeypatch, caplog) -> None:
     import apnstrace.scale.workers as workers
     monkeypatch.setattr(workers, "default_workers", lambda: 2)
     with caplog.at_level(logging.INFO, logger="apnstrace.scale.merge"):
+        small = apnstrace.analyze(ROTATED)              # a few KB: one process does it sooner
+    assert not [r for r in caplog.records if "replayed across boundaries" in r.getMessage()]
+    monkeypatch.setattr(workers, "AUTO_MIN_BYTES", 1)
+    with caplog.at_level(logging.INFO, logger="apnstrace.scale.merge"):
         by_default = apnstrace.analyze(ROTATED)
     replayed(caplog)                      # the files went through the parallel path
-    assert_same(apnstrace.analyze(ROTATED, workers=1), by_default)
+    assert_same(small, by_default)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="apnstrace.scale.merge"):
         apnstrace.analyze(ROTATED[0])

@@ -19,6 +19,23 @@ from .partial import FilePartial, run_file
 Progress = Callable[[int], None]
 
 
+# `workers=0` (the default) below this much capture: one process. Measured (docs/scale.md): on
+# 0.7-1.6 GB of rotated files the per-file and merge costs outweigh a second core; on 10 GB two
+# workers need less CPU than one process.
+AUTO_MIN_BYTES = 4 << 30
+
+
+def auto_workers(paths: Sequence[Path]) -> int:
+    """What `workers=0` means for these files: one per core for AUTO_MIN_BYTES or more, else one."""
+    total = 0
+    for path in paths:
+        try:
+            total += path.stat().st_size
+        except OSError:
+            pass
+    return default_workers() if total >= AUTO_MIN_BYTES else 1
+
+
 def default_workers() -> int:
     """The number of cores this process may use."""
     try:
