@@ -60,20 +60,53 @@ def merge(parts: Sequence[FilePartial], options: FlowOptions, site: Site | None,
             log.info("%s: reading again for %d flow keys that cross a boundary", parts[i].path, lost.size)
             parts[i] = _again(parts[i], lost, options, sequence_options, sequences)
     replay = Session(options, None, sequence_options, sequences=sequences, stats=RunStats())
-    marks = []                                     # replay's DNS/activity records after each file
-    floor = -np.inf                                # the capture clock when a file begins
-    for part, wanted in zip(parts, keys):
-        if wanted.size and part.spill is not None:
-            _replay_file(replay, part.spill, wanted, floor)
-        floor = max(floor, part.ts_max)
-        marks.append(_marks(replay))
-    replay.collector.finish()
-    marks[-1] = _marks(replay)                     # what finish() parsed belongs to the last file
+    marks = _replay(replay, parts, keys)
+    replay_base = sum(p.uids for p in parts)
+    got = _collect(parts, keys, marks, replay, replay_base)
+    frames, dns, found, icmp, stats = got.frames, got.dns, got.found, got.icmp, got.stats
+    log.info("merged %d files: %d flow keys replayed across boundaries (%d worker flows redone)",
+             len(parts), int(sum(len(k) for k in keys)), got.replayed_uids)
+    if stats.limits.get("flows_expired_at_limit") or sum(p.open_at_end for p in parts) > options.max_open_flows:
+        warnings.warn("the open-flow limit may have been reached: a parallel run can then differ from a "
+                      "single-process one (docs/scale.md)", stacklevel=2)
+    icmp_frame = _icmp_frame(icmp)
+    # The replayed flows go through the per-flow stages here, with what all files found.
+    redone = attach(assemble(replay.table.finish_pieces(), keep_keys=True), _Collected(replay.collector.flows, dns))
+    redone[UID] = redone[UID].to_numpy() + replay_base
+    capture_end = max((float(np.nanmax(f["ts_end"].to_numpy())) for f in frames + [redone] if len(f)),
+                      default=None)
+    redone = per_flow(redone, icmp_frame, site, options, capture_end)
+    redone[SEEN_UNTIL] = capture_end if capture_end is not None else -np.inf
+    extra = tuple(name for name in redone.columns if name not in KNOWN)
+    flows = assemble(frames + [redone], extra=extra)
+    del frames, redone
+    flows = fix_up(flows, flows[UID].to_numpy() < replay_base, dns, icmp_frame, site, options, capture_end)
+    activity = None
+    if sequences:
+        activity = ActivityCollector(sequence_options or SequenceOptions())
+        activity.found = found
+    return _tables(flows, dns.failures, activity, site, icmp_frame, stats)
 
+
+@dataclasses.dataclass
+class _Files:
+    """What the files and the replay found, in file order, uids moved to their final values."""
+
+    frames: list[pd.DataFrame]
+    dns: DnsRecords
+    found: Activity
+    icmp: list
+    stats: RunStats
+    replayed_uids: int
+
+
+def _collect(parts: Sequence[FilePartial], keys: list[np.ndarray], marks: list[dict], replay,
+             replay_base: int) -> _Files:
+    """Each file's flows without its replayed keys' (uids moved past the earlier files'), its
+    DNS records and activity with the replay's of the same file, ICMP errors and counters."""
     base, frames = 0, []
     dns, failures, found, icmp = DnsRecords(), [], Activity(), []
     stats = RunStats()
-    replay_base = sum(p.uids for p in parts)
     replayed_uids = 0
     before = _marks(None)
     for part, wanted, mark in zip(parts, keys, marks):
@@ -98,28 +131,7 @@ def merge(parts: Sequence[FilePartial], options: FlowOptions, site: Site | None,
         base += part.uids
         before = mark
     dns.failures = failures
-    log.info("merged %d files: %d flow keys replayed across boundaries (%d worker flows redone)",
-             len(parts), int(sum(len(k) for k in keys)), replayed_uids)
-    if stats.limits.get("flows_expired_at_limit") or sum(p.open_at_end for p in parts) > options.max_open_flows:
-        warnings.warn("the open-flow limit may have been reached: a parallel run can then differ from a "
-                      "single-process one (docs/scale.md)", stacklevel=2)
-    icmp_frame = _icmp_frame(icmp)
-    # The replayed flows go through the per-flow stages here, with what all files found.
-    redone = attach(assemble(replay.table.finish_pieces(), keep_keys=True), _Collected(replay.collector.flows, dns))
-    redone[UID] = redone[UID].to_numpy() + replay_base
-    capture_end = max((float(np.nanmax(f["ts_end"].to_numpy())) for f in frames + [redone] if len(f)),
-                      default=None)
-    redone = per_flow(redone, icmp_frame, site, options, capture_end)
-    redone[SEEN_UNTIL] = capture_end if capture_end is not None else -np.inf
-    extra = tuple(name for name in redone.columns if name not in KNOWN)
-    flows = assemble(frames + [redone], extra=extra)
-    del frames, redone
-    flows = fix_up(flows, flows[UID].to_numpy() < replay_base, dns, icmp_frame, site, options, capture_end)
-    activity = None
-    if sequences:
-        activity = ActivityCollector(sequence_options or SequenceOptions())
-        activity.found = found
-    return _tables(flows, dns.failures, activity, site, icmp_frame, stats)
+    return _Files(frames, dns, found, icmp, stats, replayed_uids)
 
 
 @dataclasses.dataclass
@@ -147,6 +159,21 @@ def _check_clock(parts: Sequence[FilePartial], options: FlowOptions) -> None:
         if latest - part.ts_min > min(options.tcp_timeout, options.udp_timeout):
             raise NotMergeable(f"{part.path}: frames {latest - part.ts_min:.0f} s older than the file before")
         latest = max(latest, part.ts_max)
+
+
+def _replay(session, parts: Sequence[FilePartial], keys: list[np.ndarray]) -> list[dict]:
+    """Feed `session` the spilled packets of the replayed keys, file by file; returns where its
+    DNS and activity records stood after each file."""
+    marks = []
+    floor = -np.inf                                # the capture clock when a file begins
+    for part, wanted in zip(parts, keys):
+        if wanted.size and part.spill is not None:
+            _replay_file(session, part.spill, wanted, floor)
+        floor = max(floor, part.ts_max)
+        marks.append(_marks(session))
+    session.collector.finish()
+    marks[-1] = _marks(session)                    # what finish() parsed belongs to the last file
+    return marks
 
 
 def _replay_file(session, folder: str, wanted: np.ndarray, clock_floor: float) -> None:
