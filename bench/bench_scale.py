@@ -8,8 +8,8 @@ Cuts the capture into --files rotated files with `editcap -c` (in --split-dir), 
   workers  analyze(parts, workers=N)   (N = --workers, default 2)
   dask     analyze(parts, dask="local", workers=N)
 and prints, per mode, wall time, packets/s, packets/s per core, peak memory of the process
-tree (sampled: the sum of RSS, which counts pages a forked worker shares with its parent once
-per process, and the sum of USS, each page once), CPU seconds of the process tree (wall time on
+tree (sampled: the sum of RSS every 50 ms, which counts pages a forked worker shares with its
+parent once per process, and the sum of USS, each page once, every second), CPU seconds of the process tree (wall time on
 a shared machine depends on the other load; the 1-minute load average before and after is
 printed with each row), and whether flows, sequences, blocked, timing and courier equal the
 reference's (every column, every row, flow_id order included).
@@ -43,7 +43,9 @@ TABLES = ("flows", "sequences", "blocked", "timing", "courier")
 
 
 class PeakRss:
-    """Peak memory of a process plus its children, sampled every 50 ms: sum of RSS, sum of USS."""
+    """Peak memory of a process plus its children: the sum of RSS every 50 ms, the sum of USS
+    every second (USS reads /proc/PID/smaps, which costs enough CPU to slow the run if done
+    as often: the USS peak may be missed by up to a second)."""
 
     def __init__(self, pid: int | None = None) -> None:
         self.peak = self.peak_uss = 0
@@ -52,15 +54,20 @@ class PeakRss:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        tick = 0
         while not self._stop.is_set():
             rss = uss = 0
             try:
                 for proc in [self._root] + self._root.children(recursive=True):
-                    info = proc.memory_full_info()
-                    rss, uss = rss + info.rss, uss + info.uss
+                    if tick % 20 == 0:
+                        info = proc.memory_full_info()
+                        rss, uss = rss + info.rss, uss + info.uss
+                    else:
+                        rss += proc.memory_info().rss
             except psutil.Error:
                 pass
             self.peak, self.peak_uss = max(self.peak, rss), max(self.peak_uss, uss)
+            tick += 1
             time.sleep(0.05)
 
     def __enter__(self):
