@@ -85,12 +85,18 @@ def test_dask_local_cluster_two_workers_same_as_one_process(tmp_path: Path) -> N
     assert_same(apnstrace.analyze(ROTATED, workers=1), rotated)
 
 
-def test_dataset_appends_and_reads_back_by_date(tmp_path: Path) -> None:
+def _dataset_of_two_runs(tmp_path: Path) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
+    """Two results' flows appended as runs "a" and "b" to a new dataset."""
     first = apnstrace.analyze(ROTATED[0]).flows
     second = apnstrace.analyze(SAMPLES / "courier_push.pcap").flows
     root = tmp_path / "flows"
     write_flows(first, root, run="a")
     write_flows(second, root, run="b")
+    return first, second, root
+
+
+def test_dataset_appends_and_reads_back_by_date(tmp_path: Path) -> None:
+    first, second, root = _dataset_of_two_runs(tmp_path)
     back = read_flows(root)
     assert len(back) == len(first) + len(second)
     assert sorted(back["run"].unique()) == ["a", "b"]
@@ -110,11 +116,7 @@ def test_dataset_appends_and_reads_back_by_date(tmp_path: Path) -> None:
 def test_dataset_query_with_duckdb_matches_pandas(tmp_path: Path) -> None:
     """query() runs SQL over the partitioned dataset (the `date` and `run` columns included)."""
     from apnstrace.scale.dataset import query
-    first = apnstrace.analyze(ROTATED[0]).flows
-    second = apnstrace.analyze(SAMPLES / "courier_push.pcap").flows
-    root = tmp_path / "flows"
-    write_flows(first, root, run="a")
-    write_flows(second, root, run="b")
+    first, second, root = _dataset_of_two_runs(tmp_path)
     counts = query(root, "SELECT run, count(*) AS n, sum(bytes_c2s) AS up FROM flows GROUP BY run ORDER BY run")
     assert counts["run"].tolist() == ["a", "b"]
     assert counts["n"].tolist() == [len(first), len(second)]
