@@ -7,19 +7,26 @@ Cuts the capture into --files rotated files with `editcap -c` (in --split-dir), 
   single   analyze() of the whole capture in this process (the reference)
   workers  analyze(parts, workers=N)   (N = --workers, default 2)
   dask     analyze(parts, dask="local", workers=N)
-and prints, per mode, wall time, packets/s, packets/s per core, peak RSS of the process tree
-(sampled), CPU seconds of the process tree (wall time on a shared machine depends on the other
-load; the 1-minute load average is printed with each row), and whether flows, sequences, blocked, timing and courier equal the reference's
-(every column, every row, flow_id order included).
+and prints, per mode, wall time, packets/s, packets/s per core, peak memory of the process
+tree (sampled: the sum of RSS every 50 ms, which counts pages a forked worker shares with its
+parent once per process, and the sum of USS, each page once, every second), CPU seconds of the process tree (wall time on
+a shared machine depends on the other load; the 1-minute load average before and after is
+printed with each row), and whether flows, sequences, blocked, timing and courier equal the
+reference's (every column, every row, flow_id order included).
+
+Each mode runs in a fresh Python process (this script with --one), so no mode inherits the
+memory or warm caches of another; results come back as a pickle for the comparison.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import pickle
 import resource
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -36,21 +43,31 @@ TABLES = ("flows", "sequences", "blocked", "timing", "courier")
 
 
 class PeakRss:
-    """Peak resident memory of this process plus its children, sampled every 50 ms."""
+    """Peak memory of a process plus its children: the sum of RSS every 50 ms, the sum of USS
+    every second (USS reads /proc/PID/smaps, which costs enough CPU to slow the run if done
+    as often: the USS peak may be missed by up to a second)."""
 
-    def __init__(self) -> None:
-        self.peak = 0
+    def __init__(self, pid: int | None = None) -> None:
+        self.peak = self.peak_uss = 0
+        self._root = psutil.Process(pid)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        me = psutil.Process()
+        tick = 0
         while not self._stop.is_set():
+            rss = uss = 0
             try:
-                total = me.memory_info().rss + sum(c.memory_info().rss for c in me.children(recursive=True))
+                for proc in [self._root] + self._root.children(recursive=True):
+                    if tick % 20 == 0:
+                        info = proc.memory_full_info()
+                        rss, uss = rss + info.rss, uss + info.uss
+                    else:
+                        rss += proc.memory_info().rss
             except psutil.Error:
-                total = 0
-            self.peak = max(self.peak, total)
+                pass
+            self.peak, self.peak_uss = max(self.peak, rss), max(self.peak_uss, uss)
+            tick += 1
             time.sleep(0.05)
 
     def __enter__(self):
@@ -76,18 +93,43 @@ def split(capture: Path, files: int, folder: Path) -> list[Path]:
     return sorted(folder.glob("part_*.pcap"))
 
 
-def cpu_seconds() -> float:
+def run(mode: str, parts: list[Path], capture: Path | None, args) -> tuple[apnstrace.Result, dict]:
+    """One mode in a fresh process (this script with --one): its result and figures."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.pickle"
+        cmd = [sys.executable, __file__, "--one", mode, "--out", str(out), "--workers", str(args.workers),
+               *map(str, [capture] if capture else parts)]
+        load = os.getloadavg()[0]
+        start = time.perf_counter()
+        child = subprocess.Popen(cmd)
+        with PeakRss(child.pid) as mem:
+            child.wait()
+        wall = time.perf_counter() - start
+        if child.returncode:
+            raise SystemExit(f"{mode} failed ({child.returncode})")
+        with open(out, "rb") as f:
+            result, inner_wall, cpu = pickle.load(f)
+    return result, {"wall_s": round(inner_wall, 2), "process_wall_s": round(wall, 2), "cpu_s": round(cpu, 1),
+                    "load_before": round(load, 2), "load_after": round(os.getloadavg()[0], 2),
+                    "peak_rss_mb": round(mem.peak / 2**20), "peak_uss_mb": round(mem.peak_uss / 2**20)}
+
+
+def one(mode: str, paths: list[str], workers: int, out: str) -> None:
+    """--one: analyze in this fresh process; pickle the result, wall time and CPU seconds."""
+    kwargs = {"workers": 1} if mode == "single" else {"workers": workers}
+    if mode == "dask":
+        kwargs["dask"] = "local"
+    start, cpu = time.perf_counter(), _cpu_seconds()
+    result = apnstrace.analyze(paths, **kwargs)
+    wall, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+    with open(out, "wb") as f:
+        pickle.dump((result, wall, cpu), f)
+
+
+def _cpu_seconds() -> float:
     """CPU time of this process and of its finished children (user + system)."""
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def run(label: str, paths, **kwargs):
-    with PeakRss() as rss:
-        start, cpu = time.perf_counter(), cpu_seconds()
-        result = apnstrace.analyze(paths, **kwargs)
-        wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
-    return result, wall, cpu, rss.peak
 
 
 def same(a, b) -> dict[str, bool]:
@@ -111,35 +153,33 @@ def main() -> None:
     ap.add_argument("--single-on-parts", action="store_true",
                     help="reference: one process over the rotated files (not the whole capture)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("paths", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.one:
+        one(args.one, args.paths, args.workers, args.out)
+        return
     folder = args.split_dir or args.capture.with_name(args.capture.stem + f"_rot{args.files}")
     parts = split(args.capture, args.files, folder)
-    modes = args.modes.split(",")
     ref, rows = None, []
-    for mode in modes:
-        if mode == "single":
-            res, wall, cpu, peak = run(mode, parts if args.single_on_parts else [args.capture], workers=1)
-            cores = 1
-        elif mode == "workers":
-            res, wall, cpu, peak = run(mode, parts, workers=args.workers)
-            cores = args.workers
-        elif mode == "dask":
-            res, wall, cpu, peak = run(mode, parts, workers=args.workers, dask="local")
-            cores = args.workers
-        else:
+    for mode in args.modes.split(","):
+        if mode not in ("single", "workers", "dask"):
             raise SystemExit(f"unknown mode {mode}")
+        whole = mode == "single" and not args.single_on_parts
+        res, figures = run(mode, parts, args.capture if whole else None, args)
+        cores = 1 if mode == "single" else args.workers
         packets = res.stats.records
-        row = {"mode": mode, "files": 1 if mode == "single" and not args.single_on_parts else len(parts),
-               "wall_s": round(wall, 2), "packets": packets, "pkts_per_s": round(packets / wall),
-               "pkts_per_s_per_core": round(packets / wall / cores), "cpu_s": round(cpu, 1),
-               "pkts_per_cpu_s": round(packets / cpu) if cpu else None, "load_avg_1m": os.getloadavg()[0],
-               "peak_rss_mb": round(peak / 2**20),
+        row = {"mode": mode, "files": 1 if whole else len(parts), **figures, "packets": packets,
+               "pkts_per_s": round(packets / figures["wall_s"]),
+               "pkts_per_s_per_core": round(packets / figures["wall_s"] / cores),
+               "pkts_per_cpu_s": round(packets / figures["cpu_s"]) if figures["cpu_s"] else None,
                "flows": len(res.flows), "sequences": len(res.sequences)}
         if ref is None:
-            ref, ref_wall = res, wall
+            ref, ref_wall = res, figures["wall_s"]
         else:
             row["identical"] = same(ref, res)
-            row["speedup"] = round(ref_wall / wall, 2)
+            row["speedup"] = round(ref_wall / figures["wall_s"], 2)
         rows.append(row)
         print(json.dumps(row), flush=True)
         del res

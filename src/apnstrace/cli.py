@@ -140,9 +140,9 @@ def scale_options(fn):
                       "(default: a temporary folder; with --dask ADDRESS: storage all workers share).")(fn)
     fn = click.option("--dask", metavar="ADDRESS", default=None, expose_value=False, callback=_to_meta,
                       help="Run the per-file work on a Dask scheduler (tcp://host:8786), or 'local'.")(fn)
-    # Default 1: on this engine two workers are not yet faster than one process (docs/scale.md).
-    fn = click.option("--workers", type=click.IntRange(min=0), default=1, expose_value=False, callback=_to_meta,
-                      help="Processes reading files in parallel (default 1: one process; 0: one per core).")(fn)
+    fn = click.option("--workers", type=click.IntRange(min=0), default=0, expose_value=False, callback=_to_meta,
+                      help="Processes reading files in parallel (default 0: one per core for 4 GiB of "
+                      "captures or more, else one; 1: one process). A single file is read by one process.")(fn)
     return fn
 
 

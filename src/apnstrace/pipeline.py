@@ -94,7 +94,7 @@ class Result:
 def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, site: Site | None = None,
             engine: str = "fast", options: FlowOptions | None = None,
             sequence_options: SequenceOptions | None = None, sequences: bool = True,
-            progress: Progress | None = None, workers: int = 1, dask: str | None = None,
+            progress: Progress | None = None, workers: int = 0, dask: str | None = None,
             spill_dir: str | os.PathLike | None = None) -> Result:
     """Analyze one or more capture files (pcap, pcapng, gzip-compressed) as one capture.
 
@@ -108,9 +108,11 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, site: Sit
     check-in matching (docs/sequences.md); ``sequences=False`` skips it. The scapy reference
     engine keeps no packet-level activity, so its result has no sequences.
 
-    ``workers`` > 1 reads the files in that many processes (0: one per core) and ``dask`` (a
-    scheduler address, or "local") on a Dask cluster; either way the result is the one a
-    single process gives (docs/scale.md). ``spill_dir``: where workers leave packet columns for
+    ``workers``: processes reading the files in parallel (0, the default: one per core when the
+    files add up to 4 GiB or more, else one; 1: this process only; a single file is always read
+    by one process), ``dask`` (a scheduler address,
+    or "local"): on a Dask cluster instead; either way the result is the one a single process
+    gives (docs/scale.md). ``spill_dir``: where workers leave packet columns for
     the merge (default: a temporary folder; on a cluster, storage every worker shares).
     """
     if isinstance(paths, (str, os.PathLike)):
@@ -128,7 +130,10 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, site: Sit
         result = _result(build_flows(ordered, options, stats), pd.DataFrame(), [], None, site, options, stats)
     else:
         result = None
-        if len(ordered) > 1 and (workers != 1 or dask is not None):
+        if workers == 0 and dask is None and len(ordered) > 1:
+            from .scale.workers import auto_workers
+            workers = auto_workers(ordered)
+        if len(ordered) > 1 and (workers > 1 or dask is not None):
             from .scale.workers import analyze_parallel
             result = analyze_parallel(ordered, site=site, options=options, sequence_options=sequence_options,
                                       sequences=sequences, workers=workers, dask=dask, spill_dir=spill_dir,
@@ -205,7 +210,19 @@ class Session:
 def _result(flows: pd.DataFrame, icmp: pd.DataFrame, dns_failures: list, activity: ActivityCollector | None,
             site: Site | None, options: FlowOptions, stats: RunStats) -> Result:
     """The stages after the flow table: classification, block reasons, sequences, timing."""
-    flows = block_reasons(classify(flows, site), icmp, options)
+    return _tables(per_flow(flows, icmp, site, options), dns_failures, activity, site, icmp, stats)
+
+
+def per_flow(flows: pd.DataFrame, icmp: pd.DataFrame, site: Site | None, options: FlowOptions,
+             capture_end: float | None = None) -> pd.DataFrame:
+    """The stages whose answer for a flow depends on that flow alone (given the ICMP errors
+    and the capture's end): classification and block reasons. scale/ runs them per file."""
+    return block_reasons(classify(flows, site), icmp, options, capture_end)
+
+
+def _tables(flows: pd.DataFrame, dns_failures: list, activity: ActivityCollector | None, site: Site | None,
+            icmp: pd.DataFrame, stats: RunStats) -> Result:
+    """The stages over all flows at once: the blocked table, sequences, timing, courier."""
     blocked = blocked_table(flows, dns_failures, site)
     found = (build_sequences(flows, blocked, activity.found, activity.options) if activity is not None
              else schema.to_frame(None, schema.SEQUENCES))

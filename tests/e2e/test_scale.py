@@ -37,11 +37,28 @@ def split(capture: Path, folder: Path, per_file: int) -> list[Path]:
 
 
 def test_rotated_samples_two_workers_same_as_one_process(caplog) -> None:
-    single = apnstrace.analyze(ROTATED)
+    single = apnstrace.analyze(ROTATED, workers=1)
     with caplog.at_level(logging.INFO, logger="apnstrace.scale.merge"):
         parallel = apnstrace.analyze(list(reversed(ROTATED)), workers=2)
     assert len(single.sequences) > 0 and replayed(caplog) > 0
     assert_same(single, parallel)
+
+
+def test_default_is_one_process_per_core_for_big_captures_and_one_for_a_single_file(monkeypatch, caplog) -> None:
+    import apnstrace.scale.workers as workers
+    monkeypatch.setattr(workers, "default_workers", lambda: 2)
+    with caplog.at_level(logging.INFO, logger="apnstrace.scale.merge"):
+        small = apnstrace.analyze(ROTATED)              # a few KB: one process does it sooner
+    assert not [r for r in caplog.records if "replayed across boundaries" in r.getMessage()]
+    monkeypatch.setattr(workers, "AUTO_MIN_BYTES", 1)
+    with caplog.at_level(logging.INFO, logger="apnstrace.scale.merge"):
+        by_default = apnstrace.analyze(ROTATED)
+    replayed(caplog)                      # the files went through the parallel path
+    assert_same(small, by_default)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="apnstrace.scale.merge"):
+        apnstrace.analyze(ROTATED[0])
+    assert not [r for r in caplog.records if "replayed across boundaries" in r.getMessage()]
 
 
 @pytest.mark.parametrize("name, per_file", [("1kxun.pcap", 300), ("netflix.pcap", 150)])
@@ -65,15 +82,21 @@ def test_dask_local_cluster_two_workers_same_as_one_process(tmp_path: Path) -> N
     on_dask = apnstrace.analyze(parts, dask="local", workers=2)
     assert_same(single, on_dask)
     rotated = apnstrace.analyze(ROTATED, dask="local", workers=2)
-    assert_same(apnstrace.analyze(ROTATED), rotated)
+    assert_same(apnstrace.analyze(ROTATED, workers=1), rotated)
 
 
-def test_dataset_appends_and_reads_back_by_date(tmp_path: Path) -> None:
+def _dataset_of_two_runs(tmp_path: Path) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
+    """Two results' flows appended as runs "a" and "b" to a new dataset."""
     first = apnstrace.analyze(ROTATED[0]).flows
     second = apnstrace.analyze(SAMPLES / "courier_push.pcap").flows
     root = tmp_path / "flows"
     write_flows(first, root, run="a")
     write_flows(second, root, run="b")
+    return first, second, root
+
+
+def test_dataset_appends_and_reads_back_by_date(tmp_path: Path) -> None:
+    first, second, root = _dataset_of_two_runs(tmp_path)
     back = read_flows(root)
     assert len(back) == len(first) + len(second)
     assert sorted(back["run"].unique()) == ["a", "b"]
@@ -90,6 +113,23 @@ def test_dataset_appends_and_reads_back_by_date(tmp_path: Path) -> None:
         write_flows(first, root, run="a")        # the same run twice would double its flows
 
 
+def test_dataset_query_with_duckdb_matches_pandas(tmp_path: Path) -> None:
+    """query() runs SQL over the partitioned dataset (the `date` and `run` columns included)."""
+    from apnstrace.scale.dataset import query
+    first, second, root = _dataset_of_two_runs(tmp_path)
+    counts = query(root, "SELECT run, count(*) AS n, sum(bytes_c2s) AS up FROM flows GROUP BY run ORDER BY run")
+    assert counts["run"].tolist() == ["a", "b"]
+    assert counts["n"].tolist() == [len(first), len(second)]
+    assert counts["up"].tolist() == [first["bytes_c2s"].sum(), second["bytes_c2s"].sum()]
+    day = sorted(p.name for p in root.iterdir())[0].removeprefix("date=")
+    got = query(root, f"SELECT flow_id, sni FROM flows WHERE date = '{day}' AND run = 'a' ORDER BY flow_id")
+    expected = read_flows(root, start=day, end=day, runs=["a"], columns=["flow_id", "sni"])
+    expected = expected.sort_values("flow_id").reset_index(drop=True)
+    assert got["flow_id"].tolist() == expected["flow_id"].tolist()
+    assert got["sni"].fillna("-").tolist() == expected["sni"].fillna("-").tolist()
+    assert expected["sni"].notna().any()
+
+
 def test_cli_workers_and_dataset(tmp_path: Path, cli_runner=None) -> None:
     from click.testing import CliRunner
     from apnstrace.cli import cli
@@ -99,7 +139,7 @@ def test_cli_workers_and_dataset(tmp_path: Path, cli_runner=None) -> None:
     assert result.exit_code == 0, result.output
     assert "Flows dataset:" in result.output
     flows = read_flows(data)
-    assert len(flows) == len(apnstrace.analyze(ROTATED).flows)
+    assert len(flows) == len(apnstrace.analyze(ROTATED, workers=1).flows)
 
 
 def _hello_record(sni: str) -> bytes:
@@ -171,6 +211,48 @@ def test_flows_cut_at_every_boundary_kind_merge_exactly(tmp_path: Path, caplog) 
             pd.testing.assert_frame_equal(getattr(got, table), getattr(expected, table), obj=f"cut {cut}: {table}")
 
 
+def test_keys_a_worker_did_not_keep_are_read_again(tmp_path: Path, caplog) -> None:
+    """Workers spill only keys that look like they may cross (scale/boundary.py). A port reused
+    by a SYN minutes into the next file while the earlier connection was left open, and a stray
+    packet long after a close, cross all the same: the merge reads those files again and the
+    result is the single-process one."""
+    from conftest import T0_NS, ether, ip4, pcap, tcp, write
+    C, S = "10.0.0.7", "192.0.2.44"
+    s = 1_000_000_000
+    first, second = [], []
+    # File one (0-100 s): a connection left open, and one from 40 s closed at 50 s.
+    first += [(T0_NS, ip4(C, S, 6, tcp(51000, 443, "S", seq=10))),
+              (T0_NS + 1_000_000, ip4(S, C, 6, tcp(443, 51000, "SA", seq=90, ack=11))),
+              (T0_NS + 2_000_000, ip4(C, S, 6, tcp(51000, 443, "PA", seq=11, ack=91, payload=b"GET / HTTP/1.1\r\n\r\n")))]
+    first += [(T0_NS + 40 * s, ip4(C, S, 6, tcp(51001, 443, "S", seq=500))),
+              (T0_NS + 40 * s + 1_000_000, ip4(S, C, 6, tcp(443, 51001, "SA", seq=7, ack=501))),
+              (T0_NS + 41 * s, ip4(C, S, 6, tcp(51001, 443, "PA", seq=501, ack=8, payload=b"x" * 40))),
+              (T0_NS + 50 * s, ip4(C, S, 6, tcp(51001, 443, "FA", seq=541, ack=8))),
+              (T0_NS + 50 * s + 1_000_000, ip4(S, C, 6, tcp(443, 51001, "FA", seq=8, ack=542)))]
+    first += [(T0_NS + 100 * s, ip4(C, S, 6, tcp(51002, 443, "S", seq=1)))]
+    # File two (200-400 s): a stray ACK of the closed connection; the open one's ports again,
+    # from a SYN 100 s in, with data, closed long before the file ends.
+    second += [(T0_NS + 200 * s, ip4(C, S, 6, tcp(51003, 443, "S", seq=1))),
+               (T0_NS + 210 * s, ip4(C, S, 6, tcp(51001, 443, "A", seq=542, ack=9))),
+               (T0_NS + 300 * s, ip4(C, S, 6, tcp(51000, 443, "S", seq=7000))),
+               (T0_NS + 300 * s + 1_000_000, ip4(S, C, 6, tcp(443, 51000, "SA", seq=3, ack=7001))),
+               (T0_NS + 301 * s, ip4(C, S, 6, tcp(51000, 443, "PA", seq=7001, ack=4, payload=b"y" * 30))),
+               (T0_NS + 302 * s, ip4(C, S, 6, tcp(51000, 443, "FA", seq=7031, ack=4))),
+               (T0_NS + 302 * s + 1_000_000, ip4(S, C, 6, tcp(443, 51000, "FA", seq=4, ack=7032))),
+               (T0_NS + 400 * s, ip4(C, S, 6, tcp(51003, 443, "S", seq=1)))]
+    frames = [(t, ether(f)) for t, f in first + second]
+    whole = write(tmp_path / "whole.pcap", pcap(frames))
+    a = write(tmp_path / "a.pcap", pcap(frames[:len(first)]))
+    b = write(tmp_path / "b.pcap", pcap(frames[len(first):]))
+    expected = apnstrace.analyze(whole)
+    with caplog.at_level(logging.INFO, logger="apnstrace.scale.merge"):
+        got = apnstrace.analyze([a, b], workers=2)
+    again = [r.getMessage() for r in caplog.records if "reading again" in r.getMessage()]
+    assert any(m.startswith(str(a)) for m in again) and any(m.startswith(str(b)) for m in again)
+    for table in ("flows", "sequences", "blocked", "timing", "courier"):
+        pd.testing.assert_frame_equal(getattr(got, table), getattr(expected, table), obj=table)
+
+
 def test_unreachable_dask_scheduler_is_one_sentence(tmp_path: Path) -> None:
     from click.testing import CliRunner
     from apnstrace.cli import cli
@@ -188,7 +270,7 @@ def test_bad_cut_gzip_and_pcapng_files_give_the_same_result_and_problems(tmp_pat
     cut.write_bytes((SAMPLES / "sequences_rot_a.pcap").read_bytes()[:20000])
     paths = [junk, cut, ROTATED[1], SAMPLES / "courier_push.pcap.gz", SAMPLES / "site_mixed.pcapng"]
     with pytest.warns(UserWarning):
-        single = apnstrace.analyze(paths)
+        single = apnstrace.analyze(paths, workers=1)
     with pytest.warns(UserWarning):
         parallel = apnstrace.analyze(paths, workers=2)
     assert len(single.problems) == 2 and len(single.flows) > 10

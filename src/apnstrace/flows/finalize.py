@@ -153,12 +153,14 @@ def evidence_columns(c: dict, s: dict, is_tcp: np.ndarray) -> dict[str, np.ndarr
     }
 
 
-def assemble(pieces: list[pd.DataFrame]) -> pd.DataFrame:
+def assemble(pieces: list[pd.DataFrame], *, extra: tuple[str, ...] = (), keep_keys: bool = False) -> pd.DataFrame:
     """Ordered flows frame: by start time, then client address and port, server address and
     port (addresses as 16-byte numbers, IPv4 as ::ffff:a.b.c.d), then tcp before udp.
 
     Built a column at a time, each taken out of the pieces as it is copied, so the finished
     flows are held about once, not three times (pieces, concatenation, ordered copy).
+    `extra`: more columns the pieces carry (scale/merge.py orders whole per-file results);
+    `keep_keys`: keep the HIDDEN address numbers, so ordered results can be ordered again.
     """
     pieces = [p for p in pieces if len(p)]
     if not pieces:
@@ -167,22 +169,32 @@ def assemble(pieces: list[pd.DataFrame]) -> pd.DataFrame:
         frame["_client_is_a"] = np.empty(0, bool)
         for name in EVIDENCE:
             frame[name] = np.empty(0, bool if name == "_handshake" else np.float64)
+        if keep_keys:
+            for name in HIDDEN:
+                frame[name] = np.empty(0, np.uint64)
         return frame
+    # Columns out of plain dicts: popping from a wide DataFrame costs a block rebuild each time.
+    pieces = [dict(p.items()) for p in pieces]
 
     def joined(name: str) -> pd.Series:
         parts = [piece.pop(name) for piece in pieces]
         return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
-    keys = [joined(name).to_numpy() for name in ("_s_lo", "_s_hi", "_c_lo", "_c_hi")]
+    keys = {name: joined(name) for name in HIDDEN}
     order = np.lexsort((
         np.concatenate([p["transport"].to_numpy() != "tcp" for p in pieces]),
-        np.concatenate([p["server_port"].to_numpy() for p in pieces]), keys[0], keys[1],
-        np.concatenate([p["client_port"].to_numpy() for p in pieces]), keys[2], keys[3],
+        np.concatenate([p["server_port"].to_numpy() for p in pieces]),
+        keys["_s_lo"].to_numpy(), keys["_s_hi"].to_numpy(),
+        np.concatenate([p["client_port"].to_numpy() for p in pieces]),
+        keys["_c_lo"].to_numpy(), keys["_c_hi"].to_numpy(),
         np.concatenate([p["ts_start"].to_numpy() for p in pieces])))
-    del keys
+    if not keep_keys:
+        keys = {}
+    in_order = bool(np.array_equal(order, np.arange(len(order))))
     columns = {}
-    for name in [col.name for col in schema.FLOWS] + [UID, "_client_is_a", *EVIDENCE]:
-        columns[name] = joined(name).take(order).reset_index(drop=True)
+    for name in [col.name for col in schema.FLOWS] + [UID, "_client_is_a", *EVIDENCE, *extra, *keys]:
+        column = keys.pop(name) if name in keys else joined(name)
+        columns[name] = column if in_order else column.take(order).reset_index(drop=True)
     columns["flow_id"] = pd.Series(np.arange(len(order), dtype=np.int64))
     return pd.DataFrame(columns, copy=False)
 

@@ -14,6 +14,7 @@ from .expectations import tls_expectations
 REASONS = ("icmp_unreachable", "reset", "no_response", "tls_alert", "tls_intercepted",
            "reset_after_handshake", "no_server_data")
 EVIDENCE = "block_evidence"            # hidden column: the evidence text of a blocked flow
+ENDED_SOON_S = 3.0                     # no_response notes a capture that ended this soon after the SYN
 ICMP_GRACE_S = 5.0                     # an ICMP error may trail the flow's last frame by this much
 LEGACY_TLS = ("SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2")    # certificates and ALPN in clear text
 
@@ -30,11 +31,14 @@ ICMP6_UNREACHABLE = {0: "no route to destination", 1: "administratively prohibit
                      5: "source address failed ingress/egress policy", 6: "reject route to destination"}
 
 
-def block_reasons(flows: pd.DataFrame, icmp: pd.DataFrame | None, options: FlowOptions) -> pd.DataFrame:
+def block_reasons(flows: pd.DataFrame, icmp: pd.DataFrame | None, options: FlowOptions,
+                  capture_end: float | None = None) -> pd.DataFrame:
     """flows with `blocked`, `block_reason` and the hidden EVIDENCE column filled.
 
     Reads the hidden per-flow facts of flows/finalize.py EVIDENCE and, when present, the TLS
-    facts metadata/attach.py adds (client_alert, server_alpn, server_hello_ts).
+    facts metadata/attach.py adds (client_alert, server_alpn, server_hello_ts). Each row's
+    answer depends only on that row, the ICMP errors and `capture_end` (the last frame of any
+    flow; default: of these flows), so a subset of rows can be redone (scale/merge.py).
     """
     flows = flows.copy()
     n = len(flows)
@@ -42,7 +46,8 @@ def block_reasons(flows: pd.DataFrame, icmp: pd.DataFrame | None, options: FlowO
     evidence = np.full(n, None, dtype=object)
     if n:
         f = _Facts(flows)
-        capture_end = float(np.nanmax(flows["ts_end"].to_numpy()))
+        if capture_end is None:
+            capture_end = float(np.nanmax(flows["ts_end"].to_numpy()))
 
         def claim(mask: np.ndarray, name: str, explain) -> None:
             rows = np.flatnonzero(mask & (reason == None))      # noqa: E711 (elementwise)
@@ -68,6 +73,23 @@ def block_reasons(flows: pd.DataFrame, icmp: pd.DataFrame | None, options: FlowO
     flows["block_reason"] = pd.array(reason, dtype="string")
     flows[EVIDENCE] = pd.array(evidence, dtype="string")
     return flows
+
+
+def reads_capture_end(flows: pd.DataFrame, seen_until: np.ndarray, capture_end: float) -> np.ndarray:
+    """Rows whose reason or evidence may differ between a `capture_end` of `seen_until` (per row,
+    the end a worker saw: its file's) and the real one: unanswered TCP starts within
+    ENDED_SOON_S of the earlier end (the no_response note) and unclosed connections still
+    waiting for server data (no_server_data's wait, printed). scale/fixups.py redoes these."""
+    def num(name: str) -> np.ndarray:
+        return flows[name].to_numpy(dtype=np.float64, na_value=np.nan)
+
+    tcp_started = (flows["transport"].to_numpy(dtype=object) == "tcp") & (num("_syns") > 0)
+    unanswered = (flows["state"].isin(["S0", "RSTOS0"]).to_numpy(dtype=bool, na_value=False)
+                  & (num("_syn_last") > seen_until - ENDED_SOON_S))
+    closed = np.isfinite(num("_c_fin_ts")) | np.isfinite(num("_c_rst_ts")) | np.isfinite(num("_s_fin_ts"))
+    waiting = (flows["_handshake"].to_numpy(dtype=bool) & (num("_c_payload") > 0) & (num("_s_payload") == 0)
+               & ~np.isfinite(num("_s_rst_ts")) & ~closed)
+    return (seen_until < capture_end) & tcp_started & (unanswered | waiting)
 
 
 class _Facts:
@@ -122,7 +144,7 @@ class _Facts:
         if self.state[i] == "RSTOS0":
             text += ", then the client gave up (RST)"
         left = capture_end - self.syn_last[i]
-        if left < 3.0:
+        if left < ENDED_SOON_S:
             text += f" (the capture ended {left:.1f} s after the last SYN)"
         return text
 

@@ -1,14 +1,17 @@
 """Combine per-file partials into the Result a single Session over all files would give.
 
-1. Keys that may continue across a file boundary: a key seen in an earlier file whose first
-   frame here is within the idle timeout of its last frame there (a superset of the flows
-   the flow table would continue). Both files' packets of such a key are replayed.
+1. Keys that may continue across a file boundary (boundary.replay_plan): a key seen in an
+   earlier file whose first frame here is within the idle timeout of its last frame there,
+   unless a closed connection is followed by a SYN (a superset of the flows the flow table
+   would continue). Both files' packets of such a key are replayed.
 2. The replay: one Session fed, file by file in time order, the spilled packets of those keys
    with the true capture clock. Per key, a Session's work does not depend on other keys'
    packets except through the clock, so the replayed flows are exactly the sequential ones.
 3. Everything the workers found for replayed keys is dropped; the rest keeps its values under
-   uids moved past the earlier files'. Flows are ordered once (finalize.assemble), then the
-   stages after the flow table run once on the merged flows, as in a single-process run.
+   uids moved past the earlier files'. The replayed flows go through the per-flow stages here;
+   the workers' flows come through them already, and fixups.py redoes the few rows whose
+   answer reads other files. All flows are ordered once (finalize.assemble), then the stages
+   over all flows (blocked table, sequences, timing, courier) run once, as in one process.
 """
 from __future__ import annotations
 
@@ -16,11 +19,13 @@ import dataclasses
 import logging
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..flows.finalize import UID, assemble
+from .. import schema
+from ..flows.finalize import EVIDENCE, HIDDEN, UID, assemble
 from ..metadata import attach
 from ..metadata.collect import DnsRecords
 from ..options import FlowOptions, SequenceOptions
@@ -28,71 +33,87 @@ from ..records import PacketBatch
 from ..sequences import Activity, ActivityCollector
 from ..site import Site
 from ..stats import RunStats
-from .partial import COLUMNS, FilePartial, load_rows, spilled_uids
+from .boundary import replay_plan
+from .fixups import fix_up
+from .partial import COLUMNS, SEEN_UNTIL, FilePartial, gather, load_rows, run_file, spilled_uids
 
 log = logging.getLogger(__name__)
 REPLAY_ROWS = 1 << 20          # packets per replay batch
 PAD = 128                      # zero bytes after the replay payloads (decoders may over-read)
 ACTIVITY = tuple(f.name for f in dataclasses.fields(Activity))
+KNOWN = set(schema.names(schema.FLOWS)) | {UID, "_client_is_a", *EVIDENCE, *HIDDEN}   # assemble() keeps these
 
 
 class NotMergeable(Exception):
     """Time steps back across a file boundary by more than a timeout: run sequentially."""
 
 
-def replay_keys(parts: Sequence[FilePartial], options: FlowOptions) -> list[np.ndarray]:
-    """Per file: the flow keys whose packets in it are replayed."""
-    if len(parts) < 2:
-        return [np.empty(0, np.uint64) for _ in parts]
-    h = np.concatenate([p.keys["h"] for p in parts])
-    file = np.concatenate([np.full(len(p.keys["h"]), i) for i, p in enumerate(parts)])
-    proto = np.concatenate([p.keys["proto"] for p in parts])
-    first = np.concatenate([p.keys["first_ts"] for p in parts])
-    last = np.concatenate([p.keys["last_ts"] for p in parts])
-    order = np.lexsort((file, h))
-    h, file, proto, first, last = h[order], file[order], proto[order], first[order], last[order]
-    same = h[1:] == h[:-1]
-    timeout = np.where(proto[1:] == 6, options.tcp_timeout, options.udp_timeout)
-    joins = np.flatnonzero(same & (first[1:] - last[:-1] <= timeout))
-    replay = np.zeros(len(h), bool)
-    replay[joins] = True
-    replay[joins + 1] = True
-    return [h[replay & (file == i)] for i in range(len(parts))]
-
-
 def merge(parts: Sequence[FilePartial], options: FlowOptions, site: Site | None,
           sequence_options: SequenceOptions | None, sequences: bool):
     """The Result of the files as one capture (raises NotMergeable, see above)."""
-    from ..pipeline import Session, _icmp_frame, _result
+    from ..pipeline import Session, _icmp_frame, _tables, per_flow
     parts = sorted(parts, key=lambda p: p.index)
     _check_clock(parts, options)
-    keys = replay_keys(parts, options)
+    keys, missing = replay_plan([p.keys for p in parts], options)
+    for i, lost in enumerate(missing):
+        if lost.size:                  # keys its worker did not keep (boundary.py): read the file again
+            log.info("%s: reading again for %d flow keys that cross a boundary", parts[i].path, lost.size)
+            parts[i] = _again(parts[i], lost, options, sequence_options, sequences)
     replay = Session(options, None, sequence_options, sequences=sequences, stats=RunStats())
-    marks = []                                     # replay's DNS/activity records after each file
-    floor = -np.inf                                # the capture clock when a file begins
-    for part, wanted in zip(parts, keys):
-        if wanted.size and part.spill is not None:
-            _replay_file(replay, part.spill, wanted, floor)
-        floor = max(floor, part.ts_max)
-        marks.append(_marks(replay))
-    replay.collector.finish()
-    marks[-1] = _marks(replay)                     # what finish() parsed belongs to the last file
+    marks = _replay(replay, parts, keys)
+    replay_base = sum(p.uids for p in parts)
+    got = _collect(parts, keys, marks, replay, replay_base)
+    frames, dns, found, icmp, stats = got.frames, got.dns, got.found, got.icmp, got.stats
+    log.info("merged %d files: %d flow keys replayed across boundaries (%d worker flows redone)",
+             len(parts), int(sum(len(k) for k in keys)), got.replayed_uids)
+    if stats.limits.get("flows_expired_at_limit") or sum(p.open_at_end for p in parts) > options.max_open_flows:
+        warnings.warn("the open-flow limit may have been reached: a parallel run can then differ from a "
+                      "single-process one (docs/scale.md)", stacklevel=2)
+    icmp_frame = _icmp_frame(icmp)
+    # The replayed flows go through the per-flow stages here, with what all files found.
+    redone = attach(assemble(replay.table.finish_pieces(), keep_keys=True), _Collected(replay.collector.flows, dns))
+    redone[UID] = redone[UID].to_numpy() + replay_base
+    capture_end = max((float(np.nanmax(f["ts_end"].to_numpy())) for f in frames + [redone] if len(f)),
+                      default=None)
+    redone = per_flow(redone, icmp_frame, site, options, capture_end)
+    redone[SEEN_UNTIL] = capture_end if capture_end is not None else -np.inf
+    extra = tuple(name for name in redone.columns if name not in KNOWN)
+    flows = assemble(frames + [redone], extra=extra)
+    del frames, redone
+    flows = fix_up(flows, flows[UID].to_numpy() < replay_base, dns, icmp_frame, site, options, capture_end)
+    activity = None
+    if sequences:
+        activity = ActivityCollector(sequence_options or SequenceOptions())
+        activity.found = found
+    return _tables(flows, dns.failures, activity, site, icmp_frame, stats)
 
-    base, pieces, metas = 0, [], {}
+
+@dataclasses.dataclass
+class _Files:
+    """What the files and the replay found, in file order, uids moved to their final values."""
+
+    frames: list[pd.DataFrame]
+    dns: DnsRecords
+    found: Activity
+    icmp: list
+    stats: RunStats
+    replayed_uids: int
+
+
+def _collect(parts: Sequence[FilePartial], keys: list[np.ndarray], marks: list[dict], replay,
+             replay_base: int) -> _Files:
+    """Each file's flows without its replayed keys' (uids moved past the earlier files'), its
+    DNS records and activity with the replay's of the same file, ICMP errors and counters."""
+    base, frames = 0, []
     dns, failures, found, icmp = DnsRecords(), [], Activity(), []
     stats = RunStats()
-    replay_base = sum(p.uids for p in parts)
     replayed_uids = 0
     before = _marks(None)
     for part, wanted, mark in zip(parts, keys, marks):
         dropped = _uids_of(part, wanted)
         replayed_uids += len(dropped)
-        for piece in part.pieces:
-            keep = ~np.isin(piece[UID].to_numpy(), dropped)
-            piece = piece[keep] if not keep.all() else piece
-            piece[UID] = piece[UID].to_numpy() + base
-            pieces.append(piece)
-        metas.update(_moved(part.metas, dropped, base))
+        frames.append(_moved(part.flows, dropped, base))
+        part.flows = None                          # held once: the merged frame is built from these
         # DNS answers (no uid: a replayed DNS flow gives the same answers again, harmless to the
         # name map) and failures, worker's then replay's, in time order within the file.
         got = _dns_slice(replay.collector.dns, before, mark)
@@ -109,24 +130,8 @@ def merge(parts: Sequence[FilePartial], options: FlowOptions, site: Site | None,
         _add_stats(stats, part.stats)
         base += part.uids
         before = mark
-    replay_pieces = replay.table.finish_pieces()
-    for piece in replay_pieces:
-        piece[UID] = piece[UID].to_numpy() + replay_base
-    pieces.extend(replay_pieces)
-    metas.update((u + replay_base, m) for u, m in replay.collector.flows.items())
     dns.failures = failures
-    log.info("merged %d files: %d flow keys replayed across boundaries (%d worker flows redone)",
-             len(parts), int(sum(len(k) for k in keys)), replayed_uids)
-    if stats.limits.get("flows_expired_at_limit") or sum(p.open_at_end for p in parts) > options.max_open_flows:
-        warnings.warn("the open-flow limit may have been reached: a parallel run can then differ from a "
-                      "single-process one (docs/scale.md)", stacklevel=2)
-    collected = _Collected(metas, dns)
-    flows = attach(assemble(pieces), collected)
-    activity = None
-    if sequences:
-        activity = ActivityCollector(sequence_options or SequenceOptions())
-        activity.found = found
-    return _result(flows, _icmp_frame(icmp), dns.failures, activity, site, options, stats)
+    return _Files(frames, dns, found, icmp, stats, replayed_uids)
 
 
 @dataclasses.dataclass
@@ -137,12 +142,38 @@ class _Collected:
     dns: DnsRecords
 
 
+def _again(part: FilePartial, lost: np.ndarray, options: FlowOptions, sequence_options: SequenceOptions | None,
+           sequences: bool) -> FilePartial:
+    """The file's partial read again, its spill now holding the lost keys' packets too (the same
+    Session over the same file: the same flows and uids)."""
+    root = str(Path(part.spill).parent)
+    force = np.union1d(part.keys["h"][part.keys["kept"]], lost)
+    again = run_file(part.index, part.path, options, None, sequence_options, sequences, root, force)
+    part.spill, part.keys = again.spill, again.keys
+    return part
+
+
 def _check_clock(parts: Sequence[FilePartial], options: FlowOptions) -> None:
     latest = -np.inf
     for part in parts:
         if latest - part.ts_min > min(options.tcp_timeout, options.udp_timeout):
             raise NotMergeable(f"{part.path}: frames {latest - part.ts_min:.0f} s older than the file before")
         latest = max(latest, part.ts_max)
+
+
+def _replay(session, parts: Sequence[FilePartial], keys: list[np.ndarray]) -> list[dict]:
+    """Feed `session` the spilled packets of the replayed keys, file by file; returns where its
+    DNS and activity records stood after each file."""
+    marks = []
+    floor = -np.inf                                # the capture clock when a file begins
+    for part, wanted in zip(parts, keys):
+        if wanted.size and part.spill is not None:
+            _replay_file(session, part.spill, wanted, floor)
+        floor = max(floor, part.ts_max)
+        marks.append(_marks(session))
+    session.collector.finish()
+    marks[-1] = _marks(session)                    # what finish() parsed belongs to the last file
+    return marks
 
 
 def _replay_file(session, folder: str, wanted: np.ndarray, clock_floor: float) -> None:
@@ -159,8 +190,7 @@ def _replay_file(session, folder: str, wanted: np.ndarray, clock_floor: float) -
         total = int(cap.sum())
         buf = np.zeros(total + PAD, np.uint8)
         if total:
-            src = np.repeat(off[kept] - local[kept], cap[kept]) + np.arange(total)
-            buf[:total] = payload[src]
+            buf[:total] = gather(np.asarray(payload), off[kept], cap[kept])
         batch = PacketBatch(**{name: np.asarray(cols[name][rows]) for name in COLUMNS},
                             payload_off=local, payload_cap=np.asarray(cap))
         clock = np.maximum(np.asarray(cols["clock"][rows]), clock_floor)
@@ -174,14 +204,14 @@ def _uids_of(part: FilePartial, wanted: np.ndarray) -> np.ndarray:
     return spilled_uids(part.spill, wanted)
 
 
-def _moved(metas: dict, dropped: np.ndarray, base: int) -> dict:
-    """A worker's metadata by uid, without the dropped uids, uids moved by `base`."""
-    if not metas:
-        return {}
-    uids = np.fromiter(metas.keys(), np.int64, len(metas))
-    values = list(metas.values())
-    keep = ~np.isin(uids, dropped) if dropped.size else np.ones(len(uids), bool)
-    return dict(zip((uids[keep] + base).tolist(), (values[i] for i in np.flatnonzero(keep).tolist())))
+def _moved(flows: pd.DataFrame, dropped: np.ndarray, base: int) -> pd.DataFrame:
+    """A worker's flows without the dropped uids, uids moved by `base`."""
+    uid = flows[UID].to_numpy()
+    if dropped.size:
+        keep = ~np.isin(uid, dropped)
+        flows, uid = flows[keep], uid[keep]
+    flows[UID] = uid + base                  # the worker's frame (or its filtered copy): no other holder
+    return flows
 
 
 def _marks(session) -> dict:

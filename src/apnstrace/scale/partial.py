@@ -1,11 +1,14 @@
 """Per-file work: one Session over one capture file, and what the merge needs from it.
 
-A worker analyzes its file as if it were the whole capture. That is exact for every flow
-whose key does not continue across a file boundary. For the others the merge replays the
-key's packets through one sequential Session (merge.py), so the worker also keeps, in a spill
-folder, compact columns of every packet it read: what the flow table, the activity collector
-and the metadata collector read, with payload bytes only where the metadata collector could
-still look (docs/scale.md, "Why the merge is exact").
+A worker analyzes its file as if it were the whole capture, through the per-flow stages too
+(metadata attached, classification, block reasons): exact for every flow whose key does not
+continue across a file boundary, except where those stages read beyond the flow (DNS names
+from earlier files, ICMP errors in other files, the capture's end), which merge.py redoes for
+the few rows concerned. For flows that do cross, the merge replays the key's packets through
+one sequential Session, so the worker also keeps, in a spill folder, compact columns of the
+packets it read: what the flow table, the activity collector and the metadata collector
+read, with payload bytes only where the metadata collector could still look (docs/scale.md,
+"Why the merge is exact").
 """
 from __future__ import annotations
 
@@ -17,19 +20,25 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CaptureError
+from ..flows import partials as P
+from ..flows.finalize import assemble
 from ..flows.keys import key_hash
 from ..flows.table import frame_clock
-from ..metadata.collect import DNS_PORTS, EARLY, MAX_SEGMENTS, DnsRecords, FlowMeta
+from ..metadata.collect import DNS_PORTS, EARLY, MAX_SEGMENTS, DnsRecords
+from ..metadata import attach
 from ..metadata.dns_tcp import MAX_PAYLOADS as DNS_TCP_PAYLOADS
 from ..options import FlowOptions, SequenceOptions
 from ..reader import iter_batches
 from ..reader.walk import njit
 from ..records import IcmpErrors, PacketBatch
 from ..sequences import Activity
+from ..site import Site
 from ..stats import RunStats
+from .boundary import SUMMARY, worth_keeping
 
 SYN, ACK = 0x02, 0x10
 TCP, UDP = 6, 17
+SEEN_UNTIL = "_seen_until"               # hidden column: the capture end a worker's block reasons read
 READ_RANK = max(EARLY, MAX_SEGMENTS)     # payloads the TLS/HTTP/QUIC readers look at per direction
 # Packet columns kept for a replay (PacketBatch fields but the payload position).
 COLUMNS = ("ts", "wire_len", "a_hi", "a_lo", "b_hi", "b_lo", "port_a", "port_b", "proto", "direction",
@@ -48,14 +57,13 @@ class FilePartial:
 
     index: int                              # the file's place in time order
     path: str
-    pieces: list[pd.DataFrame]              # finished flows, unordered (finalize.flows_piece rows)
-    metas: dict[int, FlowMeta]
+    flows: pd.DataFrame                     # ordered, through the per-flow stages, hidden columns kept
     dns: DnsRecords
     activity: Activity
     icmp: list[IcmpErrors]
     stats: RunStats
     uids: int                               # uids used: 0 .. uids-1
-    keys: dict[str, np.ndarray]             # per flow key: h, proto, first_ts, last_ts (capture order)
+    keys: dict[str, np.ndarray]             # per flow key (capture order): boundary.SUMMARY
     ts_min: float = np.inf                  # over TCP/UDP packets (the flow table's clock)
     ts_max: float = -np.inf
     spill: str | None = None
@@ -105,7 +113,7 @@ class _Keep:
         off[keep] = self.held + np.cumsum(cap[keep]) - cap[keep]
         total = int(cap.sum())
         if total:
-            self.payloads.append(_gather(np.asarray(buf), pk.payload_off[keep], cap[keep]))
+            self.payloads.append(gather(np.asarray(buf), pk.payload_off[keep], cap[keep]))
         self.held += total
         h = key_hash(pk.a_hi, pk.a_lo, pk.b_hi, pk.b_lo, pk.port_a, pk.port_b, pk.proto)
         cols = {"h": h, "clock": frame_clock(pk.ts, now), "uid": uid, "payload_off": off, "payload_cap": cap}
@@ -123,10 +131,12 @@ class _Keep:
         return out
 
 
-def run_file(index: int, path: str, options: FlowOptions, sequence_options: SequenceOptions | None,
-             sequences: bool, spill_root: str | None) -> FilePartial:
-    """Analyze one file on its own (a worker task: only picklable arguments and result)."""
-    from ..pipeline import Session, _problem_of, _size
+def run_file(index: int, path: str, options: FlowOptions, site: Site | None,
+             sequence_options: SequenceOptions | None, sequences: bool, spill_root: str | None,
+             force: np.ndarray | None = None) -> FilePartial:
+    """Analyze one file on its own (a worker task: only picklable arguments and result).
+    `force`: flow keys whose packets are spilled whatever boundary.worth_keeping says."""
+    from ..pipeline import Session, _icmp_frame, _problem_of, _size, per_flow
     session = Session(options, None, sequence_options, sequences=sequences, stats=RunStats())
     keep = _Keep()
     session.tap = keep.add
@@ -135,36 +145,73 @@ def run_file(index: int, path: str, options: FlowOptions, sequence_options: Sequ
             session.add(raw)
     except CaptureError as exc:
         session.stats.problems.append(_problem_of(exc))
-    open_at_end = session.table.open_flows
+    table = session.table
+    open_at_end, open_h, open_closed = table.open_flows, table.open["h"], P.closed(table.open)
     session.collector.finish()
-    pieces = session.table.finish_pieces()
+    flows = attach(assemble(table.finish_pieces(), keep_keys=True), session.collector)
+    flows = per_flow(flows, _icmp_frame(session.icmp_parts), site, options)
+    # The capture end block_reasons saw here (fixups.py redoes the rows that read it).
+    flows[SEEN_UNTIL] = float(np.nanmax(flows["ts_end"].to_numpy())) if len(flows) else -np.inf
     cols = keep.joined()
     keys = _keys(cols)
-    part = FilePartial(index=index, path=str(path), pieces=pieces, metas=session.collector.flows,
-                       dns=session.collector.dns,
+    part = FilePartial(index=index, path=str(path), flows=flows, dns=session.collector.dns,
                        activity=session.activity.found if session.activity is not None else Activity(),
-                       icmp=session.icmp_parts, stats=session.stats, uids=session.table.next_uid,
-                       keys={name: keys[name] for name in ("h", "proto", "first_ts", "last_ts")},
+                       icmp=session.icmp_parts, stats=session.stats, uids=table.next_uid, keys={},
                        open_at_end=open_at_end, size=_size(Path(path)))
     if cols:
         part.ts_min, part.ts_max = float(cols["ts"].min()), float(cols["ts"].max())
+        keys.update(_edge_facts(cols, keys, open_h, open_closed))
+        keys["kept"] = worth_keeping(keys, part.ts_min, part.ts_max, options)
+        if force is not None and force.size:
+            keys["kept"] |= np.isin(keys["h"], force)
         if spill_root is not None:
             part.spill = _spill(Path(spill_root) / f"file-{index:06d}", cols, keys, keep.payloads)
+    else:
+        keys.update(syn_first=np.empty(0, bool), closed_end=np.empty(0, bool), kept=np.empty(0, bool))
+    part.keys = {name: keys[name] for name in SUMMARY}
     return part
 
 
+def _edge_facts(cols: dict[str, np.ndarray], keys: dict[str, np.ndarray], open_h: np.ndarray,
+                open_closed: np.ndarray) -> dict[str, np.ndarray]:
+    """Per flow key, what boundary.worth_keeping reads besides times: its first packet is a pure
+    SYN, it carried no payload here, its flow at the file's end is closed (or was expired
+    before: as good as closed for what follows)."""
+    first = keys["first"]
+    flags = cols["tcp_flags"][first]
+    at = pd.Index(open_h).get_indexer(keys["h"])
+    closed = np.ones(len(at), bool)
+    closed[at >= 0] = open_closed[at[at >= 0]]
+    data = np.bincount(keys["code"], weights=cols["payload_len"] > 0, minlength=len(keys["h"]))
+    return {"syn_first": (cols["proto"][first] == TCP) & ((flags & SYN) != 0) & ((flags & ACK) == 0),
+            "quiet": data == 0, "closed_end": closed}
+
+
 def _spill(folder: Path, cols: dict[str, np.ndarray], keys: dict[str, np.ndarray], payloads: list[np.ndarray]) -> str:
-    """Packet columns as .npy files: key columns once per flow key, the rest per packet."""
+    """The packets of the kept keys as .npy files: key columns once per flow key, the rest per
+    packet, and their kept payload bytes one after the other."""
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / "key_h.npy", keys["h"])
     for name in KEY:
         np.save(folder / f"key_{name}.npy", cols[name][keys["first"]])
-    np.save(folder / "code.npy", keys["code"].astype(np.int32))
+    rows = np.flatnonzero(keys["kept"][keys["code"]])
+    np.save(folder / "code.npy", keys["code"][rows].astype(np.int32))
+    cap = cols["payload_cap"][rows]
+    has = cap > 0
+    off = np.zeros(len(rows), np.int64)
+    off[has] = np.cumsum(cap[has]) - cap[has]
     for name in PACKED:
-        np.save(folder / f"{name}.npy", cols[name])
-    with open(folder / "payload.bin", "wb") as out:       # the kept payload bytes, one after the other
-        for piece in payloads:
-            piece.tofile(out)
+        np.save(folder / f"{name}.npy", off if name == "payload_off" else cols[name][rows])
+    # The kept rows' payloads, chunk piece by piece (joining all pieces first would copy every
+    # payload the worker held, a few hundred MB on a 500 MB file, to write a third of them).
+    start = cols["payload_off"][rows][has]
+    length = cap[has]
+    bases = np.cumsum([0] + [len(p) for p in payloads])
+    piece = np.searchsorted(bases, start, side="right") - 1
+    with open(folder / "payload.bin", "wb") as out:
+        for i in np.unique(piece).tolist():
+            mine = piece == i
+            gather(payloads[i], start[mine] - bases[i], length[mine]).tofile(out)
     return str(folder)
 
 
@@ -216,7 +263,7 @@ def _rows_of(folder: str, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True)
-def _gather(buf, start, length):
+def gather(buf, start, length):
     """The bytes of ranges of `buf`, one after the other (the payloads a replay may read)."""
     out = np.empty(length.sum(), np.uint8)
     at = 0

@@ -10,12 +10,30 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
+from ..errors import ApnstraceError
 from ..options import FlowOptions, SequenceOptions
 from ..site import Site
 from .merge import NotMergeable, merge
 from .partial import FilePartial, run_file
 
 Progress = Callable[[int], None]
+
+
+# `workers=0` (the default) below this much capture: one process. Measured (docs/scale.md): on
+# 0.7-1.6 GB of rotated files the per-file and merge costs outweigh a second core; on 10 GB two
+# workers need less CPU than one process.
+AUTO_MIN_BYTES = 4 << 30
+
+
+def auto_workers(paths: Sequence[Path]) -> int:
+    """What `workers=0` means for these files: one per core for AUTO_MIN_BYTES or more, else one."""
+    total = 0
+    for path in paths:
+        try:
+            total += path.stat().st_size
+        except OSError:
+            pass
+    return default_workers() if total >= AUTO_MIN_BYTES else 1
 
 
 def default_workers() -> int:
@@ -39,7 +57,7 @@ def analyze_parallel(paths: Sequence[Path], *, site: Site | None, options: FlowO
     own_spill = spill_dir is None
     root = Path(tempfile.mkdtemp(prefix="apnstrace-spill-", dir=None if own_spill else spill_dir))
     try:
-        args = [(i, str(p), options, sequence_options, sequences, str(root)) for i, p in enumerate(paths)]
+        args = [(i, str(p), options, site, sequence_options, sequences, str(root)) for i, p in enumerate(paths)]
         if dask is not None:
             from .dask_runner import run_on_dask
             parts = run_on_dask(args, dask, workers or default_workers(), progress)
@@ -56,9 +74,29 @@ def analyze_parallel(paths: Sequence[Path], *, site: Site | None, options: FlowO
 
 def _run_local(args: list[tuple], workers: int, progress: Progress | None) -> list[FilePartial]:
     # fork where there is one: a script or notebook calling analyze() needs no __main__ guard.
-    context = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
+    fork = "fork" in get_all_start_methods()
+    if fork:
+        _warm_up(args[0][1], args[0][2])
+    context = get_context("fork" if fork else "spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(args)), mp_context=context) as pool:
         return gather_parts(as_completed([pool.submit(run_file, *a) for a in args]), progress)
+
+
+def _warm_up(path: str, options: FlowOptions) -> None:
+    """Load the compiled kernels once, from the first chunk of a file, before forking: each
+    worker would load them again (about half a second each), and the merge needs them too."""
+    from ..pipeline import Session
+    from ..reader import iter_batches
+    from ..stats import RunStats
+    session = Session(options, stats=RunStats())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            for raw in iter_batches(Path(path), session.stats, 1 << 20, options.max_gzip_ratio):
+                session.add(raw)
+                break
+        except ApnstraceError:                 # a bad file is its worker's to report
+            pass
 
 
 def gather_parts(completed, progress: Progress | None, release: bool = False) -> list[FilePartial]:
