@@ -57,14 +57,15 @@ def _renamed(flows: pd.DataFrame, from_worker: np.ndarray, dns: DnsRecords) -> n
         return changed
     sub = pd.DataFrame({name: flows[name].iloc[rows].reset_index(drop=True)
                         for name in ("sni", "http_host", "ts_start", "server_ip")})
-    name, source = dns_names(sub, dns)
-    name = pd.array(name, dtype="string")
+    name, source = dns_names(sub, dns)                      # Arrow string arrays
+    name = pd.array(name.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
+    source = pd.array(source.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
     old = flows["server_name"].iloc[rows].array
     differs = (old.fillna("\0") != name.fillna("\0")).to_numpy(dtype=bool)   # NUL: never in a name
     changed[rows[differs]] = True
     if differs.any():
         new = pd.DataFrame({"server_name": name[differs],
-                            NAME_SOURCE: pd.array(source[differs], dtype="string")})
+                            NAME_SOURCE: source[differs]})
         _put(flows, rows[differs], new, ("server_name", NAME_SOURCE))
     return changed
 
