@@ -172,6 +172,28 @@ def _server_hello(buf, pos, end, i, alpn_start, alpn_end):
 
 
 @njit(cache=True)
+def record_at(buf, pos, end):
+    """The TLS record header at pos: (content type, length, payload start, payload stop, cut),
+    the stop clamped to `end` when the record runs past it (cut). Type -1: not a record header."""
+    ctype = np.int64(buf[pos])
+    length = _u16(buf, pos + 3)
+    if ctype < CHANGE_CIPHER_SPEC or ctype > HEARTBEAT or buf[pos + 1] != 3 or length > MAX_RECORD:
+        return -1, length, pos, pos, False
+    start = pos + 5
+    stop = start + length
+    cut = stop > end
+    return ctype, length, start, end if cut else stop, cut
+
+
+@njit(cache=True)
+def alert_code(buf, start, length):
+    """level << 8 | description of an alert record's payload; -1 when it is not a plain alert."""
+    if length == 2 and (buf[start] == 1 or buf[start] == 2):
+        return (np.int64(buf[start]) << 8) | np.int64(buf[start + 1])
+    return np.int64(-1)
+
+
+@njit(cache=True)
 def _flight(buf, base, cap, i, alpn_start, alpn_end, version_out, alert_out):
     """A server flight complete in this payload (what makes the collector stop reading it:
     an alert, TLS 1.3, ServerHelloDone) without a certificate: True when read plainly."""
@@ -182,17 +204,11 @@ def _flight(buf, base, cap, i, alpn_start, alpn_end, version_out, alert_out):
     version = -1
     alert = -1
     while pos + 5 <= end:
-        ctype = buf[pos]
-        length = _u16(buf, pos + 3)
-        if ctype < CHANGE_CIPHER_SPEC or ctype > HEARTBEAT or buf[pos + 1] != 3 or length > MAX_RECORD:
+        ctype, length, start, stop, last = record_at(buf, pos, end)
+        if ctype < 0:
             return False
-        start = pos + 5
-        stop = start + length
-        last = stop > end
-        if last:
-            if ctype != HANDSHAKE:
-                break
-            stop = end                                     # the part of a record the payload holds
+        if last and ctype != HANDSHAKE:
+            break
         if ctype == HANDSHAKE:
             m = start
             while m + 4 <= stop:
@@ -214,11 +230,10 @@ def _flight(buf, base, cap, i, alpn_start, alpn_end, version_out, alert_out):
                 m = mend
             if m != stop and not last:
                 return False                               # a header spread over records
-        elif ctype == ALERT:
-            if alert < 0 and length == 2 and (buf[start] == 1 or buf[start] == 2):
-                alert = (np.int64(buf[start]) << 8) | np.int64(buf[start + 1])
-                if buf[start] == 2:
-                    break
+        elif ctype == ALERT and alert < 0:
+            alert = alert_code(buf, start, length)
+            if alert >> 8 == 2:
+                break                                      # fatal: nothing follows
         elif ctype == CHANGE_CIPHER_SPEC or ctype == APPLICATION_DATA:
             break
         if last:

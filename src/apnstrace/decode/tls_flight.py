@@ -14,9 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..reader.walk import njit
-from .tls import (ALERT, APPLICATION_DATA, CERTIFICATE, CHANGE_CIPHER_SPEC, HANDSHAKE, HEARTBEAT, MAX_RECORD,
-                  SERVER_HELLO, SERVER_HELLO_DONE)
-from .tls_fast import _server_hello, _u16
+from .tls import ALERT, APPLICATION_DATA, CERTIFICATE, CHANGE_CIPHER_SPEC, HANDSHAKE, SERVER_HELLO, SERVER_HELLO_DONE
+from .tls_fast import _server_hello, alert_code, record_at
 
 __all__ = ["FALLBACK", "READ", "FlightScan", "scan_flights"]
 
@@ -70,17 +69,11 @@ def _flight(data, base, n, hs, i, hello_seen, hello_done, version, alert, alpn_s
     cert_done = False
     ver = -1
     while pos + 5 <= end:
-        ctype = data[pos]
-        length = _u16(data, pos + 3)
-        if ctype < CHANGE_CIPHER_SPEC or ctype > HEARTBEAT or data[pos + 1] != 3 or length > MAX_RECORD:
+        ctype, length, start, stop, cut = record_at(data, pos, end)
+        if ctype < 0:
             return False
-        start = pos + 5
-        stop = start + length
-        cut = stop > end
-        if cut:
-            if ctype != HANDSHAKE:
-                break
-            stop = end                                     # the part of a record the data holds
+        if cut and ctype != HANDSHAKE:
+            break
         if ctype == HANDSHAKE:
             hs[have:have + stop - start] = data[start:stop]
             have += stop - start
@@ -109,11 +102,10 @@ def _flight(data, base, n, hs, i, hello_seen, hello_done, version, alert, alpn_s
                 elif mtype == SERVER_HELLO_DONE and seen:
                     hello_done[i] = True
                 used = mend
-        elif ctype == ALERT:
-            if alert[i] < 0 and length == 2 and (data[start] == 1 or data[start] == 2):
-                alert[i] = (np.int64(data[start]) << 8) | np.int64(data[start + 1])
-                if data[start] == 2:
-                    break
+        elif ctype == ALERT and alert[i] < 0:
+            alert[i] = alert_code(data, start, length)
+            if alert[i] >> 8 == 2:
+                break                                      # fatal: nothing follows
         elif ctype == CHANGE_CIPHER_SPEC or ctype == APPLICATION_DATA:
             break
         if cut:

@@ -186,16 +186,6 @@ def _human_bytes(n: float) -> str:
     return f"{n} B"
 
 
-def _human_seconds(s: float) -> str:
-    if s < 1:
-        return f"{s * 1000:.0f} ms"
-    if s < 60:
-        return f"{s:.1f} s"
-    if s < 3600:
-        return f"{s / 60:.1f} min"
-    return f"{s / 3600:.1f} h"
-
-
 def _row_major(handles: list, ncols: int) -> list:
     """Reorder so that matplotlib's column-major legend reads left to right, row by row."""
     n = len(handles)

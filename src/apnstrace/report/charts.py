@@ -41,7 +41,6 @@ from .chart_style import (
     _figure,
     _floats,
     _human_bytes,
-    _human_seconds,
     _legend_below,
     _merge_bars,
     _rects,
@@ -52,6 +51,7 @@ from .chart_style import (
     styles,
     warning_colour,
 )
+from .units import seconds_text
 
 if TYPE_CHECKING:
     from ..pipeline import Result
@@ -296,7 +296,7 @@ def latency(result: Result, bins: int | str | None = "auto") -> Figure:
     if lat.size:
         p50, p95 = np.percentile(lat, [50, 95])
         subtitle = (f"{_count(pushes, 'push', 'pushes')}, {lat.size:,} checked in: "
-                    f"p50 {_human_seconds(p50)}, p95 {_human_seconds(p95)}, max {_human_seconds(lat[-1])}")
+                    f"p50 {seconds_text(p50)}, p95 {seconds_text(p95)}, max {seconds_text(lat[-1])}")
     else:
         p50 = p95 = None
         subtitle = f"{_count(pushes, 'push', 'pushes')}, none followed by a check-in"
@@ -326,7 +326,7 @@ def latency(result: Result, bins: int | str | None = "auto") -> Figure:
         warn = warning_colour()
         for value, name, style in ((p50, "p50", "--"), (p95, "p95", ":")):
             ax.axvline(value, color=warn, linestyle=style, linewidth=1.6,
-                       label=f"{name} {_human_seconds(value)}", gid=name)
+                       label=f"{name} {seconds_text(value)}", gid=name)
         h1, l1 = ax.get_legend_handles_labels()
         h2, l2 = ax2.get_legend_handles_labels()
         ax.legend(h1 + h2, l1 + l2, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=4,
@@ -525,7 +525,7 @@ def traffic(result: Result, bins: int | float | str | pd.Timedelta | None = "aut
     zoom = 0 < apple_bytes < 0.2 * float(layers.sum())
 
     fig = _figure(6.8 if zoom else 4.4)
-    bin_text = _human_seconds(width) if width >= 1 else f"{width * 1000:.0f} ms"
+    bin_text = seconds_text(width) if width >= 1 else f"{width * 1000:.0f} ms"
     _title(fig, title, f"{_human_bytes(total.sum())} in {_count(len(f), 'flow')}, "
                        f"{bin_text} bins, each flow's bytes spread over its duration")
     if zoom:

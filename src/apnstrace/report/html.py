@@ -27,6 +27,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup, escape
 
 from .. import __version__
+from .units import seconds_text
 from .verdicts import LEVELS, verdicts
 
 if TYPE_CHECKING:
@@ -127,16 +128,7 @@ def fmt_ms(value) -> str:
 
 def fmt_s(value) -> str:
     """Seconds for people: 850 ms, 1.4 s, 8.1 min, 2.3 h."""
-    if _is_null(value):
-        return ""
-    value = float(value)
-    if value < 1:
-        return f"{value * 1000:.0f} ms"
-    if value < 60:
-        return f"{value:.1f} s"
-    if value < 3600:
-        return f"{value / 60:.1f} min"
-    return f"{value / 3600:.1f} h"
+    return "" if _is_null(value) else seconds_text(float(value))
 
 
 def fmt_bytes(value) -> str:
