@@ -93,6 +93,7 @@ class Frame:
     flags: int | None = None     # None: TCP flags not captured (and UDP)
     seq: int | None = None       # known only with the flags
     payload: int = 0             # TCP/UDP payload length from the IP length fields
+    ttl: int = -1                # IPv4 TTL / IPv6 hop limit
 
     @property
     def syn_only(self) -> bool:
@@ -262,8 +263,10 @@ def _decode_ipv4(data: bytes, off: int, ts: float, wirelen: int, vlan: int | Non
     l4_len = total - hlen
     if l4_len < 0:   # Wireshark stops at a total length shorter than the header, and so do we
         raise _bad("ipv4_bad_total_length")
-    return _decode_l4(ip.proto, False, data, off + hlen, l4_len, ts, wirelen,
-                      ip.src, ip.dst, vlan, notes)
+    frame = _decode_l4(ip.proto, False, data, off + hlen, l4_len, ts, wirelen,
+                       ip.src, ip.dst, vlan, notes)
+    frame.ttl = int(ip.ttl)
+    return frame
 
 
 def _decode_ipv6(data: bytes, off: int, ts: float, wirelen: int, vlan: int | None,
@@ -302,7 +305,9 @@ def _decode_ipv6(data: bytes, off: int, ts: float, wirelen: int, vlan: int | Non
     if l4_len < 0:
         notes.append("ipv6_bad_payload_length")
         l4_len = 0
-    return _decode_l4(nh, True, data, pos, l4_len, ts, wirelen, ip6.src, ip6.dst, vlan, notes)
+    frame = _decode_l4(nh, True, data, pos, l4_len, ts, wirelen, ip6.src, ip6.dst, vlan, notes)
+    frame.ttl = int(ip6.hlim)
+    return frame
 
 
 def _decode_l4(proto: int, v6: bool, data: bytes, off: int, l4_len: int, ts: float,
@@ -669,6 +674,8 @@ def _evidence(tcp: bool, cf: list[Frame], sf: list[Frame]) -> dict:
         "_c_ndata": sum(1 for f in cf if f.payload > 0),
         "_c_fin_ts": first(cf, lambda f: tcp and f.has(FIN)), "_s_fin_ts": first(sf, lambda f: tcp and f.has(FIN)),
         "_c_rst_ts": first(cf, lambda f: tcp and f.has(RST)), "_s_rst_ts": first(sf, lambda f: tcp and f.has(RST)),
+        "_s_ttl": next((float(f.ttl) for f in sf if not (tcp and f.has(RST))), math.nan),
+        "_s_rst_ttl": next((float(f.ttl) for f in sf if tcp and f.has(RST)), math.nan),
     }
 
 

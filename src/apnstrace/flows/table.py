@@ -120,7 +120,7 @@ class FlowTable:
         n = len(order)
         col = {name: getattr(pk, name)[order] for name in
                ("ts", "wire_len", "a_hi", "a_lo", "b_hi", "b_lo", "port_a", "port_b", "proto",
-                "tcp_flags", "seq", "payload_len", "vlan")}
+                "tcp_flags", "seq", "payload_len", "vlan", "ttl")}
         col["dir"] = pk.direction[order].astype(np.int64)
         col["h"] = h[order]
         ts, d, flags = col["ts"], col["dir"], col["tcp_flags"]
@@ -271,6 +271,11 @@ class FlowTable:
         for name, mask in (("first_syn_dir", pure_syn), ("first_synack_dir", synack)):
             at = np.minimum.reduceat(np.where(mask, positions, n), firsts)
             out[name] = np.where(at < n, d[np.minimum(at, n - 1)], -1)
+        for k in (0, 1):
+            this = d == k
+            for name, mask in (("ttl", ~rst), ("rst_ttl", rst)):
+                at = np.minimum.reduceat(np.where(mask & this, positions, n), firsts)
+                out[f"{name}{k}"] = np.where(at < n, col["ttl"][np.minimum(at, n - 1)], -1)
         for k in (0, 1):
             answer = out[f"synack_ts{1 - k}"][seg]
             last = np.where(pure_syn & (d == k) & (ts <= answer), ts, -P.INF)

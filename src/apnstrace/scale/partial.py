@@ -42,11 +42,11 @@ SEEN_UNTIL = "_seen_until"               # hidden column: the capture end a work
 READ_RANK = max(EARLY, MAX_SEGMENTS)     # payloads the TLS/HTTP/QUIC readers look at per direction
 # Packet columns kept for a replay (PacketBatch fields but the payload position).
 COLUMNS = ("ts", "wire_len", "a_hi", "a_lo", "b_hi", "b_lo", "port_a", "port_b", "proto", "direction",
-           "tcp_flags", "seq", "payload_len", "vlan")
+           "tcp_flags", "seq", "payload_len", "vlan", "ttl")
 KEY = ("a_hi", "a_lo", "b_hi", "b_lo", "port_a", "port_b", "proto")      # spilled once per flow key
 # Spilled per packet, as compact types (PacketBatch types come back in load_rows).
 PACKED = {"ts": np.float64, "clock": np.float64, "wire_len": np.uint32, "direction": np.int8,
-          "tcp_flags": np.uint8, "seq": np.int64, "payload_len": np.int32, "vlan": np.int16,
+          "tcp_flags": np.uint8, "seq": np.int64, "payload_len": np.int32, "vlan": np.int16, "ttl": np.uint8,
           "uid": np.int64, "payload_off": np.int64, "payload_cap": np.int32}
 
 
@@ -242,7 +242,7 @@ def load_rows(folder: str, keys: np.ndarray) -> tuple[dict[str, np.ndarray], np.
     cols = {name: np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r")[rows] for name in PACKED}
     for name in KEY:
         cols[name] = np.load(os.path.join(folder, f"key_{name}.npy"))[code]
-    for name in ("wire_len", "tcp_flags", "payload_len", "vlan", "payload_cap"):
+    for name in ("wire_len", "tcp_flags", "payload_len", "vlan", "payload_cap", "ttl"):
         cols[name] = cols[name].astype(np.int64)
     path = os.path.join(folder, "payload.bin")
     payload = np.memmap(path, np.uint8, "r") if os.path.getsize(path) else np.zeros(0, np.uint8)
