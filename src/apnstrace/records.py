@@ -34,6 +34,9 @@ class _Columns:
     def concat(cls, parts: list):
         return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
 
+    def take(self, rows: np.ndarray):
+        return type(self)(*(getattr(self, f.name)[rows] for f in fields(self)))
+
 
 @dataclass(frozen=True, slots=True)
 class PacketBatch(_Columns):

@@ -96,6 +96,30 @@ class FlowTable:
             pieces.append(flows_piece(self.open))
         return assemble(pieces)
 
+    def take_finished_before(self, cutoff: float) -> list[pd.DataFrame]:
+        """Finished flows whose last frame is before `cutoff`, as unordered pieces, and out of
+        the table: a long live capture reports a window and keeps memory to it (live/run.py).
+
+        Closed TCP flows (FIN both ways, or a RST) silent since before `cutoff` count as
+        finished too, though the table would hold them to tcp_timeout in case their key comes
+        back: a packet of that key after so long starts a new flow here, where a file analysis
+        would add it to the closed one."""
+        done = P.closed(self.open) & (self.open["ts_last"] < cutoff)
+        if done.any():
+            self._retire(P.take(self.open, np.flatnonzero(done)))
+            self.open = P.take(self.open, np.flatnonzero(~done))
+            self.index = pd.Index(self.open["h"])
+        self._to_rows()
+        taken, kept = [], []
+        for piece in self.pieces:
+            old = piece["ts_end"].to_numpy() < cutoff
+            if old.any():
+                taken.append(piece[old].reset_index(drop=True))
+            if not old.all():
+                kept.append(piece[~old].reset_index(drop=True) if old.any() else piece)
+        self.pieces = kept
+        return taken
+
     def _retire(self, part: P.Partials) -> None:
         """Finished flows leave the working columns for compact output rows, a batch at a time."""
         if len(part["h"]):
