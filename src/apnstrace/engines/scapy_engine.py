@@ -694,6 +694,7 @@ def build_flows(paths: Sequence[Path], options: FlowOptions, stats: RunStats) ->
     current: dict = {}
     done: list[_Flow] = []
     last_ts: dict = {}
+    last_clock: dict = {}          # per key: the capture clock after its last frame
     clock = float("-inf")          # the latest timestamp seen so far in the capture
     for i in order:
         path = paths[i]
@@ -709,7 +710,9 @@ def build_flows(paths: Sequence[Path], options: FlowOptions, stats: RunStats) ->
             flow = current.get(key)
             if flow is not None:
                 timeout = options.tcp_timeout if frame.transport == "tcp" else options.udp_timeout
-                idle = max(frame.ts, clock) - last_ts[key] > timeout
+                # Idle by the frames' own times, or by how far the clock moved since the key's
+                # last frame (the clock stands still while time stepped back catches up).
+                idle = frame.ts - last_ts[key] > timeout or clock - last_clock[key] > timeout
                 if idle or (frame.syn_only and flow.closed):
                     done.append(flow)
                     flow = None
@@ -718,6 +721,7 @@ def build_flows(paths: Sequence[Path], options: FlowOptions, stats: RunStats) ->
             flow.add(frame)
             last_ts[key] = frame.ts
             clock = max(clock, frame.ts)
+            last_clock[key] = clock
     done.extend(current.values())
 
     rows = [_finish(f) for f in done]

@@ -16,6 +16,7 @@ FIELDS: dict[str, type] = {
     "port_a": np.int64, "port_b": np.int64, "proto": np.int64, "h": np.uint64,
     "vlan": np.int64, "ts_first": np.float64, "ts_last": np.float64, "first_dir": np.int64,
     "ts_prev": np.float64,                                   # the last frame's time, capture order
+    "clock_last": np.float64,                                # the capture clock after the last frame
     "pkts0": np.int64, "pkts1": np.int64, "bytes0": np.int64, "bytes1": np.int64,
     "payload0": np.int64, "payload1": np.int64,
     "syn0": np.int64, "syn1": np.int64, "synack0": np.int64, "synack1": np.int64,
@@ -73,6 +74,7 @@ def combine(left: Partials, right: Partials) -> Partials:
     out["ts_first"] = np.minimum(left["ts_first"], right["ts_first"])
     out["ts_last"] = np.maximum(left["ts_last"], right["ts_last"])
     out["ts_prev"] = right["ts_prev"]
+    out["clock_last"] = right["clock_last"]
     for name in ("pkts0", "pkts1", "bytes0", "bytes1", "payload0", "payload1", "syn0", "syn1",
                  "synack0", "synack1", "fin0", "fin1", "rst0", "rst1", "retx", "ndata0", "ndata1"):
         out[name] = left[name] + right[name]

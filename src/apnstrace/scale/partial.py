@@ -69,6 +69,7 @@ class FilePartial:
     spill: str | None = None
     open_at_end: int = 0
     size: int = 0                           # bytes of capture file
+    clock_floor: float = -np.inf            # the capture clock the file was read from (merge.py)
 
 
 @dataclass
@@ -133,11 +134,13 @@ class _Keep:
 
 def run_file(index: int, path: str, options: FlowOptions, site: Site | None,
              sequence_options: SequenceOptions | None, sequences: bool, spill_root: str | None,
-             force: np.ndarray | None = None) -> FilePartial:
+             force: np.ndarray | None = None, clock_floor: float = -np.inf) -> FilePartial:
     """Analyze one file on its own (a worker task: only picklable arguments and result).
-    `force`: flow keys whose packets are spilled whatever boundary.worth_keeping says."""
+    `force`: flow keys whose packets are spilled whatever boundary.worth_keeping says;
+    `clock_floor`: the capture clock before the file's first frame, when known (merge.py)."""
     from ..pipeline import Session, _icmp_frame, _problem_of, _size, per_flow
     session = Session(options, None, sequence_options, sequences=sequences, stats=RunStats())
+    session.table.now = clock_floor
     keep = _Keep()
     session.tap = keep.add
     try:
@@ -157,7 +160,7 @@ def run_file(index: int, path: str, options: FlowOptions, site: Site | None,
     part = FilePartial(index=index, path=str(path), flows=flows, dns=session.collector.dns,
                        activity=session.activity.found if session.activity is not None else Activity(),
                        icmp=session.icmp_parts, stats=session.stats, uids=table.next_uid, keys={},
-                       open_at_end=open_at_end, size=_size(Path(path)))
+                       open_at_end=open_at_end, size=_size(Path(path)), clock_floor=clock_floor)
     if cols:
         part.ts_min, part.ts_max = float(cols["ts"].min()), float(cols["ts"].max())
         keys.update(_edge_facts(cols, keys, open_h, open_closed))
