@@ -147,11 +147,13 @@ class Flow:
 
 def build_flows(name: str) -> list[Flow]:
     """docs/flows.md "Flow key and splitting": unordered endpoint pair; a new flow after more than
-    the idle timeout (by the frame's time or the capture clock), or at a SYN without ACK once
-    the current flow is closed (both sides sent FIN, or either sent RST)."""
+    the idle timeout (by the frames' own times, or by how far the capture clock moved since the
+    key's last frame), or at a SYN without ACK once the current flow is closed (both sides sent
+    FIN, or either sent RST)."""
     flows: list[Flow] = []
     current: dict[tuple, Flow] = {}
     last: dict[tuple, float] = {}
+    last_clock: dict[tuple, float] = {}
     clock = float("-inf")
     for p in tshark_capture(name).packets:
         if isinstance(p, float):
@@ -160,7 +162,7 @@ def build_flows(name: str) -> list[Flow]:
         key = tuple(sorted([p.src, p.dst]))
         flow = current.get(key)
         if flow is not None:
-            idle = p.ts - last[key] > TCP_IDLE_S or clock - last[key] > TCP_IDLE_S
+            idle = p.ts - last[key] > TCP_IDLE_S or clock - last_clock[key] > TCP_IDLE_S
             closed = flow.rst or len(flow.fin_from) == 2
             if idle or (p.flags & SYN and not p.flags & ACK and closed):
                 flow = None
@@ -172,6 +174,7 @@ def build_flows(name: str) -> list[Flow]:
         flow.rst = flow.rst or bool(p.flags & RST)
         last[key] = p.ts
         clock = max(clock, p.ts)
+        last_clock[key] = clock
     return flows
 
 
