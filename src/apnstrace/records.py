@@ -58,7 +58,7 @@ class PacketBatch(_Columns):
     vlan: np.ndarray         # int64: outermost VLAN id, -1 when untagged
     payload_off: np.ndarray  # int64: where the payload starts in the chunk's buffer
     payload_cap: np.ndarray  # int64: payload bytes actually captured
-    ttl: np.ndarray          # int64: IPv4 TTL / IPv6 hop limit (tells an injected RST from the server's)
+    ttl: np.ndarray          # uint8: IPv4 TTL / IPv6 hop limit (tells an injected RST from the server's)
 
     def __len__(self) -> int:
         return len(self.ts)

@@ -301,11 +301,14 @@ class FlowTable:
         for name, mask in (("first_syn_dir", pure_syn), ("first_synack_dir", synack)):
             at = np.minimum.reduceat(np.where(mask, positions, n), firsts)
             out[name] = np.where(at < n, d[np.minimum(at, n - 1)], -1)
+        ttl = col["ttl"]
         for k in (0, 1):
             this = d == k
-            for name, mask in (("ttl", ~rst), ("rst_ttl", rst)):
-                at = np.minimum.reduceat(np.where(mask & this, positions, n), firsts)
-                out[f"{name}{k}"] = np.where(at < n, col["ttl"][np.minimum(at, n - 1)], -1)
+            for name, rows in (("ttl", np.flatnonzero(this & ~rst)), ("rst_ttl", np.flatnonzero(this & rst))):
+                out[f"{name}{k}"] = np.full(nseg, -1, np.int64)
+                if rows.size:                        # rows are in flow order: the first of each flow's run
+                    first = rows[_run_starts(seg[rows])]
+                    out[f"{name}{k}"][seg[first]] = ttl[first]
         for k in (0, 1):
             answer = out[f"synack_ts{1 - k}"][seg]
             last = np.where(pure_syn & (d == k) & (ts <= answer), ts, -P.INF)

@@ -245,7 +245,7 @@ def load_rows(folder: str, keys: np.ndarray) -> tuple[dict[str, np.ndarray], np.
     cols = {name: np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r")[rows] for name in PACKED}
     for name in KEY:
         cols[name] = np.load(os.path.join(folder, f"key_{name}.npy"))[code]
-    for name in ("wire_len", "tcp_flags", "payload_len", "vlan", "payload_cap", "ttl"):
+    for name in ("wire_len", "tcp_flags", "payload_len", "vlan", "payload_cap"):
         cols[name] = cols[name].astype(np.int64)
     path = os.path.join(folder, "payload.bin")
     payload = np.memmap(path, np.uint8, "r") if os.path.getsize(path) else np.zeros(0, np.uint8)
