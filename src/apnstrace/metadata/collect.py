@@ -23,7 +23,7 @@ from .dns_tcp import MAX_PAYLOADS as DNS_TCP_PAYLOADS, DnsOverTcp
 from .fast_streams import take_fast
 from .flight_streams import take_flights
 from .held import HeldSegments
-from .key_set import KeySet
+from .key_set import KeySet, isin_keys
 from .meta_log import FlowMeta, MetaLog, MetaTable
 
 __all__ = ["DnsFailure", "DnsRecords", "FlowMeta", "MetadataCollector"]
@@ -91,7 +91,7 @@ class MetadataCollector:
             # A lookup answered in this chunk is read from its answer (which repeats the question);
             # only unanswered queries are parsed themselves.
             answer = (buf[pk.payload_off[dns_rows] + 2] & 0x80) != 0
-            answered = np.isin(uid[dns_rows], uid[dns_rows[answer]])
+            answered = isin_keys(uid[dns_rows], uid[dns_rows[answer]])
             dns_rows = dns_rows[answer | ~answered]
         self._dns_over_udp(buf, pk, uid, dns_rows)
         key = uid * 2 + pk.direction
@@ -99,7 +99,7 @@ class MetadataCollector:
         self.dns_tcp.add(self, buf, pk, key, uid, dns_tcp[rank[dns_tcp] < DNS_TCP_PAYLOADS])
         quic = udp_rows[~dns_udp]
         quic = quic[(rank[quic] < EARLY) & (pk.payload_cap[quic] >= 20) & ((buf[pk.payload_off[quic]] & 0xC0) == 0xC0)]
-        self._quic_initials(buf, pk, uid, quic)
+        self._quic_initials(buf, pk, uid, quic[_quic_version_known(buf, pk.payload_off[quic])])
         early_rows = tcp_rows[rank[tcp_rows] < EARLY]
         later_rows = tcp_rows[rank[tcp_rows] < MAX_SEGMENTS]
         start_kind = np.zeros(len(key), np.int64)
@@ -118,7 +118,7 @@ class MetadataCollector:
         held = self.held.take(key[start_rows])
         fast_pending = np.union1d(pending_before, np.array([h[0] for h in held], np.int64))
         rows = _ordered_unique(np.concatenate(
-            [start_rows, np.union1d(ahead, later_rows[np.isin(key[later_rows], pending_before)])]))
+            [start_rows, np.union1d(ahead, later_rows[isin_keys(key[later_rows], pending_before)])]))
         is_start = np.zeros(len(key), bool)
         is_start[start_rows] = True
         left = take_fast(self, buf, pk, key, rows, is_start, start_kind, fast_pending)
@@ -128,10 +128,10 @@ class MetadataCollector:
         # Streams opened in this chunk and still incomplete read on in this chunk.
         opened = np.setdiff1d(np.fromiter(self.streams.keys(), np.int64, len(self.streams)), pending_before)
         if opened.size:
-            more = later_rows[np.isin(key[later_rows], opened)]
+            more = later_rows[isin_keys(key[later_rows], opened)]
             at = _first_start(key[more], key, start_rows)
             more = more[more > np.where(at < 0, len(key), at)]
-            self._feed(buf, pk, key, more[~np.isin(more, rows)])
+            self._feed(buf, pk, key, more[~isin_keys(more, rows)])
         # A lone alert record early in a direction that already sent its ClientHello: the client
         # refusing the server's certificate. Alert records are 7 bytes; a handful per capture.
         alerts = early_rows[(pk.payload_cap[early_rows] == 7) & (start_kind[early_rows] == 1)
@@ -148,11 +148,11 @@ class MetadataCollector:
         payloads (no start can come)."""
         k = key[rows]
         open_keys = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
-        answering = self.done["tls"].contains(k ^ 1) | self.done["http"].contains(k ^ 1) | np.isin(k ^ 1, open_keys)
-        keep = answering & ~np.isin(k, open_keys) & ~(self.done["tls"].contains(k) & self.done["http"].contains(k))
+        answering = self.done["tls"].contains(k ^ 1) | self.done["http"].contains(k ^ 1) | isin_keys(k ^ 1, open_keys)
+        keep = answering & ~isin_keys(k, open_keys) & ~(self.done["tls"].contains(k) & self.done["http"].contains(k))
         rows = rows[keep]
         self.held.add(buf, key[rows], pk.ts[rows], pk.seq[rows], pk.payload_off[rows], pk.payload_cap[rows])
-        self.held.drop(np.unique(key[late]))
+        self.held.drop(key[late])
 
     def _feed(self, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray,
               held: list[tuple[int, float, int, bytes]] | None = None, starts: int = 0) -> None:
@@ -328,6 +328,18 @@ def _port_in(pk: PacketBatch, ports, rows: np.ndarray) -> np.ndarray:
     for port in ports:
         out |= (a == port) | (b == port)
     return out
+
+
+def _quic_version_known(buf: np.ndarray, off: np.ndarray) -> np.ndarray:
+    """Per long-header payload: its first packet's version is one quic.initial_crypto reads.
+    Any other payload (most UDP payloads with the top bits set are not QUIC at all) would make
+    it return None without reading further, so it is not handed over."""
+    version = np.zeros(len(off), np.int64)
+    for j in range(1, 5):
+        version = (version << 8) | buf[off + j]
+    values, inverse = np.unique(version, return_inverse=True)
+    known = np.array([v != 0 and quic.is_supported_version(v) for v in values.tolist()], bool)
+    return known[inverse.reshape(-1)]
 
 
 def _start_kind(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> np.ndarray:

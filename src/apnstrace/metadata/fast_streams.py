@@ -17,6 +17,7 @@ import pyarrow as pa
 from ..decode import http_fast, tls, tls_fast
 from ..records import PacketBatch
 from .dns_feed import COMPILED
+from .key_set import isin_keys
 from .text_columns import text_column
 
 # What a stream start writes: 1 ClientHello, 2 server flight, 3 HTTP request, 4 HTTP response.
@@ -44,7 +45,7 @@ def take_fast(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows
     other = rk ^ 1
     at = np.minimum(np.searchsorted(uniq, other), len(uniq) - 1)
     other_written = np.where(uniq[at] == other, written[at], 0)
-    fast = ((role > 0) & (counts[inv] == 1) & ~np.isin(rk, pending) & ~np.isin(other, pending)
+    fast = ((role > 0) & (counts[inv] == 1) & ~isin_keys(rk, pending) & ~isin_keys(other, pending)
             & ((other_written & 1) == 0) & (((other_written >> role) & 1) == 0))
     cand = np.flatnonzero(fast)
     if cand.size == 0:

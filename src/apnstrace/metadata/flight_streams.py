@@ -20,6 +20,7 @@ from ..reader.walk import njit
 from ..records import PacketBatch
 from .dns_feed import COMPILED
 from .fast_streams import names_of
+from .key_set import isin_keys
 from .text_columns import text_column
 
 __all__ = ["take_flights"]
@@ -43,8 +44,8 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
     off, cap = pk.payload_off[rows], pk.payload_cap[rows]
     flight_start = (start_kind[rows] == 1) & (cap >= 6) & (buf[np.where(cap >= 6, off + 5, 0)] != tls.CLIENT_HELLO) \
         & (buf[off] == tls.HANDSHAKE)
-    cand = np.flatnonzero(flight_start & np.isin(rk, alone) & ~np.isin(rk ^ 1, uniq) & ~np.isin(rk, pending)
-                          & ~np.isin(rk ^ 1, pending))
+    cand = np.flatnonzero(flight_start & isin_keys(rk, alone) & ~isin_keys(rk ^ 1, uniq) & ~isin_keys(rk, pending)
+                          & ~isin_keys(rk ^ 1, pending))
     if cand.size == 0:
         return rows
     done = collector.done["tls"]
@@ -55,7 +56,7 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
     skeys = key[starts]
     # The segments the stream path would read: the start, then this chunk's later payloads of the key.
     order = np.argsort(skeys)
-    more = later[np.isin(key[later], skeys)]
+    more = later[isin_keys(key[later], skeys)]
     at = order[np.searchsorted(skeys[order], key[more])]
     after = more > starts[at]
     more, at = more[after], at[after]
