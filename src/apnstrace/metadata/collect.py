@@ -17,7 +17,8 @@ from ..decode import http, quic, tls
 from ..decode.malformed import Malformed
 from ..records import PacketBatch
 from ..stats import RunStats
-from .dns_feed import feed_dns
+from ..reader.walk import njit
+from .dns_feed import COMPILED, feed_dns
 from .dns_records import DnsFailure, DnsRecords
 from .dns_tcp import MAX_PAYLOADS as DNS_TCP_PAYLOADS, DnsOverTcp
 from .fast_streams import take_fast
@@ -345,6 +346,11 @@ def _quic_version_known(buf: np.ndarray, off: np.ndarray) -> np.ndarray:
 def _start_kind(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> np.ndarray:
     """0: not a stream start; 1: a TLS handshake/alert record; 2: an HTTP/1 message; 3: a PROXY
     protocol header (what follows it is read in Python). Peeks at 4 bytes, whole chunk at once."""
+    if COMPILED:
+        out = np.zeros(len(off), np.int64)
+        _start_kinds(buf, np.ascontiguousarray(off, np.int64), np.ascontiguousarray(cap, np.int64), _HTTP_WORDS,
+                     _PROXY_WORDS, out)
+        return out
     enough = cap >= 4
     at = np.where(enough, off, 0)
     b0, b1, b2, b3 = (buf[at + i] for i in range(4))
@@ -353,6 +359,31 @@ def _start_kind(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> np.ndarray
     http = np.isin(word, np.array([int.from_bytes(s[:4], "big") for s in HTTP_STARTS], np.uint32))
     proxy = np.isin(word, np.array([int.from_bytes(s[:4], "big") for s in (PROXY_V1, PROXY_V2)], np.uint32))
     return np.select([enough & tls_record, enough & http, enough & proxy], [1, 2, 3], 0)
+
+
+_HTTP_WORDS = np.array([int.from_bytes(s[:4], "big") for s in HTTP_STARTS], np.int64)
+_PROXY_WORDS = np.array([int.from_bytes(s[:4], "big") for s in (PROXY_V1, PROXY_V2)], np.int64)
+
+
+@njit(cache=True)
+def _start_kinds(buf, off, cap, http_words, proxy_words, out):
+    """_start_kind's numpy expression, one payload at a time (no whole-array temporaries)."""
+    for i in range(len(off)):
+        if cap[i] < 4:
+            continue
+        p = off[i]
+        b0, b1, b2, b3 = np.int64(buf[p]), np.int64(buf[p + 1]), np.int64(buf[p + 2]), np.int64(buf[p + 3])
+        if (b0 == 0x16 or b0 == 0x15) and b1 == 3 and b2 <= 4:
+            out[i] = 1
+            continue
+        word = (b0 << 24) | (b1 << 16) | (b2 << 8) | b3
+        for w in http_words:
+            if word == w:
+                out[i] = 2
+        if out[i] == 0:
+            for w in proxy_words:
+                if word == w:
+                    out[i] = 3
 
 
 def _first_start(wanted: np.ndarray, key: np.ndarray, start_rows: np.ndarray) -> np.ndarray:
