@@ -80,3 +80,34 @@ def test_quic_payloads_left_out_are_ones_initial_crypto_reads_as_none() -> None:
 def test_quic_payloads_left_out_are_none_on_mutated_headers(data: bytes) -> None:
     if len(data) >= 20 and data[0] & 0xC0 == 0xC0:        # what the collector considers at all
         _left_out_is_none([data])
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.binary(max_size=40), min_size=1, max_size=12), st.data())
+def test_text_column_compiled_equals_numpy_and_tls_text(ranges: list[bytes], data) -> None:
+    from apnstrace.decode import tls
+    from apnstrace.metadata import text_columns
+    buf, off, cap = _column(ranges)
+    valid = np.array([data.draw(st.booleans()) for _ in ranges])
+    start = np.where(valid, off, -1)
+    end = off + cap
+    got = text_columns.text_column(buf, start, end)
+    saved = text_columns.COMPILED
+    text_columns.COMPILED = False
+    try:
+        plain = text_columns.text_column(buf, start, end)
+    finally:
+        text_columns.COMPILED = saved
+    assert got.to_pylist() == plain.to_pylist() == [tls.text(r) if v else None for r, v in zip(ranges, valid)]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.one_of(st.none(), st.lists(st.sampled_from([b"h2", b"http/1.1", b"apns-security-v3", b"\x00\xff", b""]),
+                                                max_size=3)), min_size=1, max_size=10))
+def test_alpn_column_equals_alpn_offered(lists) -> None:
+    from apnstrace.metadata import fast_streams
+    raws = [b"".join(bytes([len(n)]) + n for n in names) if names is not None else b"" for names in lists]
+    buf, off, cap = _column(raws)
+    start = np.array([o if names is not None else -1 for o, names in zip(off.tolist(), lists)], np.int64)
+    got = fast_streams._alpn_column(buf, start, off + cap).to_pylist()
+    assert got == [fast_streams._alpn_offered(r) if names is not None else None for r, names in zip(raws, lists)]
