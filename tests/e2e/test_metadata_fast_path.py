@@ -51,7 +51,8 @@ def _reference_dns(p: bytes):
     except Malformed as bad:
         return bad.reason
     q = m.questions[0] if m.questions else None
-    answers = [a.value for a in m.answers if a.rtype in ("A", "AAAA") and a.value]
+    # each address with the name the collector gives it (dns_feed.record_answers)
+    answers = [(a.value, (q[0] if q else None) or a.name) for a in m.answers if a.rtype in ("A", "AAAA") and a.value]
     return m.is_response, m.rcode, len(m.questions), q, answers
 
 
@@ -70,13 +71,17 @@ def check_dns(payloads: list[bytes]) -> int:
             assert bool(scan.is_response[j]) == bool(len(p) > 2 and p[2] & 0x80)
             continue
         first, last = scan.answer_first[j], scan.answer_first[j + 1]
-        answers = [socket.inet_ntop(socket.AF_INET6 if scan.answer_v6[a] else socket.AF_INET,
-                                    buf[scan.answer_at[a]:scan.answer_at[a] + (16 if scan.answer_v6[a] else 4)]
-                                    .tobytes()) for a in range(first, last)]
         qd = int(scan.qdcount[j])
         q = (scan.qname[j, :scan.qname_len[j]].tobytes().decode(), dns.type_name(int(scan.qtype[j]))) if qd else None
+        owners = dns_feed._owner_names(scan, np.maximum(scan.owner_at[first:last], 0), scan.owner_len[first:last])
+        answers = [(socket.inet_ntop(socket.AF_INET6 if scan.answer_v6[a] else socket.AF_INET,
+                                     buf[scan.answer_at[a]:scan.answer_at[a] + (16 if scan.answer_v6[a] else 4)]
+                                     .tobytes()),
+                    (q[0] if q else None) or (owners[a - first] if scan.owner_at[a] >= 0 else None))
+                   for a in range(first, last)]
         assert ref == (bool(scan.is_response[j]), int(scan.rcode[j]), qd, q, answers), p
-        assert not answers or q[0], p          # addresses are named by a non-empty question
+        # owner names are written exactly when no question names the addresses
+        assert all((scan.owner_at[a] >= 0) == (not q or not q[0]) for a in range(first, last)), p
     return read
 
 
@@ -246,7 +251,18 @@ _TLS, _DNS, _HTTP = _unit("test_parse_tls"), _unit("test_parse_dns"), _unit("tes
 TLS_SEEDS = [_TLS.CODM_HELLO, _TLS.TLS13_SH, _TLS.SELFSIGNED_FLIGHT, _TLS.CURL_TO_LEAF, _TLS.ALERT, _TLS.CODM_SH]
 # A query whose name parse_dns escapes: a dot, a backslash, a control byte and capitals in labels.
 DNS_ESCAPED = bytes.fromhex("12340100000100000000000004") + b"a.\\\x01" + b"\x03WWW\x00" + bytes.fromhex("00010001")
-DNS_SEEDS = [_DNS.DNS_CAPTIVE, _DNS.DNS_NX, _DNS.DNS_TCP_Q[2:], _DNS.DNS_TCP_R[2:], DNS_ESCAPED]
+# An mDNS announcement: no question, so each address is named by its (compressed, escaped) owner name.
+MDNS_ANNOUNCE = (bytes.fromhex("000084000000000300000000")
+                 + b"\x05MyMac\x05local\x00" + bytes.fromhex("0001800100000078" "0004" "c0a80102")
+                 + bytes.fromhex("c00c" "001c800100000078" "0010" "fe800000000000000000000000000001")
+                 + b"\x03a.\x01" + bytes.fromhex("c012" "0001800100000078" "0004" "0a000001"))
+DNS_SEEDS = [_DNS.DNS_CAPTIVE, _DNS.DNS_NX, _DNS.DNS_TCP_Q[2:], _DNS.DNS_TCP_R[2:], DNS_ESCAPED, MDNS_ANNOUNCE]
+
+
+def test_dns_scan_names_announced_addresses_by_their_owner_names() -> None:
+    assert check_dns([MDNS_ANNOUNCE]) == 1
+    names = [(a.value, a.name) for a in dns.parse_dns(MDNS_ANNOUNCE).answers]
+    assert names == [("192.168.1.2", "mymac.local"), ("fe80::1", "mymac.local"), ("10.0.0.1", "a\\x2e\\x01.local")]
 HTTP_SEEDS = [_HTTP.HTTP_GET, _HTTP.HTTP_200]
 
 

@@ -89,18 +89,29 @@ def _why(rule: Rule, row: dict, evidence: Evidence, named_by: int) -> list[str]:
 
 # ---------------------------------------------------------------- columns as codes + distinct values
 
-@dataclass
 class _Text:
-    codes: np.ndarray          # int64 per row, -1 = null or empty
-    values: list[str]          # distinct normalized values
+    def __init__(self, codes: np.ndarray, distinct: pa.Array) -> None:
+        self.codes = codes                # int64 per row, -1 = null or empty
+        self.distinct = distinct          # distinct normalized values (Arrow strings)
+        self._values: list[str] | None = None
+
+    @property
+    def values(self) -> list[str]:
+        """The distinct values as Python strings (made on first use: the server addresses'
+        tens of thousands are read as Arrow strings only)."""
+        if self._values is None:
+            self._values = self.distinct.to_pylist()
+        return self._values
 
     def hits(self, pattern, rows: np.ndarray, split: bool = False, known: np.ndarray | None = None) -> np.ndarray:
         """For the row numbers `rows`: does the value match `pattern` (searched once per distinct
         value) or is it marked in `known` (per distinct value, last slot = null, False)?"""
-        ok = np.zeros(len(self.values) + 1, dtype=bool) if known is None else known.copy()
+        if pattern is None and (known is None or not known.any()):
+            return np.zeros(len(rows), dtype=bool)       # no value can match
+        ok = np.zeros(len(self.distinct) + 1, dtype=bool) if known is None else known.copy()
         codes = self.codes[rows]
         if pattern is not None and len(codes):
-            seen = np.zeros(len(self.values) + 1, dtype=bool)
+            seen = np.zeros(len(self.distinct) + 1, dtype=bool)
             seen[codes] = True
             seen[-1] = False
             wanted = np.flatnonzero(seen & ~ok)
@@ -113,9 +124,15 @@ class _Text:
 
 def _text(column: pd.Series | None, n: int, kind: str = "name") -> _Text:
     if column is None:
-        return _Text(np.full(n, -1, dtype=np.int64), [])
-    codes, uniques = pd.factorize(column, use_na_sentinel=True)
-    values = pa.array(np.asarray(uniques, dtype=object), type=pa.string())
+        return _Text(np.full(n, -1, dtype=np.int64), pa.array([], pa.string()))
+    if isinstance(column.array, pd.arrays.ArrowStringArray):      # Arrow strings: encoded in Arrow
+        arrow = column.array._pa_array
+        encoded = (arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) else arrow).dictionary_encode()
+        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        values = encoded.dictionary.cast(pa.string())
+    else:
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        values = pa.array(np.asarray(uniques, dtype=object), type=pa.string())
     values = pc.utf8_trim_whitespace(values)
     if kind in ("name", "host"):
         values = pc.utf8_rtrim(pc.utf8_lower(values), characters=".")
@@ -125,10 +142,9 @@ def _text(column: pd.Series | None, n: int, kind: str = "name") -> _Text:
         values = pc.utf8_rtrim(values, characters=".")
     elif kind == "path":
         values = pc.replace_substring_regex(values, r"[?#].*$", "")
-    values = values.to_pylist()
     codes = codes.astype(np.int64, copy=False)
-    empty = [i for i, v in enumerate(values) if not v]
-    if empty:
+    empty = np.flatnonzero(pc.equal(pc.binary_length(values), 0).to_numpy(zero_copy_only=False))
+    if empty.size:
         lut = np.arange(len(values) + 1, dtype=np.int64)
         lut[empty] = -1
         lut[-1] = -1
@@ -197,7 +213,7 @@ class _Flows:
         else:
             self.port = pd.to_numeric(port, errors="coerce").astype("Float64").fillna(-1).to_numpy(np.int64)
         self.ip = _text(col("server_ip"), n, "address")
-        self.ip_hi, self.ip_lo, self.ip_ok = _addresses(self.ip.values)
+        self.ip_hi, self.ip_lo, self.ip_ok = _addresses(self.ip.distinct)
         self.text = {
             "sni": _text(col("sni"), n),
             "alpn": _text(col("alpn"), n),
@@ -238,15 +254,14 @@ class _Flows:
         return ok[self.ip.codes[rows]]
 
 
-def _addresses(values: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _addresses(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct addresses as 128-bit (hi, lo) uint64 pairs, IPv4 mapped into ::ffff:0:0/96."""
-    n = len(values)
+    n = len(text)
     hi = np.zeros(n, dtype=np.uint64)
     lo = np.zeros(n, dtype=np.uint64)
     ok = np.zeros(n, dtype=bool)
     if not n:
         return hi, lo, ok
-    text = pa.array(values, type=pa.string())
     v4 = pc.match_substring_regex(text, r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$").to_numpy(zero_copy_only=False)
     if v4.any():                                  # dotted quads, all at once
         octets = pc.list_flatten(pc.split_pattern(text.filter(pa.array(v4)), ".")).cast(pa.uint64())
@@ -257,9 +272,10 @@ def _addresses(values: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         hi[where] = 0
         lo[where] = np.uint64(_MAPPED_V4) | word
         ok[where] = good
-    for i in np.flatnonzero(~v4):                 # IPv6 (and anything odd) one by one
+    others = np.flatnonzero(~v4)
+    for i, value in zip(others.tolist(), text.filter(pa.array(~v4)).to_pylist()):   # IPv6 (and anything odd) one by one
         try:
-            packed = socket.inet_pton(socket.AF_INET6, values[i].split("%", 1)[0])
+            packed = socket.inet_pton(socket.AF_INET6, value.split("%", 1)[0])
         except (OSError, ValueError):
             continue
         hi[i] = int.from_bytes(packed[:8], "big")

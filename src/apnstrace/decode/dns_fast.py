@@ -2,8 +2,9 @@
 
 parse_dns (dns.py) stays the reference; this reads the same bytes with the same checks and
 says, per message, "ok" (then question, rcode and A/AAAA answers are exactly parse_dns's),
-the Malformed reason parse_dns raises, or "ask parse_dns" (escaped label text, long pointer
-chains, no question to name the answers by). Names are walked without parse_dns's cache of
+the Malformed reason parse_dns raises, or "ask parse_dns" (long pointer chains, names that do
+not fit the output). A message without a question name (mDNS announcements) names its
+addresses by each answer's owner name, which the scan then writes too. Names are walked without parse_dns's cache of
 decoded names; the cache only saves work on bytes already checked, but it can make a pointer
 chain count fewer jumps, so a chain too long here is a fallback, never a verdict.
 """
@@ -42,6 +43,9 @@ class DnsScan:
     answer_first: np.ndarray  # int64: message i's answers are answer_*[first[i]:first[i + 1]]
     answer_at: np.ndarray     # int64 absolute buffer offset of the address bytes
     answer_v6: np.ndarray     # bool: 16 bytes (AAAA), else 4 (A)
+    owner_at: np.ndarray      # int64 per answer: its owner name in `owners` (-1: not written,
+    owner_len: np.ndarray     # the message has a question name), as parse_dns writes it
+    owners: np.ndarray        # uint8: owner names back to back
 
 
 def scan_dns(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> DnsScan:
@@ -50,9 +54,13 @@ def scan_dns(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> DnsScan:
     cap = np.ascontiguousarray(cap, np.int64)
     # An answer record takes at least 11 bytes of its message: this bounds the answer columns.
     room = int(cap.sum() // 11) + 1
+    # qname: only the first qname_len bytes of a row are ever read, so it need not be zeroed.
+    # owners: a budget (4 bytes per payload byte); a message whose owner names do not fit is
+    # left to parse_dns.
     out = (np.zeros(n, np.int8), np.zeros(n, np.bool_), np.zeros(n, np.int64), np.zeros(n, np.int64),
-           np.zeros(n, np.int64), np.zeros((n, NAME_SLOT), np.uint8), np.zeros(n, np.int64),
-           np.zeros(n + 1, np.int64), np.zeros(room, np.int64), np.zeros(room, np.bool_))
+           np.zeros(n, np.int64), np.empty((n, NAME_SLOT), np.uint8), np.zeros(n, np.int64),
+           np.zeros(n + 1, np.int64), np.zeros(room, np.int64), np.zeros(room, np.bool_),
+           np.full(room, -1, np.int64), np.zeros(room, np.int64), np.empty(4 * int(cap.sum()) + NAME_SLOT, np.uint8))
     _scan(buf, off, cap, *out)
     return DnsScan(*out)
 
@@ -126,8 +134,10 @@ def _name(buf, base, end, pos, out, row, write):
 
 @njit(cache=True)
 def _scan(buf, off, cap, reason, is_response, rcode, qdcount, qtype, qname, qname_len,
-          answer_first, answer_at, answer_v6):
+          answer_first, answer_at, answer_v6, owner_at, owner_len, owners):
     k = 0
+    used = 0                                  # bytes of `owners` written (by messages kept)
+    owner = np.empty((1, NAME_SLOT), np.uint8)
     for i in range(len(off)):
         answer_first[i] = k
         base = off[i]
@@ -155,9 +165,12 @@ def _scan(buf, off, cap, reason, is_response, rcode, qdcount, qtype, qname, qnam
                 qtype[i] = (buf[base + pos] << 8) | buf[base + pos + 1]
             pos += 4
         first = k
-        addresses = 0
+        first_used = used
+        # Without a question name (none, or the root) the collector names each address by its
+        # answer's owner name: write those.
+        owned = bad == OK and (qd == 0 or qname_len[i] == 0)
         for _ in range(an if bad == OK else 0):
-            pos, _length = _name(buf, base, end, pos, qname, i, False)
+            pos, length = _name(buf, base, end, pos, owner, 0, owned)
             if pos < 0:
                 bad = -pos
                 break
@@ -176,8 +189,16 @@ def _scan(buf, off, cap, reason, is_response, rcode, qdcount, qtype, qname, qnam
                     break
                 answer_at[k] = base + start
                 answer_v6[k] = rtype == AAAA
+                owner_at[k] = -1
+                if owned:
+                    if used + length > len(owners):
+                        bad = FALLBACK
+                        break
+                    owners[used:used + length] = owner[0, :length]
+                    owner_at[k] = used
+                    owner_len[k] = length
+                    used += length
                 k += 1
-                addresses += 1
             elif rtype == CNAME:
                 stop, _length = _name(buf, base, end, start, qname, i, False)
                 if stop < 0:
@@ -186,13 +207,10 @@ def _scan(buf, off, cap, reason, is_response, rcode, qdcount, qtype, qname, qnam
                 if stop != pos:
                     bad = _RDATA
                     break
-        # Without a question (or with the root as one) the collector names addresses by the
-        # answer's owner name: parse_dns's job.
-        if bad == OK and addresses and (qd == 0 or qname_len[i] == 0):
-            bad = FALLBACK
         reason[i] = bad
         if bad != OK:
             k = first
+            used = first_used
             continue
         rcode[i] = flags & 0xF
         qdcount[i] = qd

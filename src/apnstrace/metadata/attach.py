@@ -72,9 +72,11 @@ def _server_names(flows: pd.DataFrame, dns: DnsRecords) -> tuple[pa.Array, pa.Ar
     if rest.size and dns.ts:
         # Addresses as codes of the flows' distinct server addresses (no Python string per flow);
         # an answered address no flow went to matches nothing.
-        codes, addresses = pd.factorize(flows["server_ip"])
-        answered = pd.Index(addresses).get_indexer(pd.Index(dns.address, dtype=object))
-        answered[answered < 0] = -2                    # not -1: that is a flow without an address
+        encoded = _text(flows["server_ip"]).dictionary_encode()
+        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        answered = pc.index_in(pa.array(dns.address, pa.large_string()), value_set=encoded.dictionary)
+        # not -1: that is a flow without an address
+        answered = answered.fill_null(-2).to_numpy(zero_copy_only=False).astype(np.int64)
         answers = pd.DataFrame({"ts": dns.ts, "server_ip": answered, "dns_name": dns.name}).sort_values("ts")
         wanted = pd.DataFrame({"ts": flows["ts_start"].to_numpy()[rest], "server_ip": codes[rest],
                                "row": rest}).sort_values("ts")

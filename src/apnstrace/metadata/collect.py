@@ -17,13 +17,14 @@ from ..decode import http, quic, tls
 from ..decode.malformed import Malformed
 from ..records import PacketBatch
 from ..stats import RunStats
-from .dns_feed import feed_dns
+from ..reader.walk import njit
+from .dns_feed import COMPILED, feed_dns
 from .dns_records import DnsFailure, DnsRecords
 from .dns_tcp import MAX_PAYLOADS as DNS_TCP_PAYLOADS, DnsOverTcp
 from .fast_streams import take_fast
 from .flight_streams import take_flights
 from .held import HeldSegments
-from .key_set import KeySet
+from .key_set import KeySet, isin_keys
 from .meta_log import FlowMeta, MetaLog, MetaTable
 
 __all__ = ["DnsFailure", "DnsRecords", "FlowMeta", "MetadataCollector"]
@@ -91,7 +92,7 @@ class MetadataCollector:
             # A lookup answered in this chunk is read from its answer (which repeats the question);
             # only unanswered queries are parsed themselves.
             answer = (buf[pk.payload_off[dns_rows] + 2] & 0x80) != 0
-            answered = np.isin(uid[dns_rows], uid[dns_rows[answer]])
+            answered = isin_keys(uid[dns_rows], uid[dns_rows[answer]])
             dns_rows = dns_rows[answer | ~answered]
         self._dns_over_udp(buf, pk, uid, dns_rows)
         key = uid * 2 + pk.direction
@@ -99,7 +100,7 @@ class MetadataCollector:
         self.dns_tcp.add(self, buf, pk, key, uid, dns_tcp[rank[dns_tcp] < DNS_TCP_PAYLOADS])
         quic = udp_rows[~dns_udp]
         quic = quic[(rank[quic] < EARLY) & (pk.payload_cap[quic] >= 20) & ((buf[pk.payload_off[quic]] & 0xC0) == 0xC0)]
-        self._quic_initials(buf, pk, uid, quic)
+        self._quic_initials(buf, pk, uid, quic[_quic_version_known(buf, pk.payload_off[quic])])
         early_rows = tcp_rows[rank[tcp_rows] < EARLY]
         later_rows = tcp_rows[rank[tcp_rows] < MAX_SEGMENTS]
         start_kind = np.zeros(len(key), np.int64)
@@ -118,7 +119,7 @@ class MetadataCollector:
         held = self.held.take(key[start_rows])
         fast_pending = np.union1d(pending_before, np.array([h[0] for h in held], np.int64))
         rows = _ordered_unique(np.concatenate(
-            [start_rows, np.union1d(ahead, later_rows[np.isin(key[later_rows], pending_before)])]))
+            [start_rows, np.union1d(ahead, later_rows[isin_keys(key[later_rows], pending_before)])]))
         is_start = np.zeros(len(key), bool)
         is_start[start_rows] = True
         left = take_fast(self, buf, pk, key, rows, is_start, start_kind, fast_pending)
@@ -128,10 +129,10 @@ class MetadataCollector:
         # Streams opened in this chunk and still incomplete read on in this chunk.
         opened = np.setdiff1d(np.fromiter(self.streams.keys(), np.int64, len(self.streams)), pending_before)
         if opened.size:
-            more = later_rows[np.isin(key[later_rows], opened)]
+            more = later_rows[isin_keys(key[later_rows], opened)]
             at = _first_start(key[more], key, start_rows)
             more = more[more > np.where(at < 0, len(key), at)]
-            self._feed(buf, pk, key, more[~np.isin(more, rows)])
+            self._feed(buf, pk, key, more[~isin_keys(more, rows)])
         # A lone alert record early in a direction that already sent its ClientHello: the client
         # refusing the server's certificate. Alert records are 7 bytes; a handful per capture.
         alerts = early_rows[(pk.payload_cap[early_rows] == 7) & (start_kind[early_rows] == 1)
@@ -148,11 +149,11 @@ class MetadataCollector:
         payloads (no start can come)."""
         k = key[rows]
         open_keys = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
-        answering = self.done["tls"].contains(k ^ 1) | self.done["http"].contains(k ^ 1) | np.isin(k ^ 1, open_keys)
-        keep = answering & ~np.isin(k, open_keys) & ~(self.done["tls"].contains(k) & self.done["http"].contains(k))
+        answering = self.done["tls"].contains(k ^ 1) | self.done["http"].contains(k ^ 1) | isin_keys(k ^ 1, open_keys)
+        keep = answering & ~isin_keys(k, open_keys) & ~(self.done["tls"].contains(k) & self.done["http"].contains(k))
         rows = rows[keep]
         self.held.add(buf, key[rows], pk.ts[rows], pk.seq[rows], pk.payload_off[rows], pk.payload_cap[rows])
-        self.held.drop(np.unique(key[late]))
+        self.held.drop(key[late])
 
     def _feed(self, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray,
               held: list[tuple[int, float, int, bytes]] | None = None, starts: int = 0) -> None:
@@ -343,9 +344,26 @@ def _port_in(pk: PacketBatch, ports, rows: np.ndarray) -> np.ndarray:
     return out
 
 
+def _quic_version_known(buf: np.ndarray, off: np.ndarray) -> np.ndarray:
+    """Per long-header payload: its first packet's version is one quic.initial_crypto reads.
+    Any other payload (most UDP payloads with the top bits set are not QUIC at all) would make
+    it return None without reading further, so it is not handed over."""
+    version = np.zeros(len(off), np.int64)
+    for j in range(1, 5):
+        version = (version << 8) | buf[off + j]
+    values, inverse = np.unique(version, return_inverse=True)
+    known = np.array([v != 0 and quic.is_supported_version(v) for v in values.tolist()], bool)
+    return known[inverse.reshape(-1)]
+
+
 def _start_kind(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> np.ndarray:
     """0: not a stream start; 1: a TLS handshake/alert record; 2: an HTTP/1 message; 3: a PROXY
     protocol header (what follows it is read in Python). Peeks at 4 bytes, whole chunk at once."""
+    if COMPILED:
+        out = np.zeros(len(off), np.int64)
+        _start_kinds(buf, np.ascontiguousarray(off, np.int64), np.ascontiguousarray(cap, np.int64), _HTTP_WORDS,
+                     _PROXY_WORDS, out)
+        return out
     enough = cap >= 4
     at = np.where(enough, off, 0)
     b0, b1, b2, b3 = (buf[at + i] for i in range(4))
@@ -354,6 +372,31 @@ def _start_kind(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> np.ndarray
     http = np.isin(word, np.array([int.from_bytes(s[:4], "big") for s in HTTP_STARTS], np.uint32))
     proxy = np.isin(word, np.array([int.from_bytes(s[:4], "big") for s in (PROXY_V1, PROXY_V2)], np.uint32))
     return np.select([enough & tls_record, enough & http, enough & proxy], [1, 2, 3], 0)
+
+
+_HTTP_WORDS = np.array([int.from_bytes(s[:4], "big") for s in HTTP_STARTS], np.int64)
+_PROXY_WORDS = np.array([int.from_bytes(s[:4], "big") for s in (PROXY_V1, PROXY_V2)], np.int64)
+
+
+@njit(cache=True)
+def _start_kinds(buf, off, cap, http_words, proxy_words, out):
+    """_start_kind's numpy expression, one payload at a time (no whole-array temporaries)."""
+    for i in range(len(off)):
+        if cap[i] < 4:
+            continue
+        p = off[i]
+        b0, b1, b2, b3 = np.int64(buf[p]), np.int64(buf[p + 1]), np.int64(buf[p + 2]), np.int64(buf[p + 3])
+        if (b0 == 0x16 or b0 == 0x15) and b1 == 3 and b2 <= 4:
+            out[i] = 1
+            continue
+        word = (b0 << 24) | (b1 << 16) | (b2 << 8) | b3
+        for w in http_words:
+            if word == w:
+                out[i] = 2
+        if out[i] == 0:
+            for w in proxy_words:
+                if word == w:
+                    out[i] = 3
 
 
 def _first_start(wanted: np.ndarray, key: np.ndarray, start_rows: np.ndarray) -> np.ndarray:

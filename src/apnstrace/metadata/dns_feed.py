@@ -123,12 +123,28 @@ def _answers(found: _Found, buf: np.ndarray, scan, rows: np.ndarray, uid: np.nda
                                          dns.type_name(int(scan.qtype[j])) if qd else "", failure))
         found.failed.append(j)
     if every.size:
-        # The scan leaves messages without a question name to parse_dns: qname names them all.
+        # Named by the question, else (no question name: mDNS announcements) by the owner name.
         message = np.repeat(rows, counts)
+        owner_at = scan.owner_at[every]
+        owned = np.flatnonzero(owner_at >= 0)
+        names = [qname.get(j) for j in message.tolist()]
+        if owned.size:
+            owners = _owner_names(scan, owner_at[owned], scan.owner_len[every[owned]])
+            for i, name in zip(owned.tolist(), owners):
+                names[i] = names[i] or name
         found.ts.extend(np.repeat(ts[rows], counts).tolist())
         found.address.extend(texts)
-        found.name.extend([qname.get(j) for j in message.tolist()])
+        found.name.extend(names)
         found.message.extend(message.tolist())
+
+
+def _owner_names(scan, at: np.ndarray, length: np.ndarray) -> list[str]:
+    """Owner names the scan wrote (ASCII: escaped like parse_dns), as strings."""
+    offsets = np.zeros(len(at) + 1, np.int64)
+    np.cumsum(length, out=offsets[1:])
+    data = scan.owners[np.arange(int(offsets[-1]), dtype=np.int64) + np.repeat(at - offsets[:-1], length)]
+    return pa.Array.from_buffers(pa.large_string(), len(at), [None, pa.py_buffer(offsets),
+                                                             pa.py_buffer(data)]).to_pylist()
 
 
 def _sinkholes(buf: np.ndarray, at: np.ndarray, v6: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ import pyarrow as pa
 from ..decode import http_fast, tls, tls_fast
 from ..records import PacketBatch
 from .dns_feed import COMPILED
+from .key_set import isin_keys
 from .text_columns import text_column
 
 # What a stream start writes: 1 ClientHello, 2 server flight, 3 HTTP request, 4 HTTP response.
@@ -44,7 +45,7 @@ def take_fast(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows
     other = rk ^ 1
     at = np.minimum(np.searchsorted(uniq, other), len(uniq) - 1)
     other_written = np.where(uniq[at] == other, written[at], 0)
-    fast = ((role > 0) & (counts[inv] == 1) & ~np.isin(rk, pending) & ~np.isin(other, pending)
+    fast = ((role > 0) & (counts[inv] == 1) & ~isin_keys(rk, pending) & ~isin_keys(other, pending)
             & ((other_written & 1) == 0) & (((other_written >> role) & 1) == 0))
     cand = np.flatnonzero(fast)
     if cand.size == 0:
@@ -83,8 +84,7 @@ def _tls_rows(collector, buf, pk, key, rows) -> np.ndarray:
     hello = np.flatnonzero(scan.kind == tls_fast.HELLO)
     if hello.size:
         uid = keys[hello] >> 1
-        a0, a1 = scan.alpn_start[hello], scan.alpn_end[hello]
-        alpn = [_alpn_offered(buf[s:e].tobytes()) if s >= 0 else None for s, e in zip(a0.tolist(), a1.tolist())]
+        alpn = _alpn_column(buf, scan.alpn_start[hello], scan.alpn_end[hello])
         collector.log.batch("hello", uid, sni=text_column(buf, scan.sni_start[hello], scan.sni_end[hello]),
                             alpn=alpn, client_dir=keys[hello] & 1, hello_ts=ts[hello])
         collector.hellos.append(uid)
@@ -107,6 +107,21 @@ def names_of(codes: np.ndarray, name) -> pa.Array:
     values, inverse = np.unique(codes, return_inverse=True)
     named = pa.array([name(int(v)) if v >= 0 else None for v in values.tolist()], type=pa.large_string())
     return named.take(pa.array(inverse.reshape(-1)))
+
+
+def _alpn_column(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> pa.Array:
+    """_alpn_offered of each ClientHello's ALPN list bytes (null where start < 0): the lists are
+    a handful of distinct byte strings, each read once."""
+    valid = start >= 0
+    lengths = np.where(valid, end - start, 0).astype(np.int64)
+    offsets = np.zeros(len(start) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    data = buf[np.arange(int(offsets[-1]), dtype=np.int64) + np.repeat(np.where(valid, start, 0) - offsets[:-1], lengths)]
+    raw = pa.Array.from_buffers(pa.large_binary(), len(start), [pa.py_buffer(np.packbits(valid, bitorder="little")),
+                                                               pa.py_buffer(offsets), pa.py_buffer(data)])
+    encoded = raw.dictionary_encode()
+    named = pa.array([_alpn_offered(v) for v in encoded.dictionary.to_pylist()], type=pa.large_string())
+    return named.take(encoded.indices)
 
 
 def _alpn_offered(raw: bytes) -> str | None:

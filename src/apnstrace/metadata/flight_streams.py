@@ -20,6 +20,7 @@ from ..reader.walk import njit
 from ..records import PacketBatch
 from .dns_feed import COMPILED
 from .fast_streams import names_of
+from .key_set import isin_keys
 from .text_columns import text_column
 
 __all__ = ["take_flights"]
@@ -43,8 +44,8 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
     off, cap = pk.payload_off[rows], pk.payload_cap[rows]
     flight_start = (start_kind[rows] == 1) & (cap >= 6) & (buf[np.where(cap >= 6, off + 5, 0)] != tls.CLIENT_HELLO) \
         & (buf[off] == tls.HANDSHAKE)
-    cand = np.flatnonzero(flight_start & np.isin(rk, alone) & ~np.isin(rk ^ 1, uniq) & ~np.isin(rk, pending)
-                          & ~np.isin(rk ^ 1, pending))
+    cand = np.flatnonzero(flight_start & isin_keys(rk, alone) & ~isin_keys(rk ^ 1, uniq) & ~isin_keys(rk, pending)
+                          & ~isin_keys(rk ^ 1, pending))
     if cand.size == 0:
         return rows
     done = collector.done["tls"]
@@ -55,7 +56,7 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
     skeys = key[starts]
     # The segments the stream path would read: the start, then this chunk's later payloads of the key.
     order = np.argsort(skeys)
-    more = later[np.isin(key[later], skeys)]
+    more = later[isin_keys(key[later], skeys)]
     at = order[np.searchsorted(skeys[order], key[more])]
     after = more > starts[at]
     more, at = more[after], at[after]
@@ -68,27 +69,36 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
     first_seg = np.searchsorted(seg_stream, np.arange(len(starts)))
     n_seg = np.diff(np.append(first_seg, len(seg_stream)))
     one = _reassembled(buf, pk, starts, np.arange(len(starts)), starts, collector.max_held, None, "one")
-    all_ = _reassembled(buf, pk, seg_row, first_seg, starts, collector.max_held, n_seg, "all")
     r1 = _read(one, "one")
-    r2 = _read(all_, "all")
     # The stream path's verdicts: done after the first read, or after the second; else it goes on.
     exhausted1 = one.capped | (one.length >= max_bytes)
     done1 = r1.ok & (r1.complete | exhausted1)
-    exhausted2 = all_.capped | (n_seg >= max_segments) | (all_.length >= max_bytes)
-    taken = np.where(done1, True, r1.ok & ~one.capped & r2.ok & ~all_.capped & (r2.complete | exhausted2)
-                     & (n_seg > 1) & ~all_.odd)
-    taken &= ~one.capped
+    taken = done1 & ~one.capped
+    # The second read (every segment) only for the flights the first one did not finish.
+    again = np.flatnonzero(r1.ok & ~one.capped & ~done1 & (n_seg > 1))
+    t_start = pk.ts[starts]
+    idx2 = again[:0]
+    if again.size:
+        wanted = np.zeros(len(starts), bool)
+        wanted[again] = True
+        a_rows = seg_row[wanted[seg_stream]]
+        a_n = n_seg[again]
+        a_first = np.concatenate([[0], np.cumsum(a_n)[:-1]]).astype(np.int64)
+        all_ = _reassembled(buf, pk, a_rows, a_first, starts[again], collector.max_held, a_n, "all")
+        r2 = _read(all_, "all")
+        exhausted2 = all_.capped | (a_n >= max_segments) | (all_.length >= max_bytes)
+        taken2 = r2.ok & ~all_.capped & (r2.complete | exhausted2) & ~all_.odd
+        taken[again] = taken2
+        idx2 = np.flatnonzero(taken2)          # positions in `again`
     if not taken.any():
         return rows
-    t_start = pk.ts[starts]
-    first_ts2 = np.minimum(t_start, all_.first_ts)
     idx1 = np.flatnonzero(taken)
-    idx2 = np.flatnonzero(taken & ~done1)
     uid = skeys >> 1
     log = collector.log
     # The stream path's writes, in its order: every first read, then the second reads.
     log.batch("flight", uid[idx1], **r1.columns(idx1, t_start))
-    log.batch("flight", uid[idx2], **r2.columns(idx2, first_ts2))
+    if idx2.size:
+        log.batch("flight", uid[again[idx2]], **r2.columns(idx2, np.minimum(t_start[again], all_.first_ts)))
     done.update(skeys[taken])
     left = np.ones(len(rows), bool)
     left[cand[taken]] = False

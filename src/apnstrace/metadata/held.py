@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .key_set import isin_keys
+
 __all__ = ["HeldSegments"]
 
 
@@ -46,7 +48,7 @@ class HeldSegments:
     def drop(self, keys: np.ndarray) -> None:
         """Forget the directions in `keys`."""
         if len(self.key) and len(keys):
-            gone = np.isin(self.key, keys)
+            gone = isin_keys(self.key, keys)
             if gone.any():
                 self._keep(~gone)
 
@@ -54,7 +56,7 @@ class HeldSegments:
         """(key, ts, seq, payload) held for the directions in `keys`, in arrival order; no longer held."""
         if len(self.key) == 0 or len(keys) == 0:
             return []
-        hit = np.flatnonzero(np.isin(self.key, keys))
+        hit = np.flatnonzero(isin_keys(self.key, keys))
         if hit.size == 0:
             return []
         start = np.cumsum(self.length) - self.length

@@ -35,3 +35,15 @@ class KeySet:
         out = np.zeros(len(keys), bool)
         out[inside] = self.bits[keys[inside]]
         return out
+
+
+def isin_keys(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """np.isin for non-negative integer keys (flow-direction keys, uids, row numbers): a lookup
+    table over the keys' span when that is small next to the arrays (the usual case: keys of one
+    chunk's flows), else numpy's sort-based isin. The same answer either way."""
+    if len(values) == 0 or len(keys) == 0:
+        return np.zeros(len(values), bool)
+    span = int(keys.max()) - int(keys.min())
+    if span <= max(8 * (len(values) + len(keys)), 1 << 20):
+        return np.isin(values, keys, kind="table")
+    return np.isin(values, keys)

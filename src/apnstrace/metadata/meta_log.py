@@ -202,7 +202,7 @@ class MetaLog:
 
     def resolve(self) -> MetaTable:
         tables = {kind: self._table(kind) for kind in KINDS}
-        uid = np.unique(np.concatenate([tables[k][0] for k in KINDS if k != "late_alert"]))
+        uid = _distinct(np.concatenate([tables[k][0] for k in KINDS if k != "late_alert"]))
         n = len(uid)
         out: dict[str, tuple[pa.Array, np.ndarray]] = {}
 
@@ -267,6 +267,19 @@ class MetaLog:
                 if client == d:
                     found[u] = name
         return pa.array([found.get(u) for u in uid.tolist()] if found else [None] * len(uid), type=STR)
+
+
+def _distinct(uid: np.ndarray) -> np.ndarray:
+    """np.unique of uids (non-negative, dense): marked in a table over their span when that is
+    small next to their number, which needs no sort."""
+    if len(uid) == 0:
+        return np.unique(uid)
+    low, high = int(uid.min()), int(uid.max())
+    if high - low > 8 * len(uid) + (1 << 16):
+        return np.unique(uid)
+    seen = np.zeros(high - low + 1, bool)
+    seen[uid - low] = True
+    return np.flatnonzero(seen).astype(np.int64) + low
 
 
 def _arrow(values, kind: pa.DataType) -> pa.Array:
