@@ -32,9 +32,11 @@ NAMED = ["sni", "http-host"]            # server_name sources a flow's own packe
 
 def fix_up(flows: pd.DataFrame, from_worker: np.ndarray, dns: DnsRecords, icmp: pd.DataFrame,
            site: Site | None, options: FlowOptions, capture_end: float | None) -> pd.DataFrame:
-    """`flows` (ordered, all files) with the rows of `from_worker` that read other files redone."""
+    """`flows` (ordered, all files) with the rows that read other files redone: any row DNS may
+    name (workers and replay shards name flows from their own answers only), rows of
+    `from_worker` an ICMP error quotes (the replay saw every file's), rows reading the capture's end."""
     from ..pipeline import per_flow
-    redo = _renamed(flows, from_worker, dns)
+    redo = _renamed(flows, np.ones(len(flows), bool), dns)
     redo |= from_worker & _quoted(flows, icmp)
     if capture_end is not None:
         redo |= reads_capture_end(flows, flows[SEEN_UNTIL].to_numpy(), capture_end)

@@ -58,28 +58,34 @@ def analyze_parallel(paths: Sequence[Path], *, site: Site | None, options: FlowO
     root = Path(tempfile.mkdtemp(prefix="apnstrace-spill-", dir=None if own_spill else spill_dir))
     try:
         args = [(i, str(p), options, site, sequence_options, sequences, str(root)) for i, p in enumerate(paths)]
+
+        def finish(parts: list[FilePartial], submit=None, shards: int = 1):
+            try:
+                return merge(parts, options, site, sequence_options, sequences, submit, shards)
+            except NotMergeable as why:
+                warnings.warn(f"{why}: read sequentially instead", stacklevel=2)
+                return None
+
         if dask is not None:
             from .dask_runner import run_on_dask
-            parts = run_on_dask(args, dask, workers or default_workers(), progress)
-        else:
-            parts = _run_local(args, workers or default_workers(), progress)
-        try:
-            return merge(parts, options, site, sequence_options, sequences)
-        except NotMergeable as why:
-            warnings.warn(f"{why}: read sequentially instead", stacklevel=2)
-            return None
+            return finish(run_on_dask(args, dask, workers or default_workers(), progress))
+        return _run_local(args, workers or default_workers(), progress, finish)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _run_local(args: list[tuple], workers: int, progress: Progress | None) -> list[FilePartial]:
+def _run_local(args: list[tuple], workers: int, progress: Progress | None, finish: Callable):
+    """The files on a pool of processes, then `finish(parts, submit, shards)`: the merge, which
+    replays the keys crossing file boundaries on the same pool, a shard per process."""
     # fork where there is one: a script or notebook calling analyze() needs no __main__ guard.
     fork = "fork" in get_all_start_methods()
     if fork:
         _warm_up(args[0][1], args[0][2])
     context = get_context("fork" if fork else "spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(args)), mp_context=context) as pool:
-        return gather_parts(as_completed([pool.submit(run_file, *a) for a in args]), progress)
+    processes = min(workers, len(args))
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        parts = gather_parts(as_completed([pool.submit(run_file, *a) for a in args]), progress)
+        return finish(parts, pool.submit, processes)
 
 
 def _warm_up(path: str, options: FlowOptions) -> None:
