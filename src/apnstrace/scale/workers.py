@@ -84,23 +84,33 @@ def _run_local(args: list[tuple], workers: int, progress: Progress | None, finis
     context = get_context("fork" if fork else "spawn")
     processes = min(workers, len(args))
     with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
-        parts = gather_parts(as_completed([pool.submit(run_file, *a) for a in args]), progress)
+        futures = [pool.submit(run_file, *a) for a in args]
+        if fork:
+            _warm_up(args[0][1], args[0][2], args[0][4], args[0][5], whole=True)
+        parts = gather_parts(as_completed(futures), progress)
         return finish(parts, pool.submit, processes)
 
 
-def _warm_up(path: str, options: FlowOptions) -> None:
+def _warm_up(path: str, options: FlowOptions, sequence_options: SequenceOptions | None = None,
+             sequences: bool = True, whole: bool = False) -> None:
     """Load the compiled kernels once, from the first chunk of a file, before forking: each
-    worker would load them again (about half a second each), and the merge needs them too."""
+    worker would load them again (about half a second each), and the merge needs them too.
+    `whole`: a first chunk as large as the workers read, through every stage (classification,
+    blocked table, sequences, timing): what the merge runs, loaded here while the workers read
+    the files, not after them (about a second the first time)."""
     from ..pipeline import Session
     from ..reader import iter_batches
     from ..stats import RunStats
-    session = Session(options, stats=RunStats())
+    session = Session(options, sequence_options=sequence_options, sequences=sequences, stats=RunStats())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            for raw in iter_batches(Path(path), session.stats, 1 << 20, options.max_gzip_ratio):
+            for raw in iter_batches(Path(path), session.stats, options.chunk_bytes if whole else 1 << 20,
+                                    options.max_gzip_ratio):
                 session.add(raw)
                 break
+            if whole:
+                session.finish()
         except ApnstraceError:                 # a bad file is its worker's to report
             pass
 
