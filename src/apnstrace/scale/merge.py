@@ -19,6 +19,7 @@ import dataclasses
 import logging
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from pathlib import Path
 
 import numpy as np
@@ -45,10 +46,12 @@ class NotMergeable(Exception):
 
 
 def merge(parts: Sequence[FilePartial], options: FlowOptions, site: Site | None,
-          sequence_options: SequenceOptions | None, sequences: bool, submit=None, shards: int = 1):
-    """The Result of the files as one capture (raises NotMergeable, see above). `submit`
-    (an executor's submit) runs the replay as `shards` tasks, one per shard of the keys; without
-    it the replay runs here, as one."""
+          sequence_options: SequenceOptions | None, sequences: bool, pool: Executor | None = None,
+          shards: int = 1):
+    """The Result of the files as one capture (raises NotMergeable, see above). `pool` runs the
+    replay as `shards` tasks, one per shard of the keys, and is shut down once they are done
+    (its processes' memory is not held while the merge goes on); without it the replay runs
+    here, as one."""
     from ..pipeline import _icmp_frame, _tables
     parts = sorted(parts, key=lambda p: p.index)
     _check_clock(parts, options)
@@ -61,9 +64,11 @@ def merge(parts: Sequence[FilePartial], options: FlowOptions, site: Site | None,
     capture_end = max((float(np.nanmax(p.flows["ts_end"].to_numpy())) for p in parts if len(p.flows)),
                       default=None)
     tasks = _start_replay(parts, keys, options, site, sequence_options, sequences, icmp_frame, capture_end,
-                          submit, shards if submit is not None else 1)
+                          pool, shards if pool is not None else 1)
     mine = _collect(parts, keys)                   # while the shards replay
-    replayed = [task.result() if submit is not None else task for task in tasks]
+    replayed = [task.result() if pool is not None else task for task in tasks]
+    if pool is not None:
+        pool.shutdown()
     frames, dns, found, stats = _join(mine, replayed)
     log.info("merged %d files: %d flow keys replayed across boundaries in %d shards (%d worker flows redone)",
              len(parts), int(sum(len(k) for k in keys)), len(replayed), mine.replayed_uids)
@@ -81,16 +86,16 @@ def merge(parts: Sequence[FilePartial], options: FlowOptions, site: Site | None,
     return _tables(flows, dns.failures, activity, site, icmp_frame, stats)
 
 
-def _start_replay(parts, keys, options, site, sequence_options, sequences, icmp, capture_end, submit,
-                  shards: int) -> list:
-    """The replay tasks (futures with `submit`, else the one shard's result)."""
+def _start_replay(parts, keys, options, site, sequence_options, sequences, icmp, capture_end,
+                  pool: Executor | None, shards: int) -> list:
+    """The replay tasks (futures on `pool`, else the one shard's result)."""
     spills = [p.spill for p in parts]
     floors = list(np.maximum.accumulate([-np.inf] + [p.ts_max for p in parts[:-1]]))
     args = (options, site, sequence_options, sequences, icmp, capture_end)
-    if submit is None:
+    if pool is None:
         return [replay_shard(spills, keys, floors, *args)]
     cut = [shard_of(k, shards) for k in keys]
-    return [submit(replay_shard, spills, [k[c == s] for k, c in zip(keys, cut)], floors, *args)
+    return [pool.submit(replay_shard, spills, [k[c == s] for k, c in zip(keys, cut)], floors, *args)
             for s in range(shards)]
 
 

@@ -59,9 +59,9 @@ def analyze_parallel(paths: Sequence[Path], *, site: Site | None, options: FlowO
     try:
         args = [(i, str(p), options, site, sequence_options, sequences, str(root)) for i, p in enumerate(paths)]
 
-        def finish(parts: list[FilePartial], submit=None, shards: int = 1):
+        def finish(parts: list[FilePartial], pool=None, shards: int = 1):
             try:
-                return merge(parts, options, site, sequence_options, sequences, submit, shards)
+                return merge(parts, options, site, sequence_options, sequences, pool, shards)
             except NotMergeable as why:
                 warnings.warn(f"{why}: read sequentially instead", stacklevel=2)
                 return None
@@ -75,7 +75,7 @@ def analyze_parallel(paths: Sequence[Path], *, site: Site | None, options: FlowO
 
 
 def _run_local(args: list[tuple], workers: int, progress: Progress | None, finish: Callable):
-    """The files on a pool of processes, then `finish(parts, submit, shards)`: the merge, which
+    """The files on a pool of processes, then `finish(parts, pool, shards)`: the merge, which
     replays the keys crossing file boundaries on the same pool, a shard per process."""
     # fork where there is one: a script or notebook calling analyze() needs no __main__ guard.
     fork = "fork" in get_all_start_methods()
@@ -88,7 +88,7 @@ def _run_local(args: list[tuple], workers: int, progress: Progress | None, finis
         if fork:
             _warm_up(args[0][1], args[0][2], args[0][4], args[0][5], whole=True)
         parts = gather_parts(as_completed(futures), progress)
-        return finish(parts, pool.submit, processes)
+        return finish(parts, pool, processes)
 
 
 def _warm_up(path: str, options: FlowOptions, sequence_options: SequenceOptions | None = None,
