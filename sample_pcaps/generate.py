@@ -575,7 +575,7 @@ class TcpFlow(Flow):
         return [("NOP", None), ("NOP", None), ts]
 
     def seg(self, t: float, c2s: bool, flags: str, payload: bytes = b"", *, seq=None, ack=True,
-            ip_options=None):
+            ip_options=None, ttl=None):
         t_ns = self.cap.at(t)
         sd, other = (self.c, self.s) if c2s else (self.s, self.c)
         syn = "S" in flags
@@ -586,10 +586,10 @@ class TcpFlow(Flow):
             tcp.options = []
             tcp.window = 0
         if self.v6:
-            l3 = IPv6(src=sd.ip, dst=other.ip, hlim=sd.ttl, fl=self.flowlabel[0 if c2s else 1]) / tcp
+            l3 = IPv6(src=sd.ip, dst=other.ip, hlim=ttl or sd.ttl, fl=self.flowlabel[0 if c2s else 1]) / tcp
         else:
             kw = {"options": ip_options} if ip_options else {}
-            l3 = IP(src=sd.ip, dst=other.ip, ttl=sd.ttl, id=sd.ipid, flags="DF", **kw) / tcp
+            l3 = IP(src=sd.ip, dst=other.ip, ttl=ttl or sd.ttl, id=sd.ipid, flags="DF", **kw) / tcp
             sd.ipid = (sd.ipid + 1) & 0xFFFF
         if payload:
             l3 = l3 / Raw(payload)
@@ -1708,6 +1708,29 @@ def l3_of(f: Frame) -> bytes:
     return bytes(ip)[: (ip.len if isinstance(ip, IP) else 40 + ip.plen)]
 
 
+def ttl_of(f: Frame) -> int:
+    pkt = Ether(f.data)
+    return int(pkt[IPv6].hlim) if IPv6 in pkt else int(pkt[IP].ttl)
+
+
+def rst_ttl_truth(cap: Capture, fl: Flow) -> dict:
+    """The server's first RST's TTL, the server's own TTL (this flow's other packets, else its
+    first packet in each other flow to that address, the most common one) and whether they
+    differ by more than a hop (health/rst_origin.py)."""
+    s = [f for f in fl.frames if not f.c2s]
+    rst = next(f for f in s if "R" in f.tcp_flags)
+    own = [f for f in s if "R" not in f.tcp_flags]
+    if own:
+        ref = ttl_of(own[0])
+    else:
+        firsts = [next((f for f in o.frames if not f.c2s and "R" not in f.tcp_flags), None)
+                  for o in cap.flows if o is not fl and o.server_ip == fl.server_ip]
+        seen = [ttl_of(f) for f in firsts if f is not None]
+        ref = min(seen, key=lambda v: (-seen.count(v), v)) if seen else None
+    return {"rst_ttl": ttl_of(rst), "server_ttl": ref,
+            "rst_injected": None if ref is None else abs(ttl_of(rst) - ref) > 1}
+
+
 def payload_of(f: Frame) -> bytes:
     # The transport payload's bytes as captured: `Raw in pkt` or re-serializing would depend on
     # which scapy layers are loaded (importing scapy's TLS layer makes 443 dissect as TLS).
@@ -1800,7 +1823,8 @@ def block_verdict(cap: Capture, fl: Flow, capture_end_ns: int) -> tuple[str | No
     state = zeek_state(fl)
     if state == "REJ":
         rst = min(f.t_ns for f in s if "R" in f.tcp_flags)
-        return "reset", {"rst_after_syn_ms": ms(max(t for t in syns if t <= rst), rst), "syn_count": len(syns)}
+        return "reset", {"rst_after_syn_ms": ms(max(t for t in syns if t <= rst), rst), "syn_count": len(syns),
+                         **rst_ttl_truth(cap, fl)}
     if state in ("S0", "RSTOS0"):
         return "no_response", {"syn_count": len(syns), "syn_spread_s": (max(syns) - min(syns)) / 1e9}
     facts = getattr(fl, "tls", {})
@@ -1826,7 +1850,7 @@ def block_verdict(cap: Capture, fl: Flow, capture_end_ns: int) -> tuple[str | No
         rst = server_rst[0]
         return "reset_after_handshake", {
             "rst_ts": f"{rst / 1e9:.9f}", "rst_after_client_payload_ms": ms(cpay[0].t_ns, rst) if cpay else None,
-            "client_payload_bytes": sum(len(payload_of(f)) for f in cpay if f.t_ns <= rst)}
+            "client_payload_bytes": sum(len(payload_of(f)) for f in cpay if f.t_ns <= rst), **rst_ttl_truth(cap, fl)}
     if established and cpay and not spay and not server_rst:
         closed = any("F" in f.tcp_flags or "R" in f.tcp_flags for f in fl.frames)
         waited = ((last if closed else capture_end_ns) - cpay[0].t_ns) / 1e9
@@ -1947,12 +1971,13 @@ def gen_blocked_reasons() -> Capture:
     # -- reset_after_handshake: ClientHello, then a RST from the server side, no server payload ---
     rah = case(TcpFlow(cap, IPAD4, 50101, ENROLL, 443, ipad,
                        "TLS to deviceenrollment.apple.com (17.32.194.4:443): handshake, ClientHello, then a "
-                       "RST/ACK from the server side 2.1 ms later, no server payload (RSTR)", s_ttl=61),
+                       "RST/ACK from the server side 2.1 ms later, no server payload (RSTR); the RST has TTL 64 "
+                       "where the server's SYN/ACK had 61: injected by a box on the path", s_ttl=61),
                "reset_after_handshake")
     t = rah.handshake(7.4, 0.0214) + 0.0008
     tls_hello(rah, t, "deviceenrollment.apple.com", ["h2", "http/1.1"], True)
     tls_facts(rah, sni="deviceenrollment.apple.com")
-    rah.seg(t + 0.0021, False, "RA")
+    rah.seg(t + 0.0021, False, "RA", ttl=64)
 
     # -- tls_alert: the provider API refuses the ClientHello ---------------------------------
     al = case(TcpFlow(cap, MDM, 41890, APNS_API, 443, mdm_srv,
@@ -2072,6 +2097,15 @@ def gen_blocked_reasons() -> Capture:
     t = http_response(sl, t + 3.0, 200, "OK", "Content-Type: text/plain\r\n", SUCATALOG[:420])
     sl.ack(t + 0.00005, True)
     tcp_close(sl, t + 0.0087, r)
+
+    # -- healthy: the rejected courier address answers on 443 with its own TTL (52), so the
+    # 5223 RST's TTL 64 shows another box sent it (built last: earlier flows keep their bytes)
+    fb = case(TcpFlow(cap, DEV4, 50021, "17.57.146.31", 443, iphone,
+                      "after the 5223 RST: TCP to 17.57.146.31:443 answered by the server itself (TTL 52), "
+                      "closed with FIN both ways (SF); the reference TTL for the 5223 RST"))
+    r = 0.0215
+    t = fb.handshake(18.5, r)
+    tcp_close(fb, t + 0.5, r)
 
     attach_block_truth(cap, expect)
     cap.truth_extra = {"dns_failures": sorted(cap.dns_failures, key=lambda d: d["ts"]),

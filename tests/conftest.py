@@ -452,3 +452,29 @@ def mutated(draw, seeds: list[bytes]) -> bytes:
         elif kind == "copy":
             data[at:at] = data[draw(st.integers(0, len(data))):][:draw(st.integers(1, 64))]
     return bytes(data)
+
+
+def python_lines(call, *args) -> int:
+    """Lines of apnstrace's own Python code that `call(*args)` executes: a measure of work
+    that does not depend on the machine's speed or load (tests compare it across input sizes
+    instead of timing; compiled numba code runs untraced)."""
+    import sys
+    import apnstrace
+    package = str(Path(apnstrace.__file__).parent)
+    count = 0
+
+    def local(frame, event, arg):
+        nonlocal count
+        count += event == "line"
+        return local
+
+    def start(frame, event, arg):
+        return local if frame.f_code.co_filename.startswith(package) else None
+
+    sys.settrace(start)
+    try:
+        call(*args)
+    finally:
+        sys.settrace(None)
+    return count
+

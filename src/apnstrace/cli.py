@@ -383,6 +383,12 @@ def requirements(captures, fmt, output, limit, engine, tcp_timeout, udp_timeout,
               help="scapy: a packet socket in this process; dumpcap: Wireshark's capture engine, its pcap "
                    "stream read here (the fastest); tshark: dumpcap + tshark through pyshark.")
 @click.option("--quiet", is_flag=True, help="Plain progress lines even on a terminal (always so when piped).")
+@click.option("--keep-minutes", type=float, default=60.0, show_default=True, metavar="M",
+              help="The report covers flows of the last M minutes (and every open one); older finished flows "
+                   "leave memory, appended to --dataset first when given. 0: keep every flow.")
+@click.option("--dataset", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Append flows to this Parquet dataset as they leave the window, and the rest at the end "
+                   "(docs/scale.md): the whole run, queryable by date.")
 @click.option("--site", "site_file", type=click.Path(dir_okay=False),
               help="Site profile (TOML): MDM hosts, distribution points, SUS hosts, internal subnets.")
 @click.option("--mdm-host", "mdm_hosts", multiple=True, metavar="HOST[:PORT]",
@@ -392,8 +398,8 @@ def requirements(captures, fmt, output, limit, engine, tcp_timeout, udp_timeout,
 @click.option("--udp-timeout", type=float, default=FlowOptions().udp_timeout, show_default=True,
               help="Seconds of silence that end a UDP flow.")
 @sequence_options
-def live(iface, bpf, duration, rotate_seconds, write_pcap, folder, backend, quiet, site_file, mdm_hosts,
-         tcp_timeout, udp_timeout, window_s, keepalive_window_s) -> None:
+def live(iface, bpf, duration, rotate_seconds, write_pcap, folder, backend, quiet, keep_minutes, dataset, site_file,
+         mdm_hosts, tcp_timeout, udp_timeout, window_s, keepalive_window_s) -> None:
     """Capture on an interface and watch pushes, check-ins and blocked attempts as they happen;
     the report folder (as `analyze -o`) is brought up to date every --rotate-seconds and at the end."""
     from .live import DEFAULT_BPF, LiveConfig, run_live
@@ -401,6 +407,8 @@ def live(iface, bpf, duration, rotate_seconds, write_pcap, folder, backend, quie
     with user_errors():
         config = LiveConfig(iface=iface, output=Path(folder or f"live-{iface}-apnstrace"), bpf=bpf or DEFAULT_BPF,
                             duration_s=duration, rotate_s=rotate_seconds,
+                            keep_s=keep_minutes * 60.0 if keep_minutes else None,
+                            dataset=Path(dataset) if dataset else None,
                             write_pcap=Path(write_pcap) if write_pcap else None, backend=backend,
                             site=_site(site_file, mdm_hosts),
                             options=FlowOptions(tcp_timeout=tcp_timeout, udp_timeout=udp_timeout),

@@ -21,6 +21,7 @@ from .metadata import MetadataCollector, attach
 from .options import FlowOptions, SequenceOptions
 from .reader import iter_batches, order_by_time
 from .sequences import Activity, ActivityCollector, build_sequences
+from .flows.finalize import UID, assemble
 from .flows.table import PacketFlows
 from .records import IcmpErrors, PacketBatch, RawBatch
 from .site import Site
@@ -198,6 +199,35 @@ class Session:
         flows = attach(self.table.snapshot(), self.collector)
         return _result(flows, _icmp_frame(self.icmp_parts), self.collector.dns.failures, self.activity,
                        self.site, self.options, self.stats)
+
+    def retire_before(self, cutoff: float) -> pd.DataFrame:
+        """Finished flows whose last frame is older than `cutoff` (capture time), with their
+        metadata, classification and block reasons, as the public flows frame; forgotten here
+        along with what was gathered for them. A live run keeps a window this way, so memory
+        follows the window, not the hours captured (live/run.py)."""
+        flows = assemble(self.table.take_finished_before(cutoff))
+        uids = flows[UID].to_numpy()
+        if len(flows):
+            self.collector.finish_flows(uids)
+            flows = per_flow(attach(flows, self.collector), _icmp_frame(self.icmp_parts), self.site,
+                             self.options, capture_end=self.table.now)
+            self.collector.forget(uids)
+            self._drop_icmp_before(self._earliest_start())
+        if self.activity is not None:
+            self.activity.forget(uids, before=cutoff)
+        return _public(flows)
+
+    def _earliest_start(self) -> float:
+        """The first frame of any flow still held: older ICMP errors can quote none of them."""
+        starts = [float(p["ts_start"].min()) for p in self.table.pieces if len(p)]
+        if len(self.table.open["ts_first"]):
+            starts.append(float(self.table.open["ts_first"].min()))
+        return min(starts, default=self.table.now)
+
+    def _drop_icmp_before(self, ts: float) -> None:
+        if self.icmp_parts:
+            errors = IcmpErrors.concat(self.icmp_parts)
+            self.icmp_parts = [errors.take(np.flatnonzero(errors.ts >= ts))] if len(errors) else []
 
     def finish(self) -> Result:
         """Close every flow and parse what incomplete streams hold: the final Result."""

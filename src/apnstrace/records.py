@@ -34,6 +34,9 @@ class _Columns:
     def concat(cls, parts: list):
         return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
 
+    def take(self, rows: np.ndarray):
+        return type(self)(*(getattr(self, f.name)[rows] for f in fields(self)))
+
 
 @dataclass(frozen=True, slots=True)
 class PacketBatch(_Columns):
@@ -55,6 +58,7 @@ class PacketBatch(_Columns):
     vlan: np.ndarray         # int64: outermost VLAN id, -1 when untagged
     payload_off: np.ndarray  # int64: where the payload starts in the chunk's buffer
     payload_cap: np.ndarray  # int64: payload bytes actually captured
+    ttl: np.ndarray          # int64: IPv4 TTL / IPv6 hop limit (tells an injected RST from the server's)
 
     def __len__(self) -> int:
         return len(self.ts)

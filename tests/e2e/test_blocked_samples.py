@@ -7,12 +7,20 @@ import math
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 import apnstrace
+from apnstrace.decode import decode_chunk
+from apnstrace.engines.scapy_engine import build_flows
+from apnstrace.flows import FlowTable
+from apnstrace.options import FlowOptions
+from apnstrace.reader import iter_batches
+from apnstrace.stats import RunStats
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_pcaps"
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "ndpi" / "pcap"
 KEY = ["transport", "client_ip", "client_port", "server_ip", "server_port"]
 
 
@@ -94,6 +102,50 @@ def test_blocked_rows_say_the_evidence(blocked_sample) -> None:
                 assert f"{ev['rst_after_client_payload_ms'] / 1000:.3f} s" in text
             case "no_server_data":
                 assert f"{ev['client_payload_bytes']:,} bytes" in text and f"{ev['waited_s']:.1f} s" in text
+
+
+def test_reset_rows_say_who_sent_the_rst(blocked_sample) -> None:
+    """A RST whose TTL differs from the server's own packets (same connection, else other flows
+    to that address) was sent by a box on the path; the generator set the TTLs."""
+    result, truth = blocked_sample
+    rows = {tuple(r[k] for k in KEY): r for _, r in result.blocked.iterrows()}
+    checked = 0
+    for want in truth["flows"]:
+        if want["block_reason"] not in ("reset", "reset_after_handshake"):
+            continue
+        ev, row = want["evidence"], rows[tuple(want[k] for k in KEY)]
+        if ev["rst_injected"] is None:
+            assert "TTL" not in row["evidence"]
+            continue
+        checked += 1
+        assert f"TTL {ev['rst_ttl']}" in row["evidence"] and f"TTL {ev['server_ttl']}" in row["evidence"]
+        assert ("a device on the path sent it" in row["evidence"]) is ev["rst_injected"]
+        assert ("on the path" in row["sentence"].split(" - ")[-1]) is ev["rst_injected"]
+    assert checked == 2
+
+
+def _engine_flows(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both engines' flows with the hidden evidence columns (the public result drops them)."""
+    stats = RunStats()
+    table = FlowTable(FlowOptions())
+    for raw in iter_batches(path, stats):
+        table.add(decode_chunk(raw, stats)[0])
+    return table.finish(), build_flows([path], FlowOptions(), RunStats())
+
+
+@pytest.mark.parametrize("path", [SAMPLES / "blocked_reasons.pcap", CORPUS / "tls_alert.pcap",
+                                  CORPUS / "synscan.pcap", CORPUS / "http_ipv6.pcap"], ids=lambda p: p.name)
+def test_scapy_engine_reads_the_same_ttls(path: Path) -> None:
+    fast, scapy = _engine_flows(path)
+    cols = KEY + ["_s_ttl", "_s_rst_ttl"]
+    both = fast[cols].merge(scapy[cols], on=KEY, suffixes=("_fast", "_scapy"), validate="one_to_one")
+    assert len(both) == len(fast) == len(scapy)
+    for name in ("_s_ttl", "_s_rst_ttl"):
+        a, b = both[f"{name}_fast"].to_numpy(float), both[f"{name}_scapy"].to_numpy(float)
+        assert ((a == b) | (np.isnan(a) & np.isnan(b))).all(), name
+    assert np.isfinite(both["_s_ttl_fast"].to_numpy(float)).any()
+    if path.name == "blocked_reasons.pcap":
+        assert np.isfinite(both["_s_rst_ttl_fast"].to_numpy(float)).sum() >= 3
 
 
 def test_dns_failures_of_apple_names_only(blocked_sample) -> None:

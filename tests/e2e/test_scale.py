@@ -254,6 +254,32 @@ def test_keys_a_worker_did_not_keep_are_read_again(tmp_path: Path, caplog) -> No
         pd.testing.assert_frame_equal(getattr(got, table), getattr(expected, table), obj=table)
 
 
+def test_a_file_starting_before_the_previous_one_ends_is_read_from_that_clock(tmp_path: Path, caplog) -> None:
+    """The second file starts 0.3 s before the first one's last frame (a capture reordered at
+    the cut). Its worker's clock starts lower than the single-process clock; here that makes a
+    difference: key C's second frame comes 120.15 s after C's first by the worker's clock (a new
+    flow past the 120 s UDP timeout) but 119.85 s by the real one (the same flow). The merge
+    reads the file again from the real clock."""
+    from conftest import T0_NS, ether, ip4, pcap, udp, write
+    C, S = "10.0.0.7", "192.0.2.53"
+
+    def at(t: float, port: int) -> tuple:
+        return T0_NS + round(t * 1e9), ether(ip4(C, S, 17, udp(port, 53, b"q" * 12)))
+
+    first = [at(0.0, 7000), at(10.5, 7001)]
+    second = [at(10.2, 7002), at(130.35, 7003), at(130.15, 7002)]
+    whole = write(tmp_path / "whole.pcap", pcap(first + second))
+    a = write(tmp_path / "a.pcap", pcap(first))
+    b = write(tmp_path / "b.pcap", pcap(second))
+    expected = apnstrace.analyze(whole)
+    assert sorted(expected.flows.loc[expected.flows["client_port"] == 7002, "pkts_c2s"]) == [2]
+    with caplog.at_level(logging.INFO, logger="apnstrace.scale.merge"):
+        got = apnstrace.analyze([a, b], workers=2)
+    assert any(str(b) in r.getMessage() and "from that clock" in r.getMessage() for r in caplog.records)
+    for table in ("flows", "sequences", "blocked", "timing", "courier"):
+        pd.testing.assert_frame_equal(getattr(got, table), getattr(expected, table), obj=table)
+
+
 def test_unreachable_dask_scheduler_is_one_sentence(tmp_path: Path) -> None:
     from click.testing import CliRunner
     from apnstrace.cli import cli

@@ -6,14 +6,13 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import struct
-import time
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import mutated
+from conftest import mutated, python_lines
 import numpy as np
 
 from apnstrace.decode import dns, http, quic, tls
@@ -24,7 +23,6 @@ from apnstrace.decode.tls_fast import scan_tls
 
 SETTINGS = settings(max_examples=1000, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-SECONDS_PER_64K = 0.5     # the hostile inputs below take a few ms; a quadratic loop would take seconds
 
 
 def _unit(name: str):
@@ -116,35 +114,43 @@ def test_mutated_quic_crypto_pieces(hello: bytes, cuts: int) -> None:
         quic.client_hello_from_crypto(pieces)
 
 
-def _one_byte_records() -> bytes:
+# Hostile inputs, each built at a size `k` (k=4: ~64 KiB, the most a reassembled stream holds
+# per parse): the most parser work per byte the formats allow.
+def _one_byte_records(k: int) -> bytes:
     """A handshake message announced at 128 KiB, then 1-byte records: the most records per byte."""
     head = b"".join(b"\x16\x03\x01\x00\x01" + bytes([b]) for b in b"\x01\x01\xff\xff")
-    return head + b"\x16\x03\x01\x00\x01\x00" * 11_000
+    return head + b"\x16\x03\x01\x00\x01\x00" * (2_750 * k)
 
 
-def _tiny_messages() -> bytes:
-    """One record of 4-byte empty handshake messages, then more such records."""
-    return (b"\x16\x03\x03\x40\x00" + b"\x00\x00\x00\x00" * 4096) * 4
+def _tiny_messages(k: int) -> bytes:
+    """Records of 4-byte empty handshake messages."""
+    return (b"\x16\x03\x03\x40\x00" + b"\x00\x00\x00\x00" * 4096) * k
 
 
-def _dns_pointer_chains() -> bytes:
+def _dns_pointer_chains(k: int) -> bytes:
     """A chain of 31 pointers (in an unknown record's data), then as many answers as fit, each
     owner name entering the chain at its deep end: the most pointer jumps per byte."""
     chain = b"\x00" + b"".join(struct.pack("!H", 0xC000 | (23 if i == 0 else 24 + 2 * (i - 1))) for i in range(31))
     first = b"\x00" + struct.pack("!HHIH", 0xFF00, 1, 0, len(chain)) + chain
     deep = struct.pack("!H", 0xC000 | (24 + 2 * 30)) + struct.pack("!HHIH", 0xFF00, 1, 0, 0)
-    return struct.pack("!HHHHHH", 1, 0x8180, 0, 65535, 0, 0) + first + deep * 5400
+    return struct.pack("!HHHHHH", 1, 0x8180, 0, 65535, 0, 0) + first + deep * (1_350 * k)
 
 
-def _http_many_lines() -> bytes:
-    return b"GET / HTTP/1.1\r\n" + b"X:\r\n" * 16_000 + b"a" * 1000
+def _http_many_lines(k: int) -> bytes:
+    return b"GET / HTTP/1.1\r\n" + b"X:\r\n" * (4_000 * k) + b"a" * 1000
 
 
-@pytest.mark.parametrize("data", [_one_byte_records(), _tiny_messages(), _dns_pointer_chains(), _http_many_lines(),
-                                  bytes(65_536), b"\xff" * 65_536, b"\x16\x03\x03\x48\x00" * 13_000],
-                         ids=["tls_1_byte_records", "tls_tiny_messages", "dns_pointer_chains", "http_many_lines",
-                              "zeros", "ones", "tls_headers_only"])
-def test_hostile_inputs_take_linear_time(data: bytes) -> None:
-    start = time.perf_counter()
-    run_all(data)
-    assert time.perf_counter() - start < SECONDS_PER_64K * max(1, len(data) / 65_536)
+HOSTILE = {"tls_1_byte_records": _one_byte_records, "tls_tiny_messages": _tiny_messages,
+           "dns_pointer_chains": _dns_pointer_chains, "http_many_lines": _http_many_lines,
+           "zeros": lambda k: bytes(16_384 * k), "ones": lambda k: b"\xff" * (16_384 * k),
+           "tls_headers_only": lambda k: b"\x16\x03\x03\x48\x00" * (3_250 * k)}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_inputs_take_linear_work(name: str) -> None:
+    """Four times the input may cost at most about four times the work: a quadratic loop (a
+    pointer chain followed per name, a rescan per record) would cost sixteen."""
+    small, large = HOSTILE[name](1), HOSTILE[name](4)
+    assert 3.5 * len(small) <= len(large) <= 4.1 * len(small)
+    work_small, work_large = python_lines(run_all, small), python_lines(run_all, large)
+    assert work_large <= 4.5 * max(work_small, 1_000), (name, work_small, work_large)

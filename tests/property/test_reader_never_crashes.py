@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import struct
-import time
 import warnings
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from apnstrace.errors import CaptureError
 
 SETTINGS = settings(max_examples=150, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-SECONDS_PER_CALL = 5.0
 
 SYN4 = ip4(C4, S4, TCP, tcp(50000, 5223, "S", seq=1))
 SYN6 = ip6(C6, S6, TCP, tcp(50000, 5223, "S", seq=1))
@@ -50,8 +48,8 @@ def scratch(tmp_path_factory) -> Path:
 
 
 def check(path: Path) -> None:
-    """The property: a Result whose numbers hang together, or a CaptureError; quickly."""
-    began = time.monotonic()
+    """The property: a Result whose numbers hang together, or a CaptureError (hangs: the
+    suite's timeout, pyproject.toml)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -60,8 +58,6 @@ def check(path: Path) -> None:
         assert str(exc).startswith(str(path))
         assert "\n" not in str(exc)
         return
-    finally:
-        assert time.monotonic() - began < SECONDS_PER_CALL
     flows = result.flows
     assert list(flows.columns) == schema.names(schema.FLOWS)
     assert int(flows["pkts_c2s"].sum() + flows["pkts_s2c"].sum()) == result.stats.packets_in_flows

@@ -40,8 +40,8 @@ def _raw_pcap(frames: list[tuple[float, bytes]]) -> bytes:
 
 
 def test_time_going_backwards_is_read_the_same_in_any_chunking(tmp_path: Path) -> None:
-    """A at 200, A at 10, filler, A at 135: by the capture clock (200) the last frame comes
-    more than the 120 s UDP timeout after its predecessor, so it starts a second flow."""
+    """A at 200, A at 10, filler, A at 135: the last frame comes more than the 120 s UDP
+    timeout after its predecessor by their own times, so it starts a second flow."""
     filler = [(200.0 + i * 0.001, _udp_frame(40000 + i, 53)) for i in range(300)]
     frames = [(200.0, _udp_frame(5000, 53)), (10.0, _udp_frame(5000, 53))] + filler + [(135.0, _udp_frame(5000, 53))]
     path = tmp_path / "backwards.pcap"
@@ -53,3 +53,31 @@ def test_time_going_backwards_is_read_the_same_in_any_chunking(tmp_path: Path) -
         assert a["ts_start"].min() == 10.0                      # the smallest time, not the first
     scapy = apnstrace.analyze([path], engine="scapy").flows
     assert sorted(scapy.loc[scapy["client_port"] == 5000, "pkts_c2s"].tolist()) == [1, 2]
+
+
+def test_time_stepping_back_past_the_timeout_does_not_split_every_frame(tmp_path: Path) -> None:
+    """The capture's time steps back 200 s (more than the UDP timeout) and stays there: the
+    clock stands still until time catches up, so each key goes on as one flow (the rule used
+    to compare the clock with the key's previous frame and split every later frame:
+    cassandra.pcap in the corpus became 12 one-packet flows)."""
+    before = [(1000.0 + i, _udp_frame(5000 + i % 3, 53)) for i in range(6)]          # 3 keys, 1000-1005
+    after = [(806.0 + i, _udp_frame(5000 + i % 3, 53)) for i in range(30)]           # 806-835
+    path = tmp_path / "stepped.pcap"
+    path.write_bytes(_raw_pcap(before + after))
+    for chunk in (4096, 1 << 20):
+        flows = apnstrace.analyze([path], options=apnstrace.FlowOptions(chunk_bytes=chunk)).flows
+        assert sorted(flows["pkts_c2s"].tolist()) == [12, 12, 12], chunk
+    scapy = apnstrace.analyze([path], engine="scapy").flows
+    assert sorted(scapy["pkts_c2s"].tolist()) == [12, 12, 12]
+
+
+def test_a_forward_jump_of_the_clock_still_ends_idle_flows(tmp_path: Path) -> None:
+    """Key A, then another key 500 s later (the clock moves on), then A again at its own old
+    time: by the clock A was idle past the timeout, so A's late frame is a second flow."""
+    frames = [(100.0, _udp_frame(5000, 53)), (600.0, _udp_frame(6000, 53)), (100.5, _udp_frame(5000, 53)),
+              (100.6, _udp_frame(5000, 53))]
+    path = tmp_path / "jump.pcap"
+    path.write_bytes(_raw_pcap(frames))
+    for engine in ("fast", "scapy"):
+        flows = apnstrace.analyze([path], engine=engine).flows
+        assert sorted(flows.loc[flows["client_port"] == 5000, "pkts_c2s"].tolist()) == [1, 2], engine

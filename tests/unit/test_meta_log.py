@@ -98,6 +98,20 @@ def test_the_log_resolves_to_the_per_flow_records(writes, batch_every) -> None:
     assert again.metas() == table.metas()
 
 
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(WRITES, max_size=40), st.sampled_from([0, 1, 2]), st.sets(UID), st.lists(WRITES, max_size=10))
+def test_forgotten_flows_leave_the_others_as_they_were(writes, batch_every, gone, later) -> None:
+    """forget() (live windows) drops the flows asked for; the rest resolve as before, and writes
+    after it (later chunks) still count in order."""
+    log = logged(writes, batch_every)
+    log.forget(np.array(sorted(gone), np.int64))
+    for kind, uid, *values in later:
+        log.row(kind, uid, *values)
+    kept = [w for w in writes if w[1] not in gone] + later
+    expected = {u: dataclasses.asdict(m) for u, m in reference(kept).items()}
+    assert {u: dataclasses.asdict(m) for u, m in log.resolve().metas().items()} == expected
+
+
 def test_hellos_since_a_mark_are_the_last_per_flow() -> None:
     log = MetaLog()
     log.row("hello", 1, "old", None, 0, 1.0)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import mutated
+from conftest import mutated, python_lines
 from apnstrace.decode.malformed import Malformed
 from apnstrace.decode.quic import (InitialCrypto, _client_keys, client_hello_from_crypto, initial_crypto,
                                    is_supported_version)
@@ -488,12 +487,28 @@ def test_random_crypto_pieces(pieces: list[tuple[int, bytes]], cuts: list[int]) 
         client_hello_from_crypto(pieces)
 
 
-def test_hostile_inputs_take_linear_time() -> None:
-    many_packets = b"\xe0\x00\x00\x00\x01\x00\x00\x00" * 8000     # empty v1 Handshake packets, coalesced
-    many_acks = protect((b"\x02\x00\x00\x00\x00" + b"\x01") * 190)
-    tiny_pieces = [(i, HELLO[i:i + 1]) for i in range(len(HELLO))][::-1] * 20
-    start = time.perf_counter()
-    for data in (many_packets, many_acks, bytes(65_536), b"\xff" * 65_536):
-        run_all(data)
-    client_hello_from_crypto(tiny_pieces)
-    assert time.perf_counter() - start < 1.0
+HOSTILE = {
+    "many_packets": lambda k: b"\xe0\x00\x00\x00\x01\x00\x00\x00" * (2000 * k),   # empty v1 Handshake packets
+    "zeros": lambda k: bytes(16_384 * k), "ones": lambda k: b"\xff" * (16_384 * k),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_inputs_take_linear_work(name: str) -> None:
+    """Four times the input costs at most about four times the work (lines executed, not
+    seconds: a quadratic loop would cost sixteen)."""
+    small, large = HOSTILE[name](1), HOSTILE[name](4)
+    work_small, work_large = python_lines(run_all, small), python_lines(run_all, large)
+    assert work_large <= 4.5 * max(work_small, 1_000), (work_small, work_large)
+
+
+def test_many_acks_and_tiny_crypto_pieces_take_linear_work() -> None:
+    def acks(k: int) -> bytes:                 # one protected Initial full of 1-byte ACK-range frames
+        return protect((b"\x02\x00\x00\x00\x00" + b"\x01") * (48 * k))
+
+    def pieces(k: int) -> list:                # the hello in 1-byte CRYPTO pieces, backwards, k times over
+        return [(i, HELLO[i:i + 1]) for i in range(len(HELLO))][::-1] * (5 * k)
+
+    for build, call in ((acks, run_all), (pieces, client_hello_from_crypto)):
+        small, large = python_lines(call, build(1)), python_lines(call, build(4))
+        assert large <= 4.5 * max(small, 1_000), (build.__name__, small, large)

@@ -65,4 +65,4 @@ def _canonical(ts, wire_len, net, tr, vlan, rows, payload_cap) -> PacketBatch:
         port_a=np.where(src_first, sport, dport), port_b=np.where(src_first, dport, sport),
         proto=net.proto[rows], direction=np.where(src_first, 0, 1).astype(np.int8),
         tcp_flags=tr.flags[rows], seq=tr.seq[rows], payload_len=tr.payload_len[rows], vlan=vlan[rows],
-        payload_off=tr.payload_off[rows], payload_cap=payload_cap[rows])
+        payload_off=tr.payload_off[rows], payload_cap=payload_cap[rows], ttl=net.ttl[rows])

@@ -26,6 +26,7 @@ class Network:
     l4: np.ndarray           # offset of the transport header
     l4_len: np.ndarray       # transport length from the IP length fields
     v6: np.ndarray           # bool
+    ttl: np.ndarray          # IPv4 TTL / IPv6 hop limit
 
 
 def decode_network(buf: np.ndarray, start: np.ndarray, end: np.ndarray, wire_len: np.ndarray,
@@ -35,7 +36,7 @@ def decode_network(buf: np.ndarray, start: np.ndarray, end: np.ndarray, wire_len
     net = Network(src_hi=np.zeros(n, np.uint64), src_lo=np.zeros(n, np.uint64),
                   dst_hi=np.zeros(n, np.uint64), dst_lo=np.zeros(n, np.uint64),
                   proto=np.full(n, -1, np.int64), l4=np.zeros(n, np.int64),
-                  l4_len=np.zeros(n, np.int64), v6=ethertype == ETH_IPV6)
+                  l4_len=np.zeros(n, np.int64), v6=ethertype == ETH_IPV6, ttl=np.zeros(n, np.int64))
     live = skip == 0
     _ipv4(buf, end, wire_len - (l3 - start), l3, np.flatnonzero(live & (ethertype == ETH_IPV4)), net, skip, bad)
     _ipv6(buf, end, wire_len - (l3 - start), l3, np.flatnonzero(live & (ethertype == ETH_IPV6)), net, skip, bad)
@@ -69,6 +70,7 @@ def _ipv4(buf, end, l3_wire, l3, rows, net: Network, skip, bad) -> None:
     net.src_hi[rows], net.src_lo[rows] = v4_mapped(be32(buf, pos + 12))
     net.dst_hi[rows], net.dst_lo[rows] = v4_mapped(be32(buf, pos + 16))
     net.proto[rows] = u8(buf, pos + 9)
+    net.ttl[rows] = u8(buf, pos + 8)
     net.l4[rows] = pos + ihl
     net.l4_len[rows] = np.where(total > 0, total, l3_wire[rows]) - ihl
     later_fragment = (be16(buf, pos + 6) & 0x1FFF) != 0
@@ -85,6 +87,7 @@ def _ipv6(buf, end, l3_wire, l3, rows, net: Network, skip, bad) -> None:
     rows, pos = rows[~wrong], pos[~wrong]
     net.src_hi[rows], net.src_lo[rows] = be64(buf, pos + 8), be64(buf, pos + 16)
     net.dst_hi[rows], net.dst_lo[rows] = be64(buf, pos + 24), be64(buf, pos + 32)
+    net.ttl[rows] = u8(buf, pos + 7)
     payload = be16(buf, pos + 4)
     payload = np.where(payload > 0, payload, l3_wire[rows] - 40)   # 0: jumbogram / offload
     nxt = u8(buf, pos + 6)

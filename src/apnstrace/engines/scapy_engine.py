@@ -93,6 +93,7 @@ class Frame:
     flags: int | None = None     # None: TCP flags not captured (and UDP)
     seq: int | None = None       # known only with the flags
     payload: int = 0             # TCP/UDP payload length from the IP length fields
+    ttl: int = -1                # IPv4 TTL / IPv6 hop limit
 
     @property
     def syn_only(self) -> bool:
@@ -262,8 +263,10 @@ def _decode_ipv4(data: bytes, off: int, ts: float, wirelen: int, vlan: int | Non
     l4_len = total - hlen
     if l4_len < 0:   # Wireshark stops at a total length shorter than the header, and so do we
         raise _bad("ipv4_bad_total_length")
-    return _decode_l4(ip.proto, False, data, off + hlen, l4_len, ts, wirelen,
-                      ip.src, ip.dst, vlan, notes)
+    frame = _decode_l4(ip.proto, False, data, off + hlen, l4_len, ts, wirelen,
+                       ip.src, ip.dst, vlan, notes)
+    frame.ttl = int(ip.ttl)
+    return frame
 
 
 def _decode_ipv6(data: bytes, off: int, ts: float, wirelen: int, vlan: int | None,
@@ -302,7 +305,9 @@ def _decode_ipv6(data: bytes, off: int, ts: float, wirelen: int, vlan: int | Non
     if l4_len < 0:
         notes.append("ipv6_bad_payload_length")
         l4_len = 0
-    return _decode_l4(nh, True, data, pos, l4_len, ts, wirelen, ip6.src, ip6.dst, vlan, notes)
+    frame = _decode_l4(nh, True, data, pos, l4_len, ts, wirelen, ip6.src, ip6.dst, vlan, notes)
+    frame.ttl = int(ip6.hlim)
+    return frame
 
 
 def _decode_l4(proto: int, v6: bool, data: bytes, off: int, l4_len: int, ts: float,
@@ -669,6 +674,8 @@ def _evidence(tcp: bool, cf: list[Frame], sf: list[Frame]) -> dict:
         "_c_ndata": sum(1 for f in cf if f.payload > 0),
         "_c_fin_ts": first(cf, lambda f: tcp and f.has(FIN)), "_s_fin_ts": first(sf, lambda f: tcp and f.has(FIN)),
         "_c_rst_ts": first(cf, lambda f: tcp and f.has(RST)), "_s_rst_ts": first(sf, lambda f: tcp and f.has(RST)),
+        "_s_ttl": next((float(f.ttl) for f in sf if not (tcp and f.has(RST))), math.nan),
+        "_s_rst_ttl": next((float(f.ttl) for f in sf if tcp and f.has(RST)), math.nan),
     }
 
 
@@ -687,6 +694,7 @@ def build_flows(paths: Sequence[Path], options: FlowOptions, stats: RunStats) ->
     current: dict = {}
     done: list[_Flow] = []
     last_ts: dict = {}
+    last_clock: dict = {}          # per key: the capture clock after its last frame
     clock = float("-inf")          # the latest timestamp seen so far in the capture
     for i in order:
         path = paths[i]
@@ -702,7 +710,9 @@ def build_flows(paths: Sequence[Path], options: FlowOptions, stats: RunStats) ->
             flow = current.get(key)
             if flow is not None:
                 timeout = options.tcp_timeout if frame.transport == "tcp" else options.udp_timeout
-                idle = max(frame.ts, clock) - last_ts[key] > timeout
+                # Idle by the frames' own times, or by how far the clock moved since the key's
+                # last frame (the clock stands still while time stepped back catches up).
+                idle = frame.ts - last_ts[key] > timeout or clock - last_clock[key] > timeout
                 if idle or (frame.syn_only and flow.closed):
                     done.append(flow)
                     flow = None
@@ -711,6 +721,7 @@ def build_flows(paths: Sequence[Path], options: FlowOptions, stats: RunStats) ->
             flow.add(frame)
             last_ts[key] = frame.ts
             clock = max(clock, frame.ts)
+            last_clock[key] = clock
     done.extend(current.values())
 
     rows = [_finish(f) for f in done]

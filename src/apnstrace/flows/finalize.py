@@ -88,7 +88,7 @@ def flows_piece(part: P.Partials) -> pd.DataFrame:
 
     per_side = ("pkts", "bytes", "payload", "syn", "synack", "fin", "rst", "ndata") + P.FIRST_TIMES
     c = {name: side(name, True) for name in per_side + ("syn_last",)}
-    s = {name: side(name, False) for name in per_side + ("synack_ts",)}
+    s = {name: side(name, False) for name in per_side + ("synack_ts", "ttl", "rst_ttl")}
     is_tcp = part["proto"] == 6
     state = conn_state(is_tcp, c["pkts"], s["pkts"], c["syn"], s["synack"], c["fin"], s["fin"],
                        c["rst"], s["rst"], c["payload"], s["payload"])
@@ -136,7 +136,8 @@ def flows_piece(part: P.Partials) -> pd.DataFrame:
 # Per-flow facts the block reasons and timing read (docs/blocked.md); times are NaN when the
 # event never happened. Hidden: not in the public schema, dropped by pipeline._public.
 EVIDENCE = ("_syns", "_syn_first", "_syn_last", "_handshake", "_c_data_ts", "_s_data_ts",
-            "_c_payload", "_s_payload", "_c_ndata", "_c_fin_ts", "_s_fin_ts", "_c_rst_ts", "_s_rst_ts")
+            "_c_payload", "_s_payload", "_c_ndata", "_c_fin_ts", "_s_fin_ts", "_c_rst_ts", "_s_rst_ts",
+            "_s_ttl", "_s_rst_ttl")
 
 
 def evidence_columns(c: dict, s: dict, is_tcp: np.ndarray) -> dict[str, np.ndarray]:
@@ -150,6 +151,8 @@ def evidence_columns(c: dict, s: dict, is_tcp: np.ndarray) -> dict[str, np.ndarr
         "_c_payload": c["payload"], "_s_payload": s["payload"], "_c_ndata": c["ndata"],
         "_c_fin_ts": when(c["fin_ts"]), "_s_fin_ts": when(s["fin_ts"]),
         "_c_rst_ts": when(c["rst_ts"]), "_s_rst_ts": when(s["rst_ts"]),
+        # TTLs as floats, NaN when no such packet (health/rst_origin.py reads them).
+        "_s_ttl": np.where(s["ttl"] >= 0, s["ttl"], np.nan), "_s_rst_ttl": np.where(s["rst_ttl"] >= 0, s["rst_ttl"], np.nan),
     }
 
 

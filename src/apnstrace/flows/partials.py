@@ -16,6 +16,7 @@ FIELDS: dict[str, type] = {
     "port_a": np.int64, "port_b": np.int64, "proto": np.int64, "h": np.uint64,
     "vlan": np.int64, "ts_first": np.float64, "ts_last": np.float64, "first_dir": np.int64,
     "ts_prev": np.float64,                                   # the last frame's time, capture order
+    "clock_last": np.float64,                                # the capture clock after the last frame
     "pkts0": np.int64, "pkts1": np.int64, "bytes0": np.int64, "bytes1": np.int64,
     "payload0": np.int64, "payload1": np.int64,
     "syn0": np.int64, "syn1": np.int64, "synack0": np.int64, "synack1": np.int64,
@@ -31,6 +32,9 @@ FIELDS: dict[str, type] = {
     # first SYN, payload, FIN and RST sent in that direction (INF: none)
     "syn_first0": np.float64, "syn_first1": np.float64, "data_ts0": np.float64, "data_ts1": np.float64,
     "fin_ts0": np.float64, "fin_ts1": np.float64, "rst_ts0": np.float64, "rst_ts1": np.float64,
+    # IP TTL / hop limit of the first non-RST and of the first RST packet sent that way (-1: none):
+    # a RST whose TTL differs from the server's other packets was sent by a box on the path.
+    "ttl0": np.int64, "ttl1": np.int64, "rst_ttl0": np.int64, "rst_ttl1": np.int64,
 }
 FIRST_TIMES = ("syn_first", "data_ts", "fin_ts", "rst_ts")
 KEY = ("a_hi", "a_lo", "b_hi", "b_lo", "port_a", "port_b", "proto")
@@ -70,10 +74,11 @@ def combine(left: Partials, right: Partials) -> Partials:
     out["ts_first"] = np.minimum(left["ts_first"], right["ts_first"])
     out["ts_last"] = np.maximum(left["ts_last"], right["ts_last"])
     out["ts_prev"] = right["ts_prev"]
+    out["clock_last"] = right["clock_last"]
     for name in ("pkts0", "pkts1", "bytes0", "bytes1", "payload0", "payload1", "syn0", "syn1",
                  "synack0", "synack1", "fin0", "fin1", "rst0", "rst1", "retx", "ndata0", "ndata1"):
         out[name] = left[name] + right[name]
-    for name in ("first_syn_dir", "first_synack_dir", "base0", "base1"):
+    for name in ("first_syn_dir", "first_synack_dir", "base0", "base1", "ttl0", "ttl1", "rst_ttl0", "rst_ttl1"):
         out[name] = np.where(left[name] >= 0, left[name], right[name])
     for d in (0, 1):
         for name in ("synack_ts",) + FIRST_TIMES:

@@ -96,6 +96,30 @@ class FlowTable:
             pieces.append(flows_piece(self.open))
         return assemble(pieces)
 
+    def take_finished_before(self, cutoff: float) -> list[pd.DataFrame]:
+        """Finished flows whose last frame is before `cutoff`, as unordered pieces, and out of
+        the table: a long live capture reports a window and keeps memory to it (live/run.py).
+
+        Closed TCP flows (FIN both ways, or a RST) silent since before `cutoff` count as
+        finished too, though the table would hold them to tcp_timeout in case their key comes
+        back: a packet of that key after so long starts a new flow here, where a file analysis
+        would add it to the closed one."""
+        done = P.closed(self.open) & (self.open["ts_last"] < cutoff)
+        if done.any():
+            self._retire(P.take(self.open, np.flatnonzero(done)))
+            self.open = P.take(self.open, np.flatnonzero(~done))
+            self.index = pd.Index(self.open["h"])
+        self._to_rows()
+        taken, kept = [], []
+        for piece in self.pieces:
+            old = piece["ts_end"].to_numpy() < cutoff
+            if old.any():
+                taken.append(piece[old].reset_index(drop=True))
+            if not old.all():
+                kept.append(piece[~old].reset_index(drop=True) if old.any() else piece)
+        self.pieces = kept
+        return taken
+
     def _retire(self, part: P.Partials) -> None:
         """Finished flows leave the working columns for compact output rows, a batch at a time."""
         if len(part["h"]):
@@ -120,7 +144,7 @@ class FlowTable:
         n = len(order)
         col = {name: getattr(pk, name)[order] for name in
                ("ts", "wire_len", "a_hi", "a_lo", "b_hi", "b_lo", "port_a", "port_b", "proto",
-                "tcp_flags", "seq", "payload_len", "vlan")}
+                "tcp_flags", "seq", "payload_len", "vlan", "ttl")}
         col["dir"] = pk.direction[order].astype(np.int64)
         col["h"] = h[order]
         ts, d, flags = col["ts"], col["dir"], col["tcp_flags"]
@@ -145,16 +169,21 @@ class FlowTable:
         fin = tcp & ((flags & FIN) != 0)
         rst = tcp & ((flags & RST) != 0)
 
-        # Idle gaps: from the key's previous frame, by the frame's own time or by the capture
-        # clock (so a flow the clock has left behind stays ended, whatever the chunking).
+        # Idle gaps: from the key's previous frame, by the frames' own times, or by how far the
+        # capture clock moved since that frame (so a flow the clock has left behind stays ended,
+        # whatever the chunking). The clock, not the previous frame's time: after the capture's
+        # time steps back, the clock stands still until time catches up, and flows go on.
         prev_frame = np.empty(n)
         prev_frame[1:] = ts[:-1]
+        prev_clock = np.empty(n)
+        prev_clock[1:] = np.maximum(clock[:-1], ts[:-1])
         st_rows = gfirst[has_state]
-        prev_frame[gfirst] = np.nan
+        prev_frame[gfirst] = prev_clock[gfirst] = np.nan
         prev_frame[st_rows] = self.open["ts_prev"][sidx[has_state]]
+        prev_clock[st_rows] = self.open["clock_last"][sidx[has_state]]
         timeout = np.where(tcp, opts.tcp_timeout, opts.udp_timeout)
         with np.errstate(invalid="ignore"):
-            gap_new = ((ts - prev_frame) > timeout) | ((clock - prev_frame) > timeout)
+            gap_new = ((ts - prev_frame) > timeout) | ((clock - prev_clock) > timeout)
         st_closed = np.zeros(n, bool)
         st_closed[st_rows] = P.closed(self.open)[sidx[has_state]]
         new_flow = gap_new.copy()
@@ -197,7 +226,7 @@ class FlowTable:
         seg_state = np.full(nseg, -1, np.int64)
         seg_state[seg[init_rows]] = init_idx
 
-        part = self._reduce(col, seg, firsts, seg_cont, seg_state, tcp, pure_syn, synack, fin, rst)
+        part = self._reduce(col, seg, firsts, seg_cont, seg_state, tcp, pure_syn, synack, fin, rst, clock)
         fresh = np.flatnonzero(~seg_cont)
         part["uid"][fresh] = self.next_uid + np.arange(fresh.size)
         self.next_uid += fresh.size
@@ -238,7 +267,7 @@ class FlowTable:
             rank[mine] = count[mine]
         return rank
 
-    def _reduce(self, col, seg, firsts, seg_cont, seg_state, tcp, pure_syn, synack, fin, rst) -> P.Partials:
+    def _reduce(self, col, seg, firsts, seg_cont, seg_state, tcp, pure_syn, synack, fin, rst, clock) -> P.Partials:
         n = len(seg)
         nseg = len(firsts)
         d = col["dir"]
@@ -253,6 +282,7 @@ class FlowTable:
         lasts[:-1] = firsts[1:] - 1
         lasts[-1] = n - 1
         out["ts_prev"] = ts[lasts]
+        out["clock_last"] = np.maximum(clock[lasts], ts[lasts])
         wire, plen = col["wire_len"], col["payload_len"]
         for k in (0, 1):
             this = d == k
@@ -271,6 +301,11 @@ class FlowTable:
         for name, mask in (("first_syn_dir", pure_syn), ("first_synack_dir", synack)):
             at = np.minimum.reduceat(np.where(mask, positions, n), firsts)
             out[name] = np.where(at < n, d[np.minimum(at, n - 1)], -1)
+        for k in (0, 1):
+            this = d == k
+            for name, mask in (("ttl", ~rst), ("rst_ttl", rst)):
+                at = np.minimum.reduceat(np.where(mask & this, positions, n), firsts)
+                out[f"{name}{k}"] = np.where(at < n, col["ttl"][np.minimum(at, n - 1)], -1)
         for k in (0, 1):
             answer = out[f"synack_ts{1 - k}"][seg]
             last = np.where(pure_syn & (d == k) & (ts <= answer), ts, -P.INF)
@@ -331,10 +366,10 @@ class FlowTable:
         if not len(self.open["h"]):
             return
         timeout = np.where(self.open["proto"] == TCP, self.options.tcp_timeout, self.options.udp_timeout)
-        idle = self.now - self.open["ts_prev"] > timeout
+        idle = self.now - self.open["clock_last"] > timeout
         excess = int(np.count_nonzero(~idle)) - self.options.max_open_flows
         if excess > 0:
-            last_seen = np.where(idle, -np.inf, self.open["ts_prev"])
+            last_seen = np.where(idle, -np.inf, self.open["clock_last"])
             oldest = np.argpartition(last_seen, int(np.count_nonzero(idle)) + excess - 1)
             idle[oldest[: int(np.count_nonzero(idle)) + excess]] = True
             self.limits["flows_expired_at_limit"] += excess

@@ -14,6 +14,7 @@ from .. import schema
 from ..site import Site
 from .dns_failures import dns_failures
 from .reasons import EVIDENCE
+from .rst_origin import rst_origin
 
 _FLOW_COLUMNS = ("flow_id", "transport", "client_ip", "client_port", "server_ip", "server_port",
                  "category", "service", "server_name", "state")
@@ -34,6 +35,11 @@ def blocked_table(flows: pd.DataFrame, failures: Sequence = (), site: Site | Non
         part["ts"] = hit["ts_start"].to_numpy()
         part["reason"] = hit["block_reason"].to_numpy(dtype=object)
         part["evidence"] = hit[EVIDENCE].to_numpy(dtype=object) if EVIDENCE in hit else None
+        notes, injected = rst_origin(flows, np.flatnonzero(flows["blocked"].fillna(False).to_numpy(bool)))
+        if injected.any() or (notes != "").any():
+            said = np.array([e or "" for e in part["evidence"]], dtype=object)
+            part["evidence"] = np.where(notes != "", np.where(said != "", said + "; ", "") + notes, part["evidence"])
+        part["_injected"] = injected
         parts.append(part)
     lookups = dns_failures(flows, list(failures), site)
     if len(lookups):
@@ -47,6 +53,7 @@ def blocked_table(flows: pd.DataFrame, failures: Sequence = (), site: Site | Non
     if not parts:
         return schema.to_frame(None, schema.BLOCKED)
     table = pd.concat(parts, ignore_index=True)
+    table["_injected"] = table["_injected"].fillna(False).astype(bool) if "_injected" in table else False
     table["sentence"] = _sentences(table)
     severity = _phrases()["severity"]
     table["_rank"] = table["category"].map(lambda c: severity.get(c, len(severity)))
@@ -67,6 +74,8 @@ def _sentences(table: pd.DataFrame) -> np.ndarray:
     """One sentence per row, built column-wise: scans make tens of thousands of blocked rows."""
     phrases = _phrases()
     reason = table["reason"].to_numpy(dtype=object)
+    # A RST another box sent has its own meaning (health/rst_origin.py): "<reason>_injected".
+    reason = np.where(table["_injected"].to_numpy(dtype=bool), reason + "_injected", reason)
     category = table["category"].to_numpy(dtype=object)
     # The meaning only depends on (reason, category): format each pair once.
     pairs = pd.MultiIndex.from_arrays([reason, category])
@@ -81,7 +90,7 @@ def _sentences(table: pd.DataFrame) -> np.ndarray:
     label = np.where((service != "") & (server_name != ""), service + ", " + server_name, service + server_name)
     label = np.where(label != "", " (" + label + ")", "")
     ip = text("server_ip")
-    dns = np.array([r.startswith("dns_") for r in reason], dtype=bool) if len(reason) else np.zeros(0, bool)
+    dns = np.array([r.startswith("dns_") for r in table["reason"].to_numpy(dtype=object)], dtype=bool) if len(reason) else np.zeros(0, bool)
     head = np.where(dns, "DNS lookup via " + ip,
                     np.char.upper(text("transport").astype(str)).astype(object) + " " + text("server_port")
                     + " to " + ip + label)

@@ -3,11 +3,14 @@ stop on the duration, Ctrl-C or SIGTERM (capture stopped, the last packets fed, 
 finished)."""
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from ..options import FlowOptions, SequenceOptions
 from ..pipeline import Result, Session
@@ -30,6 +33,8 @@ class LiveConfig:
     bpf: str = DEFAULT_BPF
     duration_s: float | None = None         # None: until Ctrl-C / SIGTERM
     rotate_s: float = 60.0                  # report update period, and pcap file length
+    keep_s: float | None = 3600.0           # flows finished longer ago leave the report and memory (None: keep all)
+    dataset: Path | None = None             # ... and are appended here first (scale/dataset.py)
     write_pcap: Path | None = None
     backend: str = "scapy"
     site: Site | None = None
@@ -43,6 +48,8 @@ class LiveConfig:
             raise LiveSetupError("--duration must be positive")
         if not self.rotate_s > 0:
             raise LiveSetupError("--rotate-seconds must be positive")
+        if self.keep_s is not None and not self.keep_s > 0:
+            raise LiveSetupError("--keep-minutes must be positive (0 on the command line: keep every flow)")
 
 
 @dataclass
@@ -78,6 +85,44 @@ class _StopOnSignals:
             signal.signal(sig, old)
 
 
+class _Window:
+    """--keep-minutes: the report shows the last N minutes; older finished flows go to the
+    --dataset (when given) and leave memory with their metadata and activity. Without this a
+    day on a busy span port would hold every flow, and each report rewrite would redo them all."""
+
+    def __init__(self, config: LiveConfig, started_wall: float) -> None:
+        self.keep_s, self.dataset = config.keep_s, config.dataset
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(started_wall))
+        self.run = "live-" + re.sub(r"[^A-Za-z0-9._-]", "_", config.iface)[:40] + "-" + stamp
+        self.retired = self.batches = 0
+        self.cutoff: float | None = None
+
+    def retire(self, session: Session) -> None:
+        if self.keep_s is None or not np.isfinite(session.table.now):
+            return
+        self.cutoff = session.table.now - self.keep_s
+        old = session.retire_before(self.cutoff)
+        if len(old):
+            self.retired += len(old)
+            self._append(old, f"{self.run}-{self.batches}")
+            self.batches += 1
+
+    def close(self, result: Result) -> None:
+        """The dataset gets the final window too, so it holds every flow of the run."""
+        if len(result.flows):
+            self._append(result.flows, f"{self.run}-final")
+
+    def _append(self, flows, run: str) -> None:
+        if self.dataset is not None:
+            from ..scale.dataset import write_flows
+            write_flows(flows, self.dataset, run=run)
+
+    def describe(self) -> dict:
+        return {"keep_s": self.keep_s, "flows_retired": self.retired, "window_start": self.cutoff,
+                "dataset": str(self.dataset) if self.dataset is not None else None,
+                "dataset_run": self.run if self.dataset is not None else None}
+
+
 def run_live(config: LiveConfig, view=None, clock=time.monotonic) -> LiveOutcome:
     """Capture until the duration ends or a signal comes; return the final result (already
     written to config.output). Raises LiveSetupError when the capture cannot start."""
@@ -93,6 +138,7 @@ def run_live(config: LiveConfig, view=None, clock=time.monotonic) -> LiveOutcome
     batcher = Batcher()
     started_wall = time.time()
     reports = 0
+    window = _Window(config, started_wall)
 
     def feed() -> None:
         packets = batcher.take()
@@ -104,7 +150,7 @@ def run_live(config: LiveConfig, view=None, clock=time.monotonic) -> LiveOutcome
     def describe(counts: CaptureCounts, stopped: str | None) -> None:
         session.stats.live = {"interface": config.iface, "backend": config.backend, "bpf": config.bpf,
                               "started": started_wall, "stopped": time.time() if stopped else None,
-                              "stopped_by": stopped, **counts.as_dict()}
+                              "stopped_by": stopped, **counts.as_dict(), **window.describe()}
 
     def publish(result: Result, counts: CaptureCounts, write: bool) -> None:
         nonlocal reports
@@ -138,6 +184,8 @@ def run_live(config: LiveConfig, view=None, clock=time.monotonic) -> LiveOutcome
                 write = roll.due(now)
                 if write or (view.wants_frequent_updates and screen.due(now)):
                     feed()
+                    if write:
+                        window.retire(session)
                     counts = backend.counts()
                     describe(counts, None)
                     publish(session.snapshot(), counts, write)
@@ -153,5 +201,7 @@ def run_live(config: LiveConfig, view=None, clock=time.monotonic) -> LiveOutcome
         if pcaps is not None:
             pcaps.close()
         result = session.finish()
+        window.close(result)
+        describe(counts, "error" if error else stop.by)     # with the final dataset figures
         publish(result, counts, True)
     return LiveOutcome(result, counts, reports, pcaps.written if pcaps else [], stop.by, error)

@@ -227,6 +227,19 @@ class MetadataCollector:
             del self.streams[k]
             self.done[stream.kind].add(k)
 
+    def finish_flows(self, uids: np.ndarray) -> None:
+        """finish() for these flows only: they are over (a live window lets them go)."""
+        wanted = set(np.asarray(uids).tolist())
+        for k in [k for k in self.streams if k // 2 in wanted]:
+            self._try_parse(k, final=True)
+
+    def forget(self, uids: np.ndarray) -> None:
+        """Forget finished flows: what their parsers found and their DNS failures. The DNS
+        answers stay: they name the servers of flows still to come."""
+        self.log.forget(uids)
+        gone = set(np.asarray(uids).tolist())
+        self.dns.failures[:] = [f for f in self.dns.failures if f.uid not in gone]
+
     def take_hellos(self) -> np.ndarray:
         """The uids whose ClientHello (SNI/ALPN) was read since the last call."""
         got = np.concatenate([np.atleast_1d(np.asarray(h, np.int64)) for h in self.hellos]) if self.hellos \

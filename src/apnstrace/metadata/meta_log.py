@@ -120,6 +120,26 @@ class MetaLog:
         self.seq += n
         return first
 
+    def forget(self, uids: np.ndarray) -> None:
+        """Drop every write for these flows (finished and reported elsewhere: live/run.py)."""
+        for kind, names in KINDS.items():
+            rows = self.rows[kind]
+            if rows:
+                columns = list(zip(*rows))
+                self.batches[kind].append((np.array(columns[0], np.int64), np.array(columns[1], np.int64),
+                                           {name: pa.array(columns[2 + j], type=TYPES[name])
+                                            for j, name in enumerate(names)}))
+                self.rows[kind] = []
+            kept = []
+            for uid, seq, cols in self.batches[kind]:
+                keep = ~np.isin(uid, uids)
+                if keep.all():
+                    kept.append((uid, seq, cols))
+                elif keep.any():
+                    mask = pa.array(keep)
+                    kept.append((uid[keep], seq[keep], {n: c.filter(mask) for n, c in cols.items()}))
+            self.batches[kind] = [_joined(kept, names)] if len(kept) > 1 else kept
+
     def batch(self, kind: str, uid: np.ndarray, seq: np.ndarray | None = None, **columns) -> None:
         """Writes from a compiled scan, one per uid, in order (or at reserved `seq` numbers);
         columns: arrays (numpy or Arrow)."""

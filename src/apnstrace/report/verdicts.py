@@ -219,6 +219,11 @@ def _capture(result: Result) -> Verdict:
         level = "warn"
     elif seen.one_way:
         text += f"; {_n(seen.one_way, 'TCP flow')} seen one way only (cut at the capture's edges?)"
+    live = s.live or {}
+    if live.get("flows_retired"):
+        where = f", in {live['dataset']}" if live.get("dataset") else " (not kept: no --dataset)"
+        text += (f"; live window: the last {_duration(live['keep_s'])} and open connections shown, "
+                 f"{live['flows_retired']:,} older flows left it{where}")
     return Verdict("Capture", level, text)
 
 

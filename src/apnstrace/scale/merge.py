@@ -55,6 +55,7 @@ def merge(parts: Sequence[FilePartial], options: FlowOptions, site: Site | None,
     from ..pipeline import _icmp_frame, _tables
     parts = sorted(parts, key=lambda p: p.index)
     _check_clock(parts, options)
+    _read_stepped_back_files_again(parts, options, site, sequence_options, sequences)
     keys, missing = replay_plan([p.keys for p in parts], options)
     for i, lost in enumerate(missing):
         if lost.size:                  # keys its worker did not keep (boundary.py): read the file again
@@ -159,7 +160,8 @@ def _again(part: FilePartial, lost: np.ndarray, options: FlowOptions, sequence_o
     Session over the same file: the same flows and uids)."""
     root = str(Path(part.spill).parent)
     force = np.union1d(part.keys["h"][part.keys["kept"]], lost)
-    again = run_file(part.index, part.path, options, None, sequence_options, sequences, root, force)
+    again = run_file(part.index, part.path, options, None, sequence_options, sequences, root, force,
+                     clock_floor=part.clock_floor)
     part.spill, part.keys = again.spill, again.keys
     return part
 
@@ -170,6 +172,23 @@ def _check_clock(parts: Sequence[FilePartial], options: FlowOptions) -> None:
         if latest - part.ts_min > min(options.tcp_timeout, options.udp_timeout):
             raise NotMergeable(f"{part.path}: frames {latest - part.ts_min:.0f} s older than the file before")
         latest = max(latest, part.ts_max)
+
+
+def _read_stepped_back_files_again(parts: list[FilePartial], options: FlowOptions, site: Site | None,
+                                   sequence_options: SequenceOptions | None, sequences: bool) -> None:
+    """A file whose first frames are older than the latest frame before it was read with a
+    capture clock of its own, lower than the single-process run's at those frames; flows idle by
+    the clock (flows/table.py) can then end differently. Read it again from that clock (rare:
+    a capture reordered right at a file boundary)."""
+    latest = -np.inf
+    for i, part in enumerate(parts):
+        if latest > part.ts_min and part.clock_floor < latest:
+            log.info("%s: starts %.6f s before the file ahead of it ends: reading it again from that clock",
+                     part.path, latest - part.ts_min)
+            root = str(Path(part.spill).parent) if part.spill is not None else None
+            parts[i] = run_file(part.index, part.path, options, site, sequence_options, sequences, root,
+                                clock_floor=latest)
+        latest = max(latest, parts[i].ts_max)
 
 
 def _uids_of(part: FilePartial, wanted: np.ndarray) -> np.ndarray:

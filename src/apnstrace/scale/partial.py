@@ -42,11 +42,11 @@ SEEN_UNTIL = "_seen_until"               # hidden column: the capture end a work
 READ_RANK = max(EARLY, MAX_SEGMENTS)     # payloads the TLS/HTTP/QUIC readers look at per direction
 # Packet columns kept for a replay (PacketBatch fields but the payload position).
 COLUMNS = ("ts", "wire_len", "a_hi", "a_lo", "b_hi", "b_lo", "port_a", "port_b", "proto", "direction",
-           "tcp_flags", "seq", "payload_len", "vlan")
+           "tcp_flags", "seq", "payload_len", "vlan", "ttl")
 KEY = ("a_hi", "a_lo", "b_hi", "b_lo", "port_a", "port_b", "proto")      # spilled once per flow key
 # Spilled per packet, as compact types (PacketBatch types come back in load_rows).
 PACKED = {"ts": np.float64, "clock": np.float64, "wire_len": np.uint32, "direction": np.int8,
-          "tcp_flags": np.uint8, "seq": np.int64, "payload_len": np.int32, "vlan": np.int16,
+          "tcp_flags": np.uint8, "seq": np.int64, "payload_len": np.int32, "vlan": np.int16, "ttl": np.uint8,
           "uid": np.int64, "payload_off": np.int64, "payload_cap": np.int32}
 
 
@@ -69,6 +69,7 @@ class FilePartial:
     spill: str | None = None
     open_at_end: int = 0
     size: int = 0                           # bytes of capture file
+    clock_floor: float = -np.inf            # the capture clock the file was read from (merge.py)
 
 
 @dataclass
@@ -133,11 +134,13 @@ class _Keep:
 
 def run_file(index: int, path: str, options: FlowOptions, site: Site | None,
              sequence_options: SequenceOptions | None, sequences: bool, spill_root: str | None,
-             force: np.ndarray | None = None) -> FilePartial:
+             force: np.ndarray | None = None, clock_floor: float = -np.inf) -> FilePartial:
     """Analyze one file on its own (a worker task: only picklable arguments and result).
-    `force`: flow keys whose packets are spilled whatever boundary.worth_keeping says."""
+    `force`: flow keys whose packets are spilled whatever boundary.worth_keeping says;
+    `clock_floor`: the capture clock before the file's first frame, when known (merge.py)."""
     from ..pipeline import Session, _icmp_frame, _problem_of, _size, per_flow
     session = Session(options, None, sequence_options, sequences=sequences, stats=RunStats())
+    session.table.now = clock_floor
     keep = _Keep()
     session.tap = keep.add
     try:
@@ -157,7 +160,7 @@ def run_file(index: int, path: str, options: FlowOptions, site: Site | None,
     part = FilePartial(index=index, path=str(path), flows=flows, dns=session.collector.dns,
                        activity=session.activity.found if session.activity is not None else Activity(),
                        icmp=session.icmp_parts, stats=session.stats, uids=table.next_uid, keys={},
-                       open_at_end=open_at_end, size=_size(Path(path)))
+                       open_at_end=open_at_end, size=_size(Path(path)), clock_floor=clock_floor)
     if cols:
         part.ts_min, part.ts_max = float(cols["ts"].min()), float(cols["ts"].max())
         keys.update(_edge_facts(cols, keys, open_h, open_closed))
@@ -242,7 +245,7 @@ def load_rows(folder: str, keys: np.ndarray) -> tuple[dict[str, np.ndarray], np.
     cols = {name: np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r")[rows] for name in PACKED}
     for name in KEY:
         cols[name] = np.load(os.path.join(folder, f"key_{name}.npy"))[code]
-    for name in ("wire_len", "tcp_flags", "payload_len", "vlan", "payload_cap"):
+    for name in ("wire_len", "tcp_flags", "payload_len", "vlan", "payload_cap", "ttl"):
         cols[name] = cols[name].astype(np.int64)
     path = os.path.join(folder, "payload.bin")
     payload = np.memmap(path, np.uint8, "r") if os.path.getsize(path) else np.zeros(0, np.uint8)

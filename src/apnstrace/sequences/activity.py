@@ -96,6 +96,21 @@ class ActivityCollector:
             f.apns_bytes.append(pk.payload_len[ap])
         self._carry(k, t, first, open_uids)
 
+    def forget(self, uids: np.ndarray, before: float = -np.inf) -> None:
+        """Drop what was gathered for these flows (finished and reported elsewhere), and any
+        flow's packets before `before` (the window's start: a long-lived courier connection's
+        pushes leave with the window too)."""
+        f = self.found
+        for prefix, names in (("start", ("uid", "dir", "ts", "gap")), ("apns", ("uid", "dir", "ts", "bytes"))):
+            parts = [getattr(f, f"{prefix}_{name}") for name in names]
+            if not parts[0]:
+                continue
+            joined = [np.concatenate(p) for p in parts]
+            keep = ~np.isin(joined[0], uids) & (joined[2] >= before)
+            for name, column in zip(names, joined):
+                setattr(f, f"{prefix}_{name}", [column[keep]])
+        self.apns_uids = self.apns_uids[~np.isin(self.apns_uids, uids)]
+
     def _learn_apns(self, hellos: np.ndarray, metas: dict) -> None:
         """Flows (443 and others) are APNs candidates once their ClientHello said so: only a
         ClientHello sets SNI/ALPN, so only the flows whose one was just read are looked at."""
