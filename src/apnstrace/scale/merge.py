@@ -77,8 +77,9 @@ def merge(parts: Sequence[FilePartial], options: FlowOptions, site: Site | None,
         warnings.warn("the open-flow limit may have been reached: a parallel run can then differ from a "
                       "single-process one (docs/scale.md)", stacklevel=2)
     extra = tuple(name for name in frames[-1].columns if name not in KNOWN)
-    flows = assemble(frames, extra=extra)
-    del frames
+    drop = np.concatenate(mine.dropped + [np.zeros(len(f), bool) for f in frames[len(mine.dropped):]])
+    flows = assemble(frames, extra=extra, drop=drop)
+    del frames, drop
     flows = fix_up(flows, flows[UID].to_numpy() < mine.replay_base, dns, icmp_frame, site, options, capture_end)
     activity = None
     if sequences:
@@ -105,7 +106,8 @@ class _Mine:
     """What the workers found, per file, without their replayed keys' (uids moved past the
     earlier files')."""
 
-    frames: list[pd.DataFrame]
+    frames: list[pd.DataFrame]             # as the workers gave them, uids final
+    dropped: list[np.ndarray]              # per frame: its rows of replayed keys (left out)
     dns: list[DnsRecords]                  # answers, and failures with final uids
     activity: list[Activity]               # final uids
     stats: RunStats
@@ -114,12 +116,16 @@ class _Mine:
 
 
 def _collect(parts: Sequence[FilePartial], keys: list[np.ndarray]) -> _Mine:
-    base, frames, dns, found = 0, [], [], []
+    base, frames, rows, dns, found = 0, [], [], [], []
     stats, replayed_uids = RunStats(), 0
     for part, wanted in zip(parts, keys):
         dropped = _uids_of(part, wanted)
         replayed_uids += len(dropped)
-        frames.append(_moved(part.flows, dropped, base))
+        uid = part.flows[UID].to_numpy()
+        # Rows of replayed keys are left out when the flows are ordered (one copy, not two).
+        rows.append(np.isin(uid, dropped) if dropped.size else np.zeros(len(uid), bool))
+        part.flows[UID] = uid + base               # the worker's frame: no other holder
+        frames.append(part.flows)
         part.flows = None                          # held once: the merged frame is built from these
         gone = set(dropped.tolist())
         failures = [dataclasses.replace(f, uid=f.uid + base) for f in part.dns.failures if f.uid not in gone]
@@ -129,7 +135,7 @@ def _collect(parts: Sequence[FilePartial], keys: list[np.ndarray]) -> _Mine:
         found.append(activity)
         _add_stats(stats, part.stats)
         base += part.uids
-    return _Mine(frames, dns, found, stats, base, replayed_uids)
+    return _Mine(frames, rows, dns, found, stats, base, replayed_uids)
 
 
 def _join(mine: _Mine, replayed: Sequence[ReplayPart]) -> tuple[list[pd.DataFrame], DnsRecords, Activity, RunStats]:
@@ -196,16 +202,6 @@ def _uids_of(part: FilePartial, wanted: np.ndarray) -> np.ndarray:
     if not wanted.size or part.spill is None:
         return np.empty(0, np.int64)
     return spilled_uids(part.spill, wanted)
-
-
-def _moved(flows: pd.DataFrame, dropped: np.ndarray, base: int) -> pd.DataFrame:
-    """A worker's flows without the dropped uids, uids moved by `base`."""
-    uid = flows[UID].to_numpy()
-    if dropped.size:
-        keep = ~np.isin(uid, dropped)
-        flows, uid = flows[keep], uid[keep]
-    flows[UID] = uid + base                  # the worker's frame (or its filtered copy): no other holder
-    return flows
 
 
 def _extend_dns(out: DnsRecords, got: Sequence[DnsRecords]) -> None:
