@@ -4,13 +4,14 @@
    earlier file whose first frame here is within the idle timeout of its last frame there,
    unless a closed connection is followed by a SYN (a superset of the flows the flow table
    would continue). Both files' packets of such a key are replayed.
-2. The replay: one Session fed, file by file in time order, the spilled packets of those keys
-   with the true capture clock. Per key, a Session's work does not depend on other keys'
-   packets except through the clock, so the replayed flows are exactly the sequential ones.
-3. Everything the workers found for replayed keys is dropped; the rest keeps its values under
-   uids moved past the earlier files'. The replayed flows go through the per-flow stages here;
-   the workers' flows come through them already, and fixups.py redoes the few rows whose
-   answer reads other files. All flows are ordered once (finalize.assemble), then the stages
+2. The replay (replay.py): per shard of those keys (by hash; one per pool process), a Session
+   fed, file by file in time order, the spilled packets of its keys with the true capture
+   clock. Per key, a Session's work does not depend on other keys' packets except through the
+   clock, so the replayed flows are exactly the sequential ones, whatever the shards.
+3. Everything the workers found for replayed keys is dropped (while the shards run); the rest
+   keeps its values under uids moved past the earlier files'. Workers and shards both run the
+   per-flow stages on their flows, and fixups.py redoes the few rows whose answer reads other
+   files (or other shards' DNS answers). All flows are ordered once (finalize.assemble), then the stages
    over all flows (blocked table, sequences, timing, courier) run once, as in one process.
 """
 from __future__ import annotations
@@ -138,11 +139,12 @@ def _collect(parts: Sequence[FilePartial], keys: list[np.ndarray]) -> _Mine:
     return _Mine(frames, rows, dns, found, stats, base, replayed_uids)
 
 
-def _join(mine: _Mine, replayed: Sequence[ReplayPart]) -> tuple[list[pd.DataFrame], DnsRecords, Activity, RunStats]:
+def _join(mine: _Mine, replayed: Sequence[ReplayPart]
+          ) -> tuple[list[pd.DataFrame], DnsRecords, Activity, RunStats]:
     """All flows (the workers', then each shard's), and per file in file order the workers' DNS
     records and activity followed by the shards' (answers and failures in time order within a
     file), uids final."""
-    bases = np.cumsum([mine.replay_base] + [r.uids for r in replayed])
+    bases = [int(b) for b in np.cumsum([mine.replay_base] + [r.uids for r in replayed])]
     frames = mine.frames
     for shard, base in zip(replayed, bases):
         shard.flows[UID] = shard.flows[UID].to_numpy() + base
@@ -151,7 +153,8 @@ def _join(mine: _Mine, replayed: Sequence[ReplayPart]) -> tuple[list[pd.DataFram
     for i, (answers, activity) in enumerate(zip(mine.dns, mine.activity)):
         theirs = [r.dns[i] for r in replayed]
         _extend_dns(dns, [answers] + theirs)
-        moved = [dataclasses.replace(f, uid=f.uid + base) for got, base in zip(theirs, bases) for f in got.failures]
+        moved = [dataclasses.replace(f, uid=f.uid + base)
+                 for got, base in zip(theirs, bases) for f in got.failures]
         failures.extend(sorted(answers.failures + moved, key=lambda f: f.ts))
         _extend_activity(found, activity, np.empty(0, np.int64), 0)
         for r, base in zip(replayed, bases):

@@ -85,8 +85,7 @@ def _run_local(args: list[tuple], workers: int, progress: Progress | None, finis
     processes = min(workers, len(args))
     with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
         futures = [pool.submit(run_file, *a) for a in args]
-        if fork:
-            _warm_up(args[0][1], args[0][2], args[0][4], args[0][5], whole=True)
+        _warm_up(args[0][1], args[0][2], args[0][4], args[0][5], whole=True)
         parts = gather_parts(as_completed(futures), progress)
         return finish(parts, pool, processes)
 
