@@ -6,6 +6,7 @@ import logging
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -301,3 +302,68 @@ def test_bad_cut_gzip_and_pcapng_files_give_the_same_result_and_problems(tmp_pat
         parallel = apnstrace.analyze(paths, workers=2)
     assert len(single.problems) == 2 and len(single.flows) > 10
     assert_same(single, parallel)
+
+
+def _crossing_frames() -> list[tuple[int, bytes]]:
+    """Devices whose courier connections (ClientHello split in two segments, keep-alives, server
+    pushes) cross every boundary of a split into several files, DNS answers for later flows,
+    short HTTP flows closed within a file and a port reused after a close."""
+    from conftest import T0_NS, ether, ip4, tcp, udp
+    S, R = "17.57.144.10", "10.0.0.1"
+    ms = 1_000_000
+    frames = []
+
+    def at(t_ms: float, frame: bytes) -> None:
+        frames.append((T0_NS + int(t_ms * ms), ether(frame)))
+
+    for d in range(8):
+        C = f"10.0.1.{10 + d}"
+        hello = _hello_record(f"{d}-courier.push.apple.com")
+        port, t0 = 50000 + d, 7 * d
+        at(t0, ip4(C, S, 6, tcp(port, 5223, "S", seq=100)))
+        at(t0 + 20, ip4(S, C, 6, tcp(5223, port, "SA", seq=900, ack=101)))
+        at(t0 + 21, ip4(C, S, 6, tcp(port, 5223, "A", seq=101, ack=901)))
+        at(t0 + 22, ip4(C, S, 6, tcp(port, 5223, "PA", seq=101, ack=901, payload=hello[:150])))
+        at(t0 + 23, ip4(C, S, 6, tcp(port, 5223, "PA", seq=251, ack=901, payload=hello[150:])))
+        for i in range(30):
+            t = t0 + 40 + 1000 * i + 37 * d
+            at(t, ip4(S, C, 6, tcp(5223, port, "PA", seq=901 + 60 * i, ack=101 + len(hello), payload=bytes(60))))
+            at(t + 15, ip4(C, S, 6, tcp(port, 5223, "PA", seq=101 + len(hello) + 10 * i, ack=961 + 60 * i,
+                                         payload=bytes(10))))
+        # A DNS answer, then an HTTP flow to the answered address, closed; the port again later.
+        addr = f"198.51.100.{20 + d}"
+        at(3000 + 500 * d, ip4(R, C, 17, udp(53, 40000 + d, _dns_answer(f"mdm{d}.example.net", addr))))
+        for base, seq in ((3100 + 500 * d, 1000), (17000 + 900 * d, 5000)):
+            at(base, ip4(C, addr, 6, tcp(41000 + d, 80, "S", seq=seq)))
+            at(base + 4, ip4(addr, C, 6, tcp(80, 41000 + d, "SA", seq=1, ack=seq + 1)))
+            at(base + 5, ip4(C, addr, 6, tcp(41000 + d, 80, "PA", seq=seq + 1, ack=2,
+                                             payload=b"GET /mdm HTTP/1.1\r\nHost: mdm\r\n\r\n")))
+            at(base + 900, ip4(addr, C, 6, tcp(80, 41000 + d, "PA", seq=2, ack=seq + 33,
+                                               payload=b"HTTP/1.1 200 OK\r\n\r\n")))
+            at(base + 950, ip4(C, addr, 6, tcp(41000 + d, 80, "FA", seq=seq + 33, ack=21)))
+            at(base + 951, ip4(addr, C, 6, tcp(80, 41000 + d, "FA", seq=21, ack=seq + 34)))
+    frames.sort(key=lambda f: f[0])
+    return frames
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_replay_shards_give_the_single_process_result(tmp_path: Path, caplog, workers: int) -> None:
+    """Keys crossing several files are replayed in one shard per worker process (split by key
+    hash): the result is the single-process one, and each shard replayed keys."""
+    from conftest import pcap, write
+    from apnstrace.scale.replay import shard_of
+    frames = _crossing_frames()
+    whole = write(tmp_path / "whole.pcap", pcap(frames))
+    expected = apnstrace.analyze(whole)
+    assert len(expected.flows) >= 30 and expected.flows["sni"].notna().sum() == 8
+    cuts = np.linspace(0, len(frames), 6).astype(int)
+    parts = [write(tmp_path / f"p{i}.pcap", pcap(frames[a:b])) for i, (a, b) in enumerate(zip(cuts, cuts[1:]))]
+    with caplog.at_level(logging.INFO, logger="apnstrace.scale.merge"):
+        got = apnstrace.analyze(parts, workers=workers)
+    assert replayed(caplog) >= 8
+    assert f"in {workers} shards" in caplog.text
+    for table in ("flows", "sequences", "blocked", "timing", "courier"):
+        pd.testing.assert_frame_equal(getattr(got, table), getattr(expected, table), obj=table)
+    assert_same(apnstrace.analyze(parts, workers=1), got)
+    keys = np.array([key for key in range(1, 10_000)], np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    assert sorted(np.unique(shard_of(keys, workers)).tolist()) == list(range(workers))

@@ -81,3 +81,25 @@ def test_a_forward_jump_of_the_clock_still_ends_idle_flows(tmp_path: Path) -> No
     for engine in ("fast", "scapy"):
         flows = apnstrace.analyze([path], engine=engine).flows
         assert sorted(flows.loc[flows["client_port"] == 5000, "pkts_c2s"].tolist()) == [1, 2], engine
+
+
+def test_assemble_leaves_dropped_rows_out_in_the_same_order() -> None:
+    """assemble(drop=...) (scale/merge.py: the workers' rows of replayed keys) equals ordering
+    the pieces without those rows."""
+    import numpy as np
+    from apnstrace.flows.finalize import HIDDEN, assemble
+    session = apnstrace.pipeline.Session(apnstrace.FlowOptions(chunk_bytes=4096))
+    from apnstrace.reader import iter_batches
+    for raw in iter_batches(CORPUS / "1kxun.pcap", session.stats, 4096, 100.0):
+        session.add(raw)
+    pieces = session.table.finish_pieces()
+    whole = assemble([p.copy() for p in pieces], keep_keys=True)
+    half = len(whole) // 2
+    halves = [whole.iloc[half:].reset_index(drop=True), whole.iloc[:half]]      # out of order
+    drop = np.random.default_rng(8).random(len(whole)) < 0.3
+    got = assemble([h.copy() for h in halves], keep_keys=True, drop=drop)
+    expected = assemble([h[~d].reset_index(drop=True) for h, d in
+                         zip(halves, np.split(drop, [len(halves[0])]))], keep_keys=True)
+    assert got["ts_start"].is_monotonic_increasing
+    assert 0 < len(got) < len(whole) and set(HIDDEN) <= set(got.columns)
+    pd.testing.assert_frame_equal(got, expected)

@@ -156,14 +156,16 @@ def evidence_columns(c: dict, s: dict, is_tcp: np.ndarray) -> dict[str, np.ndarr
     }
 
 
-def assemble(pieces: list[pd.DataFrame], *, extra: tuple[str, ...] = (), keep_keys: bool = False) -> pd.DataFrame:
+def assemble(pieces: list[pd.DataFrame], *, extra: tuple[str, ...] = (), keep_keys: bool = False,
+             drop: np.ndarray | None = None) -> pd.DataFrame:
     """Ordered flows frame: by start time, then client address and port, server address and
     port (addresses as 16-byte numbers, IPv4 as ::ffff:a.b.c.d), then tcp before udp.
 
     Built a column at a time, each taken out of the pieces as it is copied, so the finished
     flows are held about once, not three times (pieces, concatenation, ordered copy).
     `extra`: more columns the pieces carry (scale/merge.py orders whole per-file results);
-    `keep_keys`: keep the HIDDEN address numbers, so ordered results can be ordered again.
+    `keep_keys`: keep the HIDDEN address numbers, so ordered results can be ordered again;
+    `drop`: rows (of the pieces one after the other) left out, in the same copy.
     """
     pieces = [p for p in pieces if len(p)]
     if not pieces:
@@ -193,7 +195,9 @@ def assemble(pieces: list[pd.DataFrame], *, extra: tuple[str, ...] = (), keep_ke
         np.concatenate([p["ts_start"].to_numpy() for p in pieces])))
     if not keep_keys:
         keys = {}
-    in_order = bool(np.array_equal(order, np.arange(len(order))))
+    if drop is not None:
+        order = order[~drop[order]]
+    in_order = (drop is None or not drop.any()) and bool(np.array_equal(order, np.arange(len(order))))
     columns = {}
     for name in [col.name for col in schema.FLOWS] + [UID, "_client_is_a", *EVIDENCE, *extra, *keys]:
         column = keys.pop(name) if name in keys else joined(name)

@@ -1,9 +1,10 @@
 """Per-flow answers that read beyond their flow's file, redone in the merge for the rows concerned.
 
 Workers run the per-flow stages (metadata attached, classification, block reasons) on their
-own file. Three inputs of those stages belong to the whole capture, not to one file:
+own file, replay shards (replay.py) on their keys' flows. Three inputs of those stages belong
+to the whole capture, not to one file:
 - server_name from DNS: the latest answer for the server address before the flow started,
-  which may be in an earlier file;
+  which may be in an earlier file (or found by another shard's replay);
 - ICMP errors, which may sit in another file than the flow they quote;
 - the capture's end, which no_response and no_server_data read for unanswered or unclosed flows
   (a worker's is its file's last frame, SEEN_UNTIL).
@@ -32,9 +33,12 @@ NAMED = ["sni", "http-host"]            # server_name sources a flow's own packe
 
 def fix_up(flows: pd.DataFrame, from_worker: np.ndarray, dns: DnsRecords, icmp: pd.DataFrame,
            site: Site | None, options: FlowOptions, capture_end: float | None) -> pd.DataFrame:
-    """`flows` (ordered, all files) with the rows of `from_worker` that read other files redone."""
+    """`flows` (ordered, all files) with the rows that read other files redone: any row DNS may
+    name (workers and replay shards name flows from their own answers only), rows of
+    `from_worker` an ICMP error quotes (the shards saw every file's), rows reading the
+    capture's end."""
     from ..pipeline import per_flow
-    redo = _renamed(flows, from_worker, dns)
+    redo = _renamed(flows, np.ones(len(flows), bool), dns)
     redo |= from_worker & _quoted(flows, icmp)
     if capture_end is not None:
         redo |= reads_capture_end(flows, flows[SEEN_UNTIL].to_numpy(), capture_end)

@@ -58,43 +58,58 @@ def analyze_parallel(paths: Sequence[Path], *, site: Site | None, options: FlowO
     root = Path(tempfile.mkdtemp(prefix="apnstrace-spill-", dir=None if own_spill else spill_dir))
     try:
         args = [(i, str(p), options, site, sequence_options, sequences, str(root)) for i, p in enumerate(paths)]
+
+        def finish(parts: list[FilePartial], pool=None, shards: int = 1):
+            try:
+                return merge(parts, options, site, sequence_options, sequences, pool, shards)
+            except NotMergeable as why:
+                warnings.warn(f"{why}: read sequentially instead", stacklevel=2)
+                return None
+
         if dask is not None:
             from .dask_runner import run_on_dask
-            parts = run_on_dask(args, dask, workers or default_workers(), progress)
-        else:
-            parts = _run_local(args, workers or default_workers(), progress)
-        try:
-            return merge(parts, options, site, sequence_options, sequences)
-        except NotMergeable as why:
-            warnings.warn(f"{why}: read sequentially instead", stacklevel=2)
-            return None
+            return finish(run_on_dask(args, dask, workers or default_workers(), progress))
+        return _run_local(args, workers or default_workers(), progress, finish)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _run_local(args: list[tuple], workers: int, progress: Progress | None) -> list[FilePartial]:
+def _run_local(args: list[tuple], workers: int, progress: Progress | None, finish: Callable):
+    """The files on a pool of processes, then `finish(parts, pool, shards)`: the merge, which
+    replays the keys crossing file boundaries on the same pool, a shard per process."""
     # fork where there is one: a script or notebook calling analyze() needs no __main__ guard.
     fork = "fork" in get_all_start_methods()
     if fork:
         _warm_up(args[0][1], args[0][2])
     context = get_context("fork" if fork else "spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(args)), mp_context=context) as pool:
-        return gather_parts(as_completed([pool.submit(run_file, *a) for a in args]), progress)
+    processes = min(workers, len(args))
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        futures = [pool.submit(run_file, *a) for a in args]
+        _warm_up(args[0][1], args[0][2], args[0][4], args[0][5], whole=True)
+        parts = gather_parts(as_completed(futures), progress)
+        return finish(parts, pool, processes)
 
 
-def _warm_up(path: str, options: FlowOptions) -> None:
+def _warm_up(path: str, options: FlowOptions, sequence_options: SequenceOptions | None = None,
+             sequences: bool = True, whole: bool = False) -> None:
     """Load the compiled kernels once, from the first chunk of a file, before forking: each
-    worker would load them again (about half a second each), and the merge needs them too."""
+    worker would load them again (about half a second each), and the merge needs them too.
+    `whole`: a first chunk as large as the workers read, through every stage (classification,
+    blocked table, sequences, timing): what the merge runs, loaded here while the workers read
+    the files, not after them (about a second the first time)."""
     from ..pipeline import Session
     from ..reader import iter_batches
     from ..stats import RunStats
-    session = Session(options, stats=RunStats())
+    session = Session(options, sequence_options=sequence_options, sequences=sequences, stats=RunStats())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            for raw in iter_batches(Path(path), session.stats, 1 << 20, options.max_gzip_ratio):
+            for raw in iter_batches(Path(path), session.stats, options.chunk_bytes if whole else 1 << 20,
+                                    options.max_gzip_ratio):
                 session.add(raw)
                 break
+            if whole:
+                session.finish()
         except ApnstraceError:                 # a bad file is its worker's to report
             pass
 
