@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..site import Site
+from .codes import arrow_codes
 from .rules import AUTO, NAME, STRONGEST, Category, Evidence, Rule, RuleSet, builtin_rules, compile_patterns, is_plain
 
 INPUT_COLUMNS = ("transport", "server_ip", "server_port", "sni", "alpn", "server_name", "http_host",
@@ -125,11 +126,10 @@ class _Text:
 def _text(column: pd.Series | None, n: int, kind: str = "name") -> _Text:
     if column is None:
         return _Text(np.full(n, -1, dtype=np.int64), pa.array([], pa.string()))
-    if isinstance(column.array, pd.arrays.ArrowStringArray):      # Arrow strings: encoded in Arrow
-        arrow = column.array._pa_array
-        encoded = (arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) else arrow).dictionary_encode()
-        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-        values = encoded.dictionary.cast(pa.string())
+    encoded = arrow_codes(column)
+    if encoded is not None:                             # Arrow strings: encoded in Arrow (once per column)
+        codes, values = encoded
+        values = values.cast(pa.string())
     else:
         codes, uniques = pd.factorize(column, use_na_sentinel=True)
         values = pa.array(np.asarray(uniques, dtype=object), type=pa.string())
@@ -343,14 +343,15 @@ class _Found:
         f = self.flows
         rows = self.rows[auto]
         http = (f.text["http_host"].codes[rows] >= 0) | (f.text["http_path"].codes[rows] >= 0)
-        key = np.where(http, -1, (f.transport.codes[rows] + 1) * 65537 + f.port[rows] + 1)
+        span = max(65537, int(f.port.max()) + 2) if f.n else 65537    # ports past 65535 (not from a capture) too
+        key = np.where(http, -1, (f.transport.codes[rows] + 1) * span + f.port[rows] + 1)
         codes, uniq = pd.factorize(key)            # hashing: no sort of every flow's key
         labels = []
         for k in uniq.tolist():
             if k < 0:
                 labels.append("http")
                 continue
-            t, port = divmod(int(k), 65537)
+            t, port = divmod(int(k), span)
             t, port = t - 1, port - 1
             transport = f.transport.values[t] if t >= 0 else ""
             if (transport, port) in ruleset.services:

@@ -6,6 +6,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..classify.codes import arrow_codes
 from ..flows.finalize import UID
 from .collect import DnsRecords, MetadataCollector
 from .meta_log import MetaTable, take_or_null
@@ -72,9 +73,13 @@ def _server_names(flows: pd.DataFrame, dns: DnsRecords) -> tuple[pa.Array, pa.Ar
     if rest.size and dns.ts:
         # Addresses as codes of the flows' distinct server addresses (no Python string per flow);
         # an answered address no flow went to matches nothing.
-        encoded = _text(flows["server_ip"]).dictionary_encode()
-        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-        answered = pc.index_in(pa.array(dns.address, pa.large_string()), value_set=encoded.dictionary)
+        # (classify reads the same codes: made once per column)
+        encoded = arrow_codes(flows["server_ip"])
+        if encoded is None:
+            encoded = _text(flows["server_ip"]).dictionary_encode()
+            encoded = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary
+        codes, distinct = encoded
+        answered = pc.index_in(pa.array(dns.address, pa.large_string()), value_set=distinct.cast(pa.large_string()))
         # not -1: that is a flow without an address
         answered = answered.fill_null(-2).to_numpy(zero_copy_only=False).astype(np.int64)
         answers = pd.DataFrame({"ts": dns.ts, "server_ip": answered, "dns_name": dns.name}).sort_values("ts")
