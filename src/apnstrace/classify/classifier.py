@@ -21,8 +21,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..metadata.column_codes import arrow_codes
 from ..site import Site
-from .codes import arrow_codes
 from .rules import AUTO, NAME, STRONGEST, Category, Evidence, Rule, RuleSet, builtin_rules, compile_patterns, is_plain
 
 INPUT_COLUMNS = ("transport", "server_ip", "server_port", "sni", "alpn", "server_name", "http_host",

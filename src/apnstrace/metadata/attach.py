@@ -6,9 +6,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..classify.codes import arrow_codes
 from ..flows.finalize import UID
 from .collect import DnsRecords, MetadataCollector
+from .column_codes import arrow_codes
 from .meta_log import MetaTable, take_or_null
 
 TEXT = ("sni", "alpn", "tls_version", "tls_alert", "cert_issuer", "http_method", "http_host", "http_path",
