@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..metadata.column_codes import arrow_codes
 from ..site import Site
 from .rules import AUTO, NAME, STRONGEST, Category, Evidence, Rule, RuleSet, builtin_rules, compile_patterns, is_plain
 
@@ -125,11 +126,10 @@ class _Text:
 def _text(column: pd.Series | None, n: int, kind: str = "name") -> _Text:
     if column is None:
         return _Text(np.full(n, -1, dtype=np.int64), pa.array([], pa.string()))
-    if isinstance(column.array, pd.arrays.ArrowStringArray):      # Arrow strings: encoded in Arrow
-        arrow = column.array._pa_array
-        encoded = (arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) else arrow).dictionary_encode()
-        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-        values = encoded.dictionary.cast(pa.string())
+    encoded = arrow_codes(column)
+    if encoded is not None:                             # Arrow strings: encoded in Arrow (once per column)
+        codes, values = encoded
+        values = values.cast(pa.string())
     else:
         codes, uniques = pd.factorize(column, use_na_sentinel=True)
         values = pa.array(np.asarray(uniques, dtype=object), type=pa.string())
@@ -214,6 +214,7 @@ class _Flows:
             self.port = pd.to_numeric(port, errors="coerce").astype("Float64").fillna(-1).to_numpy(np.int64)
         self.ip = _text(col("server_ip"), n, "address")
         self.ip_hi, self.ip_lo, self.ip_ok = _addresses(self.ip.distinct)
+        self._networks: dict = {}
         self.text = {
             "sni": _text(col("sni"), n),
             "alpn": _text(col("alpn"), n),
@@ -246,12 +247,21 @@ class _Flows:
                         np.where(http, _EV[Evidence.HTTP_HOST],
                                  np.where(text["server_name"].codes[rows] >= 0, self.source[rows], _EV[Evidence.PORT])))
 
-    def in_networks(self, rule: Rule, rows: np.ndarray) -> np.ndarray:
-        ok = np.zeros(len(self.ip.values) + 1, dtype=bool)
+    def in_networks(self, rule: Rule, rows: np.ndarray | None) -> np.ndarray:
+        """Per row of `rows` (None: per distinct address): is the server address in the rule's networks?"""
+        ok = np.zeros(len(self.ip.distinct) + 1, dtype=bool)
         for net in rule.networks:
+            ok[:-1] |= self._in_network(net)
+        return ok[:-1] if rows is None else ok[self.ip.codes[rows]]
+
+    def _in_network(self, net) -> np.ndarray:
+        """Per distinct address: inside `net`? (once per network: rules share Apple's ranges)"""
+        found = self._networks.get(net)
+        if found is None:
             first, last = _span(net)
-            ok[:-1] |= self.ip_ok & _ge(self.ip_hi, self.ip_lo, first) & _le(self.ip_hi, self.ip_lo, last)
-        return ok[self.ip.codes[rows]]
+            found = self.ip_ok & _ge(self.ip_hi, self.ip_lo, first) & _le(self.ip_hi, self.ip_lo, last)
+            self._networks[net] = found
+        return found
 
 
 def _addresses(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -307,12 +317,14 @@ def _le(hi: np.ndarray, lo: np.ndarray, bound: tuple[int, int]) -> np.ndarray:
 @dataclass
 class _Found:
     flows: _Flows
-    rule: np.ndarray           # rule index per row, -1 = none matched
-    evidence: np.ndarray       # index into EVIDENCE per row
-    named_by: np.ndarray       # which name column matched: 0 sni, 1 http_host, 2 server_name, -1 none
+    rows: np.ndarray           # the row each distinct evidence tuple was evaluated on (its first)
+    group: np.ndarray          # per row: which of `rows` stands for it
+    rule: np.ndarray           # per entry of `rows`: rule index, -1 = none matched
+    evidence: np.ndarray       # per entry of `rows`: index into EVIDENCE
+    named_by: np.ndarray       # per entry of `rows`: name column that matched: 0 sni, 1 http_host, 2 server_name, -1 none
 
     def outputs(self, ruleset: RuleSet):
-        """(labels, codes) for category, service, classified_by."""
+        """(labels, codes per row) for category, service, classified_by."""
         rules = ruleset.rules
         fallback = len(rules)
         idx = np.where(self.rule >= 0, self.rule, fallback)
@@ -324,19 +336,22 @@ class _Found:
             labels, codes = self._auto_services(ruleset, auto_rows)
             service_codes[auto_rows] = len(services) + codes
             services = services + labels
-        return ((categories, idx), (services, service_codes), (list(EVIDENCE), self.evidence))
+        group = self.group
+        return ((categories, idx[group]), (services, service_codes[group]), (list(EVIDENCE), self.evidence[group]))
 
-    def _auto_services(self, ruleset: RuleSet, rows: np.ndarray) -> tuple[list[str], np.ndarray]:
+    def _auto_services(self, ruleset: RuleSet, auto: np.ndarray) -> tuple[list[str], np.ndarray]:
         f = self.flows
-        http = (f.text["http_host"].codes >= 0) | (f.text["http_path"].codes >= 0)
-        key = np.where(http[rows], -1, (f.transport.codes[rows] + 1) * 65537 + f.port[rows] + 1)
+        rows = self.rows[auto]
+        http = (f.text["http_host"].codes[rows] >= 0) | (f.text["http_path"].codes[rows] >= 0)
+        span = max(65537, int(f.port.max()) + 2) if f.n else 65537    # ports past 65535 (not from a capture) too
+        key = np.where(http, -1, (f.transport.codes[rows] + 1) * span + f.port[rows] + 1)
         codes, uniq = pd.factorize(key)            # hashing: no sort of every flow's key
         labels = []
         for k in uniq.tolist():
             if k < 0:
                 labels.append("http")
                 continue
-            t, port = divmod(int(k), 65537)
+            t, port = divmod(int(k), span)
             t, port = t - 1, port - 1
             transport = f.transport.values[t] if t >= 0 else ""
             if (transport, port) in ruleset.services:
@@ -348,15 +363,74 @@ class _Found:
         return labels, codes
 
 
-def _match(flows: pd.DataFrame, ruleset: RuleSet) -> _Found:
-    """Rule index and evidence per row. Each rule looks only at the rows no earlier rule took."""
+def _groups(f: _Flows, rules: tuple[Rule, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows that show the rules the same evidence, grouped: (group per row, first row of each
+    group). The evidence is every input a rule or an output label reads: transport, server
+    port, which rules' networks hold the server address (not the address itself), the six
+    text columns (as normalized codes) and server_name's source."""
+    n = f.n
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    port = f.port
+    if port.min() >= -1 and port.max() <= 65535:
+        parts = [(port + 1, 65537)]
+    else:
+        codes, uniq = pd.factorize(port)
+        parts = [(codes.astype(np.int64), len(uniq))]
+    parts.append((f.transport.codes + 1, len(f.transport.distinct) + 1))
+    parts.append(_network_classes(f, rules))
+    for text in f.text.values():
+        parts.append((text.codes + 1, len(text.distinct) + 1))
+    parts.append((f.source, len(EVIDENCE)))
+    key = np.zeros(n, np.int64)
+    size = 1                                  # Python int: how many key values there can be
+    for codes, card in parts:
+        if card <= 1:
+            continue
+        if size * card >= 1 << 62:            # renumber densely before the key would overflow
+            key, uniq = pd.factorize(key)
+            key = key.astype(np.int64, copy=False)
+            size = len(uniq)
+        key = key * card + codes
+        size *= card
+    group, uniq = pd.factorize(key)
+    group = group.astype(np.int64, copy=False)
+    first = np.empty(len(uniq), np.int64)
+    first[group[::-1]] = np.arange(n - 1, -1, -1)
+    return group, first
+
+
+def _network_classes(f: _Flows, rules: tuple[Rule, ...]) -> tuple[np.ndarray, int]:
+    """Per row, a code for the set of rules whose server networks hold its server address."""
+    with_nets = [rule for rule in rules if rule.networks]
+    if not with_nets or not len(f.ip.distinct):
+        return np.zeros(f.n, np.int64), 1
+    inside = np.zeros((len(f.ip.distinct) + 1, len(with_nets)), dtype=bool)   # last row: null
+    for j, rule in enumerate(with_nets):
+        inside[:-1, j] = f.in_networks(rule, None)
+    if len(with_nets) < 63:                   # each address's set of rules as the bits of one number
+        bits = inside.astype(np.int64) @ (np.int64(1) << np.arange(len(with_nets), dtype=np.int64))
+        code, classes = pd.factorize(bits)
+    else:
+        classes, code = np.unique(inside, axis=0, return_inverse=True)
+    code = np.asarray(code).reshape(-1).astype(np.int64)
+    return code[f.ip.codes], len(classes)
+
+
+def _match(flows: pd.DataFrame, ruleset: RuleSet, *, distinct: bool = True) -> _Found:
+    """Rule index and evidence for each distinct evidence tuple (`distinct=False`: for every
+    row). Each rule looks only at the rows no earlier rule took."""
     f = _Flows(flows)
     n = f.n
     rules = ruleset.rules
+    if distinct:
+        group, first = _groups(f, rules)
+    else:
+        group = first = np.arange(n, dtype=np.int64)
     rule_of = np.full(n, -1, dtype=np.int64)
     evidence = np.full(n, _EV[Evidence.PORT], dtype=np.int64)
     named_by = np.full(n, -1, dtype=np.int8)              # 0 sni, 1 http_host, 2 server_name
-    open_rows = np.arange(n)
+    open_rows = first
     names = _Names(rules, "names")
     hosts = _Names(rules, "http_host")
     queries = _Names(rules, "dns_query")
@@ -408,7 +482,7 @@ def _match(flows: pd.DataFrame, ruleset: RuleSet) -> _Found:
         taken = np.zeros(n, dtype=bool)
         taken[rows] = True
         open_rows = open_rows[~taken[open_rows]]
-    return _Found(f, rule_of, evidence, named_by)
+    return _Found(f, first, group, rule_of[first], evidence[first], named_by[first])
 
 
 def _strings(labels: list[str], codes: np.ndarray) -> pd.api.extensions.ExtensionArray:

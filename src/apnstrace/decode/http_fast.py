@@ -2,8 +2,10 @@
 
 parse_request / parse_response (http.py) stay the reference. This finds the same request line,
 Host and User-Agent with the same rules and answers with their offsets, or FALLBACK for anything
-it does not read plainly (no blank line yet, a malformed line, a target without a Host header):
-the reference then decides, as it always did.
+it does not read plainly (no blank line yet, a malformed line, an empty Host header, no Host
+header and a target that names a host: CONNECT or scheme://host): the reference then decides,
+as it always did. A complete head without a Host header whose target names no host is read
+here: its host is absent (null), as parse_request gives it.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ class HttpScan:
     method_end: np.ndarray    # REQUEST: the method is [start, method_end)
     target_start: np.ndarray  # REQUEST: the request target
     target_end: np.ndarray
-    host_start: np.ndarray    # REQUEST: the first Host header's value, stripped (never empty here)
+    host_start: np.ndarray    # REQUEST: the first Host header's value, stripped (never empty; -1: no Host)
     host_end: np.ndarray
     agent_start: np.ndarray   # REQUEST: the first User-Agent header's value, stripped
     agent_end: np.ndarray
@@ -96,6 +98,7 @@ def _name_is(buf, start, stop, name):
 _HOST = np.frombuffer(b"host", np.uint8)
 _AGENT = np.frombuffer(b"user-agent", np.uint8)
 _HTTP1 = np.frombuffer(b"HTTP/1.", np.uint8)
+_CONNECT = np.frombuffer(b"CONNECT", np.uint8)
 
 
 @njit(cache=True)
@@ -155,7 +158,23 @@ def _request(buf, base, n, i, methods, host_name, agent_name, http1, method_end,
             else:
                 agent_start[i], agent_end[i] = a, b
         pos = stop + 1
-    return host_start[i] >= 0                 # no Host: the target may name the authority
+    if host_start[i] >= 0:
+        return True
+    # No Host header: parse_request's host is then what a proxy-style target names (CONNECT
+    # host:port, or scheme://host/...); those go to the reference, any other target has no host.
+    if space - base == 7:
+        connect = True
+        for j in range(7):
+            if buf[base + j] != _CONNECT[j]:
+                connect = False
+                break
+        if connect:
+            return False
+    first, last = target_start[i], target_end[i]
+    for j in range(first, last - 2):
+        if buf[j] == 0x3A and buf[j + 1] == 0x2F and buf[j + 2] == 0x2F:     # the first b"://"
+            return j - first > 8
+    return True
 
 
 @njit(cache=True)

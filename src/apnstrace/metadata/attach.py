@@ -8,6 +8,7 @@ import pyarrow.compute as pc
 
 from ..flows.finalize import UID
 from .collect import DnsRecords, MetadataCollector
+from .column_codes import arrow_codes
 from .meta_log import MetaTable, take_or_null
 
 TEXT = ("sni", "alpn", "tls_version", "tls_alert", "cert_issuer", "http_method", "http_host", "http_path",
@@ -25,9 +26,20 @@ def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
     table = collected.table() if hasattr(collected, "table") else MetaTable.from_metas(collected.flows)
     if len(table) and n:
         at = pd.Index(table.uid).get_indexer(flows[UID].to_numpy())
+        has = at >= 0
+        safe = np.where(has, at, 0)
+        indices: dict[tuple[int, int], pa.Array] = {}     # per source row list: Arrow take indices
 
         def found(name: str) -> pa.Array:
-            return table.column(name, at)
+            """table.column(name, at), the take indices made once per source row list (the
+            fields of one kind of record share theirs)."""
+            values, rows = table.sources[name]
+            key = (id(rows), len(values))
+            index = indices.get(key)
+            if index is None:
+                picked = np.where(has, rows[safe], -1) if len(rows) else np.full(n, -1)
+                index = indices[key] = pa.array(np.where(picked < 0, len(values), picked))
+            return pa.concat_arrays([values, pa.nulls(1, values.type)]).take(index)
 
         for name in TEXT + (DNS_QUERY,) + TLS_EVIDENCE:
             flows[name] = pd.array(found(name), dtype="string")
@@ -72,14 +84,19 @@ def _server_names(flows: pd.DataFrame, dns: DnsRecords) -> tuple[pa.Array, pa.Ar
     if rest.size and dns.ts:
         # Addresses as codes of the flows' distinct server addresses (no Python string per flow);
         # an answered address no flow went to matches nothing.
-        encoded = _text(flows["server_ip"]).dictionary_encode()
-        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-        answered = pc.index_in(pa.array(dns.address, pa.large_string()), value_set=encoded.dictionary)
+        # (classify reads the same codes: made once per column)
+        encoded = arrow_codes(flows["server_ip"])
+        if encoded is None:
+            encoded = _text(flows["server_ip"]).dictionary_encode()
+            encoded = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary
+        codes, distinct = encoded
+        answered = pc.index_in(pa.array(dns.address, pa.large_string()), value_set=distinct.cast(pa.large_string()))
         # not -1: that is a flow without an address
         answered = answered.fill_null(-2).to_numpy(zero_copy_only=False).astype(np.int64)
         answers = pd.DataFrame({"ts": dns.ts, "server_ip": answered, "dns_name": dns.name}).sort_values("ts")
-        wanted = pd.DataFrame({"ts": flows["ts_start"].to_numpy()[rest], "server_ip": codes[rest],
-                               "row": rest}).sort_values("ts")
+        wanted = pd.DataFrame({"ts": flows["ts_start"].to_numpy()[rest], "server_ip": codes[rest], "row": rest})
+        if not wanted["ts"].is_monotonic_increasing:         # flows come ordered by start: mostly not needed
+            wanted = wanted.sort_values("ts")
         # allow_exact_matches: an answer with the same timestamp as the SYN was seen first.
         matched = pd.merge_asof(wanted, answers, on="ts", by="server_ip", direction="backward")
         ok = matched["dns_name"].notna().to_numpy()
