@@ -118,3 +118,13 @@ def test_quic_version_read_on_random_versions(version: int) -> None:
     from apnstrace.decode import quic
     from apnstrace.metadata.pick import quic_version_read
     assert quic_version_read(version) == quic.is_supported_version(version)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.binary(min_size=0, max_size=300), st.lists(st.tuples(st.integers(0, 299), st.integers(0, 40)), max_size=12))
+def test_held_gathered_equals_numpy_ranges(data: bytes, ranges: list[tuple[int, int]]) -> None:
+    from apnstrace.metadata import held
+    src = np.frombuffer(data + bytes(340), np.uint8)
+    start = np.array([a for a, _ in ranges], np.int64)
+    length = np.array([n for _, n in ranges], np.int64)
+    assert held._gathered(src, start, length).tobytes() == src[held._ranges(start, length)].tobytes()

@@ -100,31 +100,27 @@ def quic_version_read(version):
 @njit(cache=True)
 def _pick(buf, proto, off, cap, port_a, port_b, rank, early, max_segments, dns_tcp_payloads, http_words,
           proxy_words, http_slash, rows, extra, counts, start_kind, peek):
+    """First the row lists from the columns alone (sequential reads), then the payload bytes of
+    the rows that need a peek, gathered in tight loops (independent loads that overlap, where
+    a branch on each byte as it arrives would stall on every cache miss), then the peeks."""
     n_buf = len(buf)
     n_dns = n_quic = n_dtcp = n_early = n_later = n_late = n_start = n_idle = n_alert = 0
     for i in range(len(proto)):
         c = cap[i]
         if c <= 0:
             continue
-        p = off[i]
         r = rank[i]
         pr = proto[i]
         a = port_a[i]
         b = port_b[i]
-        if pr == 17:
+        if pr == UDP:
             if a == 53 or b == 53 or a == 5353 or b == 5353:
                 rows[0, n_dns] = i
-                at = p + 2
-                extra[0, n_dns] = 1 if at < n_buf and (buf[at] & 0x80) != 0 else 0
                 n_dns += 1
-            elif r < early and c >= 20 and (buf[p] & 0xC0) == 0xC0:
-                version = (np.int64(buf[p + 1]) << 24) | (np.int64(buf[p + 2]) << 16) \
-                    | (np.int64(buf[p + 3]) << 8) | np.int64(buf[p + 4])
-                if quic_version_read(version):
-                    rows[1, n_quic] = i
-                    extra[1, n_quic] = version
-                    n_quic += 1
-        elif pr == 6:
+            elif r < early and c >= 20:
+                rows[1, n_quic] = i
+                n_quic += 1
+        elif pr == TCP:
             if (a == 53 or b == 53) and r < dns_tcp_payloads:
                 rows[2, n_dtcp] = i
                 n_dtcp += 1
@@ -134,42 +130,72 @@ def _pick(buf, proto, off, cap, port_a, port_b, rank, early, max_segments, dns_t
             if r >= early:
                 rows[5, n_late] = i
                 n_late += 1
-                continue
-            rows[3, n_early] = i
-            n_early += 1
-            b0 = np.int64(buf[p])
-            kind = 0
-            bits = 0
-            if b0 == 0x16:
-                bits |= HANDSHAKE0
-            if c >= 6:
-                bits |= HELLO5 if buf[p + 5] == 1 else NOT_HELLO5
-            if c >= 4:
-                b1, b2, b3 = np.int64(buf[p + 1]), np.int64(buf[p + 2]), np.int64(buf[p + 3])
-                if (b0 == 0x16 or b0 == 0x15) and b1 == 3 and b2 <= 4:
-                    kind = 1
-                else:
-                    word = (b0 << 24) | (b1 << 16) | (b2 << 8) | b3
-                    for w in http_words:
-                        if word == w:
-                            kind = 2
-                    if kind == 0:
-                        for w in proxy_words:
-                            if word == w:
-                                kind = 3
-                start_kind[i] = kind
-                if c >= 5 and (b0 << 32) | (b1 << 24) | (b2 << 16) | (b3 << 8) | np.int64(buf[p + 4]) == http_slash:
-                    bits |= RESPONSE5
-            peek[i] = bits
-            if kind == 0:
-                rows[7, n_idle] = i
-                n_idle += 1
             else:
-                rows[6, n_start] = i
-                n_start += 1
-                if kind == 1 and c == 7 and b0 == 0x15:
-                    rows[8, n_alert] = i
-                    n_alert += 1
+                rows[3, n_early] = i
+                n_early += 1
+    # DNS: the QR bit
+    for j in range(n_dns):
+        at = off[rows[0, j]] + 2
+        extra[0, j] = 1 if at < n_buf and (buf[at] & 0x80) != 0 else 0
+    # QUIC: a long header (top bits 11) of a version quic.py reads; the others leave the list
+    head = np.empty((n_quic, 5), np.int64)
+    for j in range(n_quic):
+        p = off[rows[1, j]]
+        for t in range(5):
+            head[j, t] = buf[p + t]
+    kept = 0
+    for j in range(n_quic):
+        if (head[j, 0] & 0xC0) != 0xC0:
+            continue
+        version = (head[j, 1] << 24) | (head[j, 2] << 16) | (head[j, 3] << 8) | head[j, 4]
+        if quic_version_read(version):
+            rows[1, kept] = rows[1, j]
+            extra[1, kept] = version
+            kept += 1
+    n_quic = kept
+    # early TCP payloads: their first 6 bytes (as many as there are)
+    first = np.zeros((n_early, 6), np.int64)
+    for j in range(n_early):
+        i = rows[3, j]
+        p = off[i]
+        m = min(cap[i], 6)
+        for t in range(m):
+            first[j, t] = buf[p + t]
+    for j in range(n_early):
+        i = rows[3, j]
+        c = cap[i]
+        b0, b1, b2, b3, b4, b5 = first[j, 0], first[j, 1], first[j, 2], first[j, 3], first[j, 4], first[j, 5]
+        kind = 0
+        bits = 0
+        if b0 == 0x16:
+            bits |= HANDSHAKE0
+        if c >= 6:
+            bits |= HELLO5 if b5 == 1 else NOT_HELLO5
+        if c >= 4:
+            if (b0 == 0x16 or b0 == 0x15) and b1 == 3 and b2 <= 4:
+                kind = 1
+            else:
+                word = (b0 << 24) | (b1 << 16) | (b2 << 8) | b3
+                for w in http_words:
+                    if word == w:
+                        kind = 2
+                if kind == 0:
+                    for w in proxy_words:
+                        if word == w:
+                            kind = 3
+            start_kind[i] = kind
+            if c >= 5 and (b0 << 32) | (b1 << 24) | (b2 << 16) | (b3 << 8) | b4 == http_slash:
+                bits |= RESPONSE5
+        peek[i] = bits
+        if kind == 0:
+            rows[7, n_idle] = i
+            n_idle += 1
+        else:
+            rows[6, n_start] = i
+            n_start += 1
+            if kind == 1 and c == 7 and b0 == 0x15:
+                rows[8, n_alert] = i
+                n_alert += 1
     counts[0], counts[1], counts[2], counts[3], counts[4], counts[5] = n_dns, n_quic, n_dtcp, n_early, n_later, n_late
     counts[6], counts[7], counts[8] = n_start, n_idle, n_alert
 
