@@ -127,4 +127,4 @@ def test_held_gathered_equals_numpy_ranges(data: bytes, ranges: list[tuple[int, 
     src = np.frombuffer(data + bytes(340), np.uint8)
     start = np.array([a for a, _ in ranges], np.int64)
     length = np.array([n for _, n in ranges], np.int64)
-    assert held._gathered(src, start, length).tobytes() == src[held._ranges(start, length)].tobytes()
+    assert held.gather_ranges(src, start, length).tobytes() == src[held._ranges(start, length)].tobytes()

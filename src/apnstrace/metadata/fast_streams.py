@@ -18,6 +18,7 @@ from ..decode import http_fast, tls, tls_fast
 from ..records import PacketBatch
 from . import pick
 from .dns_feed import COMPILED
+from .held import gather_ranges
 from .key_set import isin_keys
 from .text_columns import text_column
 
@@ -124,7 +125,7 @@ def _alpn_column(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> pa.Arra
     lengths = np.where(valid, end - start, 0).astype(np.int64)
     offsets = np.zeros(len(start) + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    data = buf[np.arange(int(offsets[-1]), dtype=np.int64) + np.repeat(np.where(valid, start, 0) - offsets[:-1], lengths)]
+    data = gather_ranges(buf, np.where(valid, start, 0), lengths)
     raw = pa.Array.from_buffers(pa.large_binary(), len(start), [pa.py_buffer(np.packbits(valid, bitorder="little")),
                                                                pa.py_buffer(offsets), pa.py_buffer(data)])
     encoded = raw.dictionary_encode()

@@ -12,7 +12,7 @@ import numpy as np
 from ..reader.walk import njit
 from .key_set import isin_keys
 
-__all__ = ["HeldSegments"]
+__all__ = ["HeldSegments", "gather_ranges"]
 
 
 COMPILED = njit.__module__.startswith("numba")
@@ -24,7 +24,7 @@ def _ranges(start: np.ndarray, length: np.ndarray) -> np.ndarray:
     return np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64) + np.repeat(start - (ends - length), length)
 
 
-def _gathered(src: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:
+def gather_ranges(src: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:
     """src[_ranges(start, length)]: the byte ranges back to back (compiled: no index arrays)."""
     if not COMPILED:
         return src[_ranges(start, length)]
@@ -63,7 +63,7 @@ class HeldSegments:
         self.ts = np.concatenate([self.ts, ts])
         self.seq = np.concatenate([self.seq, seq])
         self.length = np.concatenate([self.length, length])
-        self.data = np.concatenate([self.data, _gathered(buf, off, length)])
+        self.data = np.concatenate([self.data, gather_ranges(buf, off, length)])
         if len(self.data) > self.max_bytes:            # the oldest go first
             newest = np.cumsum(self.length[::-1])[::-1]      # bytes from each row to the end
             self._keep(newest <= self.max_bytes)
@@ -93,5 +93,5 @@ class HeldSegments:
 
     def _keep(self, keep: np.ndarray) -> None:
         start = np.cumsum(self.length) - self.length
-        self.data = _gathered(self.data, start[keep], self.length[keep])
+        self.data = gather_ranges(self.data, start[keep], self.length[keep])
         self.key, self.ts, self.seq, self.length = self.key[keep], self.ts[keep], self.seq[keep], self.length[keep]
