@@ -26,6 +26,7 @@ from .flight_streams import take_flights
 from .held import HeldSegments
 from .key_set import KeySet, isin_keys
 from .meta_log import FlowMeta, MetaLog, MetaTable
+from .pick import pick
 
 __all__ = ["DnsFailure", "DnsRecords", "FlowMeta", "MetadataCollector"]
 
@@ -81,38 +82,29 @@ class MetadataCollector:
         if len(pk) == 0:
             return
         buf = buf.view(np.ndarray)          # a plain array: slicing a memmap costs a Python object each
-        # Row subsets rather than whole-chunk masks: payload-carrying UDP and TCP rows, then the
-        # TCP rows early in their flow direction (the only ones peeked at).
-        has_data = pk.payload_cap > 0
-        udp_rows = np.flatnonzero(has_data & (pk.proto == UDP))
-        tcp_rows = np.flatnonzero(has_data & (pk.proto == TCP))
-        dns_udp = _port_in(pk, DNS_PORTS, udp_rows)
-        dns_rows = udp_rows[dns_udp]
+        # The rows each path reads, picked in one pass (pick.py): payload-carrying UDP rows by
+        # port, TCP rows early in their flow direction (the only ones peeked at), and the peeks.
+        got = pick(buf, pk, rank, (EARLY, MAX_SEGMENTS, DNS_TCP_PAYLOADS), (_HTTP_WORDS, _PROXY_WORDS))
+        dns_rows = got.dns_udp
         if dns_rows.size:
             # A lookup answered in this chunk is read from its answer (which repeats the question);
             # only unanswered queries are parsed themselves.
-            answer = (buf[pk.payload_off[dns_rows] + 2] & 0x80) != 0
+            answer = got.dns_answer
             answered = isin_keys(uid[dns_rows], uid[dns_rows[answer]])
             dns_rows = dns_rows[answer | ~answered]
         self._dns_over_udp(buf, pk, uid, dns_rows)
         key = uid * 2 + pk.direction
-        dns_tcp = tcp_rows[_port_in(pk, (53,), tcp_rows)]
-        self.dns_tcp.add(self, buf, pk, key, uid, dns_tcp[rank[dns_tcp] < DNS_TCP_PAYLOADS])
-        quic = udp_rows[~dns_udp]
-        quic = quic[(rank[quic] < EARLY) & (pk.payload_cap[quic] >= 20) & ((buf[pk.payload_off[quic]] & 0xC0) == 0xC0)]
-        self._quic_initials(buf, pk, uid, quic[_quic_version_known(buf, pk.payload_off[quic])])
-        early_rows = tcp_rows[rank[tcp_rows] < EARLY]
-        later_rows = tcp_rows[rank[tcp_rows] < MAX_SEGMENTS]
-        start_kind = np.zeros(len(key), np.int64)
-        start_kind[early_rows] = _start_kind(buf, pk.payload_off[early_rows], pk.payload_cap[early_rows])
+        self.dns_tcp.add(self, buf, pk, key, uid, got.dns_tcp)
+        self._quic_initials(buf, pk, uid, got.quic)
+        later_rows, start_kind = got.later, got.start_kind
         # The first start of each kind in each flow direction (a keep-alive flow's later
         # requests are not read: the first one is the flow's).
-        candidates = early_rows[start_kind[early_rows] > 0]
+        candidates = got.starting
         _, first = np.unique(key[candidates] * 4 + start_kind[candidates], return_index=True)
         start_rows = np.sort(candidates[first])
         pending_before = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
         # Segments that overtook their stream's first one, and streams left open by a chunk before.
-        idle = early_rows[start_kind[early_rows] == 0]
+        idle = got.idle
         idle_start = _first_start(key[idle], key, start_rows)
         ahead = idle[idle < idle_start]
         # Held segments of the directions that start here join the stream path like `ahead` ones.
@@ -122,9 +114,9 @@ class MetadataCollector:
             [start_rows, np.union1d(ahead, later_rows[isin_keys(key[later_rows], pending_before)])]))
         is_start = np.zeros(len(key), bool)
         is_start[start_rows] = True
-        left = take_fast(self, buf, pk, key, rows, is_start, start_kind, fast_pending)
+        left = take_fast(self, buf, pk, key, rows, is_start, start_kind, fast_pending, got.peek)
         left = take_flights(self, buf, pk, key, left, later_rows, start_kind, fast_pending,
-                            (MAX_SEGMENTS, MAX_STREAM_BYTES))
+                            (MAX_SEGMENTS, MAX_STREAM_BYTES), got.peek)
         self._feed(buf, pk, key, left, held, int(is_start[left].sum()))
         # Streams opened in this chunk and still incomplete read on in this chunk.
         opened = np.setdiff1d(np.fromiter(self.streams.keys(), np.int64, len(self.streams)), pending_before)
@@ -135,12 +127,10 @@ class MetadataCollector:
             self._feed(buf, pk, key, more[~isin_keys(more, rows)])
         # A lone alert record early in a direction that already sent its ClientHello: the client
         # refusing the server's certificate. Alert records are 7 bytes; a handful per capture.
-        alerts = early_rows[(pk.payload_cap[early_rows] == 7) & (start_kind[early_rows] == 1)
-                            & (buf[pk.payload_off[early_rows]] == 0x15)]
-        for i in alerts.tolist():
+        for i in got.alerts.tolist():
             off = int(pk.payload_off[i])
             self._late_alert(int(key[i]), buf[off: off + 7].tobytes())
-        self._hold(buf, pk, key, idle[idle_start < 0], tcp_rows[rank[tcp_rows] >= EARLY])
+        self._hold(buf, pk, key, idle[idle_start < 0], got.late)
 
     def _hold(self, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray, late: np.ndarray) -> None:
         """Hold early payloads of directions with no stream (open or read) until one starts, when
@@ -351,6 +341,11 @@ def _quic_version_known(buf: np.ndarray, off: np.ndarray) -> np.ndarray:
     version = np.zeros(len(off), np.int64)
     for j in range(1, 5):
         version = (version << 8) | buf[off + j]
+    return _versions_known(version)
+
+
+def _versions_known(version: np.ndarray) -> np.ndarray:
+    """Per QUIC long header's version (bytes 1-4): one quic.initial_crypto reads."""
     values, inverse = np.unique(version, return_inverse=True)
     known = np.array([v != 0 and quic.is_supported_version(v) for v in values.tolist()], bool)
     return known[inverse.reshape(-1)]

@@ -16,6 +16,7 @@ from ..decode.dns_fast import FALLBACK, OK, REASONS, scan_dns
 from ..decode.malformed import Malformed
 from ..reader.walk import njit
 from .dns_records import DnsFailure
+from .held import gather_ranges
 
 COMPILED = njit.__module__.startswith("numba")     # walk.py falls back to plain Python without numba
 
@@ -96,8 +97,7 @@ def _question_names(scan, rows: np.ndarray) -> pa.Array:
     offsets = np.zeros(len(rows) + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
     slot = scan.qname.shape[1]
-    data = scan.qname.reshape(-1)[np.arange(int(offsets[-1]), dtype=np.int64)
-                                  + np.repeat(rows * slot - offsets[:-1], lengths)]
+    data = gather_ranges(scan.qname.reshape(-1), rows * slot, lengths)
     return pa.Array.from_buffers(pa.large_string(), len(rows), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
@@ -142,7 +142,7 @@ def _owner_names(scan, at: np.ndarray, length: np.ndarray) -> list[str]:
     """Owner names the scan wrote (ASCII: escaped like parse_dns), as strings."""
     offsets = np.zeros(len(at) + 1, np.int64)
     np.cumsum(length, out=offsets[1:])
-    data = scan.owners[np.arange(int(offsets[-1]), dtype=np.int64) + np.repeat(at - offsets[:-1], length)]
+    data = gather_ranges(scan.owners, at, length)
     return pa.Array.from_buffers(pa.large_string(), len(at), [None, pa.py_buffer(offsets),
                                                              pa.py_buffer(data)]).to_pylist()
 

@@ -16,7 +16,9 @@ import pyarrow as pa
 
 from ..decode import http_fast, tls, tls_fast
 from ..records import PacketBatch
+from . import pick
 from .dns_feed import COMPILED
+from .held import gather_ranges
 from .key_set import isin_keys
 from .text_columns import text_column
 
@@ -30,14 +32,16 @@ _CACHE_MAX = 4096
 
 
 def take_fast(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray,
-              is_start: np.ndarray, start_kind: np.ndarray, pending: np.ndarray) -> np.ndarray:
+              is_start: np.ndarray, start_kind: np.ndarray, pending: np.ndarray,
+              peek: np.ndarray | None = None) -> np.ndarray:
     """Read the rows that qualify; return the others, in their order, for the stream path.
 
     is_start: per row of the chunk, a stream start the collector picked (its first TLS / HTTP
-    start in this chunk); pending: keys with a stream open before this chunk."""
+    start in this chunk); pending: keys with a stream open before this chunk;
+    peek: pick.py's bits per row (else the payload bytes are read here)."""
     if not COMPILED or rows.size == 0:
         return rows
-    role = _roles(buf, pk, rows, is_start, start_kind)
+    role = _roles(buf, pk, rows, is_start, start_kind, peek)
     rk = key[rows]
     uniq, inv, counts = np.unique(rk, return_inverse=True, return_counts=True)
     written = np.zeros(len(uniq), np.int64)              # per key: bit r set when a row has role r
@@ -64,9 +68,14 @@ def take_fast(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows
     return rows[~taken]
 
 
-def _roles(buf, pk, rows, is_start, start_kind) -> np.ndarray:
-    off, cap = pk.payload_off[rows], pk.payload_cap[rows]
+def _roles(buf, pk, rows, is_start, start_kind, peek=None) -> np.ndarray:
     kind = np.where(is_start[rows], start_kind[rows], 0)
+    if peek is not None:            # stream starts are early rows: pick.py peeked at them
+        bits = peek[rows]
+        hello, response = (bits & pick.HELLO5) != 0, (bits & pick.RESPONSE5) != 0
+        return np.select([kind == 1, kind == 2],
+                         [np.where(hello, HELLO, FLIGHT), np.where(response, RESPONSE, REQUEST)], 0).astype(np.int64)
+    off, cap = pk.payload_off[rows], pk.payload_cap[rows]
     b5 = buf[np.where(cap >= 6, off + 5, 0)]
     hello = (cap >= 6) & (b5 == tls.CLIENT_HELLO)
     word = np.zeros(len(rows), np.int64)
@@ -116,7 +125,7 @@ def _alpn_column(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> pa.Arra
     lengths = np.where(valid, end - start, 0).astype(np.int64)
     offsets = np.zeros(len(start) + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    data = buf[np.arange(int(offsets[-1]), dtype=np.int64) + np.repeat(np.where(valid, start, 0) - offsets[:-1], lengths)]
+    data = gather_ranges(buf, np.where(valid, start, 0), lengths)
     raw = pa.Array.from_buffers(pa.large_binary(), len(start), [pa.py_buffer(np.packbits(valid, bitorder="little")),
                                                                pa.py_buffer(offsets), pa.py_buffer(data)])
     encoded = raw.dictionary_encode()

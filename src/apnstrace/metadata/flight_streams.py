@@ -18,6 +18,7 @@ import pyarrow as pa
 from ..decode import tls, tls_flight
 from ..reader.walk import njit
 from ..records import PacketBatch
+from . import pick
 from .dns_feed import COMPILED
 from .fast_streams import names_of
 from .key_set import isin_keys
@@ -29,21 +30,26 @@ TLS13 = 0x0304
 
 
 def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray,
-                 later: np.ndarray, start_kind: np.ndarray, pending: np.ndarray, limits: tuple[int, int]) -> \
-        np.ndarray:
+                 later: np.ndarray, start_kind: np.ndarray, pending: np.ndarray, limits: tuple[int, int],
+                 peek: np.ndarray | None = None) -> np.ndarray:
     """Read the flights that qualify among the stream path's `rows` (this chunk's first feed);
     return the rows left for it. A flight taken is done: its later rows are not fed either.
 
     later: the chunk's rows (ascending) the stream path reads on once a stream is open;
-    limits: (MAX_SEGMENTS, MAX_STREAM_BYTES) as the stream path applies them."""
+    limits: (MAX_SEGMENTS, MAX_STREAM_BYTES) as the stream path applies them; peek: pick.py's
+    bits per row (else the payload bytes are read here)."""
     if not COMPILED or rows.size == 0:
         return rows
     rk = key[rows]
     uniq, counts = np.unique(rk, return_counts=True)
     alone = uniq[counts == 1]
-    off, cap = pk.payload_off[rows], pk.payload_cap[rows]
-    flight_start = (start_kind[rows] == 1) & (cap >= 6) & (buf[np.where(cap >= 6, off + 5, 0)] != tls.CLIENT_HELLO) \
-        & (buf[off] == tls.HANDSHAKE)
+    if peek is not None:            # start_kind is 0 but at early rows, where pick.py peeked
+        bits = peek[rows]
+        flight_start = (start_kind[rows] == 1) & ((bits & pick.NOT_HELLO5) != 0) & ((bits & pick.HANDSHAKE0) != 0)
+    else:
+        off, cap = pk.payload_off[rows], pk.payload_cap[rows]
+        flight_start = (start_kind[rows] == 1) & (cap >= 6) \
+            & (buf[np.where(cap >= 6, off + 5, 0)] != tls.CLIENT_HELLO) & (buf[off] == tls.HANDSHAKE)
     cand = np.flatnonzero(flight_start & isin_keys(rk, alone) & ~isin_keys(rk ^ 1, uniq) & ~isin_keys(rk, pending)
                           & ~isin_keys(rk ^ 1, pending))
     if cand.size == 0:

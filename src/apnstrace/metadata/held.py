@@ -9,15 +9,38 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..reader.walk import njit
 from .key_set import isin_keys
 
-__all__ = ["HeldSegments"]
+__all__ = ["HeldSegments", "gather_ranges"]
+
+
+COMPILED = njit.__module__.startswith("numba")
 
 
 def _ranges(start: np.ndarray, length: np.ndarray) -> np.ndarray:
     """Concatenated arange(start[i], start[i] + length[i])."""
     ends = np.cumsum(length)
     return np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64) + np.repeat(start - (ends - length), length)
+
+
+def gather_ranges(src: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """src[_ranges(start, length)]: the byte ranges back to back (compiled: no index arrays)."""
+    if not COMPILED:
+        return src[_ranges(start, length)]
+    start, length = np.ascontiguousarray(start, np.int64), np.ascontiguousarray(length, np.int64)
+    out = np.empty(int(length.sum()), np.uint8)
+    _copy_ranges(src, start, length, out)
+    return out
+
+
+@njit(cache=True)
+def _copy_ranges(src, start, length, out):
+    o = 0
+    for i in range(len(start)):
+        n = length[i]
+        out[o:o + n] = src[start[i]:start[i] + n]
+        o += n
 
 
 class HeldSegments:
@@ -40,7 +63,7 @@ class HeldSegments:
         self.ts = np.concatenate([self.ts, ts])
         self.seq = np.concatenate([self.seq, seq])
         self.length = np.concatenate([self.length, length])
-        self.data = np.concatenate([self.data, buf[_ranges(off, length)]])
+        self.data = np.concatenate([self.data, gather_ranges(buf, off, length)])
         if len(self.data) > self.max_bytes:            # the oldest go first
             newest = np.cumsum(self.length[::-1])[::-1]      # bytes from each row to the end
             self._keep(newest <= self.max_bytes)
@@ -70,5 +93,5 @@ class HeldSegments:
 
     def _keep(self, keep: np.ndarray) -> None:
         start = np.cumsum(self.length) - self.length
-        self.data = self.data[_ranges(start[keep], self.length[keep])]
+        self.data = gather_ranges(self.data, start[keep], self.length[keep])
         self.key, self.ts, self.seq, self.length = self.key[keep], self.ts[keep], self.seq[keep], self.length[keep]

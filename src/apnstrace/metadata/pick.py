@@ -1,0 +1,241 @@
+"""The collector's per-chunk picking in one compiled pass over the chunk's packet columns.
+
+MetadataCollector.add (collect.py) reads few of a chunk's rows: DNS over UDP and TCP, early QUIC
+long headers, and the first payloads of each TCP flow direction (stream starts and what follows
+them). Picking them took some twenty numpy passes over the chunk (masks by protocol, port,
+payload length, rank; gathers of payload bytes for the start peeks), each payload byte gathered
+again by each later step. Here one loop makes every row list at once and peeks at each early
+payload once: its start kind and the few bytes take_fast / take_flights decide on.
+`pick_numpy` is the numpy version it replaced: the reference (and the path without numba).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..reader.walk import njit
+from ..records import PacketBatch
+from .dns_feed import COMPILED
+
+__all__ = ["Picked", "pick", "pick_numpy", "HELLO5", "NOT_HELLO5", "RESPONSE5", "HANDSHAKE0"]
+
+TCP, UDP = 6, 17
+# peek bits, per early TCP row (0 elsewhere)
+HELLO5 = 1          # payload_cap >= 6 and byte 5 is a ClientHello (1)
+NOT_HELLO5 = 2      # payload_cap >= 6 and byte 5 is not
+RESPONSE5 = 4       # payload_cap >= 5 and it starts with "HTTP/"
+HANDSHAKE0 = 8      # byte 0 is a TLS handshake record (0x16)
+_HTTP_SLASH = int.from_bytes(b"HTTP/", "big")
+
+
+class Picked(NamedTuple):
+    """Row lists (ascending row numbers of the chunk) and per-row peeks."""
+    dns_udp: np.ndarray        # UDP payloads to or from port 53 or 5353
+    dns_answer: np.ndarray     # per dns_udp row: the QR bit (byte 2 & 0x80; 0 past the buffer's end)
+    quic: np.ndarray           # other UDP payloads early in their flow direction, >= 20 bytes, a long
+                               # header of a version quic.initial_crypto reads
+    quic_version: np.ndarray   # per quic row: bytes 1-4
+    dns_tcp: np.ndarray        # TCP port-53 payloads among a direction's first `dns_tcp_payloads`
+    early: np.ndarray          # TCP payloads of rank < early
+    later: np.ndarray          # TCP payloads of rank < max_segments
+    late: np.ndarray           # TCP payloads of rank >= early
+    start_kind: np.ndarray     # per chunk row: collect._start_kind at early rows, 0 elsewhere
+    peek: np.ndarray           # per chunk row: the bits above at early rows, 0 elsewhere
+    starting: np.ndarray       # early rows whose start_kind is not 0
+    idle: np.ndarray           # early rows whose start_kind is 0
+    alerts: np.ndarray         # early rows of 7 bytes, start_kind 1, an alert record
+
+
+def pick(buf: np.ndarray, pk: PacketBatch, rank: np.ndarray, limits: tuple[int, int, int],
+         words: tuple[np.ndarray, np.ndarray]) -> Picked:
+    """limits: (EARLY, MAX_SEGMENTS, DNS_TCP_PAYLOADS); words: collect's HTTP and PROXY start words."""
+    if not COMPILED:
+        return pick_numpy(buf, pk, rank, limits, words)
+    n = len(pk)
+    rows = _scratch(n)
+    extra = np.empty((2, n), np.int64)
+    start_kind = np.zeros(n, np.int64)
+    peek = np.zeros(n, np.uint8)
+    counts = np.zeros(_LISTS, np.int64)
+    early, max_segments, dns_tcp_payloads = limits
+    _pick(buf, _i64(pk.proto), _i64(pk.payload_off), _i64(pk.payload_cap), _i64(pk.port_a), _i64(pk.port_b),
+          _i64(rank), early, max_segments, dns_tcp_payloads, words[0], words[1], _HTTP_SLASH, rows, extra, counts,
+          start_kind, peek)
+    got = [rows[j, :counts[j]].copy() for j in range(_LISTS)]
+    return Picked(got[0], extra[0, :counts[0]].astype(bool), got[1], extra[1, :counts[1]].copy(), got[2], got[3],
+                  got[4], got[5], start_kind, peek, got[6], got[7], got[8])
+
+
+def _i64(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, np.int64)
+
+
+_SCRATCH: list[np.ndarray] = []
+_LISTS = 9
+
+
+def _scratch(n: int) -> np.ndarray:
+    """Row lists' room, kept between chunks (fresh pages each chunk cost page faults)."""
+    if not _SCRATCH or _SCRATCH[0].shape[1] < n:
+        _SCRATCH[:] = [np.empty((_LISTS, max(n, 1 << 16)), np.int64)]
+    return _SCRATCH[0]
+
+
+@njit(cache=True)
+def quic_version_read(version):
+    """quic.is_supported_version (a version whose client Initials quic.py decrypts: _salts),
+    compiled; tests/unit/test_pick.py holds the two together."""
+    if version == 0x00000001 or version == 0x6B3343CF:
+        return True
+    if version >> 8 == 0xFF0000:
+        return 22 <= (version & 0xFF) <= 34
+    if version == 0xFACEB001 or version == 0xFACEB002 or version == 0xFACEB00E:
+        return True
+    if version == 0x54303530 or version == 0x54303531:
+        return True
+    return (version & 0x0F0F0F0F) == 0x0A0A0A0A
+
+
+@njit(cache=True)
+def _pick(buf, proto, off, cap, port_a, port_b, rank, early, max_segments, dns_tcp_payloads, http_words,
+          proxy_words, http_slash, rows, extra, counts, start_kind, peek):
+    """First the row lists from the columns alone (sequential reads), then the payload bytes of
+    the rows that need a peek, gathered in tight loops (independent loads that overlap, where
+    a branch on each byte as it arrives would stall on every cache miss), then the peeks."""
+    n_buf = len(buf)
+    n_dns = n_quic = n_dtcp = n_early = n_later = n_late = n_start = n_idle = n_alert = 0
+    for i in range(len(proto)):
+        c = cap[i]
+        if c <= 0:
+            continue
+        r = rank[i]
+        pr = proto[i]
+        a = port_a[i]
+        b = port_b[i]
+        if pr == UDP:
+            if a == 53 or b == 53 or a == 5353 or b == 5353:
+                rows[0, n_dns] = i
+                n_dns += 1
+            elif r < early and c >= 20:
+                rows[1, n_quic] = i
+                n_quic += 1
+        elif pr == TCP:
+            if (a == 53 or b == 53) and r < dns_tcp_payloads:
+                rows[2, n_dtcp] = i
+                n_dtcp += 1
+            if r < max_segments:
+                rows[4, n_later] = i
+                n_later += 1
+            if r >= early:
+                rows[5, n_late] = i
+                n_late += 1
+            else:
+                rows[3, n_early] = i
+                n_early += 1
+    # DNS: the QR bit
+    for j in range(n_dns):
+        at = off[rows[0, j]] + 2
+        extra[0, j] = 1 if at < n_buf and (buf[at] & 0x80) != 0 else 0
+    # QUIC: a long header (top bits 11) of a version quic.py reads; the others leave the list
+    head = np.empty((n_quic, 5), np.int64)
+    for j in range(n_quic):
+        p = off[rows[1, j]]
+        for t in range(5):
+            head[j, t] = buf[p + t]
+    kept = 0
+    for j in range(n_quic):
+        if (head[j, 0] & 0xC0) != 0xC0:
+            continue
+        version = (head[j, 1] << 24) | (head[j, 2] << 16) | (head[j, 3] << 8) | head[j, 4]
+        if quic_version_read(version):
+            rows[1, kept] = rows[1, j]
+            extra[1, kept] = version
+            kept += 1
+    n_quic = kept
+    # early TCP payloads: their first 6 bytes (as many as there are)
+    first = np.zeros((n_early, 6), np.int64)
+    for j in range(n_early):
+        i = rows[3, j]
+        p = off[i]
+        m = min(cap[i], 6)
+        for t in range(m):
+            first[j, t] = buf[p + t]
+    for j in range(n_early):
+        i = rows[3, j]
+        c = cap[i]
+        b0, b1, b2, b3, b4, b5 = first[j, 0], first[j, 1], first[j, 2], first[j, 3], first[j, 4], first[j, 5]
+        kind = 0
+        bits = 0
+        if b0 == 0x16:
+            bits |= HANDSHAKE0
+        if c >= 6:
+            bits |= HELLO5 if b5 == 1 else NOT_HELLO5
+        if c >= 4:
+            if (b0 == 0x16 or b0 == 0x15) and b1 == 3 and b2 <= 4:
+                kind = 1
+            else:
+                word = (b0 << 24) | (b1 << 16) | (b2 << 8) | b3
+                for w in http_words:
+                    if word == w:
+                        kind = 2
+                if kind == 0:
+                    for w in proxy_words:
+                        if word == w:
+                            kind = 3
+            start_kind[i] = kind
+            if c >= 5 and (b0 << 32) | (b1 << 24) | (b2 << 16) | (b3 << 8) | b4 == http_slash:
+                bits |= RESPONSE5
+        peek[i] = bits
+        if kind == 0:
+            rows[7, n_idle] = i
+            n_idle += 1
+        else:
+            rows[6, n_start] = i
+            n_start += 1
+            if kind == 1 and c == 7 and b0 == 0x15:
+                rows[8, n_alert] = i
+                n_alert += 1
+    counts[0], counts[1], counts[2], counts[3], counts[4], counts[5] = n_dns, n_quic, n_dtcp, n_early, n_later, n_late
+    counts[6], counts[7], counts[8] = n_start, n_idle, n_alert
+
+
+def pick_numpy(buf: np.ndarray, pk: PacketBatch, rank: np.ndarray, limits: tuple[int, int, int],
+               words: tuple[np.ndarray, np.ndarray]) -> Picked:
+    """The numpy expressions `pick` replaced (collect.add, fast_streams._roles, take_flights)."""
+    from .collect import DNS_PORTS, _port_in, _start_kind, _versions_known
+    early, max_segments, dns_tcp_payloads = limits
+    has_data = pk.payload_cap > 0
+    udp_rows = np.flatnonzero(has_data & (pk.proto == UDP))
+    tcp_rows = np.flatnonzero(has_data & (pk.proto == TCP))
+    dns_udp = _port_in(pk, DNS_PORTS, udp_rows)
+    dns_rows = udp_rows[dns_udp]
+    answer = (buf[pk.payload_off[dns_rows] + 2] & 0x80) != 0
+    dns_tcp = tcp_rows[_port_in(pk, (53,), tcp_rows)]
+    quic = udp_rows[~dns_udp]
+    quic = quic[(rank[quic] < early) & (pk.payload_cap[quic] >= 20) & ((buf[pk.payload_off[quic]] & 0xC0) == 0xC0)]
+    version = np.zeros(len(quic), np.int64)
+    for j in range(1, 5):
+        version = (version << 8) | buf[pk.payload_off[quic] + j]
+    known = _versions_known(version)
+    quic, version = quic[known], version[known]
+    early_rows = tcp_rows[rank[tcp_rows] < early]
+    later_rows = tcp_rows[rank[tcp_rows] < max_segments]
+    start_kind = np.zeros(len(pk), np.int64)
+    off, cap = pk.payload_off[early_rows], pk.payload_cap[early_rows]
+    start_kind[early_rows] = _start_kind(buf, off, cap)
+    b0 = buf[off]
+    b5 = buf[np.where(cap >= 6, off + 5, 0)]
+    five = np.where(cap >= 5, off, 0)
+    word = np.zeros(len(early_rows), np.int64)
+    for j in range(5):
+        word = (word << 8) | buf[five + j]
+    bits = (np.where((cap >= 6) & (b5 == 1), HELLO5, 0) | np.where((cap >= 6) & (b5 != 1), NOT_HELLO5, 0)
+            | np.where((cap >= 5) & (word == _HTTP_SLASH), RESPONSE5, 0) | np.where(b0 == 0x16, HANDSHAKE0, 0))
+    peek = np.zeros(len(pk), np.uint8)
+    peek[early_rows] = bits
+    alerts = early_rows[(pk.payload_cap[early_rows] == 7) & (start_kind[early_rows] == 1)
+                        & (buf[pk.payload_off[early_rows]] == 0x15)]
+    return Picked(dns_rows, answer, quic, version, dns_tcp[rank[dns_tcp] < dns_tcp_payloads], early_rows,
+                  later_rows, tcp_rows[rank[tcp_rows] >= early], start_kind, peek,
+                  early_rows[start_kind[early_rows] > 0], early_rows[start_kind[early_rows] == 0], alerts)

@@ -1,0 +1,130 @@
+"""metadata/pick.py: the compiled one-pass picker against the numpy expressions it replaced
+(pick_numpy), on the chunks of corpus captures and on random and mutated packet columns."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from conftest import CORPUS, mutated
+from apnstrace.decode import decode_chunk
+from apnstrace.errors import CaptureError
+from apnstrace.flows import FlowTable
+from apnstrace.metadata import collect
+from apnstrace.metadata.dns_feed import COMPILED
+from apnstrace.metadata.pick import pick, pick_numpy
+from apnstrace.options import FlowOptions
+from apnstrace.reader import iter_batches
+from apnstrace.stats import RunStats
+
+pytestmark = pytest.mark.skipif(not COMPILED, reason="compiled only with numba")
+
+LIMITS = (collect.EARLY, collect.MAX_SEGMENTS, collect.DNS_TCP_PAYLOADS)
+WORDS = (collect._HTTP_WORDS, collect._PROXY_WORDS)
+PAYLOADS = [b"GET / HTTP/1.1\r\n", b"HTTP/1.1 200 OK\r\n", b"PROXY TCP4 1.2.3.4\r\n", b"\r\n\r\n\x00\r\nQUIT\n!",
+            b"\x16\x03\x01\x02\x00\x01\x00", b"\x16\x03\x03\x00\x40\x02", b"\x15\x03\x03\x00\x02\x02\x30",
+            b"\x16\x03\x05\x00", b"\x17\x03\x03\x00", b"HTTP", b"HTTP/", b"\x16\x03\x01\x00\x05\x01",
+            bytes.fromhex("c000000001088394c8f03e5157080000449e7b9aec34d1b1c98dd7689f"), b"\x12\x34\x81\x80",
+            b"\x12\x34\x01\x00", b"G", b"", b"\x16"]
+# QUIC long headers of versions quic.py reads and does not
+PAYLOADS += [bytes.fromhex(h) + bytes(30) for h in ("c0ff00001d08", "c0faceb00208", "c05130343308", "c00000000008",
+                                                   "c06b3343cf08", "c01a2a3a4a08", "c0ff00002308", "c054303531")]
+
+
+def assert_same(buf: np.ndarray, pk, rank: np.ndarray) -> None:
+    got, want = pick(buf, pk, rank, LIMITS, WORDS), pick_numpy(buf, pk, rank, LIMITS, WORDS)
+    assert got.start_kind.shape == got.peek.shape == (len(pk),)
+    assert set(got.starting.tolist()) | set(got.idle.tolist()) == set(got.early.tolist())
+    for name in got._fields:
+        a, b = getattr(got, name), getattr(want, name)
+        assert a.tolist() == b.tolist(), name
+        assert a.dtype == b.dtype or name in ("start_kind",), name
+
+
+class _Columns:
+    """What pick reads of a PacketBatch."""
+
+    def __init__(self, proto, port_a, port_b, off, cap) -> None:
+        self.proto, self.port_a, self.port_b, self.payload_off, self.payload_cap = proto, port_a, port_b, off, cap
+
+    def __len__(self) -> int:
+        return len(self.proto)
+
+
+def _columns(payloads: list[bytes], seed: int) -> tuple[np.ndarray, _Columns, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    n = len(payloads)
+    # payloads back to back (no padding: a short payload's neighbours are what lies past it)
+    buf = np.frombuffer(b"".join(payloads) + b"\0" * 8, np.uint8)
+    cap = np.array([len(p) for p in payloads], np.int64)
+    off = np.concatenate([[0], np.cumsum(cap)[:-1]]).astype(np.int64)
+    ports = np.array([53, 5353, 443, 80, 8080, 1234, 5223], np.int64)
+    return buf, _Columns(rng.choice(np.array([6, 17, 1, 58], np.int64), n), rng.choice(ports, n),
+                         rng.choice(ports, n), off, cap), rng.integers(-1, 70, n).astype(np.int64)
+
+
+def _corpus_chunks(limit: int = 40):
+    paths = sorted((CORPUS / "pcap").glob("*"))[:limit]
+    for path in paths:
+        stats, table = RunStats(), FlowTable(FlowOptions())
+        try:
+            for raw in iter_batches(Path(path), stats, 1 << 16):
+                packets, _ = decode_chunk(raw, stats)
+                joined = table.add(packets)
+                yield raw.buf.view(np.ndarray), packets, joined.rank
+        except CaptureError:
+            continue
+
+
+@pytest.mark.skipif(not (CORPUS / "pcap").is_dir(), reason="corpus not present")
+def test_pick_equals_numpy_on_corpus_chunks() -> None:
+    chunks = 0
+    for buf, pk, rank in _corpus_chunks():
+        if len(pk):
+            assert_same(buf, pk, rank)
+            chunks += 1
+    assert chunks > 40
+
+
+def test_pick_equals_numpy_on_every_kind_of_payload() -> None:
+    for seed in range(20):
+        assert_same(*_columns(PAYLOADS * 4, seed))
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(mutated(PAYLOADS[:14] + PAYLOADS[-8:]), min_size=1, max_size=24), st.integers(0, 1 << 30))
+def test_pick_equals_numpy_on_mutated_payloads(payloads: list[bytes], seed: int) -> None:
+    assert_same(*_columns(payloads, seed))
+
+
+VERSIONS = [0, 1, 2, 0x6B3343CF, 0xFACEB001, 0xFACEB002, 0xFACEB00E, 0xFACEB003, 0x54303530, 0x54303531,
+            0x54303532, 0x0A0A0A0A, 0x1A2A3A4A, 0xFAFAFAFA, 0x0A0A0A0B, 0xFFFFFFFF, 0xFF000100]
+VERSIONS += [0xFF000000 | d for d in range(0, 40)] + [0xFF010000 | d for d in (22, 29)]
+
+
+def test_quic_version_read_is_quic_is_supported_version() -> None:
+    from apnstrace.decode import quic
+    from apnstrace.metadata.pick import quic_version_read
+    for v in VERSIONS:
+        assert quic_version_read(v) == quic.is_supported_version(v), hex(v)
+
+
+@settings(max_examples=2000, deadline=None, derandomize=True)
+@given(st.integers(0, (1 << 32) - 1) | st.sampled_from(VERSIONS).flatmap(
+    lambda v: st.integers(0, 31).map(lambda b: v ^ (1 << b))))
+def test_quic_version_read_on_random_versions(version: int) -> None:
+    from apnstrace.decode import quic
+    from apnstrace.metadata.pick import quic_version_read
+    assert quic_version_read(version) == quic.is_supported_version(version)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.binary(min_size=0, max_size=300), st.lists(st.tuples(st.integers(0, 299), st.integers(0, 40)), max_size=12))
+def test_held_gathered_equals_numpy_ranges(data: bytes, ranges: list[tuple[int, int]]) -> None:
+    from apnstrace.metadata import held
+    src = np.frombuffer(data + bytes(340), np.uint8)
+    start = np.array([a for a, _ in ranges], np.int64)
+    length = np.array([n for _, n in ranges], np.int64)
+    assert held.gather_ranges(src, start, length).tobytes() == src[held._ranges(start, length)].tobytes()
