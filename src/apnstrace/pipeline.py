@@ -22,6 +22,7 @@ from .options import FlowOptions, SequenceOptions
 from .reader import iter_batches, order_by_time
 from .sequences import Activity, ActivityCollector, build_sequences
 from .flows.finalize import UID, assemble
+from .heap import keep_freed_memory
 from .flows.table import PacketFlows
 from .records import IcmpErrors, PacketBatch, RawBatch
 from .site import Site
@@ -164,6 +165,7 @@ class Session:
     def __init__(self, options: FlowOptions | None = None, site: Site | None = None,
                  sequence_options: SequenceOptions | None = None, *, sequences: bool = True,
                  stats: RunStats | None = None) -> None:
+        keep_freed_memory()               # chunk after chunk reuses the same sizes (heap.py)
         self.options = options or FlowOptions()
         self.site = site
         self.stats = stats if stats is not None else RunStats()
