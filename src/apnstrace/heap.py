@@ -21,17 +21,25 @@ MMAP_THRESHOLD = 16 << 20
 _done = False
 
 
+def glibc(name: str, argtypes: list, restype):
+    """A glibc function by name, or None (not Linux, or a libc without it: musl and others)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
+    function.argtypes, function.restype = argtypes, restype
+    return function
+
+
 def keep_freed_memory() -> bool:
     """Tune glibc's malloc once per process; True when it was tuned."""
     global _done
     if _done:
         return True
-    if not sys.platform.startswith("linux"):
+    mallopt = glibc("mallopt", [ctypes.c_int, ctypes.c_int], ctypes.c_int)
+    if mallopt is None:
         return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False                     # musl and others: no mallopt
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     _done = bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)) and bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
     return _done

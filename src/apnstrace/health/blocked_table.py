@@ -29,13 +29,14 @@ def blocked_table(flows: pd.DataFrame, failures: Sequence = (), site: Site | Non
     """Rows of schema.BLOCKED from a flows frame that went through health.block_reasons
     (and, for DNS rows, the collector's DNS failures and the flows' hidden dns_query)."""
     parts = []
-    hit = flows[flows["blocked"].fillna(False).to_numpy(bool)] if len(flows) else flows
+    rows = np.flatnonzero(flows["blocked"].fillna(False).to_numpy(bool)) if len(flows) else np.empty(0, np.int64)
+    hit = flows.iloc[rows]
     if len(hit):
         part = pd.DataFrame({name: hit[name].to_numpy() for name in _FLOW_COLUMNS})
         part["ts"] = hit["ts_start"].to_numpy()
         part["reason"] = hit["block_reason"].to_numpy(dtype=object)
         part["evidence"] = hit[EVIDENCE].to_numpy(dtype=object) if EVIDENCE in hit else None
-        notes, injected = rst_origin(flows, np.flatnonzero(flows["blocked"].fillna(False).to_numpy(bool)))
+        notes, injected = rst_origin(flows, rows)
         if injected.any() or (notes != "").any():
             said = np.array([e or "" for e in part["evidence"]], dtype=object)
             part["evidence"] = np.where(notes != "", np.where(said != "", said + "; ", "") + notes, part["evidence"])

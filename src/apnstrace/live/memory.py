@@ -13,19 +13,9 @@ from __future__ import annotations
 import ctypes
 import sys
 
+from ..heap import glibc
 
-def _malloc_trim():
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        trim = ctypes.CDLL(None).malloc_trim        # glibc; musl and others have none: skipped
-    except (OSError, AttributeError):
-        return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim
-
-
-_TRIM = _malloc_trim()
+_TRIM = glibc("malloc_trim", [ctypes.c_size_t], ctypes.c_int)      # None off glibc: skipped
 
 
 def release_unused() -> None:

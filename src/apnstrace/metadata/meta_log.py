@@ -123,12 +123,8 @@ class MetaLog:
     def forget(self, uids: np.ndarray) -> None:
         """Drop every write for these flows (finished and reported elsewhere: live/run.py)."""
         for kind, names in KINDS.items():
-            rows = self.rows[kind]
-            if rows:
-                columns = list(zip(*rows))
-                self.batches[kind].append((np.array(columns[0], np.int64), np.array(columns[1], np.int64),
-                                           {name: pa.array(columns[2 + j], type=TYPES[name])
-                                            for j, name in enumerate(names)}))
+            if self.rows[kind]:
+                self.batches[kind].append(_rows_batch(self.rows[kind], names))
                 self.rows[kind] = []
             kept = []
             for uid, seq, cols in self.batches[kind]:
@@ -170,9 +166,7 @@ class MetaLog:
             rows.append(r)
         rows.reverse()
         if rows:
-            columns = list(zip(*rows))
-            parts.append((np.array(columns[0], np.int64), np.array(columns[1], np.int64),
-                          {name: pa.array(columns[2 + j], type=TYPES[name]) for j, name in enumerate(names)}))
+            parts.append(_rows_batch(rows, names))
         if not parts:
             return np.empty(0, np.int64), {n: pa.array([], TYPES[n]) for n in names}
         uid, seqs, cols = _joined(parts, names)
@@ -187,9 +181,7 @@ class MetaLog:
         parts = self.batches[kind]
         rows = self.rows[kind]
         if rows:
-            columns = list(zip(*rows))
-            parts.append((np.array(columns[0], np.int64), np.array(columns[1], np.int64),
-                          {name: pa.array(columns[2 + j], type=TYPES[name]) for j, name in enumerate(names)}))
+            parts.append(_rows_batch(rows, names))
             self.rows[kind] = []
         if not parts:
             empty = np.empty(0, np.int64)
@@ -286,6 +278,13 @@ def _arrow(values, kind: pa.DataType) -> pa.Array:
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         return values.cast(kind) if values.type != kind else values
     return pa.array(values, type=kind, from_pandas=True)
+
+
+def _rows_batch(rows: list[tuple], names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, dict[str, pa.Array]]:
+    """Python parsers' writes (uid, seq, *values) as one column batch."""
+    columns = list(zip(*rows))
+    return (np.array(columns[0], np.int64), np.array(columns[1], np.int64),
+            {name: pa.array(columns[2 + j], type=TYPES[name]) for j, name in enumerate(names)})
 
 
 def _joined(parts, names):
