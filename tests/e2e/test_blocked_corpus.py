@@ -25,6 +25,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -476,3 +477,42 @@ def test_conn_state_agrees_with_tshark_sample() -> None:
     assert not syn_retry_bad, syn_retry_bad
     assert {k: v[:2] for k, v in disagreements.items()} == {k: v[:2] for k, v in KNOWN.items()}, \
         "unexplained or fixed disagreements (update KNOWN)"
+
+
+# ---------------------------------------------------------------- 4. SYN/ACKs the client never acknowledged
+
+# Captures with REJ flows (tshark-derived), where a server can answer before resetting.
+REJ_CAPTURES = ["gnutella.pcap", "tcp_scan.pcapng", "rtsp.pcap", "log4j-webapp-exploit.pcap", "synscan.pcap"]
+
+
+@pytest.mark.parametrize("capture", REJ_CAPTURES)
+def test_reset_after_unacknowledged_synacks_says_the_server_accepted(capture: str) -> None:
+    """A flow whose client sent only SYNs while the server sent SYN/ACKs and then a RST is a
+    `reset` (Zeek REJ) whose evidence says the server accepted and the client never
+    acknowledged (docs/blocked.md); a SYN answered by a RST alone keeps "answered by a RST"."""
+    accepted, refused = [], []
+    for flow in build_flows(capture):
+        cp, sp = flow.sides()
+        if not cp or not all(_is_syn(p) for p in cp) or not any(p.flags & RST for p in sp):
+            continue
+        (accepted if any(_is_synack(p) for p in sp) else refused).append(flow)
+    print(f"\n{capture}: {len(accepted)} unacknowledged SYN/ACK then RST, {len(refused)} refused (tshark-derived)")
+    if capture == "gnutella.pcap":
+        assert len(accepted) == 5           # tshark: 7 SYN/ACKs each over 76-80 s, then the RST
+    blocked = blocked_of(capture)
+    bad = []
+    for flows, says in ((accepted, "never acknowledged"), (refused, "the SYN was answered by a RST")):
+        for flow in flows:
+            row = ours(flow)
+            hit = blocked[blocked["flow_id"] == row["flow_id"]]
+            if verdict(row)[:3] != ("REJ", True, "reset") or len(hit) != 1 or says not in hit.iloc[0]["evidence"]:
+                bad.append((_label(flow), verdict(row), hit["evidence"].tolist()))
+    assert not bad, bad
+
+
+@lru_cache(maxsize=None)
+def blocked_of(name: str) -> pd.DataFrame:
+    """The capture's blocked table (flow_id as in flows_of: the same analysis)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return apnstrace.analyze([PCAPS / name]).blocked

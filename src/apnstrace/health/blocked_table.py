@@ -13,7 +13,7 @@ import pandas as pd
 from .. import schema
 from ..site import Site
 from .dns_failures import dns_failures
-from .reasons import EVIDENCE
+from .reasons import EVIDENCE, unacknowledged_synack
 from .rst_origin import rst_origin
 
 _FLOW_COLUMNS = ("flow_id", "transport", "client_ip", "client_port", "server_ip", "server_port",
@@ -40,7 +40,11 @@ def blocked_table(flows: pd.DataFrame, failures: Sequence = (), site: Site | Non
         if injected.any() or (notes != "").any():
             said = np.array([e or "" for e in part["evidence"]], dtype=object)
             part["evidence"] = np.where(notes != "", np.where(said != "", said + "; ", "") + notes, part["evidence"])
-        part["_injected"] = injected
+        # The meaning the sentence ends with: the reason's own, or a variant the evidence shows.
+        variant = np.full(len(rows), "", dtype=object)
+        variant[(part["reason"].to_numpy(dtype=object) == "reset") & unacknowledged_synack(hit)] = "_unacknowledged"
+        variant[injected] = "_injected"            # a box on the path sent the RST, whatever came before
+        part["_variant"] = variant
         parts.append(part)
     lookups = dns_failures(flows, list(failures), site)
     if len(lookups):
@@ -54,7 +58,7 @@ def blocked_table(flows: pd.DataFrame, failures: Sequence = (), site: Site | Non
     if not parts:
         return schema.to_frame(None, schema.BLOCKED)
     table = pd.concat(parts, ignore_index=True)
-    table["_injected"] = table["_injected"].fillna(False).astype(bool) if "_injected" in table else False
+    table["_variant"] = table["_variant"].fillna("") if "_variant" in table else ""
     table["sentence"] = _sentences(table)
     severity = _phrases()["severity"]
     table["_rank"] = table["category"].map(lambda c: severity.get(c, len(severity)))
@@ -75,8 +79,9 @@ def _sentences(table: pd.DataFrame) -> np.ndarray:
     """One sentence per row, built column-wise: scans make tens of thousands of blocked rows."""
     phrases = _phrases()
     reason = table["reason"].to_numpy(dtype=object)
-    # A RST another box sent has its own meaning (health/rst_origin.py): "<reason>_injected".
-    reason = np.where(table["_injected"].to_numpy(dtype=bool), reason + "_injected", reason)
+    # Variants with their own meaning: "<reason>_injected" (another box sent the RST,
+    # health/rst_origin.py), "reset_unacknowledged" (the server's SYN/ACK went unanswered).
+    reason = reason + table["_variant"].to_numpy(dtype=object)
     category = table["category"].to_numpy(dtype=object)
     # The meaning only depends on (reason, category): format each pair once.
     pairs = pd.MultiIndex.from_arrays([reason, category])

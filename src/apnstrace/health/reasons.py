@@ -92,6 +92,20 @@ def reads_capture_end(flows: pd.DataFrame, seen_until: np.ndarray, capture_end: 
     return (seen_until < capture_end) & tcp_started & (unanswered | waiting)
 
 
+def unacknowledged_synack(flows: pd.DataFrame) -> np.ndarray:
+    """TCP flows whose SYN the server answered with a SYN/ACK that the client never
+    acknowledged: it sent nothing after its SYNs. Zeek still calls the server's closing RST a
+    rejection (REJ), but the server accepted; its answer did not reach the client, or the
+    client gave up on it (seen at a span port: lost between there and the device)."""
+    n = len(flows)
+    if not n or "_handshake" not in flows:
+        return np.zeros(n, bool)
+    syns = pd.to_numeric(flows["_syns"], errors="coerce").fillna(0).to_numpy(np.float64)
+    sent = flows["pkts_c2s"].to_numpy(dtype=np.float64)
+    payload = pd.to_numeric(flows["_c_payload"], errors="coerce").fillna(0).to_numpy(np.float64)
+    return flows["_handshake"].to_numpy(dtype=bool) & (syns > 0) & (sent <= syns) & (payload == 0)
+
+
 class _Facts:
     """The columns the rules read, as numpy arrays (hidden columns default to 'never happened')."""
 
@@ -119,6 +133,8 @@ class _Facts:
         # answer (a one-way capture, health/one_way.py), the network did not drop it.
         extra = flows["pkts_c2s"].to_numpy(dtype=np.float64) - self.syns - (self.state == "RSTOS0")
         self.only_syns = (extra <= 0) & (num("_c_payload", 0) == 0)
+        self.unacknowledged = unacknowledged_synack(flows)
+        self.rtt_ms = num("rtt_ms")
         self.answered = np.where(self.tcp, self.handshake, self.pkts_s2c > 0)
         self.ts_end = flows["ts_end"].to_numpy()
         self.syn_first, self.syn_last = num("_syn_first"), num("_syn_last")
@@ -132,6 +148,13 @@ class _Facts:
         self.cert_issuer, self.alpn, self.server_alpn = text("cert_issuer"), text("alpn"), text("server_alpn")
 
     def describe_reset(self, i: int) -> str:
+        if self.unacknowledged[i]:
+            rtt = self.rtt_ms[i]
+            answered = "" if not np.isfinite(rtt) else f" in {rtt:.1f} ms" if rtt < 1000 else f" {rtt / 1000:.1f} s after it"
+            after = self.s_rst[i] - self.syn_first[i]
+            gave_up = f" {after:.1f} s after the SYN" if np.isfinite(after) else ""
+            return (f"the server answered the SYN with a SYN/ACK{answered}, but the client never acknowledged it; "
+                    f"the server gave up with a RST{gave_up}")
         syn = self.syn_last[i] if self.syn_last[i] <= self.s_rst[i] else self.syn_first[i]
         took = (self.s_rst[i] - syn) * 1000.0
         return f"the SYN was answered by a RST in {took:.1f} ms" if np.isfinite(took) else "the SYN was answered by a RST"
