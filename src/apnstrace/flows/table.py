@@ -83,9 +83,10 @@ class FlowTable:
     def finish_pieces(self) -> list[pd.DataFrame]:
         """Close every open flow; return the flows as unordered pieces (finalize.assemble orders
         them; scale/merge.py assembles the pieces of many files at once)."""
-        self._retire(self.open)
-        self.slots.clear()
+        still_open = self.open
+        self.slots.clear()                       # freed before the rows are built
         self.index.clear()
+        self._retire(still_open)
         self._to_rows()
         pieces, self.pieces = self.pieces, []
         return pieces
@@ -210,7 +211,7 @@ class FlowTable:
         with np.errstate(invalid="ignore"):
             gap_new = ((ts - prev_frame) > timeout) | ((clock - prev_clock) > timeout)
         st_closed = np.zeros(n, bool)
-        st_closed[st_rows] = P.closed(self.slots.take(sidx[has_state]))
+        st_closed[st_rows] = P.closed({name: st[name][sidx[has_state]] for name in ("fin0", "fin1", "rst0", "rst1")})
         new_flow = gap_new.copy()
         new_flow[gfirst[~has_state]] = True
         new_flow[st_rows] |= st_closed[st_rows] & pure_syn[st_rows]
