@@ -4,6 +4,9 @@ Each chunk is grouped by flow key with a stable sort, split into flows (idle tim
 SYN on a closed connection) with cumulative sums instead of a per-packet loop, and reduced
 with `ufunc.reduceat`. A key's last flow in a chunk stays open and continues in the next
 chunk (or file); flows idle past their timeout are finished and leave memory.
+
+Open flows sit in slots (slots.py) found by key hash (keymap.py) and are updated in place, so
+a chunk costs what it touches, however many flows are open.
 """
 from __future__ import annotations
 
