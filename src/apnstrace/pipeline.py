@@ -192,7 +192,7 @@ class Session:
         self.collector.add(buf, packets, joined.uid, joined.rank)
         hellos = self.collector.take_hellos()
         if self.activity is not None:
-            self.activity.add(packets, joined.uid, self.collector.recent_hellos(), self.table.open["uid"], hellos)
+            self.activity.add(packets, joined.uid, self.collector.recent_hellos(), self.table.open_column("uid"), hellos)
         return joined
 
     def snapshot(self) -> Result:
@@ -222,8 +222,9 @@ class Session:
     def _earliest_start(self) -> float:
         """The first frame of any flow still held: older ICMP errors can quote none of them."""
         starts = [float(p["ts_start"].min()) for p in self.table.pieces if len(p)]
-        if len(self.table.open["ts_first"]):
-            starts.append(float(self.table.open["ts_first"].min()))
+        open_starts = self.table.open_column("ts_first")
+        if len(open_starts):
+            starts.append(float(open_starts.min()))
         return min(starts, default=self.table.now)
 
     def _drop_icmp_before(self, ts: float) -> None:

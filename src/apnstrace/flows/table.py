@@ -4,6 +4,9 @@ Each chunk is grouped by flow key with a stable sort, split into flows (idle tim
 SYN on a closed connection) with cumulative sums instead of a per-packet loop, and reduced
 with `ufunc.reduceat`. A key's last flow in a chunk stays open and continues in the next
 chunk (or file); flows idle past their timeout are finished and leave memory.
+
+Open flows sit in slots (slots.py) found by key hash (keymap.py) and are updated in place, so
+a chunk costs what it touches, however many flows are open.
 """
 from __future__ import annotations
 
@@ -19,7 +22,9 @@ from ..records import PacketBatch
 from ..stats import RunStats
 from . import partials as P
 from .finalize import assemble, flows_piece
+from .keymap import KeyMap
 from .keys import key_hash, stable_order
+from .slots import Slots
 
 SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
 TCP = 6
@@ -40,8 +45,13 @@ class FlowTable:
     def __init__(self, options: FlowOptions, stats: RunStats | None = None) -> None:
         self.options = options
         self.limits = stats.limits if stats is not None else Counter()   # flows finished early, counted
-        self.open: P.Partials = P.empty()
-        self.index = pd.Index(np.empty(0, np.uint64))
+        # Open flows: one slot each, found by key hash. `deadline`: when the flow would be idle
+        # past its timeout (a prefilter for _expire; the exact rule decides). `stamp`: when the
+        # slot was last written, counted in rows: taken out in that order, open flows come out
+        # as they did when the table was rebuilt each chunk (kept rows first, then the chunk's).
+        self.slots = Slots({"deadline": (np.float64, np.inf), "stamp": (np.int64, -1)})
+        self.stamp = 0
+        self.index = KeyMap()
         self.finished: list[P.Partials] = []      # finished, not yet turned into rows
         self.finished_count = 0
         self.pieces: list[pd.DataFrame] = []       # finished flows as compact output rows
@@ -76,9 +86,10 @@ class FlowTable:
     def finish_pieces(self) -> list[pd.DataFrame]:
         """Close every open flow; return the flows as unordered pieces (finalize.assemble orders
         them; scale/merge.py assembles the pieces of many files at once)."""
-        self._retire(self.open)
-        self.open = P.empty()
-        self.index = pd.Index(np.empty(0, np.uint64))
+        still_open = self.open
+        self.slots.clear()                       # freed before the rows are built
+        self.index.clear()
+        self._retire(still_open)
         self._to_rows()
         pieces, self.pieces = self.pieces, []
         return pieces
@@ -92,7 +103,7 @@ class FlowTable:
             # that slows with their number (360 pieces: ~12 s). One piece, same rows in order.
             self.pieces = [pd.concat(self.pieces, ignore_index=True)]
         pieces = [p.copy(deep=False) for p in self.pieces]     # assemble() pops columns
-        if len(self.open["h"]):
+        if self.open_flows:
             pieces.append(flows_piece(self.open))
         return assemble(pieces)
 
@@ -104,11 +115,12 @@ class FlowTable:
         finished too, though the table would hold them to tcp_timeout in case their key comes
         back: a packet of that key after so long starts a new flow here, where a file analysis
         would add it to the closed one."""
-        done = P.closed(self.open) & (self.open["ts_last"] < cutoff)
-        if done.any():
-            self._retire(P.take(self.open, np.flatnonzero(done)))
-            self.open = P.take(self.open, np.flatnonzero(~done))
-            self.index = pd.Index(self.open["h"])
+        live = self._in_order(self.slots.live_slots())
+        state = self.slots.take(live)
+        done = live[P.closed(state) & (state["ts_last"] < cutoff)]
+        if done.size:
+            self._retire(self.slots.take(done))
+            self._release(done)
         self._to_rows()
         taken, kept = [], []
         for piece in self.pieces:
@@ -134,8 +146,24 @@ class FlowTable:
         self.finished, self.finished_count = [], 0
 
     @property
+    def open(self) -> P.Partials:
+        """The open flows' columns (a compact copy)."""
+        return self.slots.take(self._in_order(self.slots.live_slots()))
+
+    def open_column(self, name: str) -> np.ndarray:
+        """One column of the open flows (slot order), cheaper than `open` for per-chunk callers."""
+        return self.slots.column(name)
+
+    def _in_order(self, slots: np.ndarray) -> np.ndarray:
+        return slots[np.argsort(self.slots.more["stamp"][slots], kind="stable")]
+
+    @property
     def open_flows(self) -> int:
-        return len(self.open["h"])
+        return len(self.slots)
+
+    def _release(self, slots: np.ndarray) -> None:
+        self.index.delete(self.slots.cols["h"][slots])
+        self.slots.release(slots)
 
     # -- one chunk ----------------------------------------------------------------------
     def _add_sorted(self, pk: PacketBatch, h: np.ndarray, code: np.ndarray, order: np.ndarray,
@@ -157,7 +185,8 @@ class FlowTable:
         self._check_no_collision(col, gfirst, group_start)
 
         # Open flows these keys continue.
-        sidx = self.index.get_indexer(col["h"][gfirst]) if len(self.index) else np.full(len(gfirst), -1)
+        st = self.slots.cols                               # open flows' columns, by slot
+        sidx = self.index.find(col["h"][gfirst]) if len(self.index) else np.full(len(gfirst), -1)
         has_state = sidx >= 0
         if has_state.any():
             self._check_state_keys(col, gfirst[has_state], sidx[has_state])
@@ -179,13 +208,13 @@ class FlowTable:
         prev_clock[1:] = np.maximum(clock[:-1], ts[:-1])
         st_rows = gfirst[has_state]
         prev_frame[gfirst] = prev_clock[gfirst] = np.nan
-        prev_frame[st_rows] = self.open["ts_prev"][sidx[has_state]]
-        prev_clock[st_rows] = self.open["clock_last"][sidx[has_state]]
+        prev_frame[st_rows] = st["ts_prev"][sidx[has_state]]
+        prev_clock[st_rows] = st["clock_last"][sidx[has_state]]
         timeout = np.where(tcp, opts.tcp_timeout, opts.udp_timeout)
         with np.errstate(invalid="ignore"):
             gap_new = ((ts - prev_frame) > timeout) | ((clock - prev_clock) > timeout)
         st_closed = np.zeros(n, bool)
-        st_closed[st_rows] = P.closed(self.open)[sidx[has_state]]
+        st_closed[st_rows] = P.closed({name: st[name][sidx[has_state]] for name in ("fin0", "fin1", "rst0", "rst1")})
         new_flow = gap_new.copy()
         new_flow[gfirst[~has_state]] = True
         new_flow[st_rows] |= st_closed[st_rows] & pure_syn[st_rows]
@@ -202,9 +231,9 @@ class FlowTable:
             firsts = np.flatnonzero(seg_start)
             init = np.zeros((3, len(firsts)), np.int64)
             cont_seg = seg[init_rows]
-            init[0, cont_seg] = self.open["fin0"][init_idx]
-            init[1, cont_seg] = self.open["fin1"][init_idx]
-            init[2, cont_seg] = self.open["rst0"][init_idx] + self.open["rst1"][init_idx]
+            init[0, cont_seg] = st["fin0"][init_idx]
+            init[1, cont_seg] = st["fin1"][init_idx]
+            init[2, cont_seg] = st["rst0"][init_idx] + st["rst1"][init_idx]
             c0 = _cumsum_in(fin0, seg, firsts) + init[0, seg]
             c1 = _cumsum_in(fin1, seg, firsts) + init[1, seg]
             cr = _cumsum_in(rst_i, seg, firsts) + init[2, seg]
@@ -235,24 +264,29 @@ class FlowTable:
         # Combine continuing segments with the open flows they extend.
         cont = np.flatnonzero(seg_cont)
         if cont.size:
-            merged = P.combine(P.take(self.open, seg_state[cont]), P.take(part, cont))
+            merged = P.combine(self.slots.take(seg_state[cont]), P.take(part, cont))
             for name in P.FIELDS:
                 part[name][cont] = merged[name]
 
-        # The last flow of each key stays open; the others are finished.
+        # The last flow of each key stays open (in its key's slot); the others are finished.
         last_seg = np.empty(nseg, bool)
         last_seg[:-1] = code[firsts[1:]] != code[firsts[:-1]]
         last_seg[-1] = True
         self._retire(P.take(part, np.flatnonzero(~last_seg)))
         ended_states = sidx[has_state & new_flow[gfirst]]          # open flows that a new flow replaced
-        keep = np.ones(len(self.open["h"]), bool)
-        keep[sidx[has_state]] = False
         if ended_states.size:
-            self._retire(P.take(self.open, ended_states))
-        row_uid = part["uid"][seg]
-        self.open = P.concat([P.take(self.open, np.flatnonzero(keep)), P.take(part, np.flatnonzero(last_seg))])
-        self.index = pd.Index(self.open["h"])
-        return row_uid, rank
+            self._retire(self.slots.take(ended_states))
+        slot = sidx.copy()                                  # per key, in key order like last_seg
+        fresh_keys = np.flatnonzero(~has_state)
+        slot[fresh_keys] = self.slots.alloc(fresh_keys.size)
+        self.index.insert(col["h"][gfirst[fresh_keys]], slot[fresh_keys])
+        last = np.flatnonzero(last_seg)
+        self.slots.write(slot, part, last)
+        timeout = np.where(part["proto"][last] == TCP, opts.tcp_timeout, opts.udp_timeout)
+        self.slots.more["deadline"][slot] = part["clock_last"][last] + timeout
+        self.slots.more["stamp"][slot] = self.stamp + np.arange(slot.size)
+        self.stamp += slot.size
+        return part["uid"][seg], rank
 
     def _data_rank(self, col, seg, firsts, seg_cont, seg_state) -> np.ndarray:
         """Per packet: how many payload-carrying packets its flow sent that way before it (-1: none)."""
@@ -262,7 +296,7 @@ class FlowTable:
         for k in (0, 1):
             mine = data & (col["dir"] == k)
             before = np.zeros(len(firsts), np.int64)
-            before[cont] = self.open[f"ndata{k}"][seg_state[cont]]
+            before[cont] = self.slots.cols[f"ndata{k}"][seg_state[cont]]
             count = _cumsum_in(mine.astype(np.int64), seg, firsts) - mine + before[seg]
             rank[mine] = count[mine]
         return rank
@@ -330,8 +364,8 @@ class FlowTable:
         base = np.full(nseg, -1, np.int64)
         hwm = np.full(nseg, P.NO_HWM, np.int64)
         cont = np.flatnonzero(seg_cont)
-        base[cont] = self.open[f"base{k}"][seg_state[cont]]
-        hwm[cont] = self.open[f"hwm{k}"][seg_state[cont]]
+        base[cont] = self.slots.cols[f"base{k}"][seg_state[cont]]
+        hwm[cont] = self.slots.cols[f"hwm{k}"][seg_state[cont]]
         rows = np.flatnonzero(rows_mask & (seq >= 0))
         if rows.size == 0:
             return base, hwm, np.zeros(nseg, np.int64)
@@ -366,20 +400,34 @@ class FlowTable:
     def _expire(self) -> None:
         """Finish open flows idle past their timeout: memory follows open flows only. Past
         max_open_flows (checked after each chunk), the longest-idle flows are finished too."""
-        if not len(self.open["h"]):
+        if not self.open_flows:
             return
-        timeout = np.where(self.open["proto"] == TCP, self.options.tcp_timeout, self.options.udp_timeout)
-        idle = self.now - self.open["clock_last"] > timeout
+        # Slots whose deadline is near `now` (free slots: +inf), then the exact rule on those:
+        # `now - clock_last > timeout` and `clock_last + timeout < now` can round differently.
+        near = np.flatnonzero(self.slots.more["deadline"] < self.now + (1.0 + abs(self.now) * 1e-12))
+        st = self.slots.cols
+        timeout = np.where(st["proto"][near] == TCP, self.options.tcp_timeout, self.options.udp_timeout)
+        idle = near[self.now - st["clock_last"][near] > timeout]
+        if self.open_flows - idle.size > self.options.max_open_flows:
+            idle = self._over_limit(idle)
+        if idle.size:
+            idle = self._in_order(idle)
+            self._retire(self.slots.take(idle))
+            self._release(idle)
+
+    def _over_limit(self, idle_slots: np.ndarray) -> np.ndarray:
+        """Idle slots plus the longest-idle others past max_open_flows. Over every open flow in
+        stamp order, as when the table was one array (argpartition breaks ties by position)."""
+        live = self._in_order(self.slots.live_slots())
+        clock_last = self.slots.cols["clock_last"][live]
+        idle = np.zeros(live.size, bool)
+        idle[np.isin(live, idle_slots, assume_unique=True)] = True
         excess = int(np.count_nonzero(~idle)) - self.options.max_open_flows
-        if excess > 0:
-            last_seen = np.where(idle, -np.inf, self.open["clock_last"])
-            oldest = np.argpartition(last_seen, int(np.count_nonzero(idle)) + excess - 1)
-            idle[oldest[: int(np.count_nonzero(idle)) + excess]] = True
-            self.limits["flows_expired_at_limit"] += excess
-        if idle.any():
-            self._retire(P.take(self.open, np.flatnonzero(idle)))
-            self.open = P.take(self.open, np.flatnonzero(~idle))
-            self.index = pd.Index(self.open["h"])
+        last_seen = np.where(idle, -np.inf, clock_last)
+        oldest = np.argpartition(last_seen, int(np.count_nonzero(idle)) + excess - 1)
+        idle[oldest[: int(np.count_nonzero(idle)) + excess]] = True
+        self.limits["flows_expired_at_limit"] += excess
+        return live[idle]
 
     def _check_no_collision(self, col, gfirst, group_start) -> None:
         owner = np.cumsum(group_start) - 1
@@ -391,7 +439,7 @@ class FlowTable:
 
     def _check_state_keys(self, col, rows, sidx) -> None:
         for name in P.KEY:
-            if not np.array_equal(col[name][rows], self.open[name][sidx]):
+            if not np.array_equal(col[name][rows], self.slots.cols[name][sidx]):
                 raise EngineError("two flow keys share a 64-bit hash in this capture; "
                                   "rerun with --engine scapy and please report it")
 
