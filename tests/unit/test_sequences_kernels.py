@@ -239,17 +239,3 @@ def test_plain_python_kernels_agree():
         want, got = (want, got) if isinstance(want, tuple) else ((want,), (got,))
         for g, w in zip(got, want, strict=True):
             np.testing.assert_array_equal(g, w)
-
-
-# ---- activity state -----------------------------------------------------------------------
-
-@pytest.mark.parametrize("seed", range(20))
-def test_merge_last_chunk_wins(seed):
-    rng = np.random.default_rng(seed)
-    state_key = np.unique(rng.integers(0, 50, rng.integers(0, 30)))
-    keys = np.unique(rng.integers(0, 50, rng.integers(0, 30)))
-    state_ts, times = rng.random(len(state_key)), rng.random(len(keys)) + 10
-    merged = dict(zip(state_key.tolist(), state_ts.tolist())) | dict(zip(keys.tolist(), times.tolist()))
-    got_key, got_ts = kernels.merge_last(state_key, state_ts, keys, times)
-    assert got_key.tolist() == sorted(merged)
-    assert got_ts.tolist() == [merged[k] for k in sorted(merged)]

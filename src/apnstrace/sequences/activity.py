@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..options import SequenceOptions
 from ..records import PacketBatch
-from .kernels import merge_last
+from .last_payload import LastPayload
 
 TCP = 6
 APNS_PORTS = (5223, 2197)
@@ -55,8 +55,7 @@ class ActivityCollector:
         self.options = options
         self.found = Activity()
         self.apns_uids = np.empty(0, np.int64)          # 443 flows whose ClientHello named APNs
-        self.state_key = np.empty(0, np.int64)          # flow direction (uid*2+dir) -> last payload ts
-        self.state_ts = np.empty(0, np.float64)
+        self.last = LastPayload()                       # flow direction (uid*2+dir) -> last payload ts
         self.verdicts: dict[tuple, bool] = {}           # (sni, alpn) -> names APNs
 
     def add(self, pk: PacketBatch, uid: np.ndarray, metas: dict, open_uids: np.ndarray,
@@ -77,9 +76,8 @@ class ActivityCollector:
         prev = np.empty(len(t))
         prev[1:] = t[:-1]
         prev[first] = -np.inf
-        if self.state_key.size:
-            known, found = _lookup(self.state_key, k[first])
-            prev[first] = np.where(found, self.state_ts[np.minimum(known, self.state_ts.size - 1)], -np.inf)
+        if len(self.last):
+            prev[first] = self.last.get(k[first])
         gap = t - prev
         start = gap >= self.options.burst_gap_s
         picked = rows[order[start]]
@@ -132,18 +130,7 @@ class ActivityCollector:
         """Keep the last payload time of each open flow direction; this chunk's times win."""
         last = np.ones(len(k), bool)
         last[:-1] = first[1:]
-        keys, times = k[last], np.maximum.reduceat(t, np.flatnonzero(first))
-        state_key, state_ts = merge_last(self.state_key, self.state_ts, keys, times)
-        keep = np.isin(state_key // 2, open_uids)
-        self.state_key, self.state_ts = state_key[keep], state_ts[keep]
-
-
-def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Where each key is (or would go) in sorted unique keys, and whether it is there."""
-    at = np.searchsorted(sorted_keys, keys)
-    found = at < len(sorted_keys)
-    found[found] = sorted_keys[at[found]] == keys[found]
-    return at, found
+        self.last.put(k[last], np.maximum.reduceat(t, np.flatnonzero(first)), open_uids)
 
 
 def _names_apns(sni: str | None, alpn: str | None) -> bool:

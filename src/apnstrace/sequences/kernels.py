@@ -143,22 +143,3 @@ def window_ranges(q_dev, q_ts, ts, start, end, window):
         lo[k] = bisect_right(ts, a, b, q_ts[k])
         hi[k] = bisect_right(ts, a, b, q_ts[k] + window)
     return lo, hi
-
-
-@njit(cache=True)
-def merge_last(state_key, state_ts, keys, times):
-    """Merge two sorted unique key arrays with their times; where both have a key, `times` wins."""
-    n, m = len(state_key), len(keys)
-    out_key, out_ts = np.empty(n + m, np.int64), np.empty(n + m, np.float64)
-    i = j = o = 0
-    while i < n or j < m:
-        if j >= m or (i < n and state_key[i] < keys[j]):
-            out_key[o], out_ts[o] = state_key[i], state_ts[i]
-            i += 1
-        else:
-            if i < n and state_key[i] == keys[j]:
-                i += 1
-            out_key[o], out_ts[o] = keys[j], times[j]
-            j += 1
-        o += 1
-    return out_key[:o], out_ts[:o]
