@@ -2,6 +2,7 @@
 flows datasets append and read back by date."""
 from __future__ import annotations
 
+import gc
 import logging
 import subprocess
 from pathlib import Path
@@ -387,4 +388,5 @@ def test_spill_folder_is_removed_once_the_merge_is_done_with_it(tmp_path: Path, 
     got = apnstrace.analyze(ROTATED, workers=2, spill_dir=tmp_path / "spill")
     assert seen == [len(ROTATED)]               # called once, with every file's spill still there
     assert list((tmp_path / "spill").iterdir()) == []
+    assert gc.get_freeze_count() == 0           # the caller's objects are not left frozen by the fork
     assert_same(apnstrace.analyze(ROTATED, workers=1), got)
