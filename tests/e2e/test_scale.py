@@ -2,6 +2,7 @@
 flows datasets append and read back by date."""
 from __future__ import annotations
 
+import gc
 import logging
 import subprocess
 from pathlib import Path
@@ -367,3 +368,25 @@ def test_replay_shards_give_the_single_process_result(tmp_path: Path, caplog, wo
     assert_same(apnstrace.analyze(parts, workers=1), got)
     keys = np.array([key for key in range(1, 10_000)], np.uint64) * np.uint64(0x9E3779B97F4A7C15)
     assert sorted(np.unique(shard_of(keys, workers)).tolist()) == list(range(workers))
+
+
+def test_spill_folder_is_removed_once_the_merge_is_done_with_it(tmp_path: Path, monkeypatch) -> None:
+    """The merge reports when it no longer reads the spill (after the replay): the folder is then
+    removed beside the stages over all flows, and nothing is left in --spill-dir afterwards."""
+    import apnstrace.scale.workers as workers
+    real, seen = workers.merge, []
+
+    def merge(*args, spill_done, **kwargs):
+        def done():
+            folders = list((tmp_path / "spill").glob("apnstrace-spill-*/file-*"))
+            seen.append(len(folders))
+            spill_done()
+        return real(*args, spill_done=done, **kwargs)
+
+    monkeypatch.setattr(workers, "merge", merge)
+    (tmp_path / "spill").mkdir()
+    got = apnstrace.analyze(ROTATED, workers=2, spill_dir=tmp_path / "spill")
+    assert seen == [len(ROTATED)]               # called once, with every file's spill still there
+    assert list((tmp_path / "spill").iterdir()) == []
+    assert gc.get_freeze_count() == 0           # the caller's objects are not left frozen by the fork
+    assert_same(apnstrace.analyze(ROTATED, workers=1), got)

@@ -17,11 +17,26 @@ IDLE_CUT_MIN_S = 30.0        # middlebox idle timers are tens of seconds and up
 MIN_RATE_SPAN_S = 600.0      # reconnects per hour need at least this much time to mean anything
 
 
-def timing_table(flows: pd.DataFrame, sequences: pd.DataFrame | None = None) -> pd.DataFrame:
+def timing_table(flows: pd.DataFrame, sequences: pd.DataFrame | None = None,
+                 flow_parts: list[pd.DataFrame] | None = None) -> pd.DataFrame:
     """schema.TIMING rows: per category, then per device (clients with a flow in an Apple category);
-    with sequences, push -> check-in latency, pushes and check-in rate (docs/sequences.md)."""
+    with sequences, push -> check-in latency, pushes and check-in rate (docs/sequences.md).
+    `flow_parts`: flow_timing(flows), when already computed (pipeline.py runs it beside the
+    sequences, which it does not need)."""
     if flows.empty:
         return schema.to_frame(None, schema.TIMING)
+    parts = list(flow_parts) if flow_parts is not None else flow_timing(flows)
+    if sequences is not None and sequences["push_ts"].notna().any():
+        parts += _push_rows(sequences)
+    table = pd.concat(parts, ignore_index=True)
+    table = table.sort_values(["scope", "key", "metric"], kind="stable")
+    return schema.to_frame({c.name: table[c.name].to_numpy() for c in schema.TIMING}, schema.TIMING)
+
+
+def flow_timing(flows: pd.DataFrame) -> list[pd.DataFrame]:
+    """timing_table's rows from the flows alone (per category, per device), unsorted."""
+    if flows.empty:
+        return []
     values = pd.DataFrame({m: pd.to_numeric(flows[m], errors="coerce").astype("float64") for m in METRICS})
     values["courier_lifetime_s"] = flows["duration"].where(_courier_connections(flows)).astype("float64")
     category = flows["category"].astype(object).fillna("other").to_numpy()
@@ -31,11 +46,7 @@ def timing_table(flows: pd.DataFrame, sequences: pd.DataFrame | None = None) -> 
     mine = pd.Series(device).isin(devices).to_numpy()    # hashed: np.isin compares object arrays pairwise
     if mine.any():
         parts.append(_summary(values[mine], device[mine], "device"))
-    if sequences is not None and sequences["push_ts"].notna().any():
-        parts += _push_rows(sequences)
-    table = pd.concat(parts, ignore_index=True)
-    table = table.sort_values(["scope", "key", "metric"], kind="stable")
-    return schema.to_frame({c.name: table[c.name].to_numpy() for c in schema.TIMING}, schema.TIMING)
+    return parts
 
 
 def _push_rows(sequences: pd.DataFrame) -> list[pd.DataFrame]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 
@@ -48,11 +48,12 @@ class NotMergeable(Exception):
 
 def merge(parts: Sequence[FilePartial], options: FlowOptions, site: Site | None,
           sequence_options: SequenceOptions | None, sequences: bool, pool: Executor | None = None,
-          shards: int = 1):
+          shards: int = 1, spill_done: Callable[[], None] | None = None):
     """The Result of the files as one capture (raises NotMergeable, see above). `pool` runs the
-    replay as `shards` tasks, one per shard of the keys, and is shut down once they are done
-    (its processes' memory is not held while the merge goes on); without it the replay runs
-    here, as one."""
+    replay as `shards` tasks, one per shard of the keys, and is shut down once they are done,
+    without waiting: its processes exit (their memory is not held) while the merge goes on;
+    without it the replay runs here, as one. `spill_done` is called once nothing
+    reads the spill folders any more."""
     from ..pipeline import _icmp_frame, _tables
     parts = sorted(parts, key=lambda p: p.index)
     _check_clock(parts, options)
@@ -70,7 +71,9 @@ def merge(parts: Sequence[FilePartial], options: FlowOptions, site: Site | None,
     mine = _collect(parts, keys)                   # while the shards replay
     replayed = [task.result() if pool is not None else task for task in tasks]
     if pool is not None:
-        pool.shutdown()
+        pool.shutdown(wait=False)
+    if spill_done is not None:
+        spill_done()
     frames, dns, found, stats = _join(mine, replayed)
     log.info("merged %d files: %d flow keys replayed across boundaries in %d shards (%d worker flows redone)",
              len(parts), int(sum(len(k) for k in keys)), len(replayed), mine.replayed_uids)
