@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from ..metadata.column_codes import arrow_codes
 from ..site import Site
+from .dotted_quads import COMPILED, dotted_quads
 from .rules import AUTO, NAME, STRONGEST, Category, Evidence, Rule, RuleSet, builtin_rules, compile_patterns, is_plain
 
 INPUT_COLUMNS = ("transport", "server_ip", "server_port", "sni", "alpn", "server_name", "http_host",
@@ -272,6 +273,11 @@ def _addresses(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ok = np.zeros(n, dtype=bool)
     if not n:
         return hi, lo, ok
+    if COMPILED and not text.null_count:          # dotted quads in one compiled pass
+        v4, word, good = dotted_quads(text)
+        lo[v4] = np.uint64(_MAPPED_V4) | word[v4]
+        ok[v4] = good[v4]
+        return _others(text, v4, hi, lo, ok)
     v4 = pc.match_substring_regex(text, r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$").to_numpy(zero_copy_only=False)
     if v4.any():                                  # dotted quads, all at once
         octets = pc.list_flatten(pc.split_pattern(text.filter(pa.array(v4)), ".")).cast(pa.uint64())
@@ -282,6 +288,12 @@ def _addresses(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         hi[where] = 0
         lo[where] = np.uint64(_MAPPED_V4) | word
         ok[where] = good
+    return _others(text, v4, hi, lo, ok)
+
+
+def _others(text: pa.Array, v4: np.ndarray, hi: np.ndarray, lo: np.ndarray,
+            ok: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The values that are not dotted quads: IPv6 (and anything odd), one by one."""
     others = np.flatnonzero(~v4)
     for i, value in zip(others.tolist(), text.filter(pa.array(~v4)).to_pylist()):   # IPv6 (and anything odd) one by one
         try:

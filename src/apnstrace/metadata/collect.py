@@ -115,7 +115,7 @@ class MetadataCollector:
         is_start = np.zeros(len(key), bool)
         is_start[start_rows] = True
         left = take_fast(self, buf, pk, key, rows, is_start, start_kind, fast_pending, got.peek)
-        left = take_flights(self, buf, pk, key, left, later_rows, start_kind, fast_pending,
+        left = take_flights(self, buf, pk, key, left, later_rows, is_start, start_kind, fast_pending,
                             (MAX_SEGMENTS, MAX_STREAM_BYTES), got.peek)
         self._feed(buf, pk, key, left, held, int(is_start[left].sum()))
         # Streams opened in this chunk and still incomplete read on in this chunk.

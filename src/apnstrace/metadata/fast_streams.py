@@ -43,14 +43,20 @@ def take_fast(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows
         return rows
     role = _roles(buf, pk, rows, is_start, start_kind, peek)
     rk = key[rows]
-    uniq, inv, counts = np.unique(rk, return_inverse=True, return_counts=True)
+    uniq, first, inv, counts = np.unique(rk, return_index=True, return_inverse=True, return_counts=True)
+    inv = inv.reshape(-1)
     written = np.zeros(len(uniq), np.int64)              # per key: bit r set when a row has role r
     np.bitwise_or.at(written, inv, np.left_shift(1, role))
     other = rk ^ 1
     at = np.minimum(np.searchsorted(uniq, other), len(uniq) - 1)
-    other_written = np.where(uniq[at] == other, written[at], 0)
+    present = uniq[at] == other
+    other_written = np.where(present, written[at], 0)
+    # Rows without a role (segments continuing a stream) may write anything, except in a server
+    # flight's direction: next to a ClientHello they write a flight's fields only.
+    quiet = ((other_written & 1) == 0) | ((role == HELLO) & present & _flight_directions(rows, first, inv, is_start,
+                                                                                          start_kind, peek)[at])
     fast = ((role > 0) & (counts[inv] == 1) & ~isin_keys(rk, pending) & ~isin_keys(other, pending)
-            & ((other_written & 1) == 0) & (((other_written >> role) & 1) == 0))
+            & quiet & (((other_written >> role) & 1) == 0))
     cand = np.flatnonzero(fast)
     if cand.size == 0:
         return rows
@@ -66,6 +72,21 @@ def take_fast(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows
     taken[cand[is_tls]] = _tls_rows(collector, buf, pk, key, rows[cand[is_tls]])
     taken[cand[~is_tls]] = _http_rows(collector, buf, pk, key, rows[cand[~is_tls]])
     return rows[~taken]
+
+
+def _flight_directions(rows, first, inv, is_start, start_kind, peek) -> np.ndarray:
+    """Per key (np.unique order): its rows are one stream start, a TLS record of 6 bytes at
+    least that is not a ClientHello (the stream path reads a server flight from it whatever
+    follows), then segments without a start of their own (pick.py's idle rows: no TLS, HTTP or
+    PROXY start, so no other kind of stream)."""
+    if peek is None:
+        return np.zeros(len(first), bool)
+    starts = np.bincount(inv, weights=is_start[rows], minlength=len(first))
+    head = rows[first]                       # stream starts come first in the feed
+    bits = peek[head]
+    six = (bits & (pick.HELLO5 | pick.NOT_HELLO5)) != 0
+    hello = ((bits & pick.HANDSHAKE0) != 0) & ((bits & pick.HELLO5) != 0)
+    return (starts == 1) & is_start[head] & (start_kind[head] == 1) & six & ~hello
 
 
 def _roles(buf, pk, rows, is_start, start_kind, peek=None) -> np.ndarray:

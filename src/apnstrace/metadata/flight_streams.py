@@ -30,58 +30,81 @@ TLS13 = 0x0304
 
 
 def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray,
-                 later: np.ndarray, start_kind: np.ndarray, pending: np.ndarray, limits: tuple[int, int],
-                 peek: np.ndarray | None = None) -> np.ndarray:
+                 later: np.ndarray, is_start: np.ndarray, start_kind: np.ndarray, pending: np.ndarray,
+                 limits: tuple[int, int], peek: np.ndarray | None = None) -> np.ndarray:
     """Read the flights that qualify among the stream path's `rows` (this chunk's first feed);
-    return the rows left for it. A flight taken is done: its later rows are not fed either.
+    return the rows left for it. A flight taken is done: neither its rows in `rows` nor its
+    later rows are fed.
+
+    A flight's direction may hold segments in `rows` besides its start (segments that overtook
+    it): the stream path reads them with the start, so the first read does too. The other
+    direction may be in `rows` when its stream is a ClientHello: that writes other fields.
 
     later: the chunk's rows (ascending) the stream path reads on once a stream is open;
-    limits: (MAX_SEGMENTS, MAX_STREAM_BYTES) as the stream path applies them; peek: pick.py's
-    bits per row (else the payload bytes are read here)."""
+    is_start: per chunk row, a stream start the collector picked; limits: (MAX_SEGMENTS,
+    MAX_STREAM_BYTES) as the stream path applies them; peek: pick.py's bits per row (else the
+    payload bytes are read here)."""
     if not COMPILED or rows.size == 0:
         return rows
     rk = key[rows]
-    uniq, counts = np.unique(rk, return_counts=True)
-    alone = uniq[counts == 1]
+    uniq, first, counts = np.unique(rk, return_index=True, return_counts=True)
+    starts_per_key = np.bincount(np.searchsorted(uniq, rk), weights=is_start[rows], minlength=len(uniq))
+    head = rows[first]                                   # each key's first row in feed order: its stream start
     if peek is not None:            # start_kind is 0 but at early rows, where pick.py peeked
-        bits = peek[rows]
-        flight_start = (start_kind[rows] == 1) & ((bits & pick.NOT_HELLO5) != 0) & ((bits & pick.HANDSHAKE0) != 0)
+        bits = peek[head]
+        tls_head = (start_kind[head] == 1) & ((bits & pick.HANDSHAKE0) != 0)
+        flight_head = tls_head & ((bits & pick.NOT_HELLO5) != 0)
+        hello_head = tls_head & ((bits & pick.HELLO5) != 0)
     else:
-        off, cap = pk.payload_off[rows], pk.payload_cap[rows]
-        flight_start = (start_kind[rows] == 1) & (cap >= 6) \
-            & (buf[np.where(cap >= 6, off + 5, 0)] != tls.CLIENT_HELLO) & (buf[off] == tls.HANDSHAKE)
-    cand = np.flatnonzero(flight_start & isin_keys(rk, alone) & ~isin_keys(rk ^ 1, uniq) & ~isin_keys(rk, pending)
-                          & ~isin_keys(rk ^ 1, pending))
-    if cand.size == 0:
+        off, cap = pk.payload_off[head], pk.payload_cap[head]
+        tls_head = (start_kind[head] == 1) & (cap >= 6) & (buf[off] == tls.HANDSHAKE)
+        b5 = buf[np.where(cap >= 6, off + 5, 0)]
+        flight_head, hello_head = tls_head & (b5 != tls.CLIENT_HELLO), tls_head & (b5 == tls.CLIENT_HELLO)
+    # One stream start per key (the rest of its rows continue it), none open before this chunk.
+    single = is_start[head] & (starts_per_key == 1) & ~isin_keys(uniq, pending)
+    other = uniq ^ 1
+    at = np.minimum(np.searchsorted(uniq, other), len(uniq) - 1)
+    present = uniq[at] == other
+    # The other direction: absent, or a ClientHello stream (its writes are not a flight's).
+    other_ok = ~isin_keys(other, pending) & (~present | (single[at] & hello_head[at]))
+    chosen = np.flatnonzero(flight_head & single & other_ok)
+    if chosen.size == 0:
         return rows
     done = collector.done["tls"]
-    cand = cand[~done.contains(rk[cand])]
-    if cand.size == 0:
+    chosen = chosen[~done.contains(uniq[chosen])]
+    if chosen.size == 0:
         return rows
-    starts = rows[cand]
-    skeys = key[starts]
-    # The segments the stream path would read: the start, then this chunk's later payloads of the key.
-    order = np.argsort(skeys)
+    skeys = uniq[chosen]                                 # ascending
+    starts = head[chosen]
+    n1 = counts[chosen]
+    # First read: the key's rows in feed order (the start, then what overtook it).
+    in_feed = np.flatnonzero(isin_keys(rk, skeys))
+    feed_stream = np.searchsorted(skeys, rk[in_feed])
+    by_stream = np.argsort(feed_stream, kind="stable")
+    feed_stream, feed_row = feed_stream[by_stream], rows[in_feed[by_stream]]
+    first1 = np.concatenate([[0], np.cumsum(n1)[:-1]]).astype(np.int64)
+    # Then this chunk's later payloads of the key after its start (the stream path's second feed).
     more = later[isin_keys(key[later], skeys)]
-    at = order[np.searchsorted(skeys[order], key[more])]
-    after = more > starts[at]
+    at = np.searchsorted(skeys, key[more])
+    after = (more > starts[at]) & ~isin_keys(more, feed_row)
     more, at = more[after], at[after]
     max_segments, max_bytes = limits
-    # First read: the start segment alone. Second: every segment, in the order the stream path adds them.
-    seg_stream = np.concatenate([np.arange(len(starts)), at])
-    seg_row = np.concatenate([starts, more])
+    # Second read: every segment, in the order the stream path adds them.
+    seg_stream = np.concatenate([feed_stream, at])
+    seg_row = np.concatenate([feed_row, more])
     by_stream = np.argsort(seg_stream, kind="stable")
     seg_stream, seg_row = seg_stream[by_stream], seg_row[by_stream]
     first_seg = np.searchsorted(seg_stream, np.arange(len(starts)))
     n_seg = np.diff(np.append(first_seg, len(seg_stream)))
-    one = _reassembled(buf, pk, starts, np.arange(len(starts)), starts, collector.max_held, None, "one")
+    one = _reassembled(buf, pk, feed_row, first1, starts, collector.max_held, n1, "one")
     r1 = _read(one, "one")
     # The stream path's verdicts: done after the first read, or after the second; else it goes on.
-    exhausted1 = one.capped | (one.length >= max_bytes)
+    exhausted1 = one.capped | (n1 >= max_segments) | (one.length >= max_bytes)
     done1 = r1.ok & (r1.complete | exhausted1)
-    taken = done1 & ~one.capped
+    plain1 = ~one.capped & ~one.odd
+    taken = done1 & plain1
     # The second read (every segment) only for the flights the first one did not finish.
-    again = np.flatnonzero(r1.ok & ~one.capped & ~done1 & (n_seg > 1))
+    again = np.flatnonzero(r1.ok & plain1 & ~done1 & (n_seg > n1))
     t_start = pk.ts[starts]
     idx2 = again[:0]
     if again.size:
@@ -101,14 +124,14 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
     idx1 = np.flatnonzero(taken)
     uid = skeys >> 1
     log = collector.log
-    # The stream path's writes, in its order: every first read, then the second reads.
-    log.batch("flight", uid[idx1], **r1.columns(idx1, t_start))
+    # The stream path's writes, in its order: every first read, then the second reads. A
+    # stream's first_ts: its earliest segment from the start on (one overtaking the start too).
+    log.batch("flight", uid[idx1], **r1.columns(idx1, np.minimum(t_start, one.first_ts)))
     if idx2.size:
         log.batch("flight", uid[again[idx2]], **r2.columns(idx2, np.minimum(t_start[again], all_.first_ts)))
-    done.update(skeys[taken])
-    left = np.ones(len(rows), bool)
-    left[cand[taken]] = False
-    return rows[left]
+    finished = skeys[taken]
+    done.update(finished)
+    return rows[~isin_keys(rk, finished)]
 
 
 class _Bytes:
