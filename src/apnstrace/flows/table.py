@@ -39,6 +39,8 @@ class PacketFlows:
 
     uid: np.ndarray
     rank: np.ndarray
+    h: np.ndarray | None = None          # each packet's flow key hash (scale/partial.py reuses it)
+    clock: np.ndarray | None = None      # the capture clock before each packet
 
 
 class FlowTable:
@@ -74,7 +76,7 @@ class FlowTable:
         uid, rank = self._add_sorted(pk, h, codes[order], order, clock[order])
         self.now = max(self.now, float(np.max(pk.ts)))
         self._expire()
-        joined = PacketFlows(np.empty(len(pk), np.int64), np.empty(len(pk), np.int64))
+        joined = PacketFlows(np.empty(len(pk), np.int64), np.empty(len(pk), np.int64), h, clock)
         joined.uid[order] = uid
         joined.rank[order] = rank
         return joined

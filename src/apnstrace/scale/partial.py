@@ -48,6 +48,7 @@ KEY = ("a_hi", "a_lo", "b_hi", "b_lo", "port_a", "port_b", "proto")      # spill
 PACKED = {"ts": np.float64, "clock": np.float64, "wire_len": np.uint32, "direction": np.int8,
           "tcp_flags": np.uint8, "seq": np.int64, "payload_len": np.int32, "vlan": np.int16, "ttl": np.uint8,
           "uid": np.int64, "payload_off": np.int64, "payload_cap": np.int32}
+SPILLED = tuple(name for name in PACKED if name != "payload_off")
 
 
 @dataclass
@@ -116,8 +117,11 @@ class _Keep:
         if total:
             self.payloads.append(gather(np.asarray(buf), pk.payload_off[keep], cap[keep]))
         self.held += total
-        h = key_hash(pk.a_hi, pk.a_lo, pk.b_hi, pk.b_lo, pk.port_a, pk.port_b, pk.proto)
-        cols = {"h": h, "clock": frame_clock(pk.ts, now), "uid": uid, "payload_off": off, "payload_cap": cap}
+        # The flow table's key hashes and clock of this chunk, not computed a second time.
+        h = joined.h if joined.h is not None else key_hash(pk.a_hi, pk.a_lo, pk.b_hi, pk.b_lo, pk.port_a,
+                                                           pk.port_b, pk.proto)
+        clock = joined.clock if joined.clock is not None else frame_clock(pk.ts, now)
+        cols = {"h": h, "clock": clock, "uid": uid, "payload_off": off, "payload_cap": cap}
         cols.update((name, getattr(pk, name)) for name in COLUMNS if name not in cols)
         cols = {name: (v if name in KEY else v.astype(PACKED[name], copy=False) if name in PACKED else v)
                 for name, v in cols.items()}
@@ -201,10 +205,9 @@ def _spill(folder: Path, cols: dict[str, np.ndarray], keys: dict[str, np.ndarray
     np.save(folder / "code.npy", keys["code"][rows].astype(np.int32))
     cap = cols["payload_cap"][rows]
     has = cap > 0
-    off = np.zeros(len(rows), np.int64)
-    off[has] = np.cumsum(cap[has]) - cap[has]
-    for name in PACKED:
-        np.save(folder / f"{name}.npy", off if name == "payload_off" else cols[name][rows])
+    # payload_off is not written: it is the running sum of payload_cap (load_rows).
+    for name in SPILLED:
+        np.save(folder / f"{name}.npy", cols[name][rows])
     # The kept rows' payloads, chunk piece by piece (joining all pieces first would copy every
     # payload the worker held, a few hundred MB on a 500 MB file, to write a third of them).
     start = cols["payload_off"][rows][has]
@@ -242,7 +245,9 @@ def load_rows(folder: str, keys: np.ndarray) -> tuple[dict[str, np.ndarray], np.
     """The spilled packets of the given flow keys (capture order), as PacketBatch columns plus
     clock, uid and payload position, and the file's kept payload bytes."""
     rows, code = _rows_of(folder, keys)
-    cols = {name: np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r")[rows] for name in PACKED}
+    cols = {name: np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r")[rows] for name in SPILLED}
+    cap = np.load(os.path.join(folder, "payload_cap.npy"), mmap_mode="r")
+    cols["payload_off"] = (np.cumsum(cap, dtype=np.int64) - cap)[rows]      # payloads one after the other
     for name in KEY:
         cols[name] = np.load(os.path.join(folder, f"key_{name}.npy"))[code]
     for name in ("wire_len", "tcp_flags", "payload_len", "vlan", "payload_cap"):

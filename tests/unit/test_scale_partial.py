@@ -1,0 +1,57 @@
+"""scale/partial.py: what a worker spills is what it read (payload positions, key hash, clock)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from apnstrace.flows.keys import key_hash
+from apnstrace.flows.table import FlowTable, frame_clock
+from apnstrace.options import FlowOptions
+from apnstrace.scale.partial import load_rows, run_file
+from conftest import T0_NS, ether, ip4, pcap, tcp, udp, write
+
+C, S = "10.0.0.7", "192.0.2.44"
+MS = 1_000_000
+
+
+def _capture(tmp_path: Path) -> Path:
+    """An open TCP connection with payloads of several sizes, an empty segment between them,
+    and UDP datagrams on a second key (both left open at the end: both are spilled)."""
+    frames = [(T0_NS, ip4(C, S, 6, tcp(51000, 443, "S", seq=10))),
+              (T0_NS + 1 * MS, ip4(S, C, 6, tcp(443, 51000, "SA", seq=90, ack=11))),
+              (T0_NS + 2 * MS, ip4(C, S, 6, tcp(51000, 443, "PA", seq=11, ack=91, payload=b"abc"))),
+              (T0_NS + 3 * MS, ip4(S, C, 6, tcp(443, 51000, "A", seq=91, ack=14))),
+              (T0_NS + 4 * MS, ip4(C, S, 17, udp(40000, 3478, b"hello udp"))),
+              (T0_NS + 5 * MS, ip4(S, C, 6, tcp(443, 51000, "PA", seq=91, ack=14, payload=b"server says"))),
+              (T0_NS + 6 * MS, ip4(C, S, 17, udp(40000, 3478, b"again")))]
+    return write(tmp_path / "one.pcap", pcap([(t, ether(f)) for t, f in frames]))
+
+
+def test_spilled_payload_positions_give_back_each_packets_bytes(tmp_path: Path) -> None:
+    part = run_file(0, str(_capture(tmp_path)), FlowOptions(), None, None, True, str(tmp_path / "spill"))
+    assert part.keys["kept"].all()
+    cols, payload = load_rows(part.spill, part.keys["h"])
+    assert len(cols["ts"]) == 7
+    has = cols["payload_cap"] > 0
+    got = [bytes(payload[o: o + c]) for o, c in zip(cols["payload_off"][has], cols["payload_cap"][has])]
+    assert got == [b"abc", b"hello udp", b"server says", b"again"]
+    assert (cols["payload_len"][~has] == 0).all()
+    # The clock before each frame: the latest timestamp before it in the file.
+    assert np.array_equal(cols["clock"][1:], np.maximum.accumulate(cols["ts"])[:-1])
+
+
+def test_flow_table_gives_each_packets_key_hash_and_clock(tmp_path: Path) -> None:
+    from apnstrace.decode import decode_chunk
+    from apnstrace.reader import iter_batches
+    from apnstrace.stats import RunStats
+    stats = RunStats()
+    raw = next(iter(iter_batches(_capture(tmp_path), stats, 1 << 20, 100.0)))
+    pk, _ = decode_chunk(raw, stats)
+    table = FlowTable(FlowOptions(), stats)
+    table.now = T0_NS / 1e9 - 5.0
+    now = table.now
+    joined = table.add(pk)
+    assert np.array_equal(joined.h, key_hash(pk.a_hi, pk.a_lo, pk.b_hi, pk.b_lo, pk.port_a, pk.port_b, pk.proto))
+    assert np.array_equal(joined.clock, frame_clock(pk.ts, now))
+    assert joined.clock[0] == now
