@@ -1,13 +1,16 @@
 """Keep freed memory on the heap for the next chunk instead of returning it to the system.
 
-Each chunk rebuilds the open flows' columns (flows/table.py: tens of arrays of one row per
+Each chunk rebuilt the open flows' columns (flows/table.py: tens of arrays of one row per
 open flow) and frees the old ones. With glibc's defaults the heap's freed top is handed back
 (trimmed) and taken again at the next chunk, every page of it faulted in anew: on the 20 files
 of fleet_10g, with 170,000 open flows, system time rose to 0.6-0.8 s per 500 MB file and the
 run spent 5.1-5.3 s in the kernel. Raising the trim threshold to 256 MiB (and fixing the mmap
 threshold at 16 MiB, which setting the first one also freezes) gave 1.6-1.9 s of system time
 and 24.0 -> 20.3 s of wall time, for 30-50 MB more peak RSS (bench notes, 2026-12-05).
-glibc only; elsewhere nothing is changed. Live mode still trims after each report
+Since the flow table keeps open flows in slots updated in place (flows/slots.py, later the same
+day) the gain is smaller: 20 files, two runs each, 16.7-18.7 s and 3.5-5.1 s of system time
+without, 17.0-17.6 s and 3.3-3.8 s with; kept, as each chunk's temporaries are still
+chunk-sized. glibc only; elsewhere nothing is changed. Live mode still trims after each report
 (live/memory.py).
 """
 from __future__ import annotations
