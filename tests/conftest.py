@@ -478,3 +478,44 @@ def python_lines(call, *args) -> int:
         sys.settrace(None)
     return count
 
+
+# ---------------------------------------------------------------- the engine's stages, for tests
+
+def sample_generator():
+    """sample_pcaps/generate.py as a module (its builders make test captures)."""
+    import importlib.util
+    import sys
+    spec = importlib.util.spec_from_file_location("sample_pcaps_generate", SAMPLES / "generate.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look the module up while it executes
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def collect_metadata(path: Path, chunk_bytes: int = 32 << 20, *, tolerate: bool = False):
+    """The flow table and the metadata collector over a capture, chunk by chunk as the engine
+    feeds them, the collector finished: (table, collector, stats). `tolerate`: a capture that
+    breaks part-way keeps what was read (CaptureError and warnings silenced)."""
+    import warnings
+    from apnstrace.decode import decode_chunk
+    from apnstrace.errors import CaptureError
+    from apnstrace.flows import FlowTable
+    from apnstrace.metadata import MetadataCollector
+    from apnstrace.options import FlowOptions
+    from apnstrace.reader import iter_batches
+    from apnstrace.stats import RunStats
+    stats = RunStats()
+    table, collector = FlowTable(FlowOptions()), MetadataCollector(stats)
+    with warnings.catch_warnings():
+        if tolerate:
+            warnings.simplefilter("ignore")
+        try:
+            for raw in iter_batches(path, stats, chunk_bytes):
+                packets, _ = decode_chunk(raw, stats)
+                joined = table.add(packets)
+                collector.add(raw.buf, packets, joined.uid, joined.rank)
+        except CaptureError:
+            if not tolerate:
+                raise
+    collector.finish()
+    return table, collector, stats

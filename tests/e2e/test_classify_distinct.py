@@ -5,7 +5,6 @@ the evidence the rules read."""
 from __future__ import annotations
 
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,15 +14,11 @@ import pytest
 import apnstrace
 from apnstrace.classify import builtin_rules
 from apnstrace.classify.classifier import INPUT_COLUMNS, OUTPUT_COLUMNS, _match, _strings
-from apnstrace.decode import decode_chunk
-from apnstrace.flows import FlowTable
-from apnstrace.metadata import MetadataCollector, attach
-from apnstrace.options import FlowOptions
-from apnstrace.reader import iter_batches
-from apnstrace.stats import RunStats
+from apnstrace.metadata import attach
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "conformance"))
+from conftest import collect_metadata  # noqa: E402
 from corpus import PCAPS  # noqa: E402
 
 SITE = apnstrace.Site(mdm_hosts=["mdm.example.com:8443"], distribution_points=["http://dp.example.com/"],
@@ -49,18 +44,7 @@ def _captures() -> list[Path]:
 
 def _attached(path: Path) -> pd.DataFrame:
     """The flows as classify() gets them: flow table + metadata, attached."""
-    stats, table = RunStats(), FlowTable(FlowOptions())
-    collector = MetadataCollector(stats)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            for raw in iter_batches(path, stats):
-                packets, _ = decode_chunk(raw, stats)
-                joined = table.add(packets)
-                collector.add(raw.buf, packets, joined.uid, joined.rank)
-        except apnstrace.CaptureError:
-            pass
-    collector.finish()
+    table, collector, _ = collect_metadata(path, tolerate=True)
     return attach(table.finish(), collector)
 
 

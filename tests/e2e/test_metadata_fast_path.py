@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import dataclasses
 import socket
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from conftest import CORPUS, SAMPLE_CAPTURES, mutated
+from conftest import CORPUS, SAMPLE_CAPTURES, collect_metadata, mutated
 from apnstrace.decode import decode_chunk, dns, http, tls
 from apnstrace.decode import dns_fast, http_fast, tls_fast, tls_flight
 from apnstrace.decode.malformed import Malformed
 from apnstrace.errors import CaptureError
-from apnstrace.flows import FlowTable
-from apnstrace.metadata import MetadataCollector, dns_feed, fast_streams, flight_streams
-from apnstrace.options import FlowOptions
+from apnstrace.metadata import dns_feed, fast_streams, flight_streams
 from apnstrace.reader import iter_batches
 from apnstrace.stats import RunStats
 
@@ -296,18 +293,7 @@ def _collected(path: Path, fast: bool) -> tuple:
     saved = dns_feed.COMPILED, fast_streams.COMPILED, flight_streams.COMPILED
     dns_feed.COMPILED = fast_streams.COMPILED = flight_streams.COMPILED = fast
     try:
-        stats, table = RunStats(), FlowTable(FlowOptions())
-        collector = MetadataCollector(stats)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                for raw in iter_batches(path, stats, 65536):       # small chunks: more chunk edges
-                    packets, _ = decode_chunk(raw, stats)
-                    joined = table.add(packets)
-                    collector.add(raw.buf, packets, joined.uid, joined.rank)
-            except CaptureError:
-                pass
-        collector.finish()
+        _, collector, stats = collect_metadata(path, 65536, tolerate=True)   # small chunks: more chunk edges
     finally:
         dns_feed.COMPILED, fast_streams.COMPILED, flight_streams.COMPILED = saved
     flows = {uid: dataclasses.asdict(meta) for uid, meta in collector.flows.items()}

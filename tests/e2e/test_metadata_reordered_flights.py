@@ -4,36 +4,20 @@ exactly what its Python stream path finds with the fast paths off."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from apnstrace.decode import decode_chunk
-from apnstrace.flows import FlowTable
-from apnstrace.metadata import MetadataCollector, collect, dns_feed, fast_streams, flight_streams
-from apnstrace.options import FlowOptions
-from apnstrace.reader import iter_batches
-from apnstrace.stats import RunStats
+from conftest import collect_metadata, sample_generator
+from apnstrace.metadata import collect, dns_feed, fast_streams, flight_streams
 
-SAMPLES = Path(__file__).resolve().parents[2] / "sample_pcaps"
 # Per flow: the order the server flight's segments are sent in (indices into its segments).
 ORDERS = ([1, 0], [1, 0, 1], [0, 1], [2, 0, 1], [1, 2, 0], [2, 1, 0, 2])
 
 
-def _generator():
-    spec = importlib.util.spec_from_file_location("sample_pcaps_generate", SAMPLES / "generate.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look the module up while it executes
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def capture(tmp_path_factory) -> Path:
-    gen = _generator()
+    gen = sample_generator()
     cap = gen.Capture("reordered_flights", [(gen.LT_ETHERNET, 6)])
     rng = cap.rng
     link = gen.Link("eth")
@@ -69,13 +53,7 @@ def _collected(path: Path, fast: bool, fed: list) -> tuple:
 
     collect.MetadataCollector._feed = spy
     try:
-        stats, table = RunStats(), FlowTable(FlowOptions())
-        collector = MetadataCollector(stats)
-        for raw in iter_batches(path, stats):
-            packets, _ = decode_chunk(raw, stats)
-            joined = table.add(packets)
-            collector.add(raw.buf, packets, joined.uid, joined.rank)
-        collector.finish()
+        _, collector, stats = collect_metadata(path)
     finally:
         dns_feed.COMPILED, fast_streams.COMPILED, flight_streams.COMPILED = saved
         collect.MetadataCollector._feed = feed

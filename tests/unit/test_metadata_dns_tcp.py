@@ -4,13 +4,7 @@ from __future__ import annotations
 import struct
 
 import apnstrace
-from conftest import C4, T0_NS, TCP, ether, ip4, pcap, tcp, write
-from apnstrace.decode import decode_chunk
-from apnstrace.flows import FlowTable
-from apnstrace.metadata import MetadataCollector
-from apnstrace.options import FlowOptions
-from apnstrace.reader import iter_batches
-from apnstrace.stats import RunStats
+from conftest import C4, T0_NS, TCP, collect_metadata, ether, ip4, pcap, tcp, write
 
 RESOLVER, SERVER = "10.0.0.53", "17.57.146.20"
 
@@ -54,13 +48,7 @@ def _capture(tmp_path, segments_q, segments_r):
 
 
 def _collect(path):
-    stats, table = RunStats(), FlowTable(FlowOptions())
-    collector = MetadataCollector(stats)
-    for raw in iter_batches(path, stats):
-        packets, _ = decode_chunk(raw, stats)
-        joined = table.add(packets)
-        collector.add(raw.buf, packets, joined.uid, joined.rank)
-    collector.finish()
+    _, collector, stats = collect_metadata(path)
     return collector, stats
 
 

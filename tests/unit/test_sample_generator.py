@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
-import sys
 import zlib
 from pathlib import Path
 
 import pytest
 
+from conftest import sample_generator
+
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_pcaps"
-
-
-def _load_generator():
-    spec = importlib.util.spec_from_file_location("sample_pcaps_generate", SAMPLES / "generate.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look the module up while it executes
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +19,7 @@ def regenerated(tmp_path_factory):
     # Other tests load scapy's TLS layer, which makes 443 dissect as TLS instead of Raw; load
     # it here too so the result cannot depend on which tests ran first (a CI run failed so).
     import scapy.layers.tls.all  # noqa: F401
-    gen = _load_generator()
+    gen = sample_generator()
     out = tmp_path_factory.mktemp("sample_pcaps")
     written = gen.write_all(out)
     return gen, out, sorted(p.name for p in written)
