@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..flows.keymap import KeyMap
+from ..metadata.key_set import isin_keys
 
 REBUILD_MIN = 1 << 14        # below this many entries, never rebuild
 
@@ -58,7 +59,7 @@ class LastPayload:
     def _rebuild(self, open_uids: np.ndarray) -> None:
         held = self.map.vals >= 0
         keys, slots = self.map.keys[held], self.map.vals[held]
-        keep = _among((keys // np.uint64(2)).astype(np.int64), open_uids)
+        keep = isin_keys((keys // np.uint64(2)).astype(np.int64), open_uids)
         keys, times = keys[keep], self.ts[slots[keep]]
         self.map = KeyMap(len(keys))
         self.ts = np.empty(max(1024, 2 * len(keys)), np.float64)
@@ -66,11 +67,3 @@ class LastPayload:
         self.used = len(keys)
         self.map.insert(keys, np.arange(len(keys)))
 
-
-def _among(uids: np.ndarray, open_uids: np.ndarray) -> np.ndarray:
-    """np.isin(uids, open_uids) for flow uids (small non-negative integers), by a lookup table."""
-    if not uids.size or not open_uids.size:
-        return np.zeros(uids.size, bool)
-    alive = np.zeros(int(max(uids.max(), open_uids.max())) + 1, bool)
-    alive[open_uids] = True
-    return alive[uids]
