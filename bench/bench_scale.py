@@ -7,6 +7,10 @@ Cuts the capture into --files rotated files with `editcap -c` (in --split-dir), 
   single   analyze() of the whole capture in this process (the reference)
   workers  analyze(parts, workers=N)   (N = --workers, default 2)
   dask     analyze(parts, dask="local", workers=N)
+  ceiling  N independent processes at once, each analyze() of one contiguous slice of the files
+           (balanced by bytes), no merge: what this machine gives two processes that share
+           nothing but the hardware. Not a result (nothing is merged; no identical check), the
+           bound any split of the work can reach here: the speedup of a free, perfect merge.
 and prints, per mode, wall time, packets/s, packets/s per core, peak memory of the process
 tree (sampled: the sum of RSS every 50 ms, which counts pages a forked worker shares with its
 parent once per process, and the sum of USS, each page once, every second), CPU seconds of the process tree (wall time on
@@ -51,9 +55,9 @@ class PeakRss:
     every second (USS reads /proc/PID/smaps, which costs enough CPU to slow the run if done
     as often: the USS peak may be missed by up to a second)."""
 
-    def __init__(self, pid: int | None = None) -> None:
+    def __init__(self, *pids: int) -> None:
         self.peak = self.peak_uss = 0
-        self._root = psutil.Process(pid)
+        self._roots = [psutil.Process(pid) for pid in pids] or [psutil.Process()]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -62,7 +66,7 @@ class PeakRss:
         while not self._stop.is_set():
             rss = uss = 0
             try:
-                for proc in [self._root] + self._root.children(recursive=True):
+                for proc in [p for root in self._roots for p in [root] + root.children(recursive=True)]:
                     if tick % 20 == 0:
                         info = proc.memory_full_info()
                         rss, uss = rss + info.rss, uss + info.uss
@@ -116,6 +120,41 @@ def run(mode: str, parts: list[Path], capture: Path | None, args) -> tuple[apnst
     return result, {"wall_s": round(inner_wall, 2), "process_wall_s": round(wall, 2), "cpu_s": round(cpu, 1),
                     "load_before": round(load, 2), "load_after": round(os.getloadavg()[0], 2),
                     "peak_rss_mb": round(mem.peak / 2**20), "peak_uss_mb": round(mem.peak_uss / 2**20)}
+
+
+def run_ceiling(parts: list[Path], args) -> tuple[list[apnstrace.Result], dict]:
+    """--modes ceiling: --workers fresh processes at once, each over its own slice of the files."""
+    slices = contiguous_slices(parts, args.workers)
+    with tempfile.TemporaryDirectory() as tmp:
+        outs = [Path(tmp) / f"slice{i}.pickle" for i in range(len(slices))]
+        load = os.getloadavg()[0]
+        start = time.perf_counter()
+        children = [subprocess.Popen([sys.executable, __file__, "--one", "single", "--out", str(out), *map(str, chunk)])
+                    for out, chunk in zip(outs, slices)]
+        with PeakRss(*(c.pid for c in children)) as mem:
+            for child in children:
+                child.wait()
+        wall = time.perf_counter() - start
+        if any(c.returncode for c in children):
+            raise SystemExit("ceiling: a slice failed")
+        loaded = [pickle.load(open(out, "rb")) for out in outs]
+    return [r for r, _, _ in loaded], {
+        "wall_s": round(max(w for _, w, _ in loaded), 2), "process_wall_s": round(wall, 2),
+        "cpu_s": round(sum(c for _, _, c in loaded), 1), "slice_wall_s": [round(w, 2) for _, w, _ in loaded],
+        "load_before": round(load, 2), "load_after": round(os.getloadavg()[0], 2),
+        "peak_rss_mb": round(mem.peak / 2**20), "peak_uss_mb": round(mem.peak_uss / 2**20)}
+
+
+def contiguous_slices(parts: list[Path], n: int) -> list[list[Path]]:
+    """The files cut into n contiguous runs of about equal bytes."""
+    sizes = [p.stat().st_size for p in parts]
+    total, out, acc = sum(sizes), [[]], 0
+    for part, size in zip(parts, sizes):
+        if acc >= total * len(out) / n and len(out) < n:
+            out.append([])
+        out[-1].append(part)
+        acc += size
+    return out
 
 
 def one(mode: str, paths: list[str], workers: int, out: str) -> None:
@@ -178,17 +217,27 @@ def main() -> None:
     warm_up(parts[0])
     ref, rows = None, []
     for mode in args.modes.split(","):
-        if mode not in ("single", "workers", "dask"):
+        if mode not in ("single", "workers", "dask", "ceiling"):
             raise SystemExit(f"unknown mode {mode}")
         whole = mode == "single" and not args.single_on_parts
-        res, figures = run(mode, parts, args.capture if whole else None, args)
+        if mode == "ceiling":
+            slices, figures = run_ceiling(parts, args)
+            packets, flows, sequences = (sum(getattr(r, "stats").records for r in slices),
+                                         sum(len(r.flows) for r in slices), sum(len(r.sequences) for r in slices))
+        else:
+            res, figures = run(mode, parts, args.capture if whole else None, args)
+            packets, flows, sequences = res.stats.records, len(res.flows), len(res.sequences)
         cores = 1 if mode == "single" else args.workers
-        packets = res.stats.records
         row = {"mode": mode, "files": 1 if whole else len(parts), **figures, "packets": packets,
                "pkts_per_s": round(packets / figures["wall_s"]),
                "pkts_per_s_per_core": round(packets / figures["wall_s"] / cores),
                "pkts_per_cpu_s": round(packets / figures["cpu_s"]) if figures["cpu_s"] else None,
-               "flows": len(res.flows), "sequences": len(res.sequences)}
+               "flows": flows, "sequences": sequences}
+        if mode == "ceiling":
+            row["speedup"] = round(ref_wall / figures["wall_s"], 2) if ref is not None else None
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            continue
         if ref is None:
             ref, ref_wall = res, figures["wall_s"]
         else:
