@@ -6,6 +6,7 @@ wording says what was seen and what it means, with the numbers that back it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,6 +22,7 @@ LEVELS = ("ok", "info", "warn", "fail")          # worst last
 COURIER = "apns-courier"
 COURIER_PORTS = (5223, 443)
 WATCHED_FOR_FAILURE = ("apns", "mdm")            # --fail-on-blocked
+DAY, YEAR = 86400.0, 365.25 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +204,12 @@ def _blocked(result: Result) -> Verdict:
 def _capture(result: Result) -> Verdict:
     s, flows = result.stats, result.flows
     span = float(flows["ts_end"].max() - flows["ts_start"].min()) if len(flows) else 0.0
-    text = f"{s.records:,} frames, {len(flows):,} flows over {_duration(span)}"
+    text = f"{_n(s.records, 'frame')}, {_n(len(flows), 'flow')} over {_duration(span)}"
+    if span >= 2 * DAY:
+        # Days between first and last frame are usually captures merged from different times
+        # (or a device clock that jumped): say when, so nobody reads it as one long recording.
+        first, last = (_date(flows["ts_start"].min()), _date(flows["ts_end"].max()))
+        text += f" ({first} to {last} UTC)"
     malformed = sum(s.malformed.values())
     level = "ok"
     if malformed:
@@ -242,15 +249,23 @@ def _ports(frame: pd.DataFrame) -> str:
 
 
 def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def _duration(seconds: float) -> str:
+    if seconds >= 2 * YEAR:
+        return f"{seconds / YEAR:.1f} years"
+    if seconds >= 2 * DAY:
+        return f"{seconds / DAY:.1f} days"
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"
     if seconds >= 60:
         return f"{seconds / 60:.1f} min"
     return f"{seconds:.1f} s"
+
+
+def _date(ts: float) -> str:
+    return datetime.fromtimestamp(float(ts), timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
 def _worse(a: str, b: str) -> str:
