@@ -41,7 +41,7 @@ def _console() -> Console:
 def print_flows_table(frame: pd.DataFrame, limit: int, console: Console | None = None) -> None:
     console = console or _console()
     shown = frame if limit <= 0 else frame.head(limit)
-    table = Table(title=f"{len(frame)} flows", show_lines=False, header_style="bold")
+    table = Table(title=f"{len(frame)} flow{'' if len(frame) == 1 else 's'}", show_lines=False, header_style="bold")
     for _, label in FLOW_COLUMNS:
         table.add_column(label, justify="left" if label in LEFT else "right")
     state_at = [c for c, _ in FLOW_COLUMNS].index("state")
@@ -50,7 +50,8 @@ def print_flows_table(frame: pd.DataFrame, limit: int, console: Console | None =
         table.add_row(*(_cell(v, c) for v, (c, _) in zip(row, FLOW_COLUMNS)), style=style)
     console.print(table)
     if len(shown) < len(frame):
-        console.print(f"... {len(frame) - len(shown)} more flows: use --limit 0, or --format csv/jsonl/parquet.")
+        more = len(frame) - len(shown)
+        console.print(f"... {more} more flow{'' if more == 1 else 's'}: use --limit 0, or --format csv/jsonl/parquet.")
 
 
 def print_run_summary(result: Result, console: Console | None = None) -> None:
