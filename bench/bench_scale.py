@@ -146,15 +146,12 @@ def run_ceiling(parts: list[Path], args) -> tuple[list[apnstrace.Result], dict]:
 
 
 def contiguous_slices(parts: list[Path], n: int) -> list[list[Path]]:
-    """The files cut into n contiguous runs of about equal bytes."""
-    sizes = [p.stat().st_size for p in parts]
-    total, out, acc = sum(sizes), [[]], 0
-    for part, size in zip(parts, sizes):
-        if acc >= total * len(out) / n and len(out) < n:
-            out.append([])
-        out[-1].append(part)
-        acc += size
-    return out
+    """The files cut into n contiguous runs of about equal bytes (each cut where the running
+    total comes nearest to k/n of all bytes)."""
+    import numpy as np
+    ends = np.cumsum([p.stat().st_size for p in parts])
+    cuts = [0] + [int(np.argmin(np.abs(ends - ends[-1] * k / n))) + 1 for k in range(1, n)] + [len(parts)]
+    return [parts[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
 
 
 def one(mode: str, paths: list[str], workers: int, out: str) -> None:
