@@ -22,7 +22,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..metadata.column_codes import arrow_codes
-from ..metadata.gather import gather_text
 from ..site import Site
 from .dotted_quads import COMPILED, dotted_quads
 from .ipv6_text import colon_hex
@@ -506,4 +505,5 @@ def _match(flows: pd.DataFrame, ruleset: RuleSet, *, distinct: bool = True) -> _
 
 
 def _strings(labels: list[str], codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
-    return pd.array(gather_text(pa.array([str(x) for x in labels], type=pa.large_string()), codes), dtype="string")
+    taken = pa.array([str(x) for x in labels], type=pa.large_string()).take(pa.array(codes, type=pa.int64()))
+    return pd.array(taken, dtype="string")

@@ -62,6 +62,10 @@ def _copy(offsets, data, rows, out_offsets, out):
     for i in range(len(rows)):
         a = out_offsets[i]
         b = out_offsets[i + 1]
-        if b > a:
+        if b - a > 16:                   # a slice copy pays off past a few bytes
             s = offsets[rows[i]]
             out[a:b] = data[s:s + b - a]
+        elif b > a:
+            s = offsets[rows[i]] - a
+            for k in range(a, b):
+                out[k] = data[s + k]
