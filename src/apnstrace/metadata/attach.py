@@ -95,7 +95,11 @@ def _names(sni: Picked, host: Picked, server_ip: pd.Series, ts_start: np.ndarray
     has_host = ~has_sni & _present(host_values, host_rows, _filled(host_values))
     # "host:port" loses its port; a name with several colons (an IPv6 literal) stays as it is
     port = pc.equal(pc.count_substring(host_values, ":"), 1).fill_null(False)
-    stripped = pc.if_else(port, pc.replace_substring_regex(host_values, ":[^:]*$", ""), host_values)
+    stripped = host_values
+    if port.true_count:                             # the regex runs on those values only
+        with_port = port.to_numpy(zero_copy_only=False)
+        cut = pc.replace_substring_regex(host_values.filter(port), ":[^:]*$", "")
+        stripped = pc.replace_with_mask(host_values, pa.array(with_port), cut.cast(host_values.type))
     pick = np.full(n, -1, np.int64)                 # row of concat([sni, stripped, dns names]), -1: null
     kind = np.full(n, -1, np.int64)                 # into SOURCES
     pick[has_sni], kind[has_sni] = sni_rows[has_sni], 0
