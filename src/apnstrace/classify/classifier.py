@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 from ..metadata.column_codes import arrow_codes
 from ..site import Site
 from .dotted_quads import COMPILED, dotted_quads
+from .ipv6_text import colon_hex
 from .rules import AUTO, NAME, STRONGEST, Category, Evidence, Rule, RuleSet, builtin_rules, compile_patterns, is_plain
 
 INPUT_COLUMNS = ("transport", "server_ip", "server_port", "sni", "alpn", "server_name", "http_host",
@@ -293,9 +294,15 @@ def _addresses(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _others(text: pa.Array, v4: np.ndarray, hi: np.ndarray, lo: np.ndarray,
             ok: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The values that are not dotted quads: IPv6 (and anything odd), one by one."""
-    others = np.flatnonzero(~v4)
-    for i, value in zip(others.tolist(), text.filter(pa.array(~v4)).to_pylist()):   # IPv6 (and anything odd) one by one
+    """The values that are not dotted quads: IPv6 in colon-hex form in one compiled pass, the
+    rest (a dotted tail, a zone, anything odd) one by one."""
+    rest = ~v4
+    if COMPILED and not text.null_count and rest.any():
+        read, r_hi, r_lo = colon_hex(text, rest)
+        hi[read], lo[read], ok[read] = r_hi[read], r_lo[read], True
+        rest &= ~read
+    others = np.flatnonzero(rest)
+    for i, value in zip(others.tolist(), text.filter(pa.array(rest)).to_pylist()):
         try:
             packed = socket.inet_pton(socket.AF_INET6, value.split("%", 1)[0])
         except (OSError, ValueError):
@@ -498,5 +505,5 @@ def _match(flows: pd.DataFrame, ruleset: RuleSet, *, distinct: bool = True) -> _
 
 
 def _strings(labels: list[str], codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
-    taken = pa.array([str(x) for x in labels], type=pa.string()).take(pa.array(codes, type=pa.int64()))
+    taken = pa.array([str(x) for x in labels], type=pa.large_string()).take(pa.array(codes, type=pa.int64()))
     return pd.array(taken, dtype="string")

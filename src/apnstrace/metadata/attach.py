@@ -8,14 +8,20 @@ import pyarrow.compute as pc
 
 from ..flows.finalize import UID
 from .collect import DnsRecords, MetadataCollector
-from .column_codes import arrow_codes
-from .meta_log import MetaTable, take_or_null
+from .column_codes import arrow_codes, hand_over
+from .gather import gather_text
+from .meta_log import MetaTable
 
 TEXT = ("sni", "alpn", "tls_version", "tls_alert", "cert_issuer", "http_method", "http_host", "http_path",
         "http_user_agent")
 NAME_SOURCE = "server_name_source"      # sni, http-host or dns: which evidence named the server
 DNS_QUERY = "dns_query"                  # a DNS flow's first question (for the classifier)
 TLS_EVIDENCE = ("client_alert", "server_alpn")   # hidden: what block reasons read (docs/blocked.md)
+CLASSIFIED = ("sni", "alpn", "http_host", "http_path", DNS_QUERY)   # text columns classify() reads
+SOURCES = ("sni", "http-host", "dns")
+
+# A text column as it is built: its source values and, per flow, the row of them (-1: null).
+Picked = tuple[pa.Array, np.ndarray]
 
 
 def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
@@ -24,31 +30,31 @@ def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
     n = len(flows)
     # A collector resolves its metadata log; a merge of several hands over FlowMeta records.
     table = collected.table() if hasattr(collected, "table") else MetaTable.from_metas(collected.flows)
+    picked: dict[str, Picked] = {}
     if len(table) and n:
-        at = pd.Index(table.uid).get_indexer(flows[UID].to_numpy())
-        has = at >= 0
-        safe = np.where(has, at, 0)
-        indices: dict[tuple[int, int], pa.Array] = {}     # per source row list: Arrow take indices
+        at = _positions(table.uid, flows[UID].to_numpy())
+        per_rows: dict[int, np.ndarray] = {}        # the fields of one kind of record share their rows
 
-        def found(name: str) -> pa.Array:
-            """table.column(name, at), the take indices made once per source row list (the
-            fields of one kind of record share theirs)."""
+        def found(name: str) -> Picked:
             values, rows = table.sources[name]
-            key = (id(rows), len(values))
-            index = indices.get(key)
-            if index is None:
-                picked = np.where(has, rows[safe], -1) if len(rows) else np.full(n, -1)
-                index = indices[key] = pa.array(np.where(picked < 0, len(values), picked))
-            return pa.concat_arrays([values, pa.nulls(1, values.type)]).take(index)
+            got = per_rows.get(id(rows))
+            if got is None:
+                got = per_rows[id(rows)] = np.append(rows, -1)[at] if len(rows) else np.full(n, -1, np.int64)
+            return values, got
 
         for name in TEXT + (DNS_QUERY,) + TLS_EVIDENCE:
-            flows[name] = pd.array(found(name), dtype="string")
-        status = found("http_status")
-        flows["http_status"] = pd.arrays.IntegerArray(status.fill_null(0).to_numpy().astype(np.int32),
-                                                       status.is_null().to_numpy(zero_copy_only=False))
-        hello = found("hello_ts").to_numpy(zero_copy_only=False)
-        server = found("server_ts").to_numpy(zero_copy_only=False)
-        ms = (server - hello) * 1000.0
+            picked[name] = found(name)
+            flows[name] = column = pd.array(gather_text(*picked[name]), dtype="string")
+            if name in CLASSIFIED:
+                hand_over(column, *_codes(*picked[name]))
+        values, rows = found("http_status")
+        ok = _present(values, rows)
+        status = np.append(values.fill_null(0).to_numpy(), 0).astype(np.int32)[rows]
+        flows["http_status"] = pd.arrays.IntegerArray(np.where(ok, status, 0).astype(np.int32), ~ok)
+        hello = _floats(*found("hello_ts"))
+        server = _floats(*found("server_ts"))
+        with np.errstate(invalid="ignore"):
+            ms = (server - hello) * 1000.0
         ok = np.isfinite(ms) & (ms >= 0)
         flows["tls_handshake_ms"] = pd.arrays.FloatingArray(np.where(ok, ms, 0.0), ~ok)
         flows["server_hello_ts"] = server
@@ -57,54 +63,132 @@ def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
             flows[name] = pd.array([None] * len(flows), dtype="string")
     if "server_hello_ts" not in flows:
         flows["server_hello_ts"] = np.full(len(flows), np.nan)
-    name, source = _server_names(flows, collected.dns)
-    flows["server_name"] = pd.array(name, dtype="string")
-    flows[NAME_SOURCE] = pd.array(source, dtype="string")
+    every = np.arange(n, dtype=np.int64)
+    sni = picked.get("sni") or (_text(flows["sni"]), every)
+    host = picked.get("http_host") or (_text(flows["http_host"]), every)
+    (name, name_codes), (source, kind) = _names(sni, host, flows["server_ip"], flows["ts_start"].to_numpy(),
+                                                collected.dns)
+    flows["server_name"] = column = pd.array(name, dtype="string")
+    hand_over(column, *name_codes)
+    flows[NAME_SOURCE] = column = pd.array(source, dtype="string")
+    hand_over(column, kind, pa.array(SOURCES, pa.large_string()))
     return flows
 
 
 def _server_names(flows: pd.DataFrame, dns: DnsRecords) -> tuple[pa.Array, pa.Array]:
     """SNI, else HTTP Host (port stripped), else the name a DNS answer gave the server address
-    before the flow started (answers seen later do not count). Arrow columns, each value taken
-    once from where it is."""
-    n = len(flows)
-    sni, host = _text(flows["sni"]), _text(flows["http_host"])
-    has_sni = _filled(sni)
-    has_host = ~has_sni & _filled(host)
+    before the flow started (answers seen later do not count). Arrow columns. (scale/fixups.py
+    names a merged capture's flows again with every file's answers.)"""
+    every = np.arange(len(flows), dtype=np.int64)
+    (name, _), (source, _) = _names((_text(flows["sni"]), every), (_text(flows["http_host"]), every),
+                                    flows["server_ip"], flows["ts_start"].to_numpy(), dns)
+    return name, source
+
+
+def _names(sni: Picked, host: Picked, server_ip: pd.Series, ts_start: np.ndarray, dns: DnsRecords):
+    """_server_names from the columns as built: ((name, its codes and distinct values),
+    (source, its code per row into SOURCES, -1: null)). Text work runs on the source values,
+    not on every flow."""
+    (sni_values, sni_rows), (host_values, host_rows) = sni, host
+    n = len(sni_rows)
+    has_sni = _present(sni_values, sni_rows, _filled(sni_values))
+    has_host = ~has_sni & _present(host_values, host_rows, _filled(host_values))
     # "host:port" loses its port; a name with several colons (an IPv6 literal) stays as it is
-    port = pc.equal(pc.count_substring(host, ":"), 1).fill_null(False)
-    stripped = pc.if_else(port, pc.replace_substring_regex(host, ":[^:]*$", ""), host)
+    port = pc.equal(pc.count_substring(host_values, ":"), 1).fill_null(False)
+    stripped = host_values
+    if port.true_count:                             # the regex runs on those values only
+        with_port = port.to_numpy(zero_copy_only=False)
+        cut = pc.replace_substring_regex(host_values.filter(port), ":[^:]*$", "")
+        stripped = pc.replace_with_mask(host_values, pa.array(with_port), cut.cast(host_values.type))
     pick = np.full(n, -1, np.int64)                 # row of concat([sni, stripped, dns names]), -1: null
-    kind = np.full(n, -1, np.int64)                 # 0 sni, 1 http-host, 2 dns
-    every = np.arange(n, dtype=np.int64)
-    pick[has_sni], kind[has_sni] = every[has_sni], 0
-    pick[has_host], kind[has_host] = n + every[has_host], 1
+    kind = np.full(n, -1, np.int64)                 # into SOURCES
+    pick[has_sni], kind[has_sni] = sni_rows[has_sni], 0
+    pick[has_host], kind[has_host] = len(sni_values) + host_rows[has_host], 1
     named = pa.array([], pa.large_string())
     rest = np.flatnonzero(~has_sni & ~has_host)
     if rest.size and dns.ts:
-        # Addresses as codes of the flows' distinct server addresses (no Python string per flow);
-        # an answered address no flow went to matches nothing.
-        # (classify reads the same codes: made once per column)
-        encoded = arrow_codes(flows["server_ip"])
-        if encoded is None:
-            encoded = _text(flows["server_ip"]).dictionary_encode()
-            encoded = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary
-        codes, distinct = encoded
-        answered = pc.index_in(pa.array(dns.address, pa.large_string()), value_set=distinct.cast(pa.large_string()))
-        # not -1: that is a flow without an address
-        answered = answered.fill_null(-2).to_numpy(zero_copy_only=False).astype(np.int64)
-        answers = pd.DataFrame({"ts": dns.ts, "server_ip": answered, "dns_name": dns.name}).sort_values("ts")
-        wanted = pd.DataFrame({"ts": flows["ts_start"].to_numpy()[rest], "server_ip": codes[rest], "row": rest})
-        if not wanted["ts"].is_monotonic_increasing:         # flows come ordered by start: mostly not needed
-            wanted = wanted.sort_values("ts")
-        # allow_exact_matches: an answer with the same timestamp as the SYN was seen first.
-        matched = pd.merge_asof(wanted, answers, on="ts", by="server_ip", direction="backward")
-        ok = matched["dns_name"].notna().to_numpy()
-        rows = matched["row"].to_numpy()[ok]
-        named = pa.array(matched["dns_name"].to_numpy()[ok], type=pa.large_string())
-        pick[rows], kind[rows] = 2 * n + np.arange(len(rows)), 2
-    name = take_or_null(pa.concat_arrays([sni, stripped.cast(pa.large_string()), named]), pick)
-    return name, take_or_null(pa.array(["sni", "http-host", "dns"], pa.large_string()), kind)
+        rows, answers = _dns_named(rest, server_ip, ts_start, dns)
+        named = pa.array([dns.name[i] for i in answers.tolist()], pa.large_string())
+        pick[rows] = len(sni_values) + len(host_values) + np.arange(len(rows))
+        kind[rows] = 2
+    values = pa.concat_arrays([sni_values.cast(pa.large_string()), stripped.cast(pa.large_string()), named])
+    name = gather_text(values, pick)
+    source = gather_text(pa.array(SOURCES, pa.large_string()), kind)
+    return (name, _codes(values, pick)), (source, kind)
+
+
+def _dns_named(rest: np.ndarray, server_ip: pd.Series, ts_start: np.ndarray,
+               dns: DnsRecords) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of `rest` a DNS answer names and the answer for each: the last answer, in time
+    order, for the server address at or before the flow's start (an answer with the same
+    timestamp as the SYN was seen first). Only flows to an answered address are looked at."""
+    # Addresses as codes of the flows' distinct server addresses (no Python string per flow);
+    # an answered address no flow went to matches nothing. (classify reads the same codes.)
+    encoded = arrow_codes(server_ip)
+    if encoded is None:
+        encoded = _text(server_ip).dictionary_encode()
+        encoded = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary
+    codes, distinct = encoded
+    answered = pc.index_in(pa.array(dns.address, pa.large_string()), value_set=distinct.cast(pa.large_string()))
+    answered = answered.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    hit = np.zeros(len(distinct) + 1, bool)         # last slot: a flow without an address (-1)
+    hit[answered[answered >= 0]] = True
+    wanted = rest[hit[codes[rest]]]
+    none = np.empty(0, np.int64)
+    if not wanted.size:
+        return none, none
+    ts = np.asarray(dns.ts, np.float64)
+    # Answers in time order, ties as pandas' sort_values("ts") + merge_asof left them (the
+    # last of equal times wins): quicksort of the same values gives the same order.
+    order = np.argsort(ts, kind="quicksort")
+    order = order[answered[order] >= 0]
+    by_address = order[np.argsort(answered[order], kind="stable")]    # per address, in time order
+    a_code, a_ts = answered[by_address], ts[by_address]
+    w_code, w_ts = codes[wanted], ts_start[wanted]
+    # (address, time) as one sortable integer: times as ranks among all times involved
+    times = np.unique(np.concatenate([a_ts, w_ts]))
+    span = len(times) + 1
+    a_key = a_code * span + np.searchsorted(times, a_ts)
+    w_key = w_code * span + np.searchsorted(times, w_ts)
+    last = np.searchsorted(a_key, w_key, side="right") - 1
+    ok = last >= 0
+    ok[ok] = a_code[last[ok]] == w_code[ok]
+    return wanted[ok], by_address[last[ok]]
+
+
+def _positions(uid: np.ndarray, flow_uid: np.ndarray) -> np.ndarray:
+    """Per flow, its row in `uid` (ascending, distinct), -1: none. A lookup table over the
+    uids' span when that is small next to their number (uids are dense), else a search."""
+    if not len(uid) or not len(flow_uid):
+        return np.full(len(flow_uid), -1, np.int64)
+    low, high = int(uid[0]), int(uid[-1])
+    if high - low <= 8 * (len(uid) + len(flow_uid)) + (1 << 16):
+        table = np.full(high - low + 2, -1, np.int64)      # last slot: out of the span
+        table[uid - low] = np.arange(len(uid), dtype=np.int64)
+        inside = (flow_uid >= low) & (flow_uid <= high)
+        return table[np.where(inside, flow_uid - low, high - low + 1)]
+    at = np.searchsorted(uid, flow_uid)
+    at = np.minimum(at, len(uid) - 1)
+    return np.where(uid[at] == flow_uid, at, -1)
+
+
+def _present(values: pa.Array, rows: np.ndarray, flag: np.ndarray | None = None) -> np.ndarray:
+    """Per row: picks a value that is not null (and is marked in `flag`, per value)."""
+    if flag is None:
+        flag = values.is_valid().to_numpy(zero_copy_only=False)
+    return np.append(flag, False)[rows]
+
+
+def _floats(values: pa.Array, rows: np.ndarray) -> np.ndarray:
+    """values[rows] as float64, NaN where null or rows < 0."""
+    return np.append(values.to_numpy(zero_copy_only=False).astype(np.float64), np.nan)[rows]
+
+
+def _codes(values: pa.Array, rows: np.ndarray) -> tuple[np.ndarray, pa.Array]:
+    """Codes of values[rows] into their distinct values (-1: null), encoded on the source values."""
+    encoded = values.dictionary_encode()
+    codes = np.append(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64), -1)
+    return codes[rows], encoded.dictionary
 
 
 def _text(column: pd.Series) -> pa.Array:

@@ -197,12 +197,13 @@ class MetaLog:
         uid = _distinct(np.concatenate([tables[k][0] for k in KINDS if k != "late_alert"]))
         n = len(uid)
         out: dict[str, tuple[pa.Array, np.ndarray]] = {}
+        where = _locator(uid)
+        places = {kind: where(tables[kind][0]) for kind in KINDS if kind != "late_alert"}   # per sorted write
 
         def per_uid(kind: str, picked: np.ndarray) -> np.ndarray:
             """Per resolved uid, the column row of the picked sorted positions (-1: none)."""
-            k_uid, _, _, order = tables[kind]
             at = np.full(n, -1, np.int64)
-            at[np.searchsorted(uid, k_uid[picked])] = order[picked]
+            at[places[kind][picked]] = tables[kind][3][picked]
             return at
 
         for kind in ("hello", "request", "response", "flight", "query"):
@@ -258,7 +259,7 @@ class MetaLog:
                 client = hellos[-1] if hellos else (requests[0] if requests else None)
                 if client == d:
                     found[u] = name
-        return pa.array([found.get(u) for u in uid.tolist()] if found else [None] * len(uid), type=STR)
+        return pa.array([found.get(u) for u in uid.tolist()], type=STR) if found else pa.nulls(len(uid), STR)
 
 
 def _distinct(uid: np.ndarray) -> np.ndarray:
@@ -272,6 +273,17 @@ def _distinct(uid: np.ndarray) -> np.ndarray:
     seen = np.zeros(high - low + 1, bool)
     seen[uid - low] = True
     return np.flatnonzero(seen).astype(np.int64) + low
+
+
+def _locator(uid: np.ndarray):
+    """A function giving the positions in `uid` (distinct, ascending) of uids it holds: a lookup
+    table over their span when that is small next to their number (as in _distinct), else a search."""
+    if len(uid) == 0 or int(uid[-1]) - int(uid[0]) > 8 * len(uid) + (1 << 16):
+        return lambda wanted: np.searchsorted(uid, wanted)
+    low = int(uid[0])
+    table = np.zeros(int(uid[-1]) - low + 1, np.int64)
+    table[uid - low] = np.arange(len(uid), dtype=np.int64)
+    return lambda wanted: table[wanted - low]
 
 
 def _arrow(values, kind: pa.DataType) -> pa.Array:

@@ -1,0 +1,71 @@
+"""A text column gathered by row index in one compiled pass: values[rows], null where rows < 0.
+
+attach() builds a dozen flow columns this way from the metadata log's source columns (a few
+thousand values each, every flow a row). Arrow's take needs the source padded with a null
+(a copy) and is ~2x slower on these mostly-null columns (~1.1 ms vs ~0.5 ms each on the
+engine benchmark's 198,242 flows).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from ..reader.walk import njit
+from .meta_log import take_or_null
+
+COMPILED = njit.__module__.startswith("numba")
+
+__all__ = ["gather_text"]
+
+
+def gather_text(values: pa.Array, rows: np.ndarray) -> pa.Array:
+    """values[rows] as large_string (the type pandas' "string" dtype holds); null where rows < 0
+    or the value is null."""
+    if values.type != pa.large_string():
+        values = values.cast(pa.large_string())
+    if not COMPILED:
+        return take_or_null(values, rows)
+    n = len(rows)
+    buffers = values.buffers()
+    offsets = np.frombuffer(buffers[1], np.int64, len(values) + 1, values.offset * 8)
+    data = np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None and buffers[2].size else \
+        np.zeros(1, np.uint8)
+    valid = values.is_valid().to_numpy(zero_copy_only=False) if values.null_count else \
+        np.ones(len(values), np.bool_)
+    rows = np.ascontiguousarray(rows, np.int64)
+    out_offsets = np.empty(n + 1, np.int64)
+    present = np.empty(n, np.bool_)
+    total = _lengths(offsets, valid, rows, out_offsets, present)
+    out = np.empty(total, np.uint8)
+    _copy(offsets, data, rows, out_offsets, out)
+    bitmap = None if present.all() else pa.py_buffer(np.packbits(present, bitorder="little"))
+    return pa.Array.from_buffers(pa.large_string(), n, [bitmap, pa.py_buffer(out_offsets), pa.py_buffer(out)])
+
+
+@njit(cache=True)
+def _lengths(offsets, valid, rows, out_offsets, present):
+    """Output offsets and which rows hold a value; the bytes in all."""
+    total = 0
+    out_offsets[0] = 0
+    for i in range(len(rows)):
+        j = rows[i]
+        ok = j >= 0 and valid[j]
+        present[i] = ok
+        if ok:
+            total += offsets[j + 1] - offsets[j]
+        out_offsets[i + 1] = total
+    return total
+
+
+@njit(cache=True)
+def _copy(offsets, data, rows, out_offsets, out):
+    for i in range(len(rows)):
+        a = out_offsets[i]
+        b = out_offsets[i + 1]
+        if b - a > 16:                   # a slice copy pays off past a few bytes
+            s = offsets[rows[i]]
+            out[a:b] = data[s:s + b - a]
+        elif b > a:
+            s = offsets[rows[i]] - a
+            for k in range(a, b):
+                out[k] = data[s + k]

@@ -1,0 +1,103 @@
+"""attach()'s building blocks agree with the plain operations they replaced: the compiled text
+gather with Arrow's take, the DNS naming with pandas' merge_asof (ties included), the uid
+lookup with Index.get_indexer, the codes handed to classify with encoding the column."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from apnstrace.metadata.attach import _codes, _dns_named, _positions
+from apnstrace.metadata.column_codes import arrow_codes, hand_over
+from apnstrace.metadata.dns_records import DnsRecords
+from apnstrace.metadata.gather import gather_text
+from apnstrace.metadata.meta_log import take_or_null
+
+texts = st.lists(st.one_of(st.none(), st.text(max_size=6)), max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts, st.lists(st.integers(-3, 40), max_size=60))
+def test_gather_is_take(values: list, rows: list) -> None:
+    column = pa.array(values, pa.large_string())
+    rows = np.array([r if r < len(values) else -1 for r in rows], np.int64)
+    got = gather_text(column, rows)
+    assert got.type == pa.large_string()
+    assert got.to_pylist() == take_or_null(column, rows).to_pylist()
+
+
+def test_gather_reads_a_sliced_column() -> None:
+    column = pa.array(["a", "bb", None, "ccc", "d"], pa.large_string()).slice(1, 3)
+    assert gather_text(column, np.array([2, -1, 0, 1])).to_pylist() == ["ccc", None, "bb", None]
+
+
+def _merge_asof_names(flows: pd.DataFrame, dns: DnsRecords) -> dict[int, str]:
+    """The rule as attach() wrote it before: merge_asof over every flow."""
+    distinct = pd.unique(flows["server_ip"].dropna())
+    index = {a: i for i, a in enumerate(distinct)}
+    codes = np.array([index.get(a, -1) if a is not None else -1 for a in flows["server_ip"]], np.int64)
+    answers = pd.DataFrame({"ts": dns.ts, "server_ip": [index.get(a, -2) for a in dns.address],
+                            "dns_name": dns.name}).sort_values("ts")
+    wanted = pd.DataFrame({"ts": flows["ts_start"].to_numpy(), "server_ip": codes, "row": np.arange(len(flows))})
+    wanted = wanted.sort_values("ts")
+    matched = pd.merge_asof(wanted, answers, on="ts", by="server_ip", direction="backward")
+    ok = matched["dns_name"].notna().to_numpy()
+    return dict(zip(matched["row"].to_numpy()[ok].tolist(), matched["dns_name"].to_numpy()[ok].tolist()))
+
+
+addresses = st.sampled_from(["10.0.0.1", "10.0.0.2", "10.0.0.3", "2001:db8::1", None])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 8), addresses), min_size=1, max_size=25),
+       st.lists(st.tuples(st.integers(0, 8), addresses.filter(lambda a: a is not None), st.sampled_from("abcde")),
+                min_size=1, max_size=25))
+def test_dns_naming_is_merge_asof(flows: list, answers: list) -> None:
+    frame = pd.DataFrame({"ts_start": [float(t) for t, _ in flows],
+                          "server_ip": pd.array([a for _, a in flows], dtype="string")})
+    dns = DnsRecords(ts=[float(t) for t, _, _ in answers], address=[a for _, a, _ in answers],
+                     name=[f"{n}{i}.example" for i, (_, _, n) in enumerate(answers)])
+    rows, picked = _dns_named(np.arange(len(frame)), frame["server_ip"], frame["ts_start"].to_numpy(), dns)
+    assert dict(zip(rows.tolist(), [dns.name[i] for i in picked.tolist()])) == _merge_asof_names(frame, dns)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sets(st.integers(0, 300), max_size=40), st.lists(st.integers(-2, 320), max_size=60))
+def test_positions_is_get_indexer(uids: set, wanted: list) -> None:
+    uid = np.array(sorted(uids), np.int64)
+    wanted = np.array(wanted, np.int64)
+    assert _positions(uid, wanted).tolist() == pd.Index(uid).get_indexer(wanted).tolist()
+
+
+def test_positions_of_sparse_uids_search() -> None:
+    uid = np.array([3, 10**9, 10**12], np.int64)
+    assert _positions(uid, np.array([10**12, 4, 3, -1])).tolist() == [2, -1, 0, -1]
+
+
+def test_handed_codes_are_read_once_and_say_the_same() -> None:
+    values = pa.array(["b", None, "a", "b", ""], pa.large_string())
+    rows = np.array([0, 2, -1, 3, 1, 4, 2])
+    column = pd.array(gather_text(values, rows), dtype="string")
+    codes, distinct = _codes(values, rows)
+    hand_over(column, codes, distinct)
+    got_codes, got_distinct = arrow_codes(pd.Series(column))
+    assert got_codes is not None and len(set(got_distinct.to_pylist())) == len(got_distinct)
+    decoded = [got_distinct[c].as_py() if c >= 0 else None for c in got_codes.tolist()]
+    assert decoded == ["b", "a", None, "b", None, "", "a"]
+    # read again: the codes kept by arrow_codes, same values
+    again_codes, again_distinct = arrow_codes(pd.Series(column))
+    assert [again_distinct[c].as_py() if c >= 0 else None for c in again_codes.tolist()] == decoded
+
+
+def test_handed_codes_go_with_their_column() -> None:
+    from apnstrace.metadata import column_codes
+    column = pd.array(pa.array(["x", "y"], pa.large_string()), dtype="string")
+    hand_over(column, np.array([0, 1]), pa.array(["x", "y"], pa.large_string()))
+    key = id(column._pa_array)
+    assert key in column_codes._HANDED
+    del column
+    import gc
+    gc.collect()
+    assert key not in column_codes._HANDED
