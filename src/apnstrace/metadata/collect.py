@@ -117,9 +117,11 @@ class MetadataCollector:
         left = take_fast(self, buf, pk, key, rows, is_start, start_kind, fast_pending, got.peek)
         left = take_flights(self, buf, pk, key, left, later_rows, is_start, start_kind, fast_pending,
                             (MAX_SEGMENTS, MAX_STREAM_BYTES), got.peek)
+        # Streams take_flights opened hold this chunk's segments already: not fed again.
+        fed_before = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
         self._feed(buf, pk, key, left, held, int(is_start[left].sum()))
         # Streams opened in this chunk and still incomplete read on in this chunk.
-        opened = np.setdiff1d(np.fromiter(self.streams.keys(), np.int64, len(self.streams)), pending_before)
+        opened = np.setdiff1d(np.fromiter(self.streams.keys(), np.int64, len(self.streams)), fed_before)
         if opened.size:
             more = later_rows[isin_keys(key[later_rows], opened)]
             at = _first_start(key[more], key, start_rows)
@@ -322,7 +324,7 @@ class MetadataCollector:
                 self.quic_done.add(u)
 
     def _dns_over_udp(self, buf: np.ndarray, pk: PacketBatch, uid: np.ndarray, rows: np.ndarray) -> None:
-        feed_dns(self, buf, pk.payload_off[rows], pk.payload_cap[rows], uid[rows].tolist(), pk.ts[rows].tolist())
+        feed_dns(self, buf, pk.payload_off[rows], pk.payload_cap[rows], uid[rows], pk.ts[rows])
 
 
 def _port_in(pk: PacketBatch, ports, rows: np.ndarray) -> np.ndarray:

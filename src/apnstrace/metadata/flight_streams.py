@@ -118,20 +118,50 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
         exhausted2 = all_.capped | (a_n >= max_segments) | (all_.length >= max_bytes)
         taken2 = r2.ok & ~all_.capped & (r2.complete | exhausted2) & ~all_.odd
         taken[again] = taken2
-        idx2 = np.flatnonzero(taken2)          # positions in `again`
-    if not taken.any():
+    # Flights the stream path would leave open after its reads (incomplete, within its limits,
+    # read plainly): the same writes, and the stream it would hold is opened here.
+    opening = r1.ok & plain1 & ~done1 & (n_seg == n1)
+    open2 = np.zeros(0, bool)
+    if again.size:
+        open2 = r2.ok & ~all_.capped & ~all_.odd & ~taken2
+        opening[again] = open2
+        idx2 = np.flatnonzero(taken2 | open2)          # positions in `again`
+    if not (taken | opening).any():
         return rows
-    idx1 = np.flatnonzero(taken)
+    idx1 = np.flatnonzero(taken | opening)
     uid = skeys >> 1
     log = collector.log
     # The stream path's writes, in its order: every first read, then the second reads. A
     # stream's first_ts: its earliest segment from the start on (one overtaking the start too).
-    log.batch("flight", uid[idx1], **r1.columns(idx1, np.minimum(t_start, one.first_ts)))
+    first_ts = np.minimum(t_start, one.first_ts)
+    log.batch("flight", uid[idx1], **r1.columns(idx1, first_ts))
     if idx2.size:
-        log.batch("flight", uid[again[idx2]], **r2.columns(idx2, np.minimum(t_start[again], all_.first_ts)))
+        first_ts2 = np.minimum(t_start[again], all_.first_ts)
+        log.batch("flight", uid[again[idx2]], **r2.columns(idx2, first_ts2))
+        first_ts[again] = first_ts2
+    if opening.any():
+        _open_streams(collector, buf, pk, np.flatnonzero(opening), skeys, starts, seg_row, first_seg, n_seg, first_ts)
     finished = skeys[taken]
     done.update(finished)
-    return rows[~isin_keys(rk, finished)]
+    return rows[~isin_keys(rk, skeys[taken | opening])]
+
+
+def _open_streams(collector, buf, pk, idx, skeys, starts, seg_row, first_seg, n_seg, first_ts) -> None:
+    """The streams collect._feed would hold for flights idx after feeding their segments
+    (seg_row[first_seg[i]:][:n_seg[i]], in feed order): a repeated seq keeps its first
+    payload; none is capped (those flights stay on the stream path)."""
+    from .collect import _Stream
+    for i, key, start_seq, ts in zip(idx.tolist(), skeys[idx].tolist(), pk.seq[starts[idx]].tolist(),
+                                     first_ts[idx].tolist()):
+        a, m = int(first_seg[i]), int(n_seg[i])
+        segs = seg_row[a:a + m]
+        stream = _Stream("tls", ts, start_seq)
+        for seq, off, cap in zip(pk.seq[segs].tolist(), pk.payload_off[segs].tolist(), pk.payload_cap[segs].tolist()):
+            if seq not in stream.segments:
+                stream.segments[seq] = buf[off:off + cap].tobytes()
+                stream.held += cap
+        stream.seen = m
+        collector.streams[key] = stream
 
 
 class _Bytes:

@@ -2,9 +2,17 @@
 answers for a whole chunk's keys at once: one growing bool array instead of a Python set."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
-__all__ = ["KeySet"]
+from ..reader.walk import njit
+
+__all__ = ["KeySet", "isin_keys"]
+
+COMPILED = njit.__module__.startswith("numba")
+_MAX_TABLE = 1 << 26          # a wider span of keys goes to numpy's sort-based isin
+_TABLES = threading.local()    # the lookup table, kept per thread between calls (all False at rest)
 
 
 class KeySet:
@@ -40,10 +48,43 @@ class KeySet:
 def isin_keys(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """np.isin for non-negative integer keys (flow-direction keys, uids, row numbers): a lookup
     table over the keys' span when that is small next to the arrays (the usual case: keys of one
-    chunk's flows), else numpy's sort-based isin. The same answer either way."""
+    chunk's flows), else numpy's sort-based isin. The same answer either way.
+
+    Compiled, the table is kept between calls and only the keys' entries are set and cleared:
+    numpy's table isin zeroes a fresh one over the whole span each call, which cost more than
+    the lookups (the collector calls this some twenty times per chunk)."""
     if len(values) == 0 or len(keys) == 0:
         return np.zeros(len(values), bool)
+    if COMPILED and values.dtype == np.int64 and keys.dtype == np.int64:
+        lo, hi = _span(keys)
+        if hi - lo < _MAX_TABLE:
+            table = getattr(_TABLES, "table", None)
+            if table is None or len(table) <= hi - lo:
+                table = _TABLES.table = np.zeros(max(hi - lo + 1, 1 << 20), np.bool_)
+            out = np.empty(len(values), np.bool_)
+            _lookup(values, keys, lo, hi, table, out)
+            return out
     span = int(keys.max()) - int(keys.min())
     if span <= max(8 * (len(values) + len(keys)), 1 << 20):
         return np.isin(values, keys, kind="table")
     return np.isin(values, keys)
+
+
+@njit(cache=True)
+def _span(keys):
+    lo = hi = keys[0]
+    for k in keys:
+        lo = min(lo, k)
+        hi = max(hi, k)
+    return lo, hi
+
+
+@njit(cache=True)
+def _lookup(values, keys, lo, hi, table, out):
+    for k in keys:
+        table[k - lo] = True
+    for i in range(len(values)):
+        v = values[i]
+        out[i] = lo <= v <= hi and table[v - lo]
+    for k in keys:
+        table[k - lo] = False
