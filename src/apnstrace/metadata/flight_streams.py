@@ -20,7 +20,8 @@ from ..reader.walk import njit
 from ..records import PacketBatch
 from . import pick
 from .dns_feed import COMPILED
-from .fast_streams import names_of
+from .fast_streams import alert_text, names_of
+from .held import gather_ranges
 from .key_set import isin_keys
 from .text_columns import text_column
 
@@ -151,15 +152,24 @@ def _open_streams(collector, buf, pk, idx, skeys, starts, seg_row, first_seg, n_
     (seg_row[first_seg[i]:][:n_seg[i]], in feed order): a repeated seq keeps its first
     payload; none is capped (those flights stay on the stream path)."""
     from .collect import _Stream
-    for i, key, start_seq, ts in zip(idx.tolist(), skeys[idx].tolist(), pk.seq[starts[idx]].tolist(),
-                                     first_ts[idx].tolist()):
-        a, m = int(first_seg[i]), int(n_seg[i])
-        segs = seg_row[a:a + m]
+    counts = n_seg[idx]
+    ends = np.cumsum(counts)
+    rows = seg_row[np.arange(int(ends[-1]), dtype=np.int64) + np.repeat(first_seg[idx] - (ends - counts), counts)]
+    caps = pk.payload_cap[rows]
+    data = gather_ranges(buf, pk.payload_off[rows], caps).tobytes()
+    seqs, caps = pk.seq[rows].tolist(), caps.tolist()
+    at = j = 0
+    for key, start_seq, ts, m in zip(skeys[idx].tolist(), pk.seq[starts[idx]].tolist(), first_ts[idx].tolist(),
+                                     counts.tolist()):
         stream = _Stream("tls", ts, start_seq)
-        for seq, off, cap in zip(pk.seq[segs].tolist(), pk.payload_off[segs].tolist(), pk.payload_cap[segs].tolist()):
-            if seq not in stream.segments:
-                stream.segments[seq] = buf[off:off + cap].tobytes()
+        segments = stream.segments
+        for _ in range(m):
+            seq, cap = seqs[j], caps[j]
+            if seq not in segments:
+                segments[seq] = data[at:at + cap]
                 stream.held += cap
+            at += cap
+            j += 1
         stream.seen = m
         collector.streams[key] = stream
 
@@ -214,19 +224,18 @@ class _Read:
         return dict(server_ts=pa.array(first_ts[idx], mask=~s.hello_seen[idx]),
                     tls_version=names_of(version, tls.version_name),
                     server_alpn=text_column(s.hs, s.alpn_start[idx], s.alpn_end[idx]),
-                    tls_alert=names_of(alert, lambda a: tls.alert_name(a >> 8, a & 0xFF)),
-                    cert_issuer=pa.array([self.issuer[i] for i in idx.tolist()], type=pa.large_string()))
+                    tls_alert=names_of(alert, alert_text),
+                    cert_issuer=pa.array(self.issuer[idx].tolist(), type=pa.large_string()))
 
 
 def _read(b: _Bytes, name: str) -> _Read:
     scan = tls_flight.scan_flights(b.data, b.start, b.length, _scratch(name + ".hs", len(b.data)))
     ok = scan.kind == tls_flight.READ
-    issuer: list[str | None] = [None] * len(ok)
+    issuer = np.full(len(ok), None, object)
     for i in np.flatnonzero(ok & (scan.leaf_start >= 0)).tolist():
         # Cached by the DER bytes in tls._x509_names: a server shows the same leaf to every client.
         issuer[i] = tls._x509_names(scan.hs[scan.leaf_start[i]:scan.leaf_end[i]].tobytes())[1]
-    has_issuer = np.array([v is not None for v in issuer], bool)
-    complete = (scan.alert >= 0) | (scan.version == TLS13) | has_issuer | scan.hello_done
+    complete = (scan.alert >= 0) | (scan.version == TLS13) | np.not_equal(issuer, None) | scan.hello_done
     return _Read(scan, issuer, ok, complete)
 
 
