@@ -24,7 +24,7 @@ from .dns_tcp import MAX_PAYLOADS as DNS_TCP_PAYLOADS, DnsOverTcp
 from .fast_streams import take_fast
 from .flight_streams import take_flights
 from .held import HeldSegments
-from .key_set import KeySet, isin_keys
+from .key_set import KeySet, first_occurrences, first_row_of, isin_keys
 from .meta_log import FlowMeta, MetaLog, MetaTable
 from .pick import pick
 
@@ -100,8 +100,7 @@ class MetadataCollector:
         # The first start of each kind in each flow direction (a keep-alive flow's later
         # requests are not read: the first one is the flow's).
         candidates = got.starting
-        _, first = np.unique(key[candidates] * 4 + start_kind[candidates], return_index=True)
-        start_rows = np.sort(candidates[first])
+        start_rows = candidates[first_occurrences(key[candidates] * 4 + start_kind[candidates])]
         pending_before = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
         # Segments that overtook their stream's first one, and streams left open by a chunk before.
         idle = got.idle
@@ -117,9 +116,11 @@ class MetadataCollector:
         left = take_fast(self, buf, pk, key, rows, is_start, start_kind, fast_pending, got.peek)
         left = take_flights(self, buf, pk, key, left, later_rows, is_start, start_kind, fast_pending,
                             (MAX_SEGMENTS, MAX_STREAM_BYTES), got.peek)
+        # Streams take_flights opened hold this chunk's segments already: not fed again.
+        fed_before = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
         self._feed(buf, pk, key, left, held, int(is_start[left].sum()))
         # Streams opened in this chunk and still incomplete read on in this chunk.
-        opened = np.setdiff1d(np.fromiter(self.streams.keys(), np.int64, len(self.streams)), pending_before)
+        opened = np.setdiff1d(np.fromiter(self.streams.keys(), np.int64, len(self.streams)), fed_before)
         if opened.size:
             more = later_rows[isin_keys(key[later_rows], opened)]
             at = _first_start(key[more], key, start_rows)
@@ -322,7 +323,7 @@ class MetadataCollector:
                 self.quic_done.add(u)
 
     def _dns_over_udp(self, buf: np.ndarray, pk: PacketBatch, uid: np.ndarray, rows: np.ndarray) -> None:
-        feed_dns(self, buf, pk.payload_off[rows], pk.payload_cap[rows], uid[rows].tolist(), pk.ts[rows].tolist())
+        feed_dns(self, buf, pk.payload_off[rows], pk.payload_cap[rows], uid[rows], pk.ts[rows])
 
 
 def _port_in(pk: PacketBatch, ports, rows: np.ndarray) -> np.ndarray:
@@ -397,19 +398,12 @@ def _start_kinds(buf, off, cap, http_words, proxy_words, out):
 def _first_start(wanted: np.ndarray, key: np.ndarray, start_rows: np.ndarray) -> np.ndarray:
     """For each key in `wanted`, the row of its flow direction's first stream start in this chunk
     (-1 if none)."""
-    keys, first = np.unique(key[start_rows], return_index=True)      # start_rows ascend: first = min
-    at = np.full(len(wanted), -1, np.int64)
-    if keys.size:
-        pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-        hit = keys[pos] == wanted
-        at[hit] = start_rows[first[pos[hit]]]
-    return at
+    return first_row_of(wanted, key[start_rows], start_rows)       # start_rows ascend: first = min
 
 
 def _ordered_unique(rows: np.ndarray) -> np.ndarray:
     """Rows without repeats, stream starts first (as given), then the rest in capture order."""
-    _, first = np.unique(rows, return_index=True)
-    return rows[np.sort(first)]
+    return rows[first_occurrences(rows)]
 
 
 def _tls_start(data: bytes) -> bool:

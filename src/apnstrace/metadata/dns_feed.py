@@ -26,21 +26,21 @@ _V6: dict[bytes, str] = {}
 _CACHE_MAX = 1 << 16
 
 
-def feed_dns(collector, buf: np.ndarray, off: np.ndarray, cap: np.ndarray, uids: list[int],
-             tss: list[float]) -> None:
-    """Every message at buf[off:off+cap] (one per uid/ts), in order."""
+def feed_dns(collector, buf: np.ndarray, off: np.ndarray, cap: np.ndarray, uids, tss) -> None:
+    """Every message at buf[off:off+cap] (one per uid/ts: arrays or lists), in order."""
     n = len(off)
     if n == 0:
         return
     # One sequence number per message: the metadata log then orders the question names the
     # scan and parse_dns give as they come in the capture.
     first_seq = collector.log.reserve(n)
+    uid_col, ts_col = np.asarray(uids, np.int64), np.asarray(tss, np.float64)
     if not COMPILED:        # the scan is only worth it compiled: plain Python is parse_dns's job
         for j in range(n):
-            _reference(collector, buf[off[j]: off[j] + cap[j]].tobytes(), uids[j], tss[j], first_seq + j)
+            _reference(collector, buf[off[j]: off[j] + cap[j]].tobytes(), int(uid_col[j]), float(ts_col[j]),
+                       first_seq + j)
         return
     scan = scan_dns(buf, off, cap)
-    uid_col, ts_col = np.asarray(uids, np.int64), np.asarray(tss, np.float64)
     reason, response = scan.reason, scan.is_response
     malformed = collector.stats.malformed
     for r in reason[(reason != OK) & (reason != FALLBACK) & response].tolist():
@@ -53,7 +53,7 @@ def feed_dns(collector, buf: np.ndarray, off: np.ndarray, cap: np.ndarray, uids:
     found = _Found()
     answered = np.flatnonzero(ok & response)
     if answered.size:
-        _answers(found, buf, scan, answered, uid_col, ts_col, dict(zip(asked.tolist(), qnames.to_pylist())))
+        _answers(found, buf, scan, answered, uid_col, ts_col, _names_of(answered, asked, qnames))
     fallback = np.flatnonzero(reason == FALLBACK)
     if fallback.size == 0:
         found.into(collector.dns)
@@ -61,7 +61,8 @@ def feed_dns(collector, buf: np.ndarray, off: np.ndarray, cap: np.ndarray, uids:
     late = _Found()
     for j in fallback.tolist():
         before = len(late.ts), len(late.failures)
-        _reference(collector, buf[off[j]: off[j] + cap[j]].tobytes(), uids[j], tss[j], first_seq + j, late)
+        _reference(collector, buf[off[j]: off[j] + cap[j]].tobytes(), int(uid_col[j]), float(ts_col[j]),
+                   first_seq + j, late)
         late.message.extend([j] * (len(late.ts) - before[0]))
         late.failed.extend([j] * (len(late.failures) - before[1]))
     found.merged(late).into(collector.dns)
@@ -101,9 +102,28 @@ def _question_names(scan, rows: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.large_string(), len(rows), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
+def _names_of(rows: np.ndarray, asked: np.ndarray, qnames: pa.Array) -> np.ndarray:
+    """Per message of `rows`: its question name (None when it has none), as an object array:
+    only the answered messages' names become Python strings."""
+    pos = np.minimum(np.searchsorted(asked, rows), max(len(asked) - 1, 0))
+    has = (pos < len(asked)) & (asked[pos] == rows) if len(asked) else np.zeros(len(rows), bool)
+    out = np.full(len(rows), None, object)
+    if has.any():
+        out[has] = _objects(qnames.take(pa.array(pos[has])).to_pylist())
+    return out
+
+
+def _objects(values: list) -> np.ndarray:
+    """A 1-D object array of these values (np.array would not keep strings whole in every case)."""
+    out = np.empty(len(values), object)
+    out[:] = values
+    return out
+
+
 def _answers(found: _Found, buf: np.ndarray, scan, rows: np.ndarray, uid: np.ndarray, ts: np.ndarray,
-             qname: dict[int, str]) -> None:
-    """Responses the scan read: their addresses (named by the question) and failed lookups."""
+             qname: np.ndarray) -> None:
+    """Responses the scan read: their addresses (named by the question) and failed lookups.
+    qname: per message of `rows`, its question name or None."""
     first = scan.answer_first
     counts = first[rows + 1] - first[rows]
     ends = np.cumsum(counts)
@@ -119,23 +139,23 @@ def _answers(found: _Found, buf: np.ndarray, scan, rows: np.ndarray, uid: np.nda
         j = int(rows[i])
         failure = dns.rcode_name(int(rcode[i])) if rcode[i] else "SINKHOLE"
         qd = scan.qdcount[j] > 0
-        found.failures.append(DnsFailure(float(ts[j]), int(uid[j]), qname.get(j) or "",
+        found.failures.append(DnsFailure(float(ts[j]), int(uid[j]), qname[i] or "",
                                          dns.type_name(int(scan.qtype[j])) if qd else "", failure))
         found.failed.append(j)
     if every.size:
         # Named by the question, else (no question name: mDNS announcements) by the owner name.
-        message = np.repeat(rows, counts)
+        per_answer = np.repeat(np.arange(len(rows)), counts)
+        names = qname[per_answer]
         owner_at = scan.owner_at[every]
         owned = np.flatnonzero(owner_at >= 0)
-        names = [qname.get(j) for j in message.tolist()]
         if owned.size:
             owners = _owner_names(scan, owner_at[owned], scan.owner_len[every[owned]])
             for i, name in zip(owned.tolist(), owners):
                 names[i] = names[i] or name
-        found.ts.extend(np.repeat(ts[rows], counts).tolist())
+        found.ts.extend(ts[rows][per_answer].tolist())
         found.address.extend(texts)
-        found.name.extend(names)
-        found.message.extend(message.tolist())
+        found.name.extend(names.tolist())
+        found.message.extend(rows[per_answer].tolist())
 
 
 def _owner_names(scan, at: np.ndarray, length: np.ndarray) -> list[str]:
@@ -206,23 +226,19 @@ def record_answers(store, ts: float, message) -> None:
 
 
 def _addresses(buf: np.ndarray, at: np.ndarray, v6: np.ndarray) -> list[str]:
-    """Address text as parse_dns writes it, for every answer the scan found."""
+    """Address text as parse_dns writes it, for every answer the scan found (each distinct
+    IPv4 address written once: answers repeat the same CDN addresses over and over)."""
     if len(at) == 0:
         return []
     v6 = v6[:len(at)]
-    out: list[str] = [""] * len(at)
+    out = np.empty(len(at), object)
     four = np.flatnonzero(~v6)
     if four.size:
         a = at[four]
         words = ((buf[a].astype(np.uint32) << 24) | (buf[a + 1].astype(np.uint32) << 16)
-                 | (buf[a + 2].astype(np.uint32) << 8) | buf[a + 3]).tolist()
-        for j, w in zip(four.tolist(), words):
-            text = _V4.get(w)
-            if text is None:
-                text = f"{w >> 24}.{(w >> 16) & 255}.{(w >> 8) & 255}.{w & 255}"
-                if len(_V4) < _CACHE_MAX:
-                    _V4[w] = text
-            out[j] = text
+                 | (buf[a + 2].astype(np.uint32) << 8) | buf[a + 3])
+        distinct, inverse = np.unique(words, return_inverse=True)
+        out[four] = _objects([_v4_text(w) for w in distinct.tolist()])[inverse.reshape(-1)]
     for j in np.flatnonzero(v6).tolist():
         raw = buf[at[j]: at[j] + 16].tobytes()
         text = _V6.get(raw)
@@ -231,4 +247,13 @@ def _addresses(buf: np.ndarray, at: np.ndarray, v6: np.ndarray) -> list[str]:
             if len(_V6) < _CACHE_MAX:
                 _V6[raw] = text
         out[j] = text
-    return out
+    return out.tolist()
+
+
+def _v4_text(w: int) -> str:
+    text = _V4.get(w)
+    if text is None:
+        text = f"{w >> 24}.{(w >> 16) & 255}.{(w >> 8) & 255}.{w & 255}"
+        if len(_V4) < _CACHE_MAX:
+            _V4[w] = text
+    return text

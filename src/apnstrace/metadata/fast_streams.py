@@ -11,6 +11,8 @@ Everything else, and anything the scans do not read plainly, stays on the stream
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pyarrow as pa
 
@@ -125,7 +127,7 @@ def _tls_rows(collector, buf, pk, key, rows) -> np.ndarray:
         collector.log.batch("flight", keys[flight] >> 1, server_ts=pa.array(ts[flight], mask=~seen),
                             tls_version=names_of(version, tls.version_name),
                             server_alpn=text_column(buf, scan.alpn_start[flight], scan.alpn_end[flight]),
-                            tls_alert=names_of(alert, lambda a: tls.alert_name(a >> 8, a & 0xFF)),
+                            tls_alert=names_of(alert, alert_text),
                             cert_issuer=pa.nulls(flight.size, pa.large_string()))
     read = scan.kind != tls_fast.FALLBACK
     collector.done["tls"].update(keys[read])
@@ -133,10 +135,57 @@ def _tls_rows(collector, buf, pk, key, rows) -> np.ndarray:
 
 
 def names_of(codes: np.ndarray, name) -> pa.Array:
-    """name(code) per row, null where code < 0: each distinct code named once."""
+    """name(code) per row, null where code < 0: each distinct code named once.
+
+    name: a module-level function (its codes' names are kept between calls, by function):
+    16-bit codes (versions, alert level << 8 | description) look their name up in a table."""
+    if len(codes) and (codes.min() >= -1) and (codes.max() < _CODE_SPAN - 1):
+        return _code_names(name).column(codes)
     values, inverse = np.unique(codes, return_inverse=True)
     named = pa.array([name(int(v)) if v >= 0 else None for v in values.tolist()], type=pa.large_string())
     return named.take(pa.array(inverse.reshape(-1)))
+
+
+def alert_text(code: int) -> str:
+    """tls.alert_name of a level << 8 | description code."""
+    return tls.alert_name(code >> 8, code & 0xFF)
+
+
+_CODE_SPAN = (1 << 16) + 1    # codes -1 .. 65535, at index code + 1
+
+
+class _CodeNames:
+    """One naming function's names: slot[code + 1] is the code's position in `named` (-1: not
+    named yet); named[0] is null (code -1)."""
+
+    def __init__(self, name) -> None:
+        self.name = name
+        self.slot = np.full(_CODE_SPAN, -1, np.int32)
+        self.slot[0] = 0
+        self.texts: list[str | None] = [None]
+        self.named = pa.array(self.texts, type=pa.large_string())
+        self.lock = threading.Lock()
+
+    def column(self, codes: np.ndarray) -> pa.Array:
+        with self.lock:             # collectors in other threads share the table
+            at = self.slot[codes + 1]
+            if (at < 0).any():
+                for code in np.unique(codes[at < 0]).tolist():
+                    self.slot[code + 1] = len(self.texts)
+                    self.texts.append(self.name(code))
+                self.named = pa.array(self.texts, type=pa.large_string())
+                at = self.slot[codes + 1]
+            return self.named.take(pa.array(at))
+
+
+_NAMERS: dict = {}
+
+
+def _code_names(name) -> _CodeNames:
+    got = _NAMERS.get(name)
+    if got is None:
+        got = _NAMERS[name] = _CodeNames(name)
+    return got
 
 
 def _alpn_column(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> pa.Array:

@@ -20,7 +20,8 @@ from ..reader.walk import njit
 from ..records import PacketBatch
 from . import pick
 from .dns_feed import COMPILED
-from .fast_streams import names_of
+from .fast_streams import alert_text, names_of
+from .held import gather_ranges
 from .key_set import isin_keys
 from .text_columns import text_column
 
@@ -118,20 +119,59 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
         exhausted2 = all_.capped | (a_n >= max_segments) | (all_.length >= max_bytes)
         taken2 = r2.ok & ~all_.capped & (r2.complete | exhausted2) & ~all_.odd
         taken[again] = taken2
-        idx2 = np.flatnonzero(taken2)          # positions in `again`
-    if not taken.any():
+    # Flights the stream path would leave open after its reads (incomplete, within its limits,
+    # read plainly): the same writes, and the stream it would hold is opened here.
+    opening = r1.ok & plain1 & ~done1 & (n_seg == n1)
+    open2 = np.zeros(0, bool)
+    if again.size:
+        open2 = r2.ok & ~all_.capped & ~all_.odd & ~taken2
+        opening[again] = open2
+        idx2 = np.flatnonzero(taken2 | open2)          # positions in `again`
+    if not (taken | opening).any():
         return rows
-    idx1 = np.flatnonzero(taken)
+    idx1 = np.flatnonzero(taken | opening)
     uid = skeys >> 1
     log = collector.log
     # The stream path's writes, in its order: every first read, then the second reads. A
     # stream's first_ts: its earliest segment from the start on (one overtaking the start too).
-    log.batch("flight", uid[idx1], **r1.columns(idx1, np.minimum(t_start, one.first_ts)))
+    first_ts = np.minimum(t_start, one.first_ts)
+    log.batch("flight", uid[idx1], **r1.columns(idx1, first_ts))
     if idx2.size:
-        log.batch("flight", uid[again[idx2]], **r2.columns(idx2, np.minimum(t_start[again], all_.first_ts)))
+        first_ts2 = np.minimum(t_start[again], all_.first_ts)
+        log.batch("flight", uid[again[idx2]], **r2.columns(idx2, first_ts2))
+        first_ts[again] = first_ts2
+    if opening.any():
+        _open_streams(collector, buf, pk, np.flatnonzero(opening), skeys, starts, seg_row, first_seg, n_seg, first_ts)
     finished = skeys[taken]
     done.update(finished)
-    return rows[~isin_keys(rk, finished)]
+    return rows[~isin_keys(rk, skeys[taken | opening])]
+
+
+def _open_streams(collector, buf, pk, idx, skeys, starts, seg_row, first_seg, n_seg, first_ts) -> None:
+    """The streams collect._feed would hold for flights idx after feeding their segments
+    (seg_row[first_seg[i]:][:n_seg[i]], in feed order): a repeated seq keeps its first
+    payload; none is capped (those flights stay on the stream path)."""
+    from .collect import _Stream
+    counts = n_seg[idx]
+    ends = np.cumsum(counts)
+    rows = seg_row[np.arange(int(ends[-1]), dtype=np.int64) + np.repeat(first_seg[idx] - (ends - counts), counts)]
+    caps = pk.payload_cap[rows]
+    data = gather_ranges(buf, pk.payload_off[rows], caps).tobytes()
+    seqs, caps = pk.seq[rows].tolist(), caps.tolist()
+    at = j = 0
+    for key, start_seq, ts, m in zip(skeys[idx].tolist(), pk.seq[starts[idx]].tolist(), first_ts[idx].tolist(),
+                                     counts.tolist()):
+        stream = _Stream("tls", ts, start_seq)
+        segments = stream.segments
+        for _ in range(m):
+            seq, cap = seqs[j], caps[j]
+            if seq not in segments:
+                segments[seq] = data[at:at + cap]
+                stream.held += cap
+            at += cap
+            j += 1
+        stream.seen = m
+        collector.streams[key] = stream
 
 
 class _Bytes:
@@ -184,19 +224,18 @@ class _Read:
         return dict(server_ts=pa.array(first_ts[idx], mask=~s.hello_seen[idx]),
                     tls_version=names_of(version, tls.version_name),
                     server_alpn=text_column(s.hs, s.alpn_start[idx], s.alpn_end[idx]),
-                    tls_alert=names_of(alert, lambda a: tls.alert_name(a >> 8, a & 0xFF)),
-                    cert_issuer=pa.array([self.issuer[i] for i in idx.tolist()], type=pa.large_string()))
+                    tls_alert=names_of(alert, alert_text),
+                    cert_issuer=pa.array(self.issuer[idx].tolist(), type=pa.large_string()))
 
 
 def _read(b: _Bytes, name: str) -> _Read:
     scan = tls_flight.scan_flights(b.data, b.start, b.length, _scratch(name + ".hs", len(b.data)))
     ok = scan.kind == tls_flight.READ
-    issuer: list[str | None] = [None] * len(ok)
+    issuer = np.full(len(ok), None, object)
     for i in np.flatnonzero(ok & (scan.leaf_start >= 0)).tolist():
         # Cached by the DER bytes in tls._x509_names: a server shows the same leaf to every client.
         issuer[i] = tls._x509_names(scan.hs[scan.leaf_start[i]:scan.leaf_end[i]].tobytes())[1]
-    has_issuer = np.array([v is not None for v in issuer], bool)
-    complete = (scan.alert >= 0) | (scan.version == TLS13) | has_issuer | scan.hello_done
+    complete = (scan.alert >= 0) | (scan.version == TLS13) | np.not_equal(issuer, None) | scan.hello_done
     return _Read(scan, issuer, ok, complete)
 
 
