@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
+import contextlib
 import gzip
 import ipaddress
 import struct
@@ -492,10 +493,11 @@ def sample_generator():
     return mod
 
 
-def collect_metadata(path: Path, chunk_bytes: int = 32 << 20, *, tolerate: bool = False):
+def collect_metadata(path: Path, chunk_bytes: int = 32 << 20, *, tolerate: bool = False, after_chunk=None):
     """The flow table and the metadata collector over a capture, chunk by chunk as the engine
     feeds them, the collector finished: (table, collector, stats). `tolerate`: a capture that
-    breaks part-way keeps what was read (CaptureError and warnings silenced)."""
+    breaks part-way keeps what was read (CaptureError and warnings silenced); `after_chunk`:
+    called with the collector after each chunk."""
     import warnings
     from apnstrace.decode import decode_chunk
     from apnstrace.errors import CaptureError
@@ -514,8 +516,41 @@ def collect_metadata(path: Path, chunk_bytes: int = 32 << 20, *, tolerate: bool 
                 packets, _ = decode_chunk(raw, stats)
                 joined = table.add(packets)
                 collector.add(raw.buf, packets, joined.uid, joined.rank)
+                if after_chunk is not None:
+                    after_chunk(collector)
         except CaptureError:
             if not tolerate:
                 raise
     collector.finish()
     return table, collector, stats
+
+
+@contextlib.contextmanager
+def metadata_fast_paths(on: bool):
+    """The collector's compiled fast paths (DNS, stream starts, server flights) on or off; off,
+    every payload goes the Python stream path, the reference the fast paths must equal."""
+    from apnstrace.metadata import dns_feed, fast_streams, flight_streams
+    saved = dns_feed.COMPILED, fast_streams.COMPILED, flight_streams.COMPILED
+    dns_feed.COMPILED = fast_streams.COMPILED = flight_streams.COMPILED = on
+    try:
+        yield
+    finally:
+        dns_feed.COMPILED, fast_streams.COMPILED, flight_streams.COMPILED = saved
+
+
+@contextlib.contextmanager
+def keys_fed_to_python():
+    """The flow-direction keys whose rows reach the collector's Python stream path (_feed)."""
+    from apnstrace.metadata import collect
+    fed: list = []
+    feed = collect.MetadataCollector._feed
+
+    def spy(self, buf, pk, key, rows, *args, **kwargs):
+        fed.extend(key[rows].tolist())
+        return feed(self, buf, pk, key, rows, *args, **kwargs)
+
+    collect.MetadataCollector._feed = spy
+    try:
+        yield fed
+    finally:
+        collect.MetadataCollector._feed = feed

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from conftest import CORPUS, SAMPLE_CAPTURES, collect_metadata, mutated
+from conftest import CORPUS, SAMPLE_CAPTURES, collect_metadata, metadata_fast_paths, mutated
 from apnstrace.decode import decode_chunk, dns, http, tls
 from apnstrace.decode import dns_fast, http_fast, tls_fast, tls_flight
 from apnstrace.decode.malformed import Malformed
 from apnstrace.errors import CaptureError
-from apnstrace.metadata import dns_feed, fast_streams, flight_streams
+from apnstrace.metadata import dns_feed, fast_streams
 from apnstrace.reader import iter_batches
 from apnstrace.stats import RunStats
 
@@ -290,12 +290,8 @@ def test_http_scan_equals_the_parsers_on_mutated_payloads(data: bytes) -> None:
 # ---------------------------------------------------------------- the collector, fast path on and off
 
 def _collected(path: Path, fast: bool) -> tuple:
-    saved = dns_feed.COMPILED, fast_streams.COMPILED, flight_streams.COMPILED
-    dns_feed.COMPILED = fast_streams.COMPILED = flight_streams.COMPILED = fast
-    try:
+    with metadata_fast_paths(fast):
         _, collector, stats = collect_metadata(path, 65536, tolerate=True)   # small chunks: more chunk edges
-    finally:
-        dns_feed.COMPILED, fast_streams.COMPILED, flight_streams.COMPILED = saved
     flows = {uid: dataclasses.asdict(meta) for uid, meta in collector.flows.items()}
     return flows, collector.dns, dict(stats.malformed)
 

@@ -9,13 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import sample_generator
-from apnstrace.decode import decode_chunk
-from apnstrace.flows import FlowTable
-from apnstrace.metadata import MetadataCollector, collect, dns_feed, fast_streams, flight_streams
-from apnstrace.options import FlowOptions
-from apnstrace.reader import iter_batches
-from apnstrace.stats import RunStats
+from conftest import collect_metadata, keys_fed_to_python, metadata_fast_paths, sample_generator
 
 # Per flow: how many of the server flight's segments are sent (the rest never comes), and
 # whether a pause makes the ones after the first land in later chunks.
@@ -55,20 +49,10 @@ def capture(tmp_path_factory) -> Path:
 
 def _collected(path: Path, fast: bool, chunk_bytes: int) -> tuple:
     """Per chunk: the collector's open streams (their whole state); then the finished flows."""
-    saved = dns_feed.COMPILED, fast_streams.COMPILED, flight_streams.COMPILED
-    dns_feed.COMPILED = fast_streams.COMPILED = flight_streams.COMPILED = fast
-    states = []
-    try:
-        stats = RunStats()
-        table, collector = FlowTable(FlowOptions()), MetadataCollector(stats)
-        for raw in iter_batches(path, stats, chunk_bytes):
-            packets, _ = decode_chunk(raw, stats)
-            joined = table.add(packets)
-            collector.add(raw.buf, packets, joined.uid, joined.rank)
-            states.append({k: dataclasses.asdict(s) for k, s in collector.streams.items()})
-        collector.finish()
-    finally:
-        dns_feed.COMPILED, fast_streams.COMPILED, flight_streams.COMPILED = saved
+    states: list = []
+    with metadata_fast_paths(fast):
+        _, collector, stats = collect_metadata(path, chunk_bytes, after_chunk=lambda c: states.append(
+            {k: dataclasses.asdict(s) for k, s in c.streams.items()}))
     flows = {uid: dataclasses.asdict(meta) for uid, meta in collector.flows.items()}
     return states, flows, dict(stats.malformed), dict(stats.limits)
 
@@ -89,17 +73,7 @@ def test_open_flights_give_what_the_stream_path_gives(capture: Path, chunk_bytes
 
 def test_take_flights_opens_the_streams_itself(capture: Path) -> None:
     """With one chunk, the incomplete flights never reach the Python feed: take_flights opens them."""
-    fed: list = []
-    feed = collect.MetadataCollector._feed
-
-    def spy(self, buf, pk, key, rows, *args, **kwargs):
-        fed.extend(key[rows].tolist())
-        return feed(self, buf, pk, key, rows, *args, **kwargs)
-
-    collect.MetadataCollector._feed = spy
-    try:
+    with keys_fed_to_python() as fed:
         states, flows, _, _ = _collected(capture, True, 32 << 20)
-    finally:
-        collect.MetadataCollector._feed = feed
     open_keys = set(states[-1])
     assert open_keys and not open_keys & set(fed)

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import collect_metadata, sample_generator
-from apnstrace.metadata import collect, dns_feed, fast_streams, flight_streams
+from conftest import collect_metadata, keys_fed_to_python, metadata_fast_paths, sample_generator
 
 # Per flow: the order the server flight's segments are sent in (indices into its segments).
 ORDERS = ([1, 0], [1, 0, 1], [0, 1], [2, 0, 1], [1, 2, 0], [2, 1, 0, 2])
@@ -42,29 +41,16 @@ def capture(tmp_path_factory) -> Path:
     return path
 
 
-def _collected(path: Path, fast: bool, fed: list) -> tuple:
-    saved = dns_feed.COMPILED, fast_streams.COMPILED, flight_streams.COMPILED
-    dns_feed.COMPILED = fast_streams.COMPILED = flight_streams.COMPILED = fast
-    feed = collect.MetadataCollector._feed
-
-    def spy(self, buf, pk, key, rows, *args, **kwargs):
-        fed.extend(key[rows].tolist())
-        return feed(self, buf, pk, key, rows, *args, **kwargs)
-
-    collect.MetadataCollector._feed = spy
-    try:
+def _collected(path: Path, fast: bool) -> tuple:
+    """The finished flows' metadata, the malformed counts, and the keys that reached Python."""
+    with metadata_fast_paths(fast), keys_fed_to_python() as fed:
         _, collector, stats = collect_metadata(path)
-    finally:
-        dns_feed.COMPILED, fast_streams.COMPILED, flight_streams.COMPILED = saved
-        collect.MetadataCollector._feed = feed
-    return {uid: dataclasses.asdict(meta) for uid, meta in collector.flows.items()}, dict(stats.malformed)
+    return {uid: dataclasses.asdict(meta) for uid, meta in collector.flows.items()}, dict(stats.malformed), fed
 
 
 def test_reordered_flights_give_what_the_stream_path_gives(capture: Path) -> None:
-    slow_fed: list = []
-    fast_fed: list = []
-    slow = _collected(capture, False, slow_fed)
-    fast = _collected(capture, True, fast_fed)
+    *slow, slow_fed = _collected(capture, False)
+    *fast, fast_fed = _collected(capture, True)
     assert fast == slow
     flows, malformed = fast
     assert len(flows) == len(ORDERS) and not malformed

@@ -14,19 +14,27 @@ from ..reader.walk import njit
 
 COMPILED = njit.__module__.startswith("numba")
 
-__all__ = ["COMPILED", "dotted_quads"]
+__all__ = ["COMPILED", "dotted_quads", "string_buffers"]
 
 
-def dotted_quads(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per value of a string column without nulls: (is a dotted quad, its 32-bit word as
-    (o0 << 24) | (o1 << 16) | (o2 << 8) | o3 from the groups' numbers, every group <= 255)."""
+def string_buffers(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A string or large_string column's value offsets (int64, len + 1) and bytes, as views
+    where the layout allows; the bytes are never empty (kernels may index them blindly)."""
     n = len(text)
     if text.type == pa.string():
         offsets = np.frombuffer(text.buffers()[1], np.int32, n + 1, text.offset * 4).astype(np.int64)
     else:
         offsets = np.frombuffer(text.buffers()[1], np.int64, n + 1, text.offset * 8)
     data = text.buffers()[2]
-    data = np.frombuffer(data, np.uint8) if data is not None and data.size else np.zeros(0, np.uint8)
+    data = np.frombuffer(data, np.uint8) if data is not None and data.size else np.zeros(1, np.uint8)
+    return offsets, data
+
+
+def dotted_quads(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per value of a string column without nulls: (is a dotted quad, its 32-bit word as
+    (o0 << 24) | (o1 << 16) | (o2 << 8) | o3 from the groups' numbers, every group <= 255)."""
+    n = len(text)
+    offsets, data = string_buffers(text)
     quad = np.zeros(n, np.bool_)
     word = np.zeros(n, np.uint64)
     good = np.zeros(n, np.bool_)

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..reader.walk import njit
-from .dotted_quads import COMPILED
+from .dotted_quads import COMPILED, string_buffers
 
 __all__ = ["COMPILED", "colon_hex"]
 
@@ -21,12 +21,7 @@ def colon_hex(text: pa.Array, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """For the values marked in `wanted` of a string column without nulls: (read here, high and
     low 64 bits). Values not read are for inet_pton."""
     n = len(text)
-    if text.type == pa.string():
-        offsets = np.frombuffer(text.buffers()[1], np.int32, n + 1, text.offset * 4).astype(np.int64)
-    else:
-        offsets = np.frombuffer(text.buffers()[1], np.int64, n + 1, text.offset * 8)
-    data = text.buffers()[2]
-    data = np.frombuffer(data, np.uint8) if data is not None and data.size else np.zeros(1, np.uint8)
+    offsets, data = string_buffers(text)
     ok = np.zeros(n, np.bool_)
     hi = np.zeros(n, np.uint64)
     lo = np.zeros(n, np.uint64)
