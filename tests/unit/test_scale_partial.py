@@ -8,7 +8,7 @@ import numpy as np
 from apnstrace.flows.keys import key_hash
 from apnstrace.flows.table import FlowTable, frame_clock
 from apnstrace.options import FlowOptions
-from apnstrace.scale.partial import load_rows, run_file
+from apnstrace.scale.partial import load_rows, run_file, spilled_uids
 from conftest import T0_NS, ether, ip4, pcap, tcp, udp, write
 
 C, S = "10.0.0.7", "192.0.2.44"
@@ -55,3 +55,20 @@ def test_flow_table_gives_each_packets_key_hash_and_clock(tmp_path: Path) -> Non
     assert np.array_equal(joined.h, key_hash(pk.a_hi, pk.a_lo, pk.b_hi, pk.b_lo, pk.port_a, pk.port_b, pk.proto))
     assert np.array_equal(joined.clock, frame_clock(pk.ts, now))
     assert joined.clock[0] == now
+
+
+def test_spilled_uids_are_the_sorted_distinct_uids_of_the_keys_packets(tmp_path: Path) -> None:
+    """spilled_uids reads a spill folder's per-packet uids through a table: the same as np.unique
+    over the packets of the wanted keys (several flows per key, keys not wanted, none at all)."""
+    rng = np.random.default_rng(5)
+    hashes = rng.integers(-2**63, 2**63 - 1, 300, dtype=np.int64)         # one per spilled key
+    code = rng.integers(0, 300, 20_000)                                    # each packet's key
+    uid = (code * 3 + rng.integers(0, 3, code.size)).astype(np.int64)     # up to 3 flows a key
+    np.save(tmp_path / "key_h.npy", hashes)
+    np.save(tmp_path / "code.npy", code)
+    np.save(tmp_path / "uid.npy", uid)
+    for wanted in (hashes[rng.choice(300, 40, replace=False)], hashes[:1], hashes[:0],
+                   np.array([12345], np.int64)):
+        expected = np.unique(uid[np.isin(hashes, wanted)[code]])
+        got = spilled_uids(str(tmp_path), wanted)
+        assert got.dtype == expected.dtype and np.array_equal(got, expected)

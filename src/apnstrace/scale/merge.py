@@ -29,6 +29,7 @@ import pandas as pd
 from .. import schema
 from ..flows.finalize import EVIDENCE, HIDDEN, UID, assemble
 from ..metadata.collect import DnsRecords
+from ..metadata.key_set import isin_keys
 from ..options import FlowOptions, SequenceOptions
 from ..sequences import Activity, ActivityCollector
 from ..site import Site
@@ -127,7 +128,7 @@ def _collect(parts: Sequence[FilePartial], keys: list[np.ndarray]) -> _Mine:
         replayed_uids += len(dropped)
         uid = part.flows[UID].to_numpy()
         # Rows of replayed keys are left out when the flows are ordered (one copy, not two).
-        rows.append(np.isin(uid, dropped) if dropped.size else np.zeros(len(uid), bool))
+        rows.append(isin_keys(uid.astype(np.int64, copy=False), dropped.astype(np.int64, copy=False)))
         part.flows[UID] = uid + base               # the worker's frame: no other holder
         frames.append(part.flows)
         part.flows = None                          # held once: the merged frame is built from these
@@ -225,7 +226,7 @@ def _extend_activity(out: Activity, got: Activity, dropped: np.ndarray, base: in
     for prefix in ("start", "apns"):
         names = [n for n in ACTIVITY if n.startswith(prefix + "_")]
         for i, uid in enumerate(getattr(got, f"{prefix}_uid")):
-            keep = ~np.isin(uid, dropped) if dropped.size else np.ones(len(uid), bool)
+            keep = ~isin_keys(np.asarray(uid, np.int64), dropped.astype(np.int64, copy=False))
             for name in names:
                 values = getattr(got, name)[i][keep]
                 getattr(out, name).append(values + base if name.endswith("_uid") else values)

@@ -260,7 +260,13 @@ def load_rows(folder: str, keys: np.ndarray) -> tuple[dict[str, np.ndarray], np.
 def spilled_uids(folder: str, keys: np.ndarray) -> np.ndarray:
     """The worker's uids of the flows of these keys (sorted)."""
     rows, _ = _rows_of(folder, keys)
-    return np.unique(np.load(os.path.join(folder, "uid.npy"), mmap_mode="r")[rows])
+    uid = np.load(os.path.join(folder, "uid.npy"), mmap_mode="r")[rows]
+    if not len(uid):
+        return uid
+    # uids are a file's flow numbers (dense, from 0): a table instead of np.unique's sort
+    seen = np.zeros(int(uid.max()) + 1, bool)
+    seen[uid] = True
+    return np.flatnonzero(seen).astype(uid.dtype, copy=False)
 
 
 def _rows_of(folder: str, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
