@@ -1,5 +1,8 @@
 """Server flights in reassembled stream bytes, many at once in one compiled call.
 
+A stream may be given as pieces of a buffer (scan_pieces: the segments where the chunk holds
+them, so nothing is copied but the handshake bytes) or in one piece (scan_flights).
+
 parse_server_flight (tls.py) stays the reference; this reads the same records the same way
 (handshake messages joined across records, a record the data ends inside read as far as it
 goes, the leaf certificate located as soon as its bytes are in) and gives per flight the
@@ -17,7 +20,7 @@ from ..reader.walk import njit
 from .tls import ALERT, APPLICATION_DATA, CERTIFICATE, CHANGE_CIPHER_SPEC, HANDSHAKE, SERVER_HELLO, SERVER_HELLO_DONE
 from .tls_fast import _server_hello, alert_code, record_at
 
-__all__ = ["FALLBACK", "READ", "FlightScan", "scan_flights"]
+__all__ = ["FALLBACK", "READ", "FlightScan", "scan_flights", "scan_pieces"]
 
 FALLBACK, READ = 0, 1
 TLS13 = 0x0304
@@ -43,10 +46,22 @@ def scan_flights(data: np.ndarray, start: np.ndarray, length: np.ndarray, hs: np
     """The flights at data[start:start+length] (each the start of a server's byte stream).
     hs: where to put their handshake bytes (at least len(data) long), else a new array."""
     n = len(start)
+    start = np.ascontiguousarray(start, np.int64)
     hs = np.empty(len(data), np.uint8) if hs is None else hs
+    return scan_pieces(data, start, np.ascontiguousarray(length, np.int64), np.arange(n + 1, dtype=np.int64),
+                       start, hs)
+
+
+def scan_pieces(buf: np.ndarray, piece_off: np.ndarray, piece_len: np.ndarray, first_piece: np.ndarray,
+                hs_start: np.ndarray, hs: np.ndarray) -> FlightScan:
+    """The flights whose bytes lie in pieces of `buf`, read where they are (no reassembled copy):
+    flight i is buf[piece_off[j]:piece_off[j] + piece_len[j]] for j in first_piece[i]:first_piece[i + 1],
+    joined. Its handshake bytes go to hs[hs_start[i]:] (room for the flight's length)."""
+    n = len(first_piece) - 1
     out = FlightScan(np.zeros(n, np.int8), np.zeros(n, np.bool_), np.zeros(n, np.bool_),
                      *(np.full(n, -1, np.int64) for _ in range(6)), hs)
-    _scan(data, np.ascontiguousarray(start, np.int64), np.ascontiguousarray(length, np.int64), out.hs, out.kind,
+    _scan(buf, np.ascontiguousarray(piece_off, np.int64), np.ascontiguousarray(piece_len, np.int64),
+          np.ascontiguousarray(first_piece, np.int64), np.ascontiguousarray(hs_start, np.int64), out.hs, out.kind,
           out.hello_seen, out.hello_done, out.version, out.alert, out.alpn_start, out.alpn_end,
           out.leaf_start, out.leaf_end)
     return out
@@ -58,24 +73,43 @@ def _u24(buf, at):
 
 
 @njit(cache=True)
-def _flight(data, base, n, hs, i, hello_seen, hello_done, version, alert, alpn_start, alpn_end, leaf_start,
-            leaf_end):
-    """One flight; hs[base:] receives its handshake bytes. True when read plainly."""
-    end = base + n
-    pos = base
+def _copy(buf, piece_off, piece_len, a, b, lo, hi, out, at):
+    """Bytes lo:hi of the stream made of pieces a:b into out[at:]."""
+    s = 0
+    for j in range(a, b):
+        e = s + piece_len[j]
+        if e > lo:
+            x = max(lo, s)
+            y = min(hi, e)
+            out[at + x - lo:at + y - lo] = buf[piece_off[j] + x - s:piece_off[j] + y - s]
+        if e >= hi:
+            break
+        s = e
+
+
+@njit(cache=True)
+def _flight(buf, piece_off, piece_len, a, b, n, hs, base, i, tmp, hello_seen, hello_done, version, alert,
+            alpn_start, alpn_end, leaf_start, leaf_end):
+    """One flight (n bytes in pieces a:b; positions below are in the stream); hs[base:] receives
+    its handshake bytes. True when read plainly."""
+    end = n
+    pos = 0
     have = base               # end of the handshake bytes in hs
     used = base               # handshake bytes consumed as whole messages
     seen = False
     cert_done = False
     ver = -1
     while pos + 5 <= end:
-        ctype, length, start, stop, cut = record_at(data, pos, end)
+        _copy(buf, piece_off, piece_len, a, b, pos, pos + 5, tmp, 0)
+        ctype, length, start, stop, cut = record_at(tmp, 0, end - pos)
         if ctype < 0:
             return False
+        start += pos
+        stop += pos
         if cut and ctype != HANDSHAKE:
             break
         if ctype == HANDSHAKE:
-            hs[have:have + stop - start] = data[start:stop]
+            _copy(buf, piece_off, piece_len, a, b, start, stop, hs, have)
             have += stop - start
             while used + 4 <= have:
                 mtype = hs[used]
@@ -103,7 +137,10 @@ def _flight(data, base, n, hs, i, hello_seen, hello_done, version, alert, alpn_s
                     hello_done[i] = True
                 used = mend
         elif ctype == ALERT and alert[i] < 0:
-            alert[i] = alert_code(data, start, length)
+            # alert_code reads two bytes only when the record holds exactly two (not cut: see above)
+            if length == 2:
+                _copy(buf, piece_off, piece_len, a, b, start, start + 2, tmp, 0)
+            alert[i] = alert_code(tmp, 0, length)
             if alert[i] >> 8 == 2:
                 break                                      # fatal: nothing follows
         elif ctype == CHANGE_CIPHER_SPEC or ctype == APPLICATION_DATA:
@@ -119,9 +156,15 @@ def _flight(data, base, n, hs, i, hello_seen, hello_done, version, alert, alpn_s
 
 
 @njit(cache=True)
-def _scan(data, start, length, hs, kind, hello_seen, hello_done, version, alert, alpn_start, alpn_end,
-          leaf_start, leaf_end):
-    for i in range(len(start)):
-        if _flight(data, start[i], length[i], hs, i, hello_seen, hello_done, version, alert, alpn_start, alpn_end,
-                   leaf_start, leaf_end):
+def _scan(buf, piece_off, piece_len, first_piece, hs_start, hs, kind, hello_seen, hello_done, version, alert,
+          alpn_start, alpn_end, leaf_start, leaf_end):
+    tmp = np.empty(5, np.uint8)
+    for i in range(len(first_piece) - 1):
+        a = first_piece[i]
+        b = first_piece[i + 1]
+        n = 0
+        for j in range(a, b):
+            n += piece_len[j]
+        if _flight(buf, piece_off, piece_len, a, b, n, hs, hs_start[i], i, tmp, hello_seen, hello_done, version,
+                   alert, alpn_start, alpn_end, leaf_start, leaf_end):
             kind[i] = READ

@@ -4,7 +4,8 @@ A TLS 1.2 server flight (ServerHello, Certificate chain, ServerHelloDone) usuall
 TCP segments. The stream path (collect.py) reads one: it parses the first segment alone (the
 flight is incomplete), then all segments the chunk holds, reassembled in sequence order, and
 writes what each parse found. Here the same happens for all such flights of a chunk at once:
-numba reassembles them and scans them (decode/tls_flight.py), and the two writes per flight go
+numba reassembles them, as lists of pieces of the chunk buffer rather than copies, and scans
+them where they lie (decode/tls_flight.py), and the two writes per flight go
 to the metadata log as columns. A flight is taken only when the outcome is certain to be the
 stream path's: its flow has nothing else on the stream path in this chunk (neither direction),
 and both reads are plain and end it (complete, or at the stream path's limits). Any other
@@ -97,7 +98,7 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
     seg_stream, seg_row = seg_stream[by_stream], seg_row[by_stream]
     first_seg = np.searchsorted(seg_stream, np.arange(len(starts)))
     n_seg = np.diff(np.append(first_seg, len(seg_stream)))
-    one = _reassembled(buf, pk, feed_row, first1, starts, collector.max_held, n1, "one")
+    one = _reassembled(buf, pk, feed_row, first1, starts, collector.max_held, n1)
     r1 = _read(one, "one")
     # The stream path's verdicts: done after the first read, or after the second; else it goes on.
     exhausted1 = one.capped | (n1 >= max_segments) | (one.length >= max_bytes)
@@ -114,7 +115,7 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
         a_rows = seg_row[wanted[seg_stream]]
         a_n = n_seg[again]
         a_first = np.concatenate([[0], np.cumsum(a_n)[:-1]]).astype(np.int64)
-        all_ = _reassembled(buf, pk, a_rows, a_first, starts[again], collector.max_held, a_n, "all")
+        all_ = _reassembled(buf, pk, a_rows, a_first, starts[again], collector.max_held, a_n)
         r2 = _read(all_, "all")
         exhausted2 = all_.capped | (a_n >= max_segments) | (all_.length >= max_bytes)
         taken2 = r2.ok & ~all_.capped & (r2.complete | exhausted2) & ~all_.odd
@@ -175,11 +176,12 @@ def _open_streams(collector, buf, pk, idx, skeys, starts, seg_row, first_seg, n_
 
 
 class _Bytes:
-    """Reassembled streams: stream i is data[start[i]: start[i] + length[i]]."""
+    """Reassembled streams, left where they are: stream i is the pieces first_piece[i]:first_piece[i + 1]
+    of the chunk buffer (piece_off, piece_len), `length` bytes in all."""
 
-    def __init__(self, data, start, length, capped, odd, first_ts):
-        self.data, self.start, self.length, self.capped, self.odd, self.first_ts = \
-            data, start, length, capped, odd, first_ts
+    def __init__(self, buf, piece_off, piece_len, first_piece, length, capped, odd, first_ts):
+        self.buf, self.piece_off, self.piece_len, self.first_piece = buf, piece_off, piece_len, first_piece
+        self.length, self.capped, self.odd, self.first_ts = length, capped, odd, first_ts
 
 
 def _scratch(name: str, size: int) -> np.ndarray:
@@ -194,24 +196,21 @@ def _scratch(name: str, size: int) -> np.ndarray:
 _SCRATCH: dict[str, np.ndarray] = {}
 
 
-def _reassembled(buf, pk, seg_row, first_seg, starts, max_held, n_seg, name: str) -> _Bytes:
+def _reassembled(buf, pk, seg_row, first_seg, starts, max_held, n_seg) -> _Bytes:
     n = len(starts)
-    if n_seg is None:
-        n_seg = np.ones(n, np.int64)
     caps = pk.payload_cap[seg_row]
-    room = np.zeros(n, np.int64)
-    np.add.at(room, np.repeat(np.arange(n), n_seg), caps)
-    out_start = np.concatenate([[0], np.cumsum(room)[:-1]]).astype(np.int64)
-    data = _scratch(name + ".data", int(room.sum()))
+    piece_off = np.empty(len(seg_row), np.int64)
+    piece_len = np.empty(len(seg_row), np.int64)
+    first_piece = np.zeros(n + 1, np.int64)
     length = np.zeros(n, np.int64)
     capped = np.zeros(n, np.bool_)
     odd = np.zeros(n, np.bool_)
     first_ts = np.full(n, np.inf)
     _assemble(buf, pk.payload_off[seg_row].astype(np.int64), caps.astype(np.int64),
-                        pk.seq[seg_row].astype(np.int64), pk.ts[seg_row].astype(np.float64),
-                        first_seg.astype(np.int64), n_seg.astype(np.int64), pk.seq[starts].astype(np.int64),
-                        int(max_held), _stream_words(), data, out_start, length, capped, odd, first_ts)
-    return _Bytes(data, out_start, length, capped, odd, first_ts)
+              pk.seq[seg_row].astype(np.int64), pk.ts[seg_row].astype(np.float64),
+              first_seg.astype(np.int64), n_seg.astype(np.int64), pk.seq[starts].astype(np.int64),
+              int(max_held), _stream_words(), piece_off, piece_len, first_piece, length, capped, odd, first_ts)
+    return _Bytes(buf, piece_off, piece_len, first_piece, length, capped, odd, first_ts)
 
 
 class _Read:
@@ -229,7 +228,9 @@ class _Read:
 
 
 def _read(b: _Bytes, name: str) -> _Read:
-    scan = tls_flight.scan_flights(b.data, b.start, b.length, _scratch(name + ".hs", len(b.data)))
+    hs_start = np.concatenate([[0], np.cumsum(b.length)[:-1]]).astype(np.int64)
+    scan = tls_flight.scan_pieces(b.buf, b.piece_off, b.piece_len, b.first_piece, hs_start,
+                                  _scratch(name + ".hs", int(b.length.sum())))
     ok = scan.kind == tls_flight.READ
     issuer = np.full(len(ok), None, object)
     for i in np.flatnonzero(ok & (scan.leaf_start >= 0)).tolist():
@@ -252,11 +253,11 @@ def _signed(diff):
 
 
 @njit(cache=True)
-def _assemble(buf, off, cap, seq, ts, first_seg, n_seg, start_seq, max_held, words, data, out_start, length,
-              capped, odd, first_ts):
+def _assemble(buf, off, cap, seq, ts, first_seg, n_seg, start_seq, max_held, words, piece_off, piece_len,
+              first_piece, length, capped, odd, first_ts):
     """collect._feed + _contiguous for each stream's segments (feed order): a repeated seq is
     dropped, bytes past max_held are cut (capped), then the in-order bytes from the start up to
-    the first gap. first_ts: the earliest segment at or after the start (the start only if it
+    the first gap, as pieces of buf (stream i: pieces first_piece[i]:first_piece[i + 1]). first_ts: the earliest segment at or after the start (the start only if it
     reads as a TLS record); odd: a later segment that would start another stream."""
     most = 0
     for i in range(len(n_seg)):
@@ -311,8 +312,8 @@ def _assemble(buf, off, cap, seq, ts, first_seg, n_seg, start_seq, max_held, wor
                 k_off[y - 1], k_off[y] = k_off[y], k_off[y - 1]
                 k_len[y - 1], k_len[y] = k_len[y], k_len[y - 1]
                 y -= 1
-        base = out_start[i]
         n = 0
+        at = first_piece[i]
         for q in range(k):
             o = k_pos[q]
             if o < 0:
@@ -322,6 +323,9 @@ def _assemble(buf, off, cap, seq, ts, first_seg, n_seg, start_seq, max_held, wor
             skip = n - o
             if k_len[q] > skip:
                 add = k_len[q] - skip
-                data[base + n:base + n + add] = buf[k_off[q] + skip:k_off[q] + k_len[q]]
+                piece_off[at] = k_off[q] + skip
+                piece_len[at] = add
+                at += 1
                 n += add
         length[i] = n
+        first_piece[i + 1] = at
