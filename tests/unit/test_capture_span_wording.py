@@ -5,7 +5,8 @@ from __future__ import annotations
 from scapy.all import IP, UDP, Ether, wrpcap
 
 import apnstrace
-from apnstrace.report.verdicts import _duration
+from apnstrace.report.html import render_html
+from apnstrace.report.units import seconds_text
 
 
 def _capture_text(path) -> str:
@@ -35,14 +36,22 @@ def test_a_short_capture_has_no_dates(tmp_path):
 
 
 def test_duration_units():
-    assert _duration(59.0) == "59.0 s"
-    assert _duration(3 * 3600.0) == "3.0 h"
-    assert _duration(47 * 3600.0) == "47.0 h"
-    assert _duration(3 * 86400.0) == "3.0 days"
-    assert _duration(3 * 365.25 * 86400.0) == "3.0 years"
+    assert seconds_text(0.85) == "850 ms"
+    assert seconds_text(59.0) == "59.0 s"
+    assert seconds_text(3 * 3600.0) == "3.0 h"
+    assert seconds_text(47 * 3600.0) == "47.0 h"
+    assert seconds_text(3 * 86400.0) == "3.0 days"
+    assert seconds_text(3 * 365.25 * 86400.0) == "3.0 years"
+
+
+def test_the_report_header_says_years_too(tmp_path):
+    path = tmp_path / "merged.pcap"
+    wrpcap(str(path), [_udp(1456385034.8, 4000), _udp(1704898949.0, 4001)])
+    page = render_html(apnstrace.analyze(path))
+    assert "(7.9 years)" in page and " h)" not in page
 
 
 def test_one_flow_is_singular(tmp_path):
     path = tmp_path / "one.pcap"
     wrpcap(str(path), [_udp(1700000000.0, 4000)])
-    assert _capture_text(path).startswith("1 frame, 1 flow over 0.0 s")
+    assert _capture_text(path).startswith("1 frame, 1 flow over 0 ms")

@@ -14,6 +14,7 @@ import pandas as pd
 
 from .. import __version__
 from ..health.one_way import directions
+from .units import DAY, seconds_text
 
 if TYPE_CHECKING:
     from ..pipeline import Result
@@ -22,7 +23,6 @@ LEVELS = ("ok", "info", "warn", "fail")          # worst last
 COURIER = "apns-courier"
 COURIER_PORTS = (5223, 443)
 WATCHED_FOR_FAILURE = ("apns", "mdm")            # --fail-on-blocked
-DAY, YEAR = 86400.0, 365.25 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +204,7 @@ def _blocked(result: Result) -> Verdict:
 def _capture(result: Result) -> Verdict:
     s, flows = result.stats, result.flows
     span = float(flows["ts_end"].max() - flows["ts_start"].min()) if len(flows) else 0.0
-    text = f"{_n(s.records, 'frame')}, {_n(len(flows), 'flow')} over {_duration(span)}"
+    text = f"{_n(s.records, 'frame')}, {_n(len(flows), 'flow')} over {seconds_text(span)}"
     if span >= 2 * DAY:
         # Days between first and last frame are usually captures merged from different times
         # (or a device clock that jumped): say when, so nobody reads it as one long recording.
@@ -229,7 +229,7 @@ def _capture(result: Result) -> Verdict:
     live = s.live or {}
     if live.get("flows_retired"):
         where = f", in {live['dataset']}" if live.get("dataset") else " (not kept: no --dataset)"
-        text += (f"; live window: the last {_duration(live['keep_s'])} and open connections shown, "
+        text += (f"; live window: the last {seconds_text(live['keep_s'])} and open connections shown, "
                  f"{live['flows_retired']:,} older flows left it{where}")
     return Verdict("Capture", level, text)
 
@@ -250,18 +250,6 @@ def _ports(frame: pd.DataFrame) -> str:
 
 def _n(count: int, noun: str) -> str:
     return f"{count:,} {noun}{'' if count == 1 else 's'}"
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 2 * YEAR:
-        return f"{seconds / YEAR:.1f} years"
-    if seconds >= 2 * DAY:
-        return f"{seconds / DAY:.1f} days"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds:.1f} s"
 
 
 def _date(ts: float) -> str:
