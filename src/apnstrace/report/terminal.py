@@ -57,9 +57,9 @@ def print_flows_table(frame: pd.DataFrame, limit: int, console: Console | None =
 def print_run_summary(result: Result, console: Console | None = None) -> None:
     console = console or _console()
     s = result.stats
-    parts = [f"{s.records} frame{'' if s.records == 1 else 's'} read", f"{s.packets_in_flows} in flows"]
+    parts = [f"{s.records:,} frame{'' if s.records == 1 else 's'} read", f"{s.packets_in_flows:,} in flows"]
     if s.icmp_errors:
-        parts.append(f"{s.icmp_errors} ICMP error{'' if s.icmp_errors == 1 else 's'}")
+        parts.append(f"{s.icmp_errors:,} ICMP error{'' if s.icmp_errors == 1 else 's'}")
     skipped = sum(s.skipped.values())
     if skipped:
         parts.append(f"{skipped} not TCP/UDP (" + ", ".join(f"{k} {v}" for k, v in sorted(s.skipped.items())) + ")")
