@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 
 from ..flows.finalize import UID
 from .collect import DnsRecords, MetadataCollector
-from .column_codes import arrow_codes, hand_over
+from .column_codes import Codes, arrow_codes, hand_over
 from .gather import gather_text
 from .meta_log import MetaTable
 
@@ -46,7 +46,7 @@ def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
             picked[name] = found(name)
             flows[name] = column = pd.array(gather_text(*picked[name]), dtype="string")
             if name in CLASSIFIED:
-                hand_over(column, *_codes(*picked[name]))
+                hand_over(column, _codes(*picked[name]))
         values, rows = found("http_status")
         ok = _present(values, rows)
         status = np.append(values.fill_null(0).to_numpy(), 0).astype(np.int32)[rows]
@@ -69,9 +69,9 @@ def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
     (name, name_codes), (source, kind) = _names(sni, host, flows["server_ip"], flows["ts_start"].to_numpy(),
                                                 collected.dns)
     flows["server_name"] = column = pd.array(name, dtype="string")
-    hand_over(column, *name_codes)
+    hand_over(column, name_codes)
     flows[NAME_SOURCE] = column = pd.array(source, dtype="string")
-    hand_over(column, kind, pa.array(SOURCES, pa.large_string()))
+    hand_over(column, Codes(kind, pa.array(SOURCES, pa.large_string())))
     return flows
 
 
@@ -184,11 +184,12 @@ def _floats(values: pa.Array, rows: np.ndarray) -> np.ndarray:
     return np.append(values.to_numpy(zero_copy_only=False).astype(np.float64), np.nan)[rows]
 
 
-def _codes(values: pa.Array, rows: np.ndarray) -> tuple[np.ndarray, pa.Array]:
-    """Codes of values[rows] into their distinct values (-1: null), encoded on the source values."""
+def _codes(values: pa.Array, rows: np.ndarray) -> Codes:
+    """Codes of values[rows] into their distinct values (-1: null), encoded on the source values
+    and left factored: a code per source value, and `rows` itself."""
     encoded = values.dictionary_encode()
     codes = np.append(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64), -1)
-    return codes[rows], encoded.dictionary
+    return Codes(rows, encoded.dictionary, codes)
 
 
 def _text(column: pd.Series) -> pa.Array:
