@@ -28,6 +28,18 @@ def test_gather_is_take(values: list, rows: list) -> None:
     assert got.to_pylist() == take_or_null(column, rows).to_pylist()
 
 
+@settings(max_examples=200, deadline=None)
+@given(texts, st.lists(st.integers(-3, 40), max_size=20), st.lists(st.integers(-3, 30), max_size=60))
+def test_gather_through_records_is_take_of_the_composed_rows(values: list, rows: list, through: list) -> None:
+    column = pa.array(values, pa.large_string())
+    rows = np.array([r if r < len(values) else -1 for r in rows] + [-1], np.int64)   # a last slot -1
+    through = np.array([t if t < len(rows) else -1 for t in through], np.int64)
+    composed = np.array([rows[t] if t >= 0 else -1 for t in through.tolist()], np.int64)
+    got = gather_text(column, rows, through)
+    assert got.type == pa.large_string()
+    assert got.to_pylist() == take_or_null(column, composed).to_pylist()
+
+
 def test_gather_reads_a_sliced_column() -> None:
     column = pa.array(["a", "bb", None, "ccc", "d"], pa.large_string()).slice(1, 3)
     assert gather_text(column, np.array([2, -1, 0, 1])).to_pylist() == ["ccc", None, "bb", None]
