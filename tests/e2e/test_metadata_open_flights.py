@@ -77,3 +77,26 @@ def test_take_flights_opens_the_streams_itself(capture: Path) -> None:
         states, flows, _, _ = _collected(capture, True, 32 << 20)
     open_keys = set(states[-1])
     assert open_keys and not open_keys & set(fed)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize("chunk_bytes", [1 << 14, 32 << 20])
+def test_finish_writes_what_parsing_the_held_flights_again_writes(capture: Path, fast: bool,
+                                                                 chunk_bytes: int) -> None:
+    """finish() writes a flight stream's last row again, unparsed, when nothing was fed to it
+    since (collect._Stream.written): the same log as reassembling and parsing its bytes."""
+    import copy
+    last: list = []
+    with metadata_fast_paths(fast):
+        collect_metadata(capture, chunk_bytes, after_chunk=lambda c: last.__setitem__(slice(None), [copy.deepcopy(c)]))
+    kept, parsed = copy.deepcopy(last[0]), copy.deepcopy(last[0])
+    assert any(s.written is not None and s.written_seen == s.seen for s in kept.streams.values())
+    for stream in parsed.streams.values():
+        stream.written = None                  # parse every held stream again, as before
+    kept.finish()
+    parsed.finish()
+    assert not kept.streams and not parsed.streams
+    assert kept.log.rows == parsed.log.rows
+    assert {u: dataclasses.asdict(m) for u, m in kept.flows.items()} == \
+        {u: dataclasses.asdict(m) for u, m in parsed.flows.items()}
+    assert dict(kept.stats.malformed) == dict(parsed.stats.malformed)

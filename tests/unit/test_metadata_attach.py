@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apnstrace.metadata.attach import _codes, _dns_named, _positions
-from apnstrace.metadata.column_codes import arrow_codes, hand_over
+from apnstrace.metadata.column_codes import Codes, arrow_codes, column_codes, hand_over
 from apnstrace.metadata.dns_records import DnsRecords
 from apnstrace.metadata.gather import gather_text
 from apnstrace.metadata.meta_log import take_or_null
@@ -26,6 +26,18 @@ def test_gather_is_take(values: list, rows: list) -> None:
     got = gather_text(column, rows)
     assert got.type == pa.large_string()
     assert got.to_pylist() == take_or_null(column, rows).to_pylist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts, st.lists(st.integers(-3, 40), max_size=20), st.lists(st.integers(-3, 30), max_size=60))
+def test_gather_through_records_is_take_of_the_composed_rows(values: list, rows: list, through: list) -> None:
+    column = pa.array(values, pa.large_string())
+    rows = np.array([r if r < len(values) else -1 for r in rows] + [-1], np.int64)   # a last slot -1
+    through = np.array([t if t < len(rows) else -1 for t in through], np.int64)
+    composed = np.array([rows[t] if t >= 0 else -1 for t in through.tolist()], np.int64)
+    got = gather_text(column, rows, through)
+    assert got.type == pa.large_string()
+    assert got.to_pylist() == take_or_null(column, composed).to_pylist()
 
 
 def test_gather_reads_a_sliced_column() -> None:
@@ -80,8 +92,7 @@ def test_handed_codes_are_read_once_and_say_the_same() -> None:
     values = pa.array(["b", None, "a", "b", ""], pa.large_string())
     rows = np.array([0, 2, -1, 3, 1, 4, 2])
     column = pd.array(gather_text(values, rows), dtype="string")
-    codes, distinct = _codes(values, rows)
-    hand_over(column, codes, distinct)
+    hand_over(column, _codes(values, rows))
     got_codes, got_distinct = arrow_codes(pd.Series(column))
     assert got_codes is not None and len(set(got_distinct.to_pylist())) == len(got_distinct)
     decoded = [got_distinct[c].as_py() if c >= 0 else None for c in got_codes.tolist()]
@@ -94,7 +105,7 @@ def test_handed_codes_are_read_once_and_say_the_same() -> None:
 def test_handed_codes_go_with_their_column() -> None:
     from apnstrace.metadata import column_codes
     column = pd.array(pa.array(["x", "y"], pa.large_string()), dtype="string")
-    hand_over(column, np.array([0, 1]), pa.array(["x", "y"], pa.large_string()))
+    hand_over(column, Codes(np.array([0, 1]), pa.array(["x", "y"], pa.large_string())))
     key = id(column._pa_array)
     assert key in column_codes._HANDED
     del column

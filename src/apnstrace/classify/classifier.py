@@ -21,10 +21,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..metadata.column_codes import arrow_codes
+from ..metadata.column_codes import Codes, column_codes
 from ..site import Site
 from .dotted_quads import COMPILED, dotted_quads
 from .ipv6_text import colon_hex
+from .row_groups import COMPILED as ROW_GROUPS, row_groups
 from .rules import AUTO, NAME, STRONGEST, Category, Evidence, Rule, RuleSet, builtin_rules, compile_patterns, is_plain
 
 INPUT_COLUMNS = ("transport", "server_ip", "server_port", "sni", "alpn", "server_name", "http_host",
@@ -93,10 +94,41 @@ def _why(rule: Rule, row: dict, evidence: Evidence, named_by: int) -> list[str]:
 # ---------------------------------------------------------------- columns as codes + distinct values
 
 class _Text:
-    def __init__(self, codes: np.ndarray, distinct: pa.Array) -> None:
-        self.codes = codes                # int64 per row, -1 = null or empty
+    """A column as codes (int64, -1 = null or empty) into its distinct normalized values, kept
+    factored as attach() built it: row i's code is lookup[rows[i]] (rows[i] = -1: the lookup's
+    last slot, -1), or rows[i] itself without a lookup. Normalizing maps the lookup (a slot per
+    source value), not a code per flow."""
+
+    def __init__(self, rows: np.ndarray, distinct: pa.Array, lookup: np.ndarray | None = None) -> None:
+        self.rows = rows
+        self.lookup = lookup
         self.distinct = distinct          # distinct normalized values (Arrow strings)
         self._values: list[str] | None = None
+        self._codes: np.ndarray | None = None
+
+    def at(self, rows: np.ndarray) -> np.ndarray:
+        """The codes of the row numbers `rows`."""
+        got = self.rows[rows]
+        return got if self.lookup is None else self.lookup[got]
+
+    @property
+    def codes(self) -> np.ndarray:
+        """The code of every row (spelled out on first use)."""
+        if self._codes is None:
+            self._codes = self.rows if self.lookup is None else self.lookup[self.rows]
+        return self._codes
+
+    def present(self) -> np.ndarray:
+        """Per row: has a value."""
+        if self.lookup is None:
+            return self.rows >= 0
+        return (self.lookup >= 0)[self.rows]
+
+    def factored(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, lookup) with a lookup always (the identity one when the codes are plain)."""
+        if self.lookup is not None:
+            return self.rows, self.lookup
+        return self.rows, np.append(np.arange(len(self.distinct), dtype=np.int64), -1)
 
     @property
     def values(self) -> list[str]:
@@ -112,7 +144,7 @@ class _Text:
         if pattern is None and (known is None or not known.any()):
             return np.zeros(len(rows), dtype=bool)       # no value can match
         ok = np.zeros(len(self.distinct) + 1, dtype=bool) if known is None else known.copy()
-        codes = self.codes[rows]
+        codes = self.at(rows)
         if pattern is not None and len(codes):
             seen = np.zeros(len(self.distinct) + 1, dtype=bool)
             seen[codes] = True
@@ -128,13 +160,11 @@ class _Text:
 def _text(column: pd.Series | None, n: int, kind: str = "name") -> _Text:
     if column is None:
         return _Text(np.full(n, -1, dtype=np.int64), pa.array([], pa.string()))
-    encoded = arrow_codes(column)
-    if encoded is not None:                             # Arrow strings: encoded in Arrow (once per column)
-        codes, values = encoded
-        values = values.cast(pa.string())
-    else:
+    encoded = column_codes(column)
+    if encoded is None:
         codes, uniques = pd.factorize(column, use_na_sentinel=True)
-        values = pa.array(np.asarray(uniques, dtype=object), type=pa.string())
+        encoded = Codes(codes.astype(np.int64, copy=False), pa.array(np.asarray(uniques, dtype=object), type=pa.string()))
+    values = encoded.distinct.cast(pa.string())         # Arrow strings: encoded once per column
     values = pc.utf8_trim_whitespace(values)
     if kind in ("name", "host"):
         values = pc.utf8_rtrim(pc.utf8_lower(values), characters=".")
@@ -144,14 +174,14 @@ def _text(column: pd.Series | None, n: int, kind: str = "name") -> _Text:
         values = pc.utf8_rtrim(values, characters=".")
     elif kind == "path":
         values = pc.replace_substring_regex(values, r"[?#].*$", "")
-    codes = codes.astype(np.int64, copy=False)
+    rows, lookup = encoded.rows, encoded.lookup
     empty = np.flatnonzero(pc.equal(pc.binary_length(values), 0).to_numpy(zero_copy_only=False))
-    if empty.size:
+    if empty.size:                                      # empty values count as null
         lut = np.arange(len(values) + 1, dtype=np.int64)
         lut[empty] = -1
         lut[-1] = -1
-        codes = lut[codes]
-    return _Text(codes, values)
+        lookup = lut if lookup is None else lut[lookup]
+    return _Text(rows, values, lookup)
 
 
 class _Names:
@@ -212,6 +242,8 @@ class _Flows:
         port = col("server_port")
         if port is None:
             self.port = np.full(n, -1, dtype=np.int64)
+        elif isinstance(port.dtype, np.dtype) and port.dtype.kind in "iu":
+            self.port = port.to_numpy(np.int64)          # the flows table's int32 column: no nulls
         else:
             self.port = pd.to_numeric(port, errors="coerce").astype("Float64").fillna(-1).to_numpy(np.int64)
         self.ip = _text(col("server_ip"), n, "address")
@@ -229,8 +261,8 @@ class _Flows:
 
     def _name_source(self, given: pd.Series | None) -> np.ndarray:
         """Evidence code per row for a server_name match."""
-        inferred = np.where(self.text["sni"].codes >= 0, _EV[Evidence.SNI],
-                            np.where(self.text["http_host"].codes >= 0, _EV[Evidence.HTTP_HOST], _EV[Evidence.DNS]))
+        inferred = np.where(self.text["sni"].present(), _EV[Evidence.SNI],
+                            np.where(self.text["http_host"].present(), _EV[Evidence.HTTP_HOST], _EV[Evidence.DNS]))
         if given is None:
             return inferred
         src = _text(given, self.n)
@@ -238,23 +270,23 @@ class _Flows:
         if bad:
             raise ValueError(f"server_name_source {bad[0]!r} is not one of {', '.join(NAME_SOURCES)}")
         table = np.array([_EV[NAME_SOURCES[v]] if v else -1 for v in src.values] + [-1], dtype=np.int64)
-        code = table[src.codes]
+        code = table[src.codes] if src.lookup is None else table[src.lookup][src.rows]
         return np.where(code >= 0, code, inferred)
 
     def strongest(self, rows: np.ndarray) -> np.ndarray:
         """Evidence code for rows no specific rule took: what showed the flow for what it is."""
         text = self.text
-        http = (text["http_host"].codes[rows] >= 0) | (text["http_path"].codes[rows] >= 0)
-        return np.where(text["sni"].codes[rows] >= 0, _EV[Evidence.SNI],
+        http = (text["http_host"].at(rows) >= 0) | (text["http_path"].at(rows) >= 0)
+        return np.where(text["sni"].at(rows) >= 0, _EV[Evidence.SNI],
                         np.where(http, _EV[Evidence.HTTP_HOST],
-                                 np.where(text["server_name"].codes[rows] >= 0, self.source[rows], _EV[Evidence.PORT])))
+                                 np.where(text["server_name"].at(rows) >= 0, self.source[rows], _EV[Evidence.PORT])))
 
     def in_networks(self, rule: Rule, rows: np.ndarray | None) -> np.ndarray:
         """Per row of `rows` (None: per distinct address): is the server address in the rule's networks?"""
         ok = np.zeros(len(self.ip.distinct) + 1, dtype=bool)
         for net in rule.networks:
             ok[:-1] |= self._in_network(net)
-        return ok[:-1] if rows is None else ok[self.ip.codes[rows]]
+        return ok[:-1] if rows is None else ok[self.ip.at(rows)]
 
     def _in_network(self, net) -> np.ndarray:
         """Per distinct address: inside `net`? (once per network: rules share Apple's ranges)"""
@@ -361,9 +393,9 @@ class _Found:
     def _auto_services(self, ruleset: RuleSet, auto: np.ndarray) -> tuple[list[str], np.ndarray]:
         f = self.flows
         rows = self.rows[auto]
-        http = (f.text["http_host"].codes[rows] >= 0) | (f.text["http_path"].codes[rows] >= 0)
+        http = (f.text["http_host"].at(rows) >= 0) | (f.text["http_path"].at(rows) >= 0)
         span = max(65537, int(f.port.max()) + 2) if f.n else 65537    # ports past 65535 (not from a capture) too
-        key = np.where(http, -1, (f.transport.codes[rows] + 1) * span + f.port[rows] + 1)
+        key = np.where(http, -1, (f.transport.at(rows) + 1) * span + f.port[rows] + 1)
         codes, uniq = pd.factorize(key)            # hashing: no sort of every flow's key
         labels = []
         for k in uniq.tolist():
@@ -391,13 +423,18 @@ def _groups(f: _Flows, rules: tuple[Rule, ...]) -> tuple[np.ndarray, np.ndarray]
     if n == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     port = f.port
+    nets, n_nets = _network_table(f, rules)
+    if ROW_GROUPS:                            # one hashing pass over the columns (row_groups.py)
+        ip_rows, ip_lookup = f.ip.factored()
+        mapped = [f.transport.factored(), (ip_rows, nets[ip_lookup])] + [t.factored() for t in f.text.values()]
+        return row_groups((port, f.source), tuple(r for r, _ in mapped), tuple(lk for _, lk in mapped))
     if port.min() >= -1 and port.max() <= 65535:
         parts = [(port + 1, 65537)]
     else:
         codes, uniq = pd.factorize(port)
         parts = [(codes.astype(np.int64), len(uniq))]
     parts.append((f.transport.codes + 1, len(f.transport.distinct) + 1))
-    parts.append(_network_classes(f, rules))
+    parts.append((nets[f.ip.codes], n_nets))
     for text in f.text.values():
         parts.append((text.codes + 1, len(text.distinct) + 1))
     parts.append((f.source, len(EVIDENCE)))
@@ -419,11 +456,12 @@ def _groups(f: _Flows, rules: tuple[Rule, ...]) -> tuple[np.ndarray, np.ndarray]
     return group, first
 
 
-def _network_classes(f: _Flows, rules: tuple[Rule, ...]) -> tuple[np.ndarray, int]:
-    """Per row, a code for the set of rules whose server networks hold its server address."""
+def _network_table(f: _Flows, rules: tuple[Rule, ...]) -> tuple[np.ndarray, int]:
+    """Per distinct server address (last slot: null), a code for the set of rules whose server
+    networks hold it; how many such sets there are."""
     with_nets = [rule for rule in rules if rule.networks]
     if not with_nets or not len(f.ip.distinct):
-        return np.zeros(f.n, np.int64), 1
+        return np.zeros(len(f.ip.distinct) + 1, np.int64), 1
     inside = np.zeros((len(f.ip.distinct) + 1, len(with_nets)), dtype=bool)   # last row: null
     for j, rule in enumerate(with_nets):
         inside[:-1, j] = f.in_networks(rule, None)
@@ -432,8 +470,7 @@ def _network_classes(f: _Flows, rules: tuple[Rule, ...]) -> tuple[np.ndarray, in
         code, classes = pd.factorize(bits)
     else:
         classes, code = np.unique(inside, axis=0, return_inverse=True)
-    code = np.asarray(code).reshape(-1).astype(np.int64)
-    return code[f.ip.codes], len(classes)
+    return np.asarray(code).reshape(-1).astype(np.int64), len(classes)
 
 
 def _match(flows: pd.DataFrame, ruleset: RuleSet, *, distinct: bool = True) -> _Found:
@@ -460,7 +497,7 @@ def _match(flows: pd.DataFrame, ruleset: RuleSet, *, distinct: bool = True) -> _
         rows = open_rows
         if rule.transport:
             lut = np.array([v in rule.transport for v in f.transport.values] + [False])
-            rows = rows[lut[f.transport.codes[rows]]]
+            rows = rows[lut[f.transport.at(rows)]]
         if rule.server_ports or rule.port_ranges:
             lut = np.zeros(65537, dtype=bool)
             lut[np.asarray(rule.server_ports, dtype=np.int64) + 1] = True
@@ -468,7 +505,7 @@ def _match(flows: pd.DataFrame, ruleset: RuleSet, *, distinct: bool = True) -> _
                 lut[lo + 1:hi + 2] = True
             rows = rows[lut[port_index[rows]]]
         for column in rule.absent:
-            rows = rows[f.text[column].codes[rows] < 0]
+            rows = rows[f.text[column].at(rows) < 0]
         if rule.networks:
             rows = rows[f.in_networks(rule, rows)]
         if rule.alpn_re is not None:

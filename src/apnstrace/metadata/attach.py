@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 
 from ..flows.finalize import UID
 from .collect import DnsRecords, MetadataCollector
-from .column_codes import arrow_codes, hand_over
+from .column_codes import Codes, arrow_codes, hand_over
 from .gather import gather_text
 from .meta_log import MetaTable
 
@@ -20,8 +20,10 @@ TLS_EVIDENCE = ("client_alert", "server_alpn")   # hidden: what block reasons re
 CLASSIFIED = ("sni", "alpn", "http_host", "http_path", DNS_QUERY)   # text columns classify() reads
 SOURCES = ("sni", "http-host", "dns")
 
-# A text column as it is built: its source values and, per flow, the row of them (-1: null).
-Picked = tuple[pa.Array, np.ndarray]
+# A column as it is built: its source values; the row of them per metadata record, with a last
+# slot -1 (the row of a flow without a record); per flow, its record (-1: none). Flows reach
+# their values through their record, so no row column per flow is spelled out for each field.
+Picked = tuple[pa.Array, np.ndarray, np.ndarray]
 
 
 def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
@@ -39,17 +41,18 @@ def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
             values, rows = table.sources[name]
             got = per_rows.get(id(rows))
             if got is None:
-                got = per_rows[id(rows)] = np.append(rows, -1)[at] if len(rows) else np.full(n, -1, np.int64)
-            return values, got
+                got = per_rows[id(rows)] = np.append(rows, -1) if len(rows) else \
+                    np.full(len(table) + 1, -1, np.int64)
+            return values, got, at
 
         for name in TEXT + (DNS_QUERY,) + TLS_EVIDENCE:
             picked[name] = found(name)
             flows[name] = column = pd.array(gather_text(*picked[name]), dtype="string")
             if name in CLASSIFIED:
-                hand_over(column, *_codes(*picked[name]))
-        values, rows = found("http_status")
-        ok = _present(values, rows)
-        status = np.append(values.fill_null(0).to_numpy(), 0).astype(np.int32)[rows]
+                hand_over(column, _codes(*picked[name]))
+        values, rows, _ = found("http_status")
+        ok = _present(values, rows)[at]
+        status = np.append(values.fill_null(0).to_numpy(), 0).astype(np.int32)[rows][at]
         flows["http_status"] = pd.arrays.IntegerArray(np.where(ok, status, 0).astype(np.int32), ~ok)
         hello = _floats(*found("hello_ts"))
         server = _floats(*found("server_ts"))
@@ -63,15 +66,14 @@ def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
             flows[name] = pd.array([None] * len(flows), dtype="string")
     if "server_hello_ts" not in flows:
         flows["server_hello_ts"] = np.full(len(flows), np.nan)
-    every = np.arange(n, dtype=np.int64)
-    sni = picked.get("sni") or (_text(flows["sni"]), every)
-    host = picked.get("http_host") or (_text(flows["http_host"]), every)
+    sni = picked.get("sni") or _each(_text(flows["sni"]))
+    host = picked.get("http_host") or _each(_text(flows["http_host"]))
     (name, name_codes), (source, kind) = _names(sni, host, flows["server_ip"], flows["ts_start"].to_numpy(),
                                                 collected.dns)
     flows["server_name"] = column = pd.array(name, dtype="string")
-    hand_over(column, *name_codes)
+    hand_over(column, name_codes)
     flows[NAME_SOURCE] = column = pd.array(source, dtype="string")
-    hand_over(column, kind, pa.array(SOURCES, pa.large_string()))
+    hand_over(column, Codes(kind, pa.array(SOURCES, pa.large_string())))
     return flows
 
 
@@ -79,20 +81,25 @@ def _server_names(flows: pd.DataFrame, dns: DnsRecords) -> tuple[pa.Array, pa.Ar
     """SNI, else HTTP Host (port stripped), else the name a DNS answer gave the server address
     before the flow started (answers seen later do not count). Arrow columns. (scale/fixups.py
     names a merged capture's flows again with every file's answers.)"""
-    every = np.arange(len(flows), dtype=np.int64)
-    (name, _), (source, _) = _names((_text(flows["sni"]), every), (_text(flows["http_host"]), every),
+    (name, _), (source, _) = _names(_each(_text(flows["sni"])), _each(_text(flows["http_host"])),
                                     flows["server_ip"], flows["ts_start"].to_numpy(), dns)
     return name, source
+
+
+def _each(values: pa.Array) -> Picked:
+    """A column of values, one per flow, as Picked."""
+    every = np.arange(len(values), dtype=np.int64)
+    return values, np.append(every, -1), every
 
 
 def _names(sni: Picked, host: Picked, server_ip: pd.Series, ts_start: np.ndarray, dns: DnsRecords):
     """_server_names from the columns as built: ((name, its codes and distinct values),
     (source, its code per row into SOURCES, -1: null)). Text work runs on the source values,
     not on every flow."""
-    (sni_values, sni_rows), (host_values, host_rows) = sni, host
-    n = len(sni_rows)
-    has_sni = _present(sni_values, sni_rows, _filled(sni_values))
-    has_host = ~has_sni & _present(host_values, host_rows, _filled(host_values))
+    (sni_values, sni_rows, sni_at), (host_values, host_rows, host_at) = sni, host
+    n = len(sni_at)
+    has_sni = _present(sni_values, sni_rows, _filled(sni_values))[sni_at]
+    has_host = ~has_sni & _present(host_values, host_rows, _filled(host_values))[host_at]
     # "host:port" loses its port; a name with several colons (an IPv6 literal) stays as it is
     port = pc.equal(pc.count_substring(host_values, ":"), 1).fill_null(False)
     stripped = host_values
@@ -102,8 +109,8 @@ def _names(sni: Picked, host: Picked, server_ip: pd.Series, ts_start: np.ndarray
         stripped = pc.replace_with_mask(host_values, pa.array(with_port), cut.cast(host_values.type))
     pick = np.full(n, -1, np.int64)                 # row of concat([sni, stripped, dns names]), -1: null
     kind = np.full(n, -1, np.int64)                 # into SOURCES
-    pick[has_sni], kind[has_sni] = sni_rows[has_sni], 0
-    pick[has_host], kind[has_host] = len(sni_values) + host_rows[has_host], 1
+    pick[has_sni], kind[has_sni] = sni_rows[sni_at[has_sni]], 0
+    pick[has_host], kind[has_host] = len(sni_values) + host_rows[host_at[has_host]], 1
     named = pa.array([], pa.large_string())
     rest = np.flatnonzero(~has_sni & ~has_host)
     if rest.size and dns.ts:
@@ -179,16 +186,20 @@ def _present(values: pa.Array, rows: np.ndarray, flag: np.ndarray | None = None)
     return np.append(flag, False)[rows]
 
 
-def _floats(values: pa.Array, rows: np.ndarray) -> np.ndarray:
-    """values[rows] as float64, NaN where null or rows < 0."""
-    return np.append(values.to_numpy(zero_copy_only=False).astype(np.float64), np.nan)[rows]
+def _floats(values: pa.Array, rows: np.ndarray, through: np.ndarray) -> np.ndarray:
+    """values[rows[through]] as float64, NaN where null or an index is < 0."""
+    return np.append(values.to_numpy(zero_copy_only=False).astype(np.float64), np.nan)[rows][through]
 
 
-def _codes(values: pa.Array, rows: np.ndarray) -> tuple[np.ndarray, pa.Array]:
-    """Codes of values[rows] into their distinct values (-1: null), encoded on the source values."""
+def _codes(values: pa.Array, rows: np.ndarray, through: np.ndarray | None = None) -> Codes:
+    """Codes of values[rows] (with `through`: values[rows[through]], rows with a last slot -1)
+    into their distinct values (-1: null), encoded on the source values and left factored: a
+    code per row of `rows`, and per flow `through` (or a code per value, and `rows`)."""
     encoded = values.dictionary_encode()
     codes = np.append(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64), -1)
-    return codes[rows], encoded.dictionary
+    if through is None:
+        return Codes(rows, encoded.dictionary, codes)
+    return Codes(through, encoded.dictionary, codes[rows])
 
 
 def _text(column: pd.Series) -> pa.Array:

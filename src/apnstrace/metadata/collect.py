@@ -50,6 +50,10 @@ class _Stream:
     seen: int = 0
     held: int = 0                           # payload bytes in `segments`
     capped: bool = False                    # reached the reassembly limit: parse what is held
+    # A server flight's last write and `seen` then: parsing the same bytes again at the end of
+    # the capture would write the same row (most streams left open are flights cut short).
+    written: tuple | None = None
+    written_seen: int = -1
 
 
 @dataclass
@@ -199,7 +203,18 @@ class MetadataCollector:
     def finish(self) -> None:
         """Parse what incomplete streams hold (a capture cut mid-handshake)."""
         for k in list(self.streams):
+            self._final_parse(k)
+
+    def _final_parse(self, k: int) -> None:
+        """_try_parse(k, final=True); a flight stream fed nothing since its last write writes
+        that row again without reassembling and parsing it."""
+        stream = self.streams[k]
+        if stream.written is None or stream.written_seen != stream.seen:
             self._try_parse(k, final=True)
+            return
+        self.log.row("flight", k // 2, *stream.written)
+        del self.streams[k]
+        self.done[stream.kind].add(k)
 
     # -- parsing ------------------------------------------------------------------------
     def _try_parse(self, k: int, final: bool = False) -> None:
@@ -223,7 +238,7 @@ class MetadataCollector:
         """finish() for these flows only: they are over (a live window lets them go)."""
         wanted = set(np.asarray(uids).tolist())
         for k in [k for k in self.streams if k // 2 in wanted]:
-            self._try_parse(k, final=True)
+            self._final_parse(k)
 
     def forget(self, uids: np.ndarray) -> None:
         """Forget finished flows: what their parsers found and their DNS failures. The DNS
@@ -266,8 +281,10 @@ class MetadataCollector:
             self.hellos.append(uid)
             return True
         flight = tls.parse_server_flight(data)
-        self.log.row("flight", uid, stream.first_ts if flight.hello_seen else None, flight.version, flight.alpn,
-                     flight.alert, flight.cert_issuer)
+        written = (stream.first_ts if flight.hello_seen else None, flight.version, flight.alpn, flight.alert,
+                   flight.cert_issuer)
+        self.log.row("flight", uid, *written)
+        stream.written, stream.written_seen = written, stream.seen
         # A TLS 1.2 server flight ends with ServerHelloDone; wait for the certificate until then.
         complete = flight.alert is not None or flight.version == "TLS 1.3" or flight.cert_issuer is not None \
             or getattr(flight, "hello_done", False)

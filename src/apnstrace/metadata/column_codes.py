@@ -4,27 +4,53 @@ Both read the flows' server_ip as codes into its distinct values. Arrow arrays a
 so the same column object holds the same values: the codes are made once per object (the last
 two are kept) and handed out read-only.
 
-attach() also hands over the codes of the columns it builds (it knows them from the few
-thousand source values: encoding the built column again costs ~1.5 ms each): held until
-classify reads them once, or until the column is gone (no codes outlive their column).
+attach() also hands over the codes of the columns it builds, factored the way it built them:
+per flow a row of the few thousand source values, and a code per source value (encoding the
+built column again costs ~1.5 ms each, and spelling out a code per flow another 198K-row array
+each on the engine benchmark). Held until classify reads them once, or until the column is
+gone (no codes outlive their column).
 """
 from __future__ import annotations
 
 import threading
 import weakref
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-_KEPT: list[tuple[pa.ChunkedArray | pa.Array, tuple[np.ndarray, pa.Array]]] = []
-_HANDED: dict[int, tuple[weakref.ref, tuple[np.ndarray, pa.Array]]] = {}     # id(arrow) -> (ref, codes)
+from .few_codes import few_codes
+
+@dataclass(frozen=True)
+class Codes:
+    """A text column's codes into its distinct values (each once), -1 = null: row i's code is
+    rows[i], or with a lookup, lookup[rows[i]] (rows[i] = -1: the lookup's last slot, -1).
+    Arrays are read-only."""
+
+    rows: np.ndarray
+    distinct: pa.Array
+    lookup: np.ndarray | None = None
+
+    def per_row(self) -> np.ndarray:
+        """The int64 code of every row (a new array when factored)."""
+        return self.rows if self.lookup is None else self.lookup[self.rows]
+
+
+_KEPT: list[tuple[pa.ChunkedArray | pa.Array, Codes]] = []
+_HANDED: dict[int, tuple[weakref.ref, Codes]] = {}     # id(arrow) -> (ref, codes)
 _LOCK = threading.RLock()       # re-entered by a weakref callback fired while it is held
 
 
 def arrow_codes(column: pd.Series) -> tuple[np.ndarray, pa.Array] | None:
     """(int64 code per row, -1 = null; the distinct values) of an Arrow string column; None for
     a column held otherwise."""
+    found = column_codes(column)
+    return None if found is None else (found.per_row(), found.distinct)
+
+
+def column_codes(column: pd.Series) -> Codes | None:
+    """arrow_codes() as handed over (factored or not); None for a column not held in Arrow."""
     array = column.array
     if not isinstance(array, pd.arrays.ArrowStringArray):
         return None
@@ -39,24 +65,28 @@ def arrow_codes(column: pd.Series) -> tuple[np.ndarray, pa.Array] | None:
             if kept is arrow:
                 return found
     combined = arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) else arrow
-    encoded = combined.dictionary_encode()
-    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    few = few_codes(combined)                   # transport: two values, no hashing needed
+    if few is not None:
+        codes, distinct = few
+    else:
+        encoded = combined.dictionary_encode()
+        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        distinct = encoded.dictionary
     codes.flags.writeable = False
-    found = (codes, encoded.dictionary)
+    found = Codes(codes, distinct)
     with _LOCK:
         _KEPT[:] = [(arrow, found)] + _KEPT[:1]
     return found
 
 
-def hand_over(column: pd.api.extensions.ExtensionArray, codes: np.ndarray, distinct: pa.Array) -> None:
-    """What arrow_codes(column) would find, known by the column's maker: (int64 code per row,
-    -1 = null; the distinct values, each once)."""
+def hand_over(column: pd.api.extensions.ExtensionArray, codes: Codes) -> None:
+    """What column_codes(column) would find, known by the column's maker."""
     if not isinstance(column, pd.arrays.ArrowStringArray):
         return
     arrow = column._pa_array
     key = id(arrow)
-    codes = np.asarray(codes, np.int64)
-    codes.flags.writeable = False
+    codes = Codes(_read_only(codes.rows), codes.distinct,
+                  None if codes.lookup is None else _read_only(codes.lookup))
 
     def gone(_ref, key=key) -> None:
         with _LOCK:
@@ -65,4 +95,11 @@ def hand_over(column: pd.api.extensions.ExtensionArray, codes: np.ndarray, disti
                 del _HANDED[key]
 
     with _LOCK:
-        _HANDED[key] = (weakref.ref(arrow, gone), (codes, distinct))
+        _HANDED[key] = (weakref.ref(arrow, gone), codes)
+
+
+def _read_only(values: np.ndarray) -> np.ndarray:
+    """An int64 view that cannot be written (the maker's array itself stays as it was)."""
+    view = np.asarray(values, np.int64).view()
+    view.flags.writeable = False
+    return view

@@ -136,22 +136,42 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
     # The stream path's writes, in its order: every first read, then the second reads. A
     # stream's first_ts: its earliest segment from the start on (one overtaking the start too).
     first_ts = np.minimum(t_start, one.first_ts)
-    log.batch("flight", uid[idx1], **r1.columns(idx1, first_ts))
+    cols1 = r1.columns(idx1, first_ts)
+    log.batch("flight", uid[idx1], **cols1)
+    cols2 = {}
     if idx2.size:
         first_ts2 = np.minimum(t_start[again], all_.first_ts)
-        log.batch("flight", uid[again[idx2]], **r2.columns(idx2, first_ts2))
+        cols2 = r2.columns(idx2, first_ts2)
+        log.batch("flight", uid[again[idx2]], **cols2)
         first_ts[again] = first_ts2
     if opening.any():
-        _open_streams(collector, buf, pk, np.flatnonzero(opening), skeys, starts, seg_row, first_seg, n_seg, first_ts)
+        opened = np.flatnonzero(opening)
+        # Each opened stream's last write: the second read's where it had one, else the first's.
+        written = _rows(cols1, np.searchsorted(idx1, opened))
+        if idx2.size:
+            second = np.full(len(starts), -1, np.int64)
+            second[again[idx2]] = np.arange(len(idx2))
+            at = second[opened]
+            for j, row in zip(np.flatnonzero(at >= 0).tolist(), _rows(cols2, at[at >= 0])):
+                written[j] = row
+        _open_streams(collector, buf, pk, opened, skeys, starts, seg_row, first_seg, n_seg, first_ts, written)
     finished = skeys[taken]
     done.update(finished)
     return rows[~isin_keys(rk, skeys[taken | opening])]
 
 
-def _open_streams(collector, buf, pk, idx, skeys, starts, seg_row, first_seg, n_seg, first_ts) -> None:
+def _rows(cols: dict, at: np.ndarray) -> list[tuple]:
+    """Rows `at` of a flight write's columns as the stream path's row values."""
+    names = ("server_ts", "tls_version", "server_alpn", "tls_alert", "cert_issuer")
+    taken = pa.array(at, pa.int64())
+    return list(zip(*(cols[name].take(taken).to_pylist() for name in names)))
+
+
+def _open_streams(collector, buf, pk, idx, skeys, starts, seg_row, first_seg, n_seg, first_ts, written) -> None:
     """The streams collect._feed would hold for flights idx after feeding their segments
     (seg_row[first_seg[i]:][:n_seg[i]], in feed order): a repeated seq keeps its first
-    payload; none is capped (those flights stay on the stream path)."""
+    payload; none is capped (those flights stay on the stream path). written: each one's last
+    write, as the stream path keeps it (collect._Stream.written)."""
     from .collect import _Stream
     counts = n_seg[idx]
     ends = np.cumsum(counts)
@@ -160,9 +180,9 @@ def _open_streams(collector, buf, pk, idx, skeys, starts, seg_row, first_seg, n_
     data = gather_ranges(buf, pk.payload_off[rows], caps).tobytes()
     seqs, caps = pk.seq[rows].tolist(), caps.tolist()
     at = j = 0
-    for key, start_seq, ts, m in zip(skeys[idx].tolist(), pk.seq[starts[idx]].tolist(), first_ts[idx].tolist(),
-                                     counts.tolist()):
-        stream = _Stream("tls", ts, start_seq)
+    for key, start_seq, ts, m, row in zip(skeys[idx].tolist(), pk.seq[starts[idx]].tolist(),
+                                          first_ts[idx].tolist(), counts.tolist(), written):
+        stream = _Stream("tls", ts, start_seq, written=row)
         segments = stream.segments
         for _ in range(m):
             seq, cap = seqs[j], caps[j]
@@ -171,7 +191,7 @@ def _open_streams(collector, buf, pk, idx, skeys, starts, seg_row, first_seg, n_
                 stream.held += cap
             at += cap
             j += 1
-        stream.seen = m
+        stream.seen = stream.written_seen = m
         collector.streams[key] = stream
 
 

@@ -18,14 +18,17 @@ COMPILED = njit.__module__.startswith("numba")
 __all__ = ["gather_text"]
 
 
-def gather_text(values: pa.Array, rows: np.ndarray) -> pa.Array:
+def gather_text(values: pa.Array, rows: np.ndarray, through: np.ndarray | None = None) -> pa.Array:
     """values[rows] as large_string (the type pandas' "string" dtype holds); null where rows < 0
-    or the value is null."""
+    or the value is null. With `through`: values[rows[through]], null where through < 0 (rows
+    one per metadata record, through one per flow: no row column per flow is spelled out)."""
     if values.type != pa.large_string():
         values = values.cast(pa.large_string())
     if not COMPILED:
+        if through is not None:
+            rows = np.where(through >= 0, np.append(rows, -1)[through], -1)
         return take_or_null(values, rows)
-    n = len(rows)
+    n = len(rows) if through is None else len(through)
     buffers = values.buffers()
     offsets = np.frombuffer(buffers[1], np.int64, len(values) + 1, values.offset * 8)
     data = np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None and buffers[2].size else \
@@ -33,22 +36,33 @@ def gather_text(values: pa.Array, rows: np.ndarray) -> pa.Array:
     valid = values.is_valid().to_numpy(zero_copy_only=False) if values.null_count else \
         np.ones(len(values), np.bool_)
     rows = np.ascontiguousarray(rows, np.int64)
+    two = through is not None
+    through = np.ascontiguousarray(through, np.int64) if two else rows[:0]
     out_offsets = np.empty(n + 1, np.int64)
     present = np.empty(n, np.bool_)
-    total = _lengths(offsets, valid, rows, out_offsets, present)
+    total = _lengths(offsets, valid, rows, through, two, out_offsets, present)
     out = np.empty(total, np.uint8)
-    _copy(offsets, data, rows, out_offsets, out)
+    _copy(offsets, data, rows, through, two, out_offsets, out)
     bitmap = None if present.all() else pa.py_buffer(np.packbits(present, bitorder="little"))
     return pa.Array.from_buffers(pa.large_string(), n, [bitmap, pa.py_buffer(out_offsets), pa.py_buffer(out)])
 
 
+@njit(cache=True, inline="always")
+def _row(rows, through, two, i):
+    """The value row of output row i (-1: none)."""
+    if not two:
+        return rows[i]
+    k = through[i]
+    return rows[k] if k >= 0 else -1
+
+
 @njit(cache=True)
-def _lengths(offsets, valid, rows, out_offsets, present):
+def _lengths(offsets, valid, rows, through, two, out_offsets, present):
     """Output offsets and which rows hold a value; the bytes in all."""
     total = 0
     out_offsets[0] = 0
-    for i in range(len(rows)):
-        j = rows[i]
+    for i in range(len(out_offsets) - 1):
+        j = _row(rows, through, two, i)
         ok = j >= 0 and valid[j]
         present[i] = ok
         if ok:
@@ -58,14 +72,14 @@ def _lengths(offsets, valid, rows, out_offsets, present):
 
 
 @njit(cache=True)
-def _copy(offsets, data, rows, out_offsets, out):
-    for i in range(len(rows)):
+def _copy(offsets, data, rows, through, two, out_offsets, out):
+    for i in range(len(out_offsets) - 1):
         a = out_offsets[i]
         b = out_offsets[i + 1]
         if b - a > 16:                   # a slice copy pays off past a few bytes
-            s = offsets[rows[i]]
+            s = offsets[_row(rows, through, two, i)]
             out[a:b] = data[s:s + b - a]
         elif b > a:
-            s = offsets[rows[i]] - a
+            s = offsets[_row(rows, through, two, i)] - a
             for k in range(a, b):
                 out[k] = data[s + k]

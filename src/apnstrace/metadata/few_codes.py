@@ -1,0 +1,75 @@
+"""Dictionary codes of a text column with a handful of distinct values, in one compiled pass.
+
+The flows' transport ("tcp"/"udp", 198K rows on the engine benchmark) took Arrow's
+dictionary_encode ~2.4 ms, a hash of every value; comparing each value with the few seen so far
+takes ~0.3 ms. Values are numbered in order of first appearance, as dictionary_encode numbers
+them. A column with more distinct values than the pass keeps gives up early (None).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from ..reader.walk import njit
+
+COMPILED = njit.__module__.startswith("numba")
+MAX_DISTINCT = 8
+
+__all__ = ["COMPILED", "few_codes"]
+
+
+def few_codes(text: pa.Array) -> tuple[np.ndarray, pa.Array] | None:
+    """(int64 code per value, -1 for null; the distinct values) of a string or large_string
+    array with at most MAX_DISTINCT distinct values; None when it has more."""
+    n = len(text)
+    if not COMPILED or n == 0:
+        return None
+    if text.type == pa.string():
+        offsets = np.frombuffer(text.buffers()[1], np.int32, n + 1, text.offset * 4).astype(np.int64)
+    elif text.type == pa.large_string():
+        offsets = np.frombuffer(text.buffers()[1], np.int64, n + 1, text.offset * 8)
+    else:
+        return None
+    data = text.buffers()[2]
+    data = np.frombuffer(data, np.uint8) if data is not None and data.size else np.zeros(1, np.uint8)
+    valid = text.is_valid().to_numpy(zero_copy_only=False) if text.null_count else np.ones(0, np.bool_)
+    codes = np.empty(n, np.int64)
+    first = np.empty(MAX_DISTINCT, np.int64)
+    count = _encode(offsets, data, valid, codes, first)
+    if count < 0:
+        return None
+    return codes, text.take(pa.array(first[:count]))
+
+
+@njit(cache=True)
+def _encode(offsets, data, valid, codes, first):
+    """codes[i]: the number of row i's value among the distinct ones (first[k]: the row that
+    showed value k first); -1 once there are more than len(first) of them."""
+    count = 0
+    check = len(valid) > 0
+    for i in range(len(codes)):
+        if check and not valid[i]:
+            codes[i] = -1
+            continue
+        a, b = offsets[i], offsets[i + 1]
+        found = -1
+        for k in range(count):
+            c = offsets[first[k]]
+            if offsets[first[k] + 1] - c != b - a:
+                continue
+            same = True
+            for j in range(b - a):
+                if data[a + j] != data[c + j]:
+                    same = False
+                    break
+            if same:
+                found = k
+                break
+        if found < 0:
+            if count == len(first):
+                return -1
+            first[count] = i
+            found = count
+            count += 1
+        codes[i] = found
+    return count

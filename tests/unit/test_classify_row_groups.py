@@ -1,0 +1,48 @@
+"""row_groups: rows grouped by equal values, read from plain and looked-up columns, numbered as
+pd.factorize numbers the same rows' tuples."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from apnstrace.classify.row_groups import COMPILED, row_groups
+
+pytestmark = pytest.mark.skipif(not COMPILED, reason="compiled kernels only (numba)")
+
+
+def _expected(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    key = pd.MultiIndex.from_arrays(columns)
+    group, uniq = pd.factorize(key)
+    first = np.empty(len(uniq), np.int64)
+    first[group[::-1]] = np.arange(len(group) - 1, -1, -1)
+    return group, first
+
+
+@pytest.mark.parametrize("n, seed", [(1, 0), (7, 1), (5000, 2), (40000, 3)])
+def test_groups_as_factorize_of_the_looked_up_values(n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    direct = (rng.integers(-1, 4, n), rng.integers(0, 3, n) * 1000)
+    rows, lookups = [], []
+    for size in (1, 5, 300):
+        # rows into a lookup (-1: its last slot); the lookup maps several rows to one value
+        rows.append(np.where(rng.random(n) < 0.4, -1, rng.integers(0, size, n)))
+        lookups.append(np.append(rng.integers(-1, 3, size), -1))
+    group, first = row_groups(direct, tuple(rows), tuple(lookups))
+    values = list(direct) + [lk[r] for r, lk in zip(rows, lookups)]    # numpy: -1 is the last slot
+    want_group, want_first = _expected(values)
+    assert group.tolist() == want_group.tolist()
+    assert first.tolist() == want_first.tolist()
+
+
+def test_many_groups_grow_the_table() -> None:
+    n = 20000
+    direct = (np.arange(n) // 2, np.zeros(n, np.int64))
+    group, first = row_groups(direct, (np.zeros(n, np.int64),), (np.array([7, -1]),))
+    assert group.tolist() == (np.arange(n) // 2).tolist()
+    assert first.tolist() == list(range(0, n, 2))
+
+
+def test_empty() -> None:
+    group, first = row_groups((np.zeros(0, np.int64),), (np.zeros(0, np.int64),), (np.array([-1]),))
+    assert len(group) == 0 and len(first) == 0
