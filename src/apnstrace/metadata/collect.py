@@ -22,7 +22,7 @@ from .dns_feed import COMPILED, feed_dns
 from .dns_records import DnsFailure, DnsRecords
 from .dns_tcp import MAX_PAYLOADS as DNS_TCP_PAYLOADS, DnsOverTcp
 from .fast_streams import take_fast
-from .flight_streams import take_flights
+from .flight_streams import read_flights, take_flights
 from .held import HeldSegments
 from .key_set import KeySet, first_occurrences, first_row_of, isin_keys
 from .meta_log import FlowMeta, MetaLog, MetaTable
@@ -197,9 +197,28 @@ class MetadataCollector:
                 self._try_parse(k)
 
     def finish(self) -> None:
-        """Parse what incomplete streams hold (a capture cut mid-handshake)."""
+        """Parse what incomplete streams hold (a capture cut mid-handshake). Server flights (most
+        of them: flights the capture cut) are read all at once by a compiled scan, each write at
+        the place in the log the stream path would have given it; the rest in turn."""
+        flights = []                       # (key, seq, bytes, first_ts) of server flights
         for k in list(self.streams):
+            stream = self.streams[k]
+            if stream.kind == "tls":
+                data = _contiguous(stream.segments, stream.start_seq)
+                if not (data[:1] == b"\x16" and data[5:6] == b"\x01"):      # not a ClientHello: a flight
+                    flights.append((k, self.log.reserve(1), data, stream.first_ts))
+                    del self.streams[k]
+                    self.done["tls"].add(k)
+                    continue
             self._try_parse(k, final=True)
+        for k, seq, data, first_ts in read_flights(self, flights):
+            try:
+                flight = tls.parse_server_flight(data)
+            except Malformed as bad:
+                self.stats.malformed[bad.reason] += 1
+                continue
+            self.log.row("flight", k >> 1, first_ts if flight.hello_seen else None, flight.version, flight.alpn,
+                         flight.alert, flight.cert_issuer, seq=seq)
 
     # -- parsing ------------------------------------------------------------------------
     def _try_parse(self, k: int, final: bool = False) -> None:

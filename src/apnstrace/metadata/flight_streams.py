@@ -26,7 +26,7 @@ from .held import gather_ranges
 from .key_set import isin_keys
 from .text_columns import text_column
 
-__all__ = ["take_flights"]
+__all__ = ["read_flights", "take_flights"]
 
 TLS13 = 0x0304
 
@@ -153,6 +153,28 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
     finished = skeys[taken]
     done.update(finished)
     return rows[~isin_keys(rk, skeys[taken | opening])]
+
+
+def read_flights(collector, flights: list[tuple[int, int, bytes, float]]) -> list[tuple[int, int, bytes, float]]:
+    """Server flights whole in bytes (key, log seq, stream bytes, stream first_ts): write those
+    the compiled scan reads plainly, each at its seq, as the stream path's final parse would
+    (collect._tls); return the others for that parse."""
+    if not COMPILED or not flights:
+        return flights
+    lengths = np.fromiter((len(f[2]) for f in flights), np.int64, len(flights))
+    start = np.zeros(len(flights), np.int64)
+    np.cumsum(lengths[:-1], out=start[1:])
+    blob = np.frombuffer(b"".join(f[2] for f in flights), np.uint8)
+    whole = _Bytes(blob, start, lengths, np.arange(len(flights) + 1, dtype=np.int64), lengths, None, None, None)
+    read = _read(whole, _scratch("hs", len(blob)), 0)
+    idx = np.flatnonzero(read.ok)
+    if idx.size:
+        keys = np.fromiter((f[0] for f in flights), np.int64, len(flights))
+        seqs = np.fromiter((f[1] for f in flights), np.int64, len(flights))
+        first_ts = np.fromiter((f[3] for f in flights), np.float64, len(flights))
+        collector.log.batch("flight", keys[idx] >> 1, seq=seqs[idx],
+                            **_merged_columns(read, read, idx, np.full(len(idx), -1, np.int64), first_ts, first_ts))
+    return [f for f, ok in zip(flights, read.ok.tolist()) if not ok]
 
 
 def _open_streams(collector, buf, pk, idx, skeys, starts, seg_row, first_seg, n_seg, first_ts) -> None:
