@@ -111,3 +111,25 @@ def test_alpn_column_equals_alpn_offered(lists) -> None:
     start = np.array([o if names is not None else -1 for o, names in zip(off.tolist(), lists)], np.int64)
     got = fast_streams._alpn_column(buf, start, off + cap).to_pylist()
     assert got == [fast_streams._alpn_offered(r) if names is not None else None for r, names in zip(raws, lists)]
+
+
+@pytest.mark.skipif(not COMPILED, reason="compiled only with numba")
+def test_alpn_column_past_the_table_of_known_lists(monkeypatch) -> None:
+    # Lists are learnt into a table the compiled lookup searches; more distinct lists than it
+    # holds are named per call instead: the same names either way, in every call.
+    from apnstrace.metadata import fast_streams
+    monkeypatch.setattr(fast_streams, "_LISTS", fast_streams._AlpnLists())
+    monkeypatch.setattr(fast_streams, "_LISTS_MAX", 6)
+
+    def check(raws: list[bytes], null: int) -> None:
+        buf, off, cap = _column(raws)
+        start = off.copy()
+        start[null] = -1
+        got = fast_streams._alpn_column(buf, start, off + cap).to_pylist()
+        assert got == [fast_streams._alpn_offered(r) if j != null else None for j, r in enumerate(raws)]
+    check([b"\x02h2", b"", b"\x02h2", b"\x08http/1.1"], 3)          # learnt
+    assert len(fast_streams._LISTS.off) == 3
+    for first in range(0, 40, 4):                                       # too many to learn
+        check([bytes([4]) + b"p%03d" % ((first + j) % 9) for j in range(6)] + [b"", b"\x02h2"], 3)
+    check([b"", b"\x02h2", b"\x02h2", b"\x03abc"], 3)
+    assert len(fast_streams._LISTS.off) == 3

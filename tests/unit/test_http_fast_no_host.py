@@ -111,3 +111,32 @@ def _mutated(draw) -> bytes:
 @given(_mutated())
 def test_scan_equals_parse_request_on_mutated_heads(data: bytes) -> None:
     _same(data)
+
+
+def _lines_read(payload: bytes) -> bool:
+    """http_fast._request alone (the head's lines, not yet whether the head is complete)."""
+    buf = np.frombuffer(b"\xAA" * 3 + payload + b"\xAA" * 7, np.uint8)
+    out = [np.full(1, -1, np.int64) for _ in range(7)]
+    return http_fast._request(buf, 3, len(payload), 0, http_fast._METHODS, http_fast._HOST, http_fast._AGENT,
+                              http_fast._HTTP1, *out) >= 0
+
+
+_BLANK_SEEDS = [b"GET / HTTP/1.1\r\nHost: a\n\nbody\r\n\r\n", b"GET / HTTP/1.1\r\nHost: a\n\nbody",
+                b"GET / HTTP/1.1\r\nHost: a\r\n \r\nX\r\n\r\n", b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+                b"GET / HTTP/1.1\r\n\r\n", b"GET / HTTP/1.1\r\nHost: a\r\nX: \r\r\n\r", b"GET / HTTP/1.1\r\n\r\r\n\r\n"]
+
+
+@pytest.mark.parametrize("payload", _BLANK_SEEDS)
+def test_a_head_is_read_only_with_its_blank_line_in_the_payload(payload: bytes) -> None:
+    # The scan looks for CR LF CR LF while it reads the lines, then in the rest of the payload
+    # only: the collector's test (b"\r\n\r\n" in data) anywhere in the payload, as before.
+    complete = b"\r\n\r\n" in payload
+    assert (_scan(payload)[2].kind[0] == http_fast.REQUEST) == (_lines_read(payload) and complete)
+
+
+@SETTINGS
+@given(st.one_of(_mutated(), st.sampled_from(_BLANK_SEEDS).map(lambda s: s).flatmap(
+    lambda s: st.integers(0, len(s)).map(lambda at: s[:at] + b"\r\n\r\n"[:at % 5] + s[at:]))))
+def test_a_head_is_read_only_with_its_blank_line_in_mutated_payloads(payload: bytes) -> None:
+    complete = b"\r\n\r\n" in payload
+    assert (_scan(payload)[2].kind[0] == http_fast.REQUEST) == (_lines_read(payload) and complete)

@@ -27,3 +27,30 @@ def test_the_oldest_payloads_go_first_past_the_limit() -> None:
     held = HeldSegments(5)
     _add(held, b"xxxyyyzz", [1, 2, 3], [0, 3, 6], [3, 3, 2])
     assert held.take(np.array([1, 2, 3])) == [(2, 1.0, 101, b"yyy"), (3, 2.0, 102, b"zz")]
+
+
+def test_payloads_survive_adds_drops_and_the_limit_in_any_order() -> None:
+    # The buffer is appended to and compacted in place (kept payloads move to the front, over
+    # dropped ones): a list model says what each direction must still hold.
+    rng = np.random.default_rng(7)
+    held, model = HeldSegments(3000), []
+    for step in range(300):
+        n = int(rng.integers(1, 6))
+        payloads = [bytes(rng.integers(0, 256, int(rng.integers(1, 400))).astype(np.uint8)) for _ in range(n)]
+        keys = rng.integers(0, 12, n).tolist()
+        buf = b"".join(payloads)
+        offs = np.concatenate([[0], np.cumsum([len(p) for p in payloads])[:-1]]).tolist()
+        _add(held, buf, keys, offs, [len(p) for p in payloads])
+        model += [(k, p) for k, p in zip(keys, payloads)]
+        while sum(len(p) for _, p in model) > 3000:
+            model.pop(0)
+        gone = rng.integers(0, 12, int(rng.integers(0, 3))).tolist()
+        if step % 2:
+            held.drop(np.array(gone, np.int64))
+            model = [(k, p) for k, p in model if k not in gone]
+        else:
+            got = [(k, p) for k, _, _, p in held.take(np.array(gone, np.int64))]
+            assert got == [(k, p) for k, p in model if k in gone]
+            model = [(k, p) for k, p in model if k not in gone]
+        assert held.key.tolist() == [k for k, _ in model]
+        assert held.data.tobytes() == b"".join(p for _, p in model)

@@ -102,15 +102,26 @@ _CONNECT = np.frombuffer(b"CONNECT", np.uint8)
 
 
 @njit(cache=True)
+def _ends_blank(buf, base, stop):
+    """The newline at `stop` ends a b"\\r\\n\\r\\n"."""
+    return stop - 3 >= base and buf[stop - 1] == 0x0D and buf[stop - 2] == 0x0A and buf[stop - 3] == 0x0D
+
+
+@njit(cache=True)
 def _request(buf, base, n, i, methods, host_name, agent_name, http1, method_end, target_start, target_end,
              host_start, host_end, agent_start, agent_end):
+    """parse_request's reading of a head, or -1 when the reference must decide. Read: 2 * L + f,
+    L the last newline the lines were read to, f 1 when a b"\\r\\n\\r\\n" ends at or before it
+    (every newline up to L is looked at, so the rest of the payload is searched from L on only)."""
     space = _find(buf, 0x20, base, base + min(8, n))
     if space < 0 or not _is_method(buf, base, space - base, methods):
-        return False
+        return -1
     head_end = base + min(n, MAX_HEAD)
     line_end = _find(buf, 0x0A, space, head_end)
     if line_end < 0:
-        return False
+        return -1
+    last = line_end
+    blank_end = _ends_blank(buf, base, line_end)
     stop = line_end                                      # line.rstrip(b"\r")
     while stop > space + 1 and buf[stop - 1] == 0x0D:
         stop -= 1
@@ -120,10 +131,10 @@ def _request(buf, base, n, i, methods, host_name, agent_name, http1, method_end,
             gap = j
             break
     if gap <= space + 1 or stop - (gap + 1) < 7:
-        return False
+        return -1
     for j in range(len(http1)):
         if buf[gap + 1 + j] != http1[j]:
-            return False
+            return -1
     method_end[i] = space
     target_start[i] = space + 1
     target_end[i] = gap
@@ -132,6 +143,9 @@ def _request(buf, base, n, i, methods, host_name, agent_name, http1, method_end,
         stop = _find(buf, 0x0A, pos, head_end)
         if stop < 0:
             break
+        last = stop
+        if not blank_end and _ends_blank(buf, base, stop):
+            blank_end = True
         colon = _find(buf, 0x3A, pos, stop)
         if colon < 0:
             blank = True
@@ -153,13 +167,14 @@ def _request(buf, base, n, i, methods, host_name, agent_name, http1, method_end,
                 b -= 1
             if is_host:
                 if a == b:
-                    return False              # an empty Host: the reference looks at the target
+                    return -1                 # an empty Host: the reference looks at the target
                 host_start[i], host_end[i] = a, b
             else:
                 agent_start[i], agent_end[i] = a, b
         pos = stop + 1
+    read = 2 * last + (1 if blank_end else 0)
     if host_start[i] >= 0:
-        return True
+        return read
     # No Host header: parse_request's host is then what a proxy-style target names (CONNECT
     # host:port, or scheme://host/...); those go to the reference, any other target has no host.
     if space - base == 7:
@@ -169,12 +184,12 @@ def _request(buf, base, n, i, methods, host_name, agent_name, http1, method_end,
                 connect = False
                 break
         if connect:
-            return False
-    first, last = target_start[i], target_end[i]
-    for j in range(first, last - 2):
+            return -1
+    first, end = target_start[i], target_end[i]
+    for j in range(first, end - 2):
         if buf[j] == 0x3A and buf[j + 1] == 0x2F and buf[j + 2] == 0x2F:     # the first b"://"
-            return j - first > 8
-    return True
+            return read if j - first > 8 else -1
+    return read
 
 
 @njit(cache=True)
@@ -217,7 +232,12 @@ def _scan(buf, off, cap, methods, kind, method_end, target_start, target_end, ho
             if code >= 0:
                 status[i] = code
                 kind[i] = RESPONSE
-        elif _complete(buf, base, n) and _request(buf, base, n, i, methods, _HOST, _AGENT, _HTTP1, method_end,
-                                                 target_start, target_end, host_start, host_end,
-                                                 agent_start, agent_end):
-            kind[i] = REQUEST
+        else:
+            read = _request(buf, base, n, i, methods, _HOST, _AGENT, _HTTP1, method_end, target_start, target_end,
+                            host_start, host_end, agent_start, agent_end)
+            if read < 0:
+                continue
+            # The collector reads a head only once its blank line (CR LF CR LF) is in the payload.
+            from_ = max(base, (read >> 1) - 2)
+            if (read & 1) == 1 or _complete(buf, from_, base + n - from_):
+                kind[i] = REQUEST

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..decode import http_fast, tls, tls_fast
+from ..reader.walk import njit
 from ..records import PacketBatch
 from . import pick
 from .dns_feed import COMPILED
@@ -190,7 +191,70 @@ def _code_names(name) -> _CodeNames:
 
 def _alpn_column(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> pa.Array:
     """_alpn_offered of each ClientHello's ALPN list bytes (null where start < 0): the lists are
-    a handful of distinct byte strings, each read once."""
+    a handful of distinct byte strings, each named once and then found by a compiled lookup."""
+    start, end = np.ascontiguousarray(start, np.int64), np.ascontiguousarray(end, np.int64)
+    with _LISTS.lock:               # collectors in other threads share the table
+        at = np.empty(len(start), np.int64)
+        _list_ids(buf, start, end, _LISTS.data, _LISTS.off, at)
+        new = np.flatnonzero(at < 0)
+        if new.size:
+            lists = list(dict.fromkeys(buf[a:b].tobytes() for a, b in zip(start[new].tolist(), end[new].tolist())))
+            if len(_LISTS.off) + len(lists) <= _LISTS_MAX:
+                _LISTS.learn(lists)
+                _list_ids(buf, start, end, _LISTS.data, _LISTS.off, at)
+        if (at >= 0).all():
+            return _LISTS.named.take(pa.array(at))
+    return _alpn_by_dictionary(buf, start, end)        # more distinct lists than the table holds
+
+
+class _AlpnLists:
+    """ALPN lists seen, their bytes back to back: list k is data[off[k]:off[k + 1]], named
+    named[k + 1] (named[0] is null: no ALPN extension)."""
+
+    def __init__(self) -> None:
+        self.data = np.empty(0, np.uint8)
+        self.off = np.zeros(1, np.int64)
+        self.named = pa.array([None], type=pa.large_string())
+        self.lock = threading.Lock()
+
+    def learn(self, ordered: list[bytes]) -> None:
+        """Add these lists (distinct, not in the table), in the order they were first seen: the
+        usual ones come early and are found first."""
+        self.data = np.concatenate([self.data, np.frombuffer(b"".join(ordered), np.uint8)])
+        self.off = np.concatenate([self.off, self.off[-1] + np.cumsum([len(r) for r in ordered])]).astype(np.int64)
+        self.named = pa.concat_arrays([self.named, pa.array([_alpn_offered(r) for r in ordered], pa.large_string())])
+
+
+_LISTS = _AlpnLists()
+_LISTS_MAX = 257                # lists the table holds (+1): a lookup goes through them in turn
+
+
+@njit(cache=True)
+def _list_ids(buf, start, end, data, off, at):
+    """at[i]: 0 when start[i] < 0, else 1 + the table's list equal to buf[start[i]:end[i]], -1 if none."""
+    for i in range(len(start)):
+        a = start[i]
+        if a < 0:
+            at[i] = 0
+            continue
+        m = end[i] - a
+        at[i] = -1
+        for k in range(len(off) - 1):
+            o = off[k]
+            if off[k + 1] - o != m:
+                continue
+            same = True
+            for j in range(m):
+                if data[o + j] != buf[a + j]:
+                    same = False
+                    break
+            if same:
+                at[i] = k + 1
+                break
+
+
+def _alpn_by_dictionary(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> pa.Array:
+    """_alpn_column without the table: each distinct list of this call named once."""
     valid = start >= 0
     lengths = np.where(valid, end - start, 0).astype(np.int64)
     offsets = np.zeros(len(start) + 1, np.int64)

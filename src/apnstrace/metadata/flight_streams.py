@@ -99,7 +99,11 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
     first_seg = np.searchsorted(seg_stream, np.arange(len(starts)))
     n_seg = np.diff(np.append(first_seg, len(seg_stream)))
     one = _reassembled(buf, pk, feed_row, first1, starts, collector.max_held, n1)
-    r1 = _read(one, "one")
+    # Both reads put their handshake bytes in one buffer (the second after the first), so one
+    # text column takes the selected protocol from either.
+    room1 = int(one.length.sum())
+    hs = _scratch("hs", room1 + int(pk.payload_cap[seg_row].sum()))
+    r1 = _read(one, hs, 0)
     # The stream path's verdicts: done after the first read, or after the second; else it goes on.
     exhausted1 = one.capped | (n1 >= max_segments) | (one.length >= max_bytes)
     done1 = r1.ok & (r1.complete | exhausted1)
@@ -116,7 +120,7 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
         a_n = n_seg[again]
         a_first = np.concatenate([[0], np.cumsum(a_n)[:-1]]).astype(np.int64)
         all_ = _reassembled(buf, pk, a_rows, a_first, starts[again], collector.max_held, a_n)
-        r2 = _read(all_, "all")
+        r2 = _read(all_, hs, room1)
         exhausted2 = all_.capped | (a_n >= max_segments) | (all_.length >= max_bytes)
         taken2 = r2.ok & ~all_.capped & (r2.complete | exhausted2) & ~all_.odd
         taken[again] = taken2
@@ -136,35 +140,41 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
     # The stream path's writes, in its order: every first read, then the second reads. A
     # stream's first_ts: its earliest segment from the start on (one overtaking the start too).
     first_ts = np.minimum(t_start, one.first_ts)
-    cols1 = r1.columns(idx1, first_ts)
-    log.batch("flight", uid[idx1], **cols1)
-    cols2 = {}
+    second = np.full(len(starts), -1, np.int64)          # per flight: its place in the second read
+    first_ts2, r_second = first_ts, r1
     if idx2.size:
-        first_ts2 = np.minimum(t_start[again], all_.first_ts)
-        cols2 = r2.columns(idx2, first_ts2)
-        log.batch("flight", uid[again[idx2]], **cols2)
+        second[again[idx2]] = idx2
+        first_ts2, r_second = np.minimum(t_start[again], all_.first_ts), r2
+    log.batch("flight", uid[idx1], **_merged_columns(r1, r_second, idx1, second[idx1], first_ts, first_ts2))
+    opened = np.flatnonzero(opening)
+    written = _last_writes(r1, r_second, opened, second[opened], first_ts, first_ts2) if opened.size else []
+    if idx2.size:
         first_ts[again] = first_ts2
-    if opening.any():
-        opened = np.flatnonzero(opening)
-        # Each opened stream's last write: the second read's where it had one, else the first's.
-        written = _rows(cols1, np.searchsorted(idx1, opened))
-        if idx2.size:
-            second = np.full(len(starts), -1, np.int64)
-            second[again[idx2]] = np.arange(len(idx2))
-            at = second[opened]
-            for j, row in zip(np.flatnonzero(at >= 0).tolist(), _rows(cols2, at[at >= 0])):
-                written[j] = row
+    if opened.size:
         _open_streams(collector, buf, pk, opened, skeys, starts, seg_row, first_seg, n_seg, first_ts, written)
     finished = skeys[taken]
     done.update(finished)
     return rows[~isin_keys(rk, skeys[taken | opening])]
 
 
-def _rows(cols: dict, at: np.ndarray) -> list[tuple]:
-    """Rows `at` of a flight write's columns as the stream path's row values."""
+def _last_writes(r1: _Read, r2: _Read, idx: np.ndarray, at2: np.ndarray, ts1: np.ndarray,
+                 ts2: np.ndarray) -> list[tuple]:
+    """Flights idx's last writes as the stream path keeps them (collect._Stream.written): the
+    second read's where they had one (at2 >= 0: its flight there), else the first read's. The
+    log holds the two merged; a final parse of the same bytes writes the last read's row."""
+    rows = _rows(_merged_columns(r1, r1, idx, np.full(len(idx), -1, np.int64), ts1, ts1))
+    read2 = np.flatnonzero(at2 >= 0)
+    if read2.size:
+        j = at2[read2]
+        for i, row in zip(read2.tolist(), _rows(_merged_columns(r2, r2, j, np.full(len(j), -1, np.int64), ts2, ts2))):
+            rows[i] = row
+    return rows
+
+
+def _rows(cols: dict) -> list[tuple]:
+    """A flight write's columns as the stream path's row values."""
     names = ("server_ts", "tls_version", "server_alpn", "tls_alert", "cert_issuer")
-    taken = pa.array(at, pa.int64())
-    return list(zip(*(cols[name].take(taken).to_pylist() for name in names)))
+    return list(zip(*(cols[name].to_pylist() for name in names)))
 
 
 def _open_streams(collector, buf, pk, idx, skeys, starts, seg_row, first_seg, n_seg, first_ts, written) -> None:
@@ -237,20 +247,39 @@ class _Read:
     def __init__(self, scan, issuer, ok, complete):
         self.scan, self.issuer, self.ok, self.complete = scan, issuer, ok, complete
 
-    def columns(self, idx: np.ndarray, first_ts: np.ndarray) -> dict:
-        s = self.scan
-        version, alert = s.version[idx], s.alert[idx]
-        return dict(server_ts=pa.array(first_ts[idx], mask=~s.hello_seen[idx]),
-                    tls_version=names_of(version, tls.version_name),
-                    server_alpn=text_column(s.hs, s.alpn_start[idx], s.alpn_end[idx]),
-                    tls_alert=names_of(alert, alert_text),
-                    cert_issuer=pa.array(self.issuer[idx].tolist(), type=pa.large_string()))
+
+def _merged_columns(r1: _Read, r2: _Read, idx: np.ndarray, at2: np.ndarray, ts1: np.ndarray,
+                    ts2: np.ndarray) -> dict:
+    """The flight writes of the first read (flights idx) and, where at2 >= 0, of the second read
+    (its flight at2) as one write each: what resolving the two in turn gives (meta_log.py), so the
+    log holds one row per flight. A flight read twice was incomplete after the first read: no
+    alert, no certificate (each makes it complete)."""
+    s1, s2 = r1.scan, r2.scan
+    j = np.maximum(at2, 0)
+    twice = at2 >= 0
+    seen1, seen2 = s1.hello_seen[idx], twice & s2.hello_seen[j]
+    server_ts = np.where(seen1, ts1[idx], ts2[j])                    # server_ts: the first one written
+    version = np.where(twice & (s2.version[j] >= 0), s2.version[j], s1.version[idx])   # the last named
+    alert = np.where(twice, s2.alert[j], s1.alert[idx])
+    issuer = r1.issuer[idx]
+    if twice.any():
+        issuer = issuer.copy()
+        issuer[twice] = r2.issuer[j[twice]]
+    # server_alpn: the first non-empty, else the last written (both reads' bytes are in one buffer)
+    a1, e1 = s1.alpn_start[idx], s1.alpn_end[idx]
+    first = ~twice | ((a1 >= 0) & (e1 > a1))
+    return dict(server_ts=pa.array(server_ts, mask=~(seen1 | seen2)),
+                tls_version=names_of(version, tls.version_name),
+                server_alpn=text_column(s1.hs, np.where(first, a1, s2.alpn_start[j]),
+                                        np.where(first, e1, s2.alpn_end[j])),
+                tls_alert=names_of(alert, alert_text),
+                cert_issuer=pa.array(issuer.tolist(), type=pa.large_string()))
 
 
-def _read(b: _Bytes, name: str) -> _Read:
-    hs_start = np.concatenate([[0], np.cumsum(b.length)[:-1]]).astype(np.int64)
-    scan = tls_flight.scan_pieces(b.buf, b.piece_off, b.piece_len, b.first_piece, hs_start,
-                                  _scratch(name + ".hs", int(b.length.sum())))
+def _read(b: _Bytes, hs: np.ndarray, base: int) -> _Read:
+    """Scan the flights; their handshake bytes go to hs from `base` on."""
+    hs_start = base + np.concatenate([[0], np.cumsum(b.length)[:-1]]).astype(np.int64)
+    scan = tls_flight.scan_pieces(b.buf, b.piece_off, b.piece_len, b.first_piece, hs_start, hs)
     ok = scan.kind == tls_flight.READ
     issuer = np.full(len(ok), None, object)
     for i in np.flatnonzero(ok & (scan.leaf_start >= 0)).tolist():

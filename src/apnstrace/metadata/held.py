@@ -44,16 +44,26 @@ def _copy_ranges(src, start, length, out):
 
 
 class HeldSegments:
+    """The payloads live back to back in one buffer with room to spare, appended and compacted
+    in place: a fresh array per chunk (the whole held data copied each time) costs page faults
+    on every one of its pages."""
+
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.key = np.empty(0, np.int64)
         self.ts = np.empty(0, np.float64)
         self.seq = np.empty(0, np.int64)
         self.length = np.empty(0, np.int64)
-        self.data = np.empty(0, np.uint8)          # the payloads back to back, in arrival order
+        self._room = np.empty(0, np.uint8)
+        self._used = 0
 
     def __len__(self) -> int:
         return len(self.key)
+
+    @property
+    def data(self) -> np.ndarray:
+        """The payloads back to back, in arrival order."""
+        return self._room[:self._used]
 
     def add(self, buf: np.ndarray, key: np.ndarray, ts: np.ndarray, seq: np.ndarray, off: np.ndarray,
             length: np.ndarray) -> None:
@@ -63,8 +73,14 @@ class HeldSegments:
         self.ts = np.concatenate([self.ts, ts])
         self.seq = np.concatenate([self.seq, seq])
         self.length = np.concatenate([self.length, length])
-        self.data = np.concatenate([self.data, gather_ranges(buf, off, length)])
-        if len(self.data) > self.max_bytes:            # the oldest go first
+        added = int(length.sum())
+        if self._used + added > len(self._room):
+            grown = np.empty(max(2 * len(self._room), self._used + added, 1 << 16), np.uint8)
+            grown[:self._used] = self._room[:self._used]
+            self._room = grown
+        self._room[self._used:self._used + added] = gather_ranges(buf, off, length)
+        self._used += added
+        if self._used > self.max_bytes:            # the oldest go first
             newest = np.cumsum(self.length[::-1])[::-1]      # bytes from each row to the end
             self._keep(newest <= self.max_bytes)
 
@@ -83,7 +99,8 @@ class HeldSegments:
         if hit.size == 0:
             return []
         start = np.cumsum(self.length) - self.length
-        out = [(k, t, seq, self.data[a:a + n].tobytes()) for k, t, seq, a, n in zip(
+        data = self.data
+        out = [(k, t, seq, data[a:a + n].tobytes()) for k, t, seq, a, n in zip(
             self.key[hit].tolist(), self.ts[hit].tolist(), self.seq[hit].tolist(), start[hit].tolist(),
             self.length[hit].tolist())]
         keep = np.ones(len(self.key), bool)
@@ -93,5 +110,28 @@ class HeldSegments:
 
     def _keep(self, keep: np.ndarray) -> None:
         start = np.cumsum(self.length) - self.length
-        self.data = gather_ranges(self.data, start[keep], self.length[keep])
+        self._used = _compact(self._room, np.ascontiguousarray(start[keep], np.int64),
+                              np.ascontiguousarray(self.length[keep], np.int64))
         self.key, self.ts, self.seq, self.length = self.key[keep], self.ts[keep], self.seq[keep], self.length[keep]
+
+
+def _compact(room: np.ndarray, start: np.ndarray, length: np.ndarray) -> int:
+    """Move the ranges (ascending, not overlapping) to the front of `room`, back to back; the
+    bytes used. Each lands at or before where it was: copied forward, nothing read is overwritten."""
+    if COMPILED:
+        return _compact_ranges(room, start, length)
+    kept = room[_ranges(start, length)].copy()
+    room[:len(kept)] = kept
+    return len(kept)
+
+
+@njit(cache=True)
+def _compact_ranges(room, start, length):
+    o = 0
+    for i in range(len(start)):
+        a = start[i]
+        if a != o:
+            for j in range(length[i]):
+                room[o + j] = room[a + j]
+        o += length[i]
+    return o
