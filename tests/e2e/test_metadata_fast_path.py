@@ -69,17 +69,19 @@ def check_dns(payloads: list[bytes]) -> int:
             continue
         first, last = scan.answer_first[j], scan.answer_first[j + 1]
         qd = int(scan.qdcount[j])
-        q = (scan.qname[j, :scan.qname_len[j]].tobytes().decode(), dns.type_name(int(scan.qtype[j]))) if qd else None
-        owners = dns_feed._owner_names(scan, np.maximum(scan.owner_at[first:last], 0), scan.owner_len[first:last])
+        q = (_text(scan, scan.qname_at[j], scan.qname_len[j]), dns.type_name(int(scan.qtype[j]))) if qd else None
         answers = [(socket.inet_ntop(socket.AF_INET6 if scan.answer_v6[a] else socket.AF_INET,
                                      buf[scan.answer_at[a]:scan.answer_at[a] + (16 if scan.answer_v6[a] else 4)]
                                      .tobytes()),
-                    (q[0] if q else None) or (owners[a - first] if scan.owner_at[a] >= 0 else None))
+                    _text(scan, scan.name_at[a], scan.name_len[a]))
                    for a in range(first, last)]
         assert ref == (bool(scan.is_response[j]), int(scan.rcode[j]), qd, q, answers), p
-        # owner names are written exactly when no question names the addresses
-        assert all((scan.owner_at[a] >= 0) == (not q or not q[0]) for a in range(first, last)), p
+        assert (scan.answer_msg[first:last] == j).all(), p
     return read
+
+
+def _text(scan, at: int, length: int) -> str:
+    return scan.names[at:at + length].tobytes().decode()
 
 
 def _reference_tls(p: bytes):
