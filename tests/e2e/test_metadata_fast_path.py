@@ -48,9 +48,10 @@ def _reference_dns(p: bytes):
     except Malformed as bad:
         return bad.reason
     q = m.questions[0] if m.questions else None
-    # each address with the name the collector gives it (dns_feed.record_answers)
-    answers = [(a.value, (q[0] if q else None) or a.name) for a in m.answers if a.rtype in ("A", "AAAA") and a.value]
-    return m.is_response, m.rcode, len(m.questions), q, answers
+    # each address a response gives, with the name the collector gives it (dns_feed.record_answers)
+    answers = [(a.value, (q[0] if q else None) or a.name) for a in m.answers
+               if a.rtype in ("A", "AAAA") and a.value and m.is_response]
+    return m.is_response, m.rcode, len(m.questions), q, answers, m.is_response and dns_feed.failure_of(m) is not None
 
 
 def check_dns(payloads: list[bytes]) -> int:
@@ -75,7 +76,7 @@ def check_dns(payloads: list[bytes]) -> int:
                                      .tobytes()),
                     _text(scan, scan.name_at[a], scan.name_len[a]))
                    for a in range(first, last)]
-        assert ref == (bool(scan.is_response[j]), int(scan.rcode[j]), qd, q, answers), p
+        assert ref == (bool(scan.is_response[j]), int(scan.rcode[j]), qd, q, answers, bool(scan.failed[j])), p
         assert (scan.answer_msg[first:last] == j).all(), p
     return read
 

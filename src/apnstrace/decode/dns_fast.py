@@ -36,17 +36,20 @@ _TRUNC, _POINTER, _LABEL, _LONG, _HEADER, _QUESTION, _ANSWER, _RDATA = range(2, 
 
 @dataclass(slots=True)
 class DnsScan:
-    """Per message i of the (off, cap) given; then per A/AAAA answer of the ok messages. Names
+    """Per message i of the (off, cap) given; then per A/AAAA answer of the ok responses. Names
     are written back to back in `names` (no fixed slot per message: only bytes written are
     touched, a page per few hundred names rather than one per four messages)."""
     reason: np.ndarray        # int8 index into REASONS
     is_response: np.ndarray   # bool
     rcode: np.ndarray         # int64
+    failed: np.ndarray        # bool: an ok response that failed the client (error rcode, or only
+                              # null routes answered: 0/8, 127/8, ::, ::1)
     qdcount: np.ndarray       # int64
     qtype: np.ndarray         # int64: the first question's type
     qname_at: np.ndarray      # int64: the first question's name in `names`, as parse_dns writes it
     qname_len: np.ndarray     # int64
     answer_first: np.ndarray  # int64: message i's answers are answer_*[first[i]:first[i + 1]]
+                              # (a query's answer records are checked, not kept)
     answer_msg: np.ndarray    # int64 per answer: its message
     answer_at: np.ndarray     # int64 absolute buffer offset of the address bytes
     answer_v6: np.ndarray     # bool: 16 bytes (AAAA), else 4 (A)
@@ -64,7 +67,7 @@ def scan_dns(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> DnsScan:
     room = int(cap.sum() // 11) + 1
     # names: a budget (4 bytes per payload byte: an escaped byte takes 4); a message whose
     # names do not fit (pointers can repeat bytes) is left to parse_dns.
-    out = (np.zeros(n, np.int8), np.zeros(n, np.bool_), np.zeros(n, np.int64), np.zeros(n, np.int64),
+    out = (np.zeros(n, np.int8), np.zeros(n, np.bool_), np.zeros(n, np.int64), np.zeros(n, np.bool_), np.zeros(n, np.int64),
            np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64),
            np.zeros(n + 1, np.int64), np.empty(room, np.int64), np.empty(room, np.int64), np.empty(room, np.bool_),
            np.empty(room, np.int64), np.empty(room, np.int64), np.empty(4 * int(cap.sum()) + NAME_SLOT, np.uint8))
@@ -159,7 +162,7 @@ def _name(buf, base, end, pos, out, at, write):
 
 
 @njit(cache=True)
-def _scan(buf, off, cap, reason, is_response, rcode, qdcount, qtype, qname_at, qname_len,
+def _scan(buf, off, cap, reason, is_response, rcode, failed, qdcount, qtype, qname_at, qname_len,
           answer_first, answer_msg, answer_at, answer_v6, name_at, name_len, names):
     k = 0
     used = 0                                  # bytes of `names` written (by messages kept)
@@ -179,6 +182,7 @@ def _scan(buf, off, cap, reason, is_response, rcode, qdcount, qtype, qname_at, q
         bad = OK
         first = k
         first_used = used
+        real = 0                              # addresses that are not null routes
         for q in range(qd):
             pos, length = _name(buf, base, end, pos, names, used, q == 0)
             if pos < 0:
@@ -214,6 +218,9 @@ def _scan(buf, off, cap, reason, is_response, rcode, qdcount, qtype, qname_at, q
                 if pos - start != (4 if rtype == A else 16):
                     bad = _RDATA
                     break
+                if not is_response[i]:
+                    continue
+                real += not _null_route(buf, base + start, rtype == AAAA)
                 answer_msg[k] = i
                 answer_at[k] = base + start
                 answer_v6[k] = rtype == AAAA
@@ -241,4 +248,16 @@ def _scan(buf, off, cap, reason, is_response, rcode, qdcount, qtype, qname_at, q
             continue
         rcode[i] = flags & 0xF
         qdcount[i] = qd
+        failed[i] = is_response[i] and (rcode[i] != 0 or (k > first and real == 0))
     answer_first[len(off)] = k
+
+
+@njit(cache=True)
+def _null_route(buf, p, v6):
+    """0/8, 127/8, :: or ::1 (dns_feed.failure_of's SINKHOLE addresses)."""
+    if not v6:
+        return buf[p] == 0 or buf[p] == 127
+    for j in range(15):
+        if buf[p + j] != 0:
+            return False
+    return buf[p + 15] <= 1

@@ -45,7 +45,7 @@ def feed_dns(collector, buf: np.ndarray, off: np.ndarray, cap: np.ndarray, uids,
     collector.log.batch("query", uid_col[asked], seq=first_seq + asked,
                         dns_query=_texts(scan.names, scan.qname_at[asked], scan.qname_len[asked]))
     # Answers of the messages read here, then those parse_dns reads: merged in message order.
-    answers, failures = _answers(buf, scan, np.flatnonzero(ok & response), uid_col, ts_col)
+    answers, failures = _answers(buf, scan, uid_col, ts_col)
     fallback = np.flatnonzero(reason == FALLBACK)
     if fallback.size:
         late = _Found()
@@ -95,21 +95,14 @@ def _texts(names: np.ndarray, at: np.ndarray, length: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.large_string(), len(at), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
-def _answers(buf: np.ndarray, scan, rows: np.ndarray, uid: np.ndarray, ts: np.ndarray) -> tuple[tuple, tuple]:
-    """Responses the scan read (`rows`): ((ts, address, name, message) per address answered,
-    (failed lookups, the message of each)). Columns: no Python object per answer."""
+def _answers(buf: np.ndarray, scan, uid: np.ndarray, ts: np.ndarray) -> tuple[tuple, tuple]:
+    """Responses the scan read: ((ts, address, name, message) per address answered, (failed
+    lookups, the message of each)). Columns: no Python object per answer."""
     k = int(scan.answer_first[-1])
     message = scan.answer_msg[:k]
-    keep = np.flatnonzero(scan.is_response[message])          # a query's answer records name nothing
-    message = message[keep]
-    at, v6 = scan.answer_at[keep], scan.answer_v6[keep]
-    answers = (ts[message], address_text(buf, at, v6), _texts(scan.names, scan.name_at[keep], scan.name_len[keep]),
-               message)
-    # Failed: an error rcode, or answers that are all null routes (at least one).
-    counts = np.diff(scan.answer_first)[rows]
-    real = np.bincount(message[~_sinkholes(buf, at, v6)], minlength=len(scan.reason))[rows]
-    rcode = scan.rcode[rows]
-    failing = rows[(rcode != 0) | ((counts > 0) & (real == 0))]
+    answers = (ts[message], address_text(buf, scan.answer_at[:k], scan.answer_v6[:k]),
+               _texts(scan.names, scan.name_at[:k], scan.name_len[:k]), message)
+    failing = np.flatnonzero(scan.failed)
     if not failing.size:
         return answers, ([], failing)
     code = scan.rcode[failing]
@@ -119,17 +112,6 @@ def _answers(buf: np.ndarray, scan, rows: np.ndarray, uid: np.ndarray, ts: np.nd
                 for t, u, q, qt, has, c in zip(ts[failing].tolist(), uid[failing].tolist(), qname,
                                               scan.qtype[failing].tolist(), qd.tolist(), code.tolist())]
     return answers, (failures, failing)
-
-
-def _sinkholes(buf: np.ndarray, at: np.ndarray, v6: np.ndarray) -> np.ndarray:
-    """Per address: a null route (0/8, 127/8, ::, ::1), as _sinkhole reads its text."""
-    first = buf[at]
-    four = (first == 0) | (first == 127)
-    six = np.zeros(len(at), bool)
-    if v6.any():
-        bytes16 = buf[at[v6][:, None] + np.arange(16)[None, :]]
-        six[v6] = (bytes16[:, :15] == 0).all(axis=1) & (bytes16[:, 15] <= 1)
-    return np.where(v6, six, four)
 
 
 def _reference(collector, payload: bytes, uid: int, ts: float, seq: int, found: _Found) -> None:
