@@ -37,8 +37,10 @@ _TRUNC, _POINTER, _LABEL, _LONG, _HEADER, _QUESTION, _ANSWER, _RDATA = range(2, 
 @dataclass(slots=True)
 class DnsScan:
     """Per message i of the (off, cap) given; then per A/AAAA answer of the ok responses. Names
-    are written back to back in `names` (no fixed slot per message: only bytes written are
-    touched, a page per few hundred names rather than one per four messages)."""
+    are written back to back (no fixed slot per message: only bytes written are touched), laid
+    out as Arrow string columns want them: the question names of the ok messages that have one,
+    in message order, are names[qname_at[i]:qname_at[i] + qname_len[i]] with nothing between
+    them; answer j's name is answer_names[answer_name_end[j]:answer_name_end[j + 1]]."""
     reason: np.ndarray        # int8 index into REASONS
     is_response: np.ndarray   # bool
     rcode: np.ndarray         # int64
@@ -47,15 +49,17 @@ class DnsScan:
     qdcount: np.ndarray       # int64
     qtype: np.ndarray         # int64: the first question's type
     qname_at: np.ndarray      # int64: the first question's name in `names`, as parse_dns writes it
-    qname_len: np.ndarray     # int64
+    qname_len: np.ndarray     # int64 (0 for a message not ok)
     answer_first: np.ndarray  # int64: message i's answers are answer_*[first[i]:first[i + 1]]
                               # (a query's answer records are checked, not kept)
     answer_msg: np.ndarray    # int64 per answer: its message
     answer_at: np.ndarray     # int64 absolute buffer offset of the address bytes
     answer_v6: np.ndarray     # bool: 16 bytes (AAAA), else 4 (A)
-    name_at: np.ndarray       # int64 per answer: the name the collector gives its address, in
-    name_len: np.ndarray      # `names`: the question's, else (none or the root) the answer's owner name
-    names: np.ndarray         # uint8: names back to back
+    answer_name_end: np.ndarray  # int64 [answers + 1]: per answer the name the collector gives its
+                                 # address: the question's, else (none or the root) its owner name
+    names: np.ndarray         # uint8: question names
+    answer_names: np.ndarray  # uint8: answer names
+    used: np.ndarray          # int64 [2]: bytes written in names, in answer_names
 
 
 def scan_dns(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> DnsScan:
@@ -66,11 +70,12 @@ def scan_dns(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> DnsScan:
     # left unfilled (np.empty: untouched pages cost nothing; only rows below answer_first[n] are read).
     room = int(cap.sum() // 11) + 1
     # names: a budget (4 bytes per payload byte: an escaped byte takes 4); a message whose
-    # names do not fit (pointers can repeat bytes) is left to parse_dns.
-    out = (np.zeros(n, np.int8), np.zeros(n, np.bool_), np.zeros(n, np.int64), np.zeros(n, np.bool_), np.zeros(n, np.int64),
-           np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64),
+    # names do not fit (pointers can repeat bytes, answers repeat the question) is left to parse_dns.
+    budget = 4 * int(cap.sum()) + NAME_SLOT
+    out = (np.zeros(n, np.int8), np.zeros(n, np.bool_), np.zeros(n, np.int64), np.zeros(n, np.bool_),
+           np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64),
            np.zeros(n + 1, np.int64), np.empty(room, np.int64), np.empty(room, np.int64), np.empty(room, np.bool_),
-           np.empty(room, np.int64), np.empty(room, np.int64), np.empty(4 * int(cap.sum()) + NAME_SLOT, np.uint8))
+           np.empty(room + 1, np.int64), np.empty(budget, np.uint8), np.empty(budget, np.uint8), np.zeros(2, np.int64))
     _scan(buf, off, cap, *out)
     return DnsScan(*out)
 
@@ -163,9 +168,11 @@ def _name(buf, base, end, pos, out, at, write):
 
 @njit(cache=True)
 def _scan(buf, off, cap, reason, is_response, rcode, failed, qdcount, qtype, qname_at, qname_len,
-          answer_first, answer_msg, answer_at, answer_v6, name_at, name_len, names):
+          answer_first, answer_msg, answer_at, answer_v6, answer_name_end, names, answer_names, used_out):
     k = 0
     used = 0                                  # bytes of `names` written (by messages kept)
+    a_used = 0                                # bytes of `answer_names` written
+    answer_name_end[0] = 0
     for i in range(len(off)):
         answer_first[i] = k
         base = off[i]
@@ -182,6 +189,7 @@ def _scan(buf, off, cap, reason, is_response, rcode, failed, qdcount, qtype, qna
         bad = OK
         first = k
         first_used = used
+        first_a_used = a_used
         real = 0                              # addresses that are not null routes
         for q in range(qd):
             pos, length = _name(buf, base, end, pos, names, used, q == 0)
@@ -201,7 +209,7 @@ def _scan(buf, off, cap, reason, is_response, rcode, failed, qdcount, qtype, qna
         # answer's owner name: write those (kept only for A/AAAA answers).
         owned = bad == OK and (qd == 0 or qname_len[i] == 0)
         for _ in range(an if bad == OK else 0):
-            pos, length = _name(buf, base, end, pos, names, used, owned)
+            pos, length = _name(buf, base, end, pos, answer_names, a_used, owned)
             if pos < 0:
                 bad = -pos
                 break
@@ -224,14 +232,15 @@ def _scan(buf, off, cap, reason, is_response, rcode, failed, qdcount, qtype, qna
                 answer_msg[k] = i
                 answer_at[k] = base + start
                 answer_v6[k] = rtype == AAAA
-                if owned:
-                    name_at[k] = used
-                    name_len[k] = length
-                    used += length
-                else:
-                    name_at[k] = qname_at[i]
-                    name_len[k] = qname_len[i]
+                if not owned:                 # the question's name (the owner's was written)
+                    length = qname_len[i]
+                    if a_used + length > len(answer_names):
+                        bad = FALLBACK
+                        break
+                    answer_names[a_used:a_used + length] = names[qname_at[i]:qname_at[i] + length]
+                a_used += length
                 k += 1
+                answer_name_end[k] = a_used
             elif rtype == CNAME:
                 stop, _length = _name(buf, base, end, start, names, used, False)
                 if stop < 0:
@@ -244,12 +253,15 @@ def _scan(buf, off, cap, reason, is_response, rcode, failed, qdcount, qtype, qna
         if bad != OK:
             k = first
             used = first_used
+            a_used = first_a_used
             qname_len[i] = 0
             continue
         rcode[i] = flags & 0xF
         qdcount[i] = qd
         failed[i] = is_response[i] and (rcode[i] != 0 or (k > first and real == 0))
     answer_first[len(off)] = k
+    used_out[0] = used
+    used_out[1] = a_used
 
 
 @njit(cache=True)

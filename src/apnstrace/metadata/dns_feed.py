@@ -43,7 +43,7 @@ def feed_dns(collector, buf: np.ndarray, off: np.ndarray, cap: np.ndarray, uids,
     ok = reason == OK
     asked = np.flatnonzero(ok & (scan.qdcount > 0))
     collector.log.batch("query", uid_col[asked], seq=first_seq + asked,
-                        dns_query=_texts(scan.names, scan.qname_at[asked], scan.qname_len[asked]))
+                        dns_query=_column(scan.names, np.append(scan.qname_at[asked], scan.used[0])))
     # Answers of the messages read here, then those parse_dns reads: merged in message order.
     answers, failures = _answers(buf, scan, uid_col, ts_col)
     fallback = np.flatnonzero(reason == FALLBACK)
@@ -87,6 +87,15 @@ def _merged(answers: tuple, failures: tuple, late: _Found) -> tuple[tuple, tuple
     return answers, ([failed[i] for i in np.argsort(by, kind="stable").tolist()], by)
 
 
+def _column(data: np.ndarray, offsets: np.ndarray) -> pa.Array:
+    """Strings the scan wrote back to back (ASCII: escaped like parse_dns): value i is
+    data[offsets[i]:offsets[i + 1]]. Only the bytes used are kept (a copy: the scan's buffer is a
+    budget, mostly untouched)."""
+    start, stop = int(offsets[0]), int(offsets[-1])
+    return pa.Array.from_buffers(pa.large_string(), len(offsets) - 1,
+                                 [None, pa.py_buffer(offsets - start), pa.py_buffer(data[start:stop].copy())])
+
+
 def _texts(names: np.ndarray, at: np.ndarray, length: np.ndarray) -> pa.Array:
     """Names the scan wrote (ASCII: escaped like parse_dns), as one Arrow string column."""
     offsets = np.zeros(len(at) + 1, np.int64)
@@ -101,7 +110,7 @@ def _answers(buf: np.ndarray, scan, uid: np.ndarray, ts: np.ndarray) -> tuple[tu
     k = int(scan.answer_first[-1])
     message = scan.answer_msg[:k]
     answers = (ts[message], address_text(buf, scan.answer_at[:k], scan.answer_v6[:k]),
-               _texts(scan.names, scan.name_at[:k], scan.name_len[:k]), message)
+               _column(scan.answer_names, scan.answer_name_end[:k + 1]), message)
     failing = np.flatnonzero(scan.failed)
     if not failing.size:
         return answers, ([], failing)
