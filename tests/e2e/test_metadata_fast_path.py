@@ -48,15 +48,19 @@ def _reference_dns(p: bytes):
     except Malformed as bad:
         return bad.reason
     q = m.questions[0] if m.questions else None
-    # each address with the name the collector gives it (dns_feed.record_answers)
-    answers = [(a.value, (q[0] if q else None) or a.name) for a in m.answers if a.rtype in ("A", "AAAA") and a.value]
-    return m.is_response, m.rcode, len(m.questions), q, answers
+    # each address a response gives, with the name the collector gives it (dns_feed.record_answers)
+    answers = [(a.value, (q[0] if q else None) or a.name) for a in m.answers
+               if a.rtype in ("A", "AAAA") and a.value and m.is_response]
+    return m.is_response, m.rcode, len(m.questions), q, answers, m.is_response and dns_feed.failure_of(m) is not None
 
 
 def check_dns(payloads: list[bytes]) -> int:
     buf, off, cap = _column(payloads)
     scan = dns_fast.scan_dns(buf, off, cap)
     read = 0
+    # the ok messages' question names lie back to back, in message order
+    asked = np.flatnonzero((scan.reason == dns_fast.OK) & (scan.qdcount > 0))
+    assert np.array_equal(np.append(scan.qname_at[asked], scan.used[0])[1:], scan.qname_at[asked] + scan.qname_len[asked])
     for j, p in enumerate(payloads):
         ref = _reference_dns(p)
         reason = int(scan.reason[j])
@@ -69,17 +73,19 @@ def check_dns(payloads: list[bytes]) -> int:
             continue
         first, last = scan.answer_first[j], scan.answer_first[j + 1]
         qd = int(scan.qdcount[j])
-        q = (scan.qname[j, :scan.qname_len[j]].tobytes().decode(), dns.type_name(int(scan.qtype[j]))) if qd else None
-        owners = dns_feed._owner_names(scan, np.maximum(scan.owner_at[first:last], 0), scan.owner_len[first:last])
+        q = (_text(scan, scan.qname_at[j], scan.qname_len[j]), dns.type_name(int(scan.qtype[j]))) if qd else None
         answers = [(socket.inet_ntop(socket.AF_INET6 if scan.answer_v6[a] else socket.AF_INET,
                                      buf[scan.answer_at[a]:scan.answer_at[a] + (16 if scan.answer_v6[a] else 4)]
                                      .tobytes()),
-                    (q[0] if q else None) or (owners[a - first] if scan.owner_at[a] >= 0 else None))
+                    scan.answer_names[scan.answer_name_end[a]:scan.answer_name_end[a + 1]].tobytes().decode())
                    for a in range(first, last)]
-        assert ref == (bool(scan.is_response[j]), int(scan.rcode[j]), qd, q, answers), p
-        # owner names are written exactly when no question names the addresses
-        assert all((scan.owner_at[a] >= 0) == (not q or not q[0]) for a in range(first, last)), p
+        assert ref == (bool(scan.is_response[j]), int(scan.rcode[j]), qd, q, answers, bool(scan.failed[j])), p
+        assert (scan.answer_msg[first:last] == j).all(), p
     return read
+
+
+def _text(scan, at: int, length: int) -> str:
+    return scan.names[at:at + length].tobytes().decode()
 
 
 def _reference_tls(p: bytes):

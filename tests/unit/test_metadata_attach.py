@@ -50,8 +50,8 @@ def _merge_asof_names(flows: pd.DataFrame, dns: DnsRecords) -> dict[int, str]:
     distinct = pd.unique(flows["server_ip"].dropna())
     index = {a: i for i, a in enumerate(distinct)}
     codes = np.array([index.get(a, -1) if a is not None else -1 for a in flows["server_ip"]], np.int64)
-    answers = pd.DataFrame({"ts": dns.ts, "server_ip": [index.get(a, -2) for a in dns.address],
-                            "dns_name": dns.name}).sort_values("ts")
+    answers = pd.DataFrame({"ts": dns.ts, "server_ip": [index.get(a, -2) for a in dns.address.to_pylist()],
+                            "dns_name": dns.name.to_pylist()}).sort_values("ts")
     wanted = pd.DataFrame({"ts": flows["ts_start"].to_numpy(), "server_ip": codes, "row": np.arange(len(flows))})
     wanted = wanted.sort_values("ts")
     matched = pd.merge_asof(wanted, answers, on="ts", by="server_ip", direction="backward")
@@ -72,7 +72,8 @@ def test_dns_naming_is_merge_asof(flows: list, answers: list) -> None:
     dns = DnsRecords(ts=[float(t) for t, _, _ in answers], address=[a for _, a, _ in answers],
                      name=[f"{n}{i}.example" for i, (_, _, n) in enumerate(answers)])
     rows, picked = _dns_named(np.arange(len(frame)), frame["server_ip"], frame["ts_start"].to_numpy(), dns)
-    assert dict(zip(rows.tolist(), [dns.name[i] for i in picked.tolist()])) == _merge_asof_names(frame, dns)
+    names = dns.name.to_pylist()
+    assert dict(zip(rows.tolist(), [names[i] for i in picked.tolist()])) == _merge_asof_names(frame, dns)
 
 
 @settings(max_examples=200, deadline=None)

@@ -57,7 +57,7 @@ def test_answer_split_over_segments_names_the_server(tmp_path) -> None:
     r = framed(answer(7, "courier.push.apple.com", SERVER))
     path = _capture(tmp_path, [(0, q)], [(0, r[:5]), (5, r[5:20]), (20, r[20:])])
     collector, stats = _collect(path)
-    assert collector.dns.address == [SERVER] and collector.dns.name == ["courier.push.apple.com"]
+    assert collector.dns.address.to_pylist() == [SERVER] and collector.dns.name.to_pylist() == ["courier.push.apple.com"]
     assert not stats.malformed
     flows = apnstrace.analyze(path).flows
     courier = flows[flows["server_port"] == 5223].iloc[0]
@@ -72,14 +72,14 @@ def test_out_of_order_segments_and_two_messages_in_one(tmp_path) -> None:
     collector, _ = _collect(path)
     failures = [(f.qname, f.qtype, f.rcode) for f in collector.dns.failures]
     assert failures == [("mdm.example.com", "A", "SINKHOLE"), ("gone.example.com", "A", "NXDOMAIN")]
-    assert collector.dns.address == ["0.0.0.0"]
+    assert collector.dns.address.to_pylist() == ["0.0.0.0"]
 
 
 def test_a_message_cut_by_the_capture_is_not_read(tmp_path) -> None:
     r = framed(answer(7, "courier.push.apple.com", SERVER))
     path = _capture(tmp_path, [], [(0, r[:-3])])
     collector, stats = _collect(path)
-    assert collector.dns.address == [] and not collector.dns.failures and not stats.malformed
+    assert collector.dns.address.to_pylist() == [] and not collector.dns.failures and not stats.malformed
 
 
 def test_a_malformed_answer_is_counted(tmp_path) -> None:

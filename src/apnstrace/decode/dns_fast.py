@@ -19,9 +19,13 @@ from .dns import A, AAAA, CNAME, MAX_JUMPS, MAX_NAME
 
 __all__ = ["FALLBACK", "OK", "REASONS", "DnsScan", "scan_dns"]
 
-NAME_SLOT = 1024         # bytes of decoded question name per message: a name is at most 253
-                         # bytes, each written as at most 4 (\xNN)
+NAME_SLOT = 1024         # bytes of a decoded name at most: a name is at most 253 bytes, each
+                         # written as at most 4 (\xNN)
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+# Per byte of a label: how parse_dns writes it when it stays one byte (capitals lowered), 0 when
+# it is escaped as \xNN (outside printable ASCII, a backslash, a dot inside a label).
+_PLAIN = np.array([0 if (c < 0x20 or c > 0x7E or c in (0x5C, 0x2E)) else c
+                   for c in (b + 0x20 if 0x41 <= b <= 0x5A else b for b in range(256))], np.uint8)
 # reason: 0 ok; parse_dns's own Malformed reasons (a verdict: parse_dns raises exactly this one,
 # checks being made in its order); FALLBACK: ask parse_dns.
 REASONS = ("", "fallback", "dns_name_truncated", "dns_bad_pointer", "dns_bad_label", "dns_name_too_long",
@@ -32,50 +36,62 @@ _TRUNC, _POINTER, _LABEL, _LONG, _HEADER, _QUESTION, _ANSWER, _RDATA = range(2, 
 
 @dataclass(slots=True)
 class DnsScan:
-    """Per message i of the (off, cap) given; then per A/AAAA answer of the ok messages."""
+    """Per message i of the (off, cap) given; then per A/AAAA answer of the ok responses. Names
+    are written back to back (no fixed slot per message: only bytes written are touched), laid
+    out as Arrow string columns want them: the question names of the ok messages that have one,
+    in message order, are names[qname_at[i]:qname_at[i] + qname_len[i]] with nothing between
+    them; answer j's name is answer_names[answer_name_end[j]:answer_name_end[j + 1]]."""
     reason: np.ndarray        # int8 index into REASONS
     is_response: np.ndarray   # bool
     rcode: np.ndarray         # int64
+    failed: np.ndarray        # bool: an ok response that failed the client (error rcode, or only
+                              # null routes answered: 0/8, 127/8, ::, ::1)
     qdcount: np.ndarray       # int64
     qtype: np.ndarray         # int64: the first question's type
-    qname: np.ndarray         # uint8 [n, NAME_SLOT]: the first question's name as parse_dns writes it
-    qname_len: np.ndarray     # int64
+    qname_at: np.ndarray      # int64: the first question's name in `names`, as parse_dns writes it
+    qname_len: np.ndarray     # int64 (0 for a message not ok)
     answer_first: np.ndarray  # int64: message i's answers are answer_*[first[i]:first[i + 1]]
+                              # (a query's answer records are checked, not kept)
+    answer_msg: np.ndarray    # int64 per answer: its message
     answer_at: np.ndarray     # int64 absolute buffer offset of the address bytes
     answer_v6: np.ndarray     # bool: 16 bytes (AAAA), else 4 (A)
-    owner_at: np.ndarray      # int64 per answer: its owner name in `owners` (-1: not written,
-    owner_len: np.ndarray     # the message has a question name), as parse_dns writes it
-    owners: np.ndarray        # uint8: owner names back to back
+    answer_name_end: np.ndarray  # int64 [answers + 1]: per answer the name the collector gives its
+                                 # address: the question's, else (none or the root) its owner name
+    names: np.ndarray         # uint8: question names
+    answer_names: np.ndarray  # uint8: answer names
+    used: np.ndarray          # int64 [2]: bytes written in names, in answer_names
 
 
 def scan_dns(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> DnsScan:
     n = len(off)
     off = np.ascontiguousarray(off, np.int64)
     cap = np.ascontiguousarray(cap, np.int64)
-    # An answer record takes at least 11 bytes of its message: this bounds the answer columns.
+    # An answer record takes at least 11 bytes of its message: this bounds the answer columns,
+    # left unfilled (np.empty: untouched pages cost nothing; only rows below answer_first[n] are read).
     room = int(cap.sum() // 11) + 1
-    # qname: only the first qname_len bytes of a row are ever read, so it need not be zeroed.
-    # owners: a budget (4 bytes per payload byte); a message whose owner names do not fit is
-    # left to parse_dns.
-    out = (np.zeros(n, np.int8), np.zeros(n, np.bool_), np.zeros(n, np.int64), np.zeros(n, np.int64),
-           np.zeros(n, np.int64), np.empty((n, NAME_SLOT), np.uint8), np.zeros(n, np.int64),
-           np.zeros(n + 1, np.int64), np.zeros(room, np.int64), np.zeros(room, np.bool_),
-           np.full(room, -1, np.int64), np.zeros(room, np.int64), np.empty(4 * int(cap.sum()) + NAME_SLOT, np.uint8))
+    # names: a budget (4 bytes per payload byte: an escaped byte takes 4); a message whose
+    # names do not fit (pointers can repeat bytes, answers repeat the question) is left to parse_dns.
+    budget = 4 * int(cap.sum()) + NAME_SLOT
+    out = (np.zeros(n, np.int8), np.zeros(n, np.bool_), np.zeros(n, np.int64), np.zeros(n, np.bool_),
+           np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64),
+           np.zeros(n + 1, np.int64), np.empty(room, np.int64), np.empty(room, np.int64), np.empty(room, np.bool_),
+           np.empty(room + 1, np.int64), np.empty(budget, np.uint8), np.empty(budget, np.uint8), np.zeros(2, np.int64))
     _scan(buf, off, cap, *out)
     return DnsScan(*out)
 
 
 @njit(cache=True)
-def _name(buf, base, end, pos, out, row, write):
+def _name(buf, base, end, pos, out, at, write):
     """(offset after the name at pos in place, its decoded length); (-reason, 0) when parse_dns
     raises reason, (-FALLBACK, 0) when it would do something this path does not (judge a long
-    pointer chain with its cache).
+    pointer chain with its cache) or the name does not fit.
 
-    write: put the name, lowercased and dot-joined, in out[row]."""
+    write: put the name, lowercased and dot-joined, at out[at:] (at most NAME_SLOT bytes)."""
     jumps = 0
     size = 1
     after = -1
     length_out = 0
+    room = min(NAME_SLOT, len(out) - at)
     while True:
         if pos >= end:
             return -_TRUNC, 0
@@ -106,38 +122,57 @@ def _name(buf, base, end, pos, out, row, write):
             return -_LONG, 0
         if write:
             if length_out > 0:
-                if length_out + 1 > NAME_SLOT:
+                if length_out + 1 > room:
                     return -FALLBACK, 0
-                out[row, length_out] = 0x2E
+                out[at + length_out] = 0x2E
                 length_out += 1
+            if length_out + 4 * length <= room:
+                # The label fits even if every byte is escaped: one table look-up per byte.
+                o = at + length_out
+                for j in range(pos + 1, stop):
+                    c = _PLAIN[buf[base + j]]
+                    if c:
+                        out[o] = c
+                        o += 1
+                    else:
+                        b = buf[base + j]
+                        out[o] = 0x5C
+                        out[o + 1] = 0x78
+                        out[o + 2] = _HEX[b >> 4]
+                        out[o + 3] = _HEX[b & 15]
+                        o += 4
+                length_out = o - at
+                pos = stop
+                continue
             for j in range(pos + 1, stop):
                 b = buf[base + j]
                 if 0x41 <= b <= 0x5A:
                     b += 0x20
                 if b < 0x20 or b > 0x7E or b == 0x5C or b == 0x2E:
                     # parse_dns's text: \xNN (lowercase hex), a dot inside a label too
-                    if length_out + 4 > NAME_SLOT:
+                    if length_out + 4 > room:
                         return -FALLBACK, 0
-                    out[row, length_out] = 0x5C
-                    out[row, length_out + 1] = 0x78
-                    out[row, length_out + 2] = _HEX[b >> 4]
-                    out[row, length_out + 3] = _HEX[b & 15]
+                    out[at + length_out] = 0x5C
+                    out[at + length_out + 1] = 0x78
+                    out[at + length_out + 2] = _HEX[b >> 4]
+                    out[at + length_out + 3] = _HEX[b & 15]
                     length_out += 4
                     continue
-                if length_out + 1 > NAME_SLOT:
+                if length_out + 1 > room:
                     return -FALLBACK, 0
-                out[row, length_out] = b
+                out[at + length_out] = b
                 length_out += 1
         pos = stop
     return (pos if after < 0 else after), length_out
 
 
 @njit(cache=True)
-def _scan(buf, off, cap, reason, is_response, rcode, qdcount, qtype, qname, qname_len,
-          answer_first, answer_at, answer_v6, owner_at, owner_len, owners):
+def _scan(buf, off, cap, reason, is_response, rcode, failed, qdcount, qtype, qname_at, qname_len,
+          answer_first, answer_msg, answer_at, answer_v6, answer_name_end, names, answer_names, used_out):
     k = 0
-    used = 0                                  # bytes of `owners` written (by messages kept)
-    owner = np.empty((1, NAME_SLOT), np.uint8)
+    used = 0                                  # bytes of `names` written (by messages kept)
+    a_used = 0                                # bytes of `answer_names` written
+    answer_name_end[0] = 0
     for i in range(len(off)):
         answer_first[i] = k
         base = off[i]
@@ -152,8 +187,12 @@ def _scan(buf, off, cap, reason, is_response, rcode, qdcount, qtype, qname, qnam
         an = (buf[base + 6] << 8) | buf[base + 7]
         pos = 12
         bad = OK
+        first = k
+        first_used = used
+        first_a_used = a_used
+        real = 0                              # addresses that are not null routes
         for q in range(qd):
-            pos, length = _name(buf, base, end, pos, qname, i, q == 0)
+            pos, length = _name(buf, base, end, pos, names, used, q == 0)
             if pos < 0:
                 bad = -pos
                 break
@@ -161,16 +200,16 @@ def _scan(buf, off, cap, reason, is_response, rcode, qdcount, qtype, qname, qnam
                 bad = _QUESTION
                 break
             if q == 0:
+                qname_at[i] = used
                 qname_len[i] = length
+                used += length
                 qtype[i] = (buf[base + pos] << 8) | buf[base + pos + 1]
             pos += 4
-        first = k
-        first_used = used
         # Without a question name (none, or the root) the collector names each address by its
-        # answer's owner name: write those.
+        # answer's owner name: write those (kept only for A/AAAA answers).
         owned = bad == OK and (qd == 0 or qname_len[i] == 0)
         for _ in range(an if bad == OK else 0):
-            pos, length = _name(buf, base, end, pos, owner, 0, owned)
+            pos, length = _name(buf, base, end, pos, answer_names, a_used, owned)
             if pos < 0:
                 bad = -pos
                 break
@@ -187,20 +226,23 @@ def _scan(buf, off, cap, reason, is_response, rcode, qdcount, qtype, qname, qnam
                 if pos - start != (4 if rtype == A else 16):
                     bad = _RDATA
                     break
+                if not is_response[i]:
+                    continue
+                real += not _null_route(buf, base + start, rtype == AAAA)
+                answer_msg[k] = i
                 answer_at[k] = base + start
                 answer_v6[k] = rtype == AAAA
-                owner_at[k] = -1
-                if owned:
-                    if used + length > len(owners):
+                if not owned:                 # the question's name (the owner's was written)
+                    length = qname_len[i]
+                    if a_used + length > len(answer_names):
                         bad = FALLBACK
                         break
-                    owners[used:used + length] = owner[0, :length]
-                    owner_at[k] = used
-                    owner_len[k] = length
-                    used += length
+                    answer_names[a_used:a_used + length] = names[qname_at[i]:qname_at[i] + length]
+                a_used += length
                 k += 1
+                answer_name_end[k] = a_used
             elif rtype == CNAME:
-                stop, _length = _name(buf, base, end, start, qname, i, False)
+                stop, _length = _name(buf, base, end, start, names, used, False)
                 if stop < 0:
                     bad = -stop
                     break
@@ -211,7 +253,23 @@ def _scan(buf, off, cap, reason, is_response, rcode, qdcount, qtype, qname, qnam
         if bad != OK:
             k = first
             used = first_used
+            a_used = first_a_used
+            qname_len[i] = 0
             continue
         rcode[i] = flags & 0xF
         qdcount[i] = qd
+        failed[i] = is_response[i] and (rcode[i] != 0 or (k > first and real == 0))
     answer_first[len(off)] = k
+    used_out[0] = used
+    used_out[1] = a_used
+
+
+@njit(cache=True)
+def _null_route(buf, p, v6):
+    """0/8, 127/8, :: or ::1 (dns_feed.failure_of's SINKHOLE addresses)."""
+    if not v6:
+        return buf[p] == 0 or buf[p] == 127
+    for j in range(15):
+        if buf[p + j] != 0:
+            return False
+    return buf[p + 15] <= 1

@@ -113,9 +113,9 @@ def _names(sni: Picked, host: Picked, server_ip: pd.Series, ts_start: np.ndarray
     pick[has_host], kind[has_host] = len(sni_values) + host_rows[host_at[has_host]], 1
     named = pa.array([], pa.large_string())
     rest = np.flatnonzero(~has_sni & ~has_host)
-    if rest.size and dns.ts:
+    if rest.size and len(dns):
         rows, answers = _dns_named(rest, server_ip, ts_start, dns)
-        named = pa.array([dns.name[i] for i in answers.tolist()], pa.large_string())
+        named = dns.name.take(pa.array(answers))
         pick[rows] = len(sni_values) + len(host_values) + np.arange(len(rows))
         kind[rows] = 2
     values = pa.concat_arrays([sni_values.cast(pa.large_string()), stripped.cast(pa.large_string()), named])
@@ -136,7 +136,7 @@ def _dns_named(rest: np.ndarray, server_ip: pd.Series, ts_start: np.ndarray,
         encoded = _text(server_ip).dictionary_encode()
         encoded = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary
     codes, distinct = encoded
-    answered = pc.index_in(pa.array(dns.address, pa.large_string()), value_set=distinct.cast(pa.large_string()))
+    answered = pc.index_in(dns.address, value_set=distinct.cast(pa.large_string()))
     answered = answered.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     hit = np.zeros(len(distinct) + 1, bool)         # last slot: a flow without an address (-1)
     hit[answered[answered >= 0]] = True
@@ -144,7 +144,7 @@ def _dns_named(rest: np.ndarray, server_ip: pd.Series, ts_start: np.ndarray,
     none = np.empty(0, np.int64)
     if not wanted.size:
         return none, none
-    ts = np.asarray(dns.ts, np.float64)
+    ts = dns.ts
     # Answers in time order, ties as pandas' sort_values("ts") + merge_asof left them (the
     # last of equal times wins): quicksort of the same values gives the same order.
     order = np.argsort(ts, kind="quicksort")

@@ -53,7 +53,7 @@ def _renamed(flows: pd.DataFrame, from_worker: np.ndarray, dns: DnsRecords) -> n
     """Rows named by DNS (or not at all) whose name the whole capture's answers change; their
     server_name and its source are set here."""
     changed = np.zeros(len(flows), bool)
-    if not dns.ts:
+    if not len(dns):
         return changed                  # no answers anywhere: no worker had any either
     named = flows[NAME_SOURCE].isin(NAMED).to_numpy(dtype=bool, na_value=False)
     rows = np.flatnonzero(from_worker & ~named)

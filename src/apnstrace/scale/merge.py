@@ -134,7 +134,9 @@ def _collect(parts: Sequence[FilePartial], keys: list[np.ndarray]) -> _Mine:
         part.flows = None                          # held once: the merged frame is built from these
         gone = set(dropped.tolist())
         failures = [dataclasses.replace(f, uid=f.uid + base) for f in part.dns.failures if f.uid not in gone]
-        dns.append(DnsRecords(part.dns.ts, part.dns.address, part.dns.name, failures))
+        answers = part.dns.answers()
+        answers.failures = failures
+        dns.append(answers)
         activity = Activity()
         _extend_activity(activity, part.activity, dropped, base)
         found.append(activity)
@@ -213,12 +215,8 @@ def _uids_of(part: FilePartial, wanted: np.ndarray) -> np.ndarray:
 
 def _extend_dns(out: DnsRecords, got: Sequence[DnsRecords]) -> None:
     """Append the answers of `got` (one file's), in time order (stable: `got`'s order at ties)."""
-    ts = [t for g in got for t in g.ts]
-    order = np.argsort(np.asarray(ts, float), kind="stable") if ts else []
-    address, name = [a for g in got for a in g.address], [n for g in got for n in g.name]
-    out.ts.extend(ts[i] for i in order)
-    out.address.extend(address[i] for i in order)
-    out.name.extend(name[i] for i in order)
+    ordered = DnsRecords.by_time(got)
+    out.append(ordered.ts, ordered.address, ordered.name)
 
 
 def _extend_activity(out: Activity, got: Activity, dropped: np.ndarray, base: int) -> None:

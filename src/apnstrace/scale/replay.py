@@ -114,7 +114,7 @@ def _marks(session) -> dict:
     if session is None:
         return {"dns": 0, "failures": 0, **{name: 0 for name in ACTIVITY}}
     dns = session.collector.dns
-    out = {"dns": len(dns.ts), "failures": len(dns.failures)}
+    out = {"dns": len(dns), "failures": len(dns.failures)}
     found = session.activity.found if session.activity is not None else Activity()
     out.update({name: len(getattr(found, name)) for name in ACTIVITY})
     return out
@@ -122,8 +122,9 @@ def _marks(session) -> dict:
 
 def _dns_slice(dns: DnsRecords, before: dict, mark: dict) -> DnsRecords:
     a, b = before["dns"], mark["dns"]
-    return DnsRecords(dns.ts[a:b], dns.address[a:b], dns.name[a:b],
-                      dns.failures[before["failures"]: mark["failures"]])
+    out = dns.answers(a, b)
+    out.failures = dns.failures[before["failures"]: mark["failures"]]
+    return out
 
 
 def _activity_slice(found: Activity, before: dict, mark: dict) -> Activity:
