@@ -13,7 +13,7 @@ Cuts the capture into --files rotated files with `editcap -c` (in --split-dir), 
            bound any split of the work can reach here: the speedup of a free, perfect merge.
 and prints, per mode, wall time, packets/s, packets/s per core, peak memory of the process
 tree (sampled: the sum of RSS every 50 ms, which counts pages a forked worker shares with its
-parent once per process, and the sum of USS, each page once, every second), CPU seconds of the process tree (wall time on
+parent once per process, and the sum of USS, each page once, every second), CPU seconds of the process tree (cpu_s; sys_s its system share) (wall time on
 a shared machine depends on the other load; the 1-minute load average before and after is
 printed with each row), and whether flows, sequences, blocked, timing and courier equal the
 reference's (every column, every row, flow_id order included).
@@ -116,8 +116,9 @@ def run(mode: str, parts: list[Path], capture: Path | None, args) -> tuple[apnst
         if child.returncode:
             raise SystemExit(f"{mode} failed ({child.returncode})")
         with open(out, "rb") as f:
-            result, inner_wall, cpu = pickle.load(f)
+            result, inner_wall, (cpu, system) = pickle.load(f)
     return result, {"wall_s": round(inner_wall, 2), "process_wall_s": round(wall, 2), "cpu_s": round(cpu, 1),
+                    "sys_s": round(system, 1),
                     "load_before": round(load, 2), "load_after": round(os.getloadavg()[0], 2),
                     "peak_rss_mb": round(mem.peak / 2**20), "peak_uss_mb": round(mem.peak_uss / 2**20)}
 
@@ -140,7 +141,8 @@ def run_ceiling(parts: list[Path], args) -> tuple[list[apnstrace.Result], dict]:
         loaded = [pickle.load(open(out, "rb")) for out in outs]
     return [r for r, _, _ in loaded], {
         "wall_s": round(max(w for _, w, _ in loaded), 2), "process_wall_s": round(wall, 2),
-        "cpu_s": round(sum(c for _, _, c in loaded), 1), "slice_wall_s": [round(w, 2) for _, w, _ in loaded],
+        "cpu_s": round(sum(c for _, _, (c, _) in loaded), 1), "sys_s": round(sum(s for _, _, (_, s) in loaded), 1),
+        "slice_wall_s": [round(w, 2) for _, w, _ in loaded],
         "load_before": round(load, 2), "load_after": round(os.getloadavg()[0], 2),
         "peak_rss_mb": round(mem.peak / 2**20), "peak_uss_mb": round(mem.peak_uss / 2**20)}
 
@@ -155,15 +157,16 @@ def contiguous_slices(parts: list[Path], n: int) -> list[list[Path]]:
 
 
 def one(mode: str, paths: list[str], workers: int, out: str) -> None:
-    """--one: analyze in this fresh process; pickle the result, wall time and CPU seconds."""
+    """--one: analyze in this fresh process; pickle the result, wall time and CPU seconds
+    (all, and the system's share)."""
     kwargs = {"workers": 1} if mode == "single" else {"workers": workers}
     if mode == "dask":
         kwargs["dask"] = "local"
-    start, cpu = time.perf_counter(), _cpu_seconds()
+    start, (cpu, system) = time.perf_counter(), _cpu_seconds()
     result = apnstrace.analyze(paths, **kwargs)
-    wall, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+    wall, (cpu_end, system_end) = time.perf_counter() - start, _cpu_seconds()
     with open(out, "wb") as f:
-        pickle.dump((result, wall, cpu), f)
+        pickle.dump((result, wall, (cpu_end - cpu, system_end - system)), f)
 
 
 def warm_up(part: Path) -> None:
@@ -175,10 +178,13 @@ def warm_up(part: Path) -> None:
           flush=True)
 
 
-def _cpu_seconds() -> float:
-    """CPU time of this process and of its finished children (user + system)."""
+def _cpu_seconds() -> tuple[float, float]:
+    """CPU time of this process and of its finished children: user + system, and system alone
+    (page faults: zeroing fresh memory and mapping file pages are much of a parallel run's extra
+    CPU on a VM)."""
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    system = me.ru_stime + kids.ru_stime
+    return me.ru_utime + kids.ru_utime + system, system
 
 
 def same(a, b) -> dict[str, bool]:
