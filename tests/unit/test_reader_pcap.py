@@ -172,6 +172,25 @@ def test_small_and_large_chunks_give_identical_flows(tmp_path, kind):
     assert large.stats.records == 1200 and large.stats.packets_in_flows == 1200
 
 
+@pytest.mark.parametrize("kind", ["pcap", "pcapng", "pcap.gz"])
+def test_batches_held_while_later_chunks_are_read_keep_their_values(tmp_path, kind):
+    """The walkers write into columns kept from chunk to chunk (reader/stream._Scratch): a batch
+    must own what it holds, or the next chunk would overwrite it under a consumer that keeps it."""
+    from apnstrace.reader import iter_batches
+    from apnstrace.stats import RunStats
+    frames = _many_frames()
+    data = pcapng(frames) if kind.startswith("pcapng") else pcap(frames)
+    path = write(tmp_path / f"many.{kind}", data, gz=kind.endswith(".gz"))
+    held = list(iter_batches(path, RunStats(), 4096))
+    assert len(held) > 50
+    rows = [{"record": int(b.record[i]), "ts": float(b.ts[i]), "caplen": int(b.caplen[i]),
+             "wire_len": int(b.wire_len[i]), "linktype": int(b.linktype[i]),
+             "data": b.buf[int(b.offset[i]): int(b.offset[i]) + int(b.caplen[i])].tobytes()}
+            for b in held for i in range(len(b))]
+    assert rows == read_all(path, chunk_bytes=4096)[0]
+    assert [r["data"] for r in rows] == [frame for _, frame in frames]
+
+
 @pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
 def test_record_bigger_than_the_chunk(tmp_path, fmt):
     big_frame = ether(ip4(C4, S4, UDP, udp(5000, 9999, bytes(range(256)) * 80)))    # 20 522 bytes

@@ -190,12 +190,13 @@ def _read_pcap(path: Path, chunks: _Chunks, stats: RunStats, counter: list[int])
     chunks.consume(24)
     scale = 1e-9 if nanos else 1e-6
     max_caplen = walk.MAX_RECORD
+    scratch = _Scratch()
     while True:
         chunks.fill(chunks.chunk_bytes)
         buf = chunks.buf
         size = chunks.size // MIN_RECORD_BYTES + 1
-        off = np.empty(size, np.int64)
-        sec, frac, cap, wire = (np.empty(size, np.uint32) for _ in range(4))
+        off = scratch.get("off", size, np.int64)
+        sec, frac, cap, wire = (scratch.get(name, size, np.uint32) for name in ("sec", "frac", "cap", "wire"))
         n, pos, status, bad = walk.walk_pcap(buf, chunks.start, chunks.end, big, max_caplen, off, sec, frac, cap, wire)
         if n:
             first = counter[0] + 1
@@ -221,6 +222,23 @@ def _read_pcap(path: Path, chunks: _Chunks, stats: RunStats, counter: list[int])
         if status == walk.NEED_MORE and n == 0:
             # One record is larger than the chunk: read enough for it.
             chunks.fill(chunks.size + max_caplen + walk.PCAP_RECORD_HEADER)
+
+
+class _Scratch:
+    """The walkers' output columns, kept from chunk to chunk of a file. They are sized for the
+    smallest records (a chunk's bytes / 16: 2M rows for 32 MiB) and a chunk fills a few percent
+    of them; allocated afresh each chunk, each column's first touch had the kernel zero a whole
+    2 MiB huge page (numpy asks for them above 4 MiB), ~10 MiB a chunk. Batches copy what they
+    keep, so the next chunk may write over them."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, size: int, dtype) -> np.ndarray:
+        have = self.arrays.get(name)
+        if have is None or len(have) < size:
+            have = self.arrays[name] = np.empty(size, dtype)
+        return have[:size]
 
 
 class _Interfaces:
@@ -262,13 +280,15 @@ def _read_pcapng(path: Path, chunks: _Chunks, stats: RunStats, counter: list[int
     big = False
     interfaces = _Interfaces()
     last_ts = 0.0
+    scratch = _Scratch()
     while True:
         chunks.fill(chunks.chunk_bytes)
         buf = chunks.buf
         size = chunks.size // MIN_RECORD_BYTES + 1
-        off = np.empty(size, np.int64)
-        iface, ts_hi, ts_lo, cap, wire = (np.empty(size, np.uint32) for _ in range(5))
-        has_ts = np.empty(size, np.uint8)
+        off = scratch.get("off", size, np.int64)
+        iface, ts_hi, ts_lo, cap, wire = (scratch.get(name, size, np.uint32)
+                                          for name in ("iface", "ts_hi", "ts_lo", "cap", "wire"))
+        has_ts = scratch.get("has_ts", size, np.uint8)
         n, pos, status, bad = walk.walk_pcapng(buf, chunks.start, chunks.end, big, off, iface, ts_hi, ts_lo,
                                                cap, wire, has_ts)
         if n:
