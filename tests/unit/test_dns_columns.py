@@ -9,7 +9,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apnstrace.metadata.address_text import address_text
+from apnstrace.decode.address_text import address_text
 from apnstrace.metadata.dns_records import DnsFailure, DnsRecords
 
 

@@ -10,24 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from ..metadata.text_columns import string_buffers
 from ..reader.walk import njit
 
 COMPILED = njit.__module__.startswith("numba")
 
-__all__ = ["COMPILED", "dotted_quads", "string_buffers"]
-
-
-def string_buffers(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """A string or large_string column's value offsets (int64, len + 1) and bytes, as views
-    where the layout allows; the bytes are never empty (kernels may index them blindly)."""
-    n = len(text)
-    if text.type == pa.string():
-        offsets = np.frombuffer(text.buffers()[1], np.int32, n + 1, text.offset * 4).astype(np.int64)
-    else:
-        offsets = np.frombuffer(text.buffers()[1], np.int64, n + 1, text.offset * 8)
-    data = text.buffers()[2]
-    data = np.frombuffer(data, np.uint8) if data is not None and data.size else np.zeros(1, np.uint8)
-    return offsets, data
+__all__ = ["COMPILED", "dotted_quads"]
 
 
 def dotted_quads(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

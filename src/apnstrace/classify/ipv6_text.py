@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from ..metadata.text_columns import string_buffers
 from ..reader.walk import njit
-from .dotted_quads import COMPILED, string_buffers
+from .dotted_quads import COMPILED
 
 __all__ = ["COMPILED", "colon_hex"]
 

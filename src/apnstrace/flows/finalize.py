@@ -1,14 +1,12 @@
 """Finished partial flows -> the `flows` frame: client/server sides, conn_state, text addresses."""
 from __future__ import annotations
 
-import socket
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .. import schema
+from ..decode.address_text import address_text
 from . import partials as P
 from .keys import pair_hash
 from .state import conn_state
@@ -23,12 +21,6 @@ def client_is_a(part: P.Partials) -> np.ndarray:
         [fs == 0, fs == 1, fsa == 1, fsa == 0, pa > pb, pa < pb],
         [True, False, True, False, True, False],
         part["first_dir"] == 0)
-
-
-def _ipv4_text(addr32: np.ndarray) -> np.ndarray:
-    """Dotted quads for many IPv4 addresses at once (arrow string kernels, no Python loop)."""
-    octets = [pa.array((addr32 >> shift) & 0xFF).cast(pa.string()) for shift in (24, 16, 8, 0)]
-    return pc.binary_join_element_wise(*octets, ".").to_numpy(zero_copy_only=False)
 
 
 def address_codes(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, pa.Array]:
@@ -47,13 +39,12 @@ def address_codes(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, pa.Array]
     else:                    # IPv4 only (mapped): the low half is the whole address
         codes, uniques = pd.factorize(lo)
         u_hi, u_lo = np.zeros(len(uniques), np.uint64), np.asarray(uniques, np.uint64)
-    text = np.empty(len(u_hi), object)
+    # Each address's 16 bytes in network order; a mapped IPv4 address is written from its last 4.
+    raw = np.empty((len(u_hi), 2), ">u8")
+    raw[:, 0], raw[:, 1] = u_hi, u_lo
     v4 = (u_hi == 0) & ((u_lo >> np.uint64(32)) == V4_MARK)
-    text[v4] = _ipv4_text((u_lo[v4] & np.uint64(0xFFFFFFFF)).astype(np.int64))
-    for i in np.flatnonzero(~v4).tolist():
-        raw = int(u_hi[i]).to_bytes(8, "big") + int(u_lo[i]).to_bytes(8, "big")
-        text[i] = socket.inet_ntop(socket.AF_INET6, raw)
-    return codes, pa.array(text, pa.string())
+    at = np.arange(len(u_hi), dtype=np.int64) * 16 + np.where(v4, 12, 0)
+    return codes, address_text(raw.view(np.uint8).ravel(), at, ~v4).cast(pa.string())
 
 
 def addresses_to_text(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:

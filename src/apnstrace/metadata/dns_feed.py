@@ -13,7 +13,7 @@ from ..decode import dns
 from ..decode.dns_fast import FALLBACK, OK, REASONS, scan_dns
 from ..decode.malformed import Malformed
 from ..reader.walk import njit
-from .address_text import address_text
+from ..decode.address_text import address_text
 from .dns_records import DnsFailure
 from .held import gather_ranges
 

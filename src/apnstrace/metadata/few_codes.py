@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..reader.walk import njit
+from .text_columns import string_buffers
 
 COMPILED = njit.__module__.startswith("numba")
 MAX_DISTINCT = 8
@@ -24,14 +25,9 @@ def few_codes(text: pa.Array) -> tuple[np.ndarray, pa.Array] | None:
     n = len(text)
     if not COMPILED or n == 0:
         return None
-    if text.type == pa.string():
-        offsets = np.frombuffer(text.buffers()[1], np.int32, n + 1, text.offset * 4).astype(np.int64)
-    elif text.type == pa.large_string():
-        offsets = np.frombuffer(text.buffers()[1], np.int64, n + 1, text.offset * 8)
-    else:
+    if text.type not in (pa.string(), pa.large_string()):
         return None
-    data = text.buffers()[2]
-    data = np.frombuffer(data, np.uint8) if data is not None and data.size else np.zeros(1, np.uint8)
+    offsets, data = string_buffers(text)
     valid = text.is_valid().to_numpy(zero_copy_only=False) if text.null_count else np.ones(0, np.bool_)
     codes = np.empty(n, np.int64)
     first = np.empty(MAX_DISTINCT, np.int64)

@@ -17,7 +17,7 @@ from ..reader.walk import njit
 
 COMPILED = njit.__module__.startswith("numba")
 
-__all__ = ["text_column"]
+__all__ = ["string_buffers", "text_column"]
 
 
 def text_column(buf: np.ndarray, start: np.ndarray, end: np.ndarray,
@@ -89,3 +89,16 @@ def _layout(buf, start, end):
             odd[n_odd] = i
             n_odd += 1
     return offsets, data, bits, nulls, odd[:n_odd].copy()
+
+
+def string_buffers(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A string or large_string column's value offsets (int64, len + 1) and bytes, as views
+    where the layout allows; the bytes are never empty (kernels may index them blindly)."""
+    n = len(text)
+    if text.type == pa.string():
+        offsets = np.frombuffer(text.buffers()[1], np.int32, n + 1, text.offset * 4).astype(np.int64)
+    else:
+        offsets = np.frombuffer(text.buffers()[1], np.int64, n + 1, text.offset * 8)
+    data = text.buffers()[2]
+    data = np.frombuffer(data, np.uint8) if data is not None and data.size else np.zeros(1, np.uint8)
+    return offsets, data
