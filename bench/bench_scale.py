@@ -11,6 +11,10 @@ Cuts the capture into --files rotated files with `editcap -c` (in --split-dir), 
            (balanced by bytes), no merge: what this machine gives two processes that share
            nothing but the hardware. Not a result (nothing is merged; no identical check), the
            bound any split of the work can reach here: the speedup of a free, perfect merge.
+  bound    analyze(parts, workers=N) with the boundary work switched off: workers keep no
+           packets and spill nothing, the merge replays no key. Not a result either (flows
+           crossing files come out split), the speed of the per-file design if continuing a
+           flow across files cost nothing: what any cheaper boundary merge can reach at most.
 and prints, per mode, wall time, packets/s, packets/s per core, peak memory of the process
 tree (sampled: the sum of RSS every 50 ms, which counts pages a forked worker shares with its
 parent once per process, and the sum of USS, each page once, every second), CPU seconds of the process tree (cpu_s; sys_s its system share) (wall time on
@@ -156,10 +160,24 @@ def contiguous_slices(parts: list[Path], n: int) -> list[list[Path]]:
     return [parts[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
 
 
+def free_boundaries() -> None:
+    """--modes bound: the per-file design without its boundary work (see the module doc). Set
+    before the pool forks, so the workers run it too."""
+    import numpy as np
+    from apnstrace.scale import merge, partial
+    partial._Keep.add = lambda self, *a, **k: None
+    partial._Keep.joined = lambda self: {}
+    merge.replay_plan = lambda summaries, options: ([np.empty(0, np.uint64) for _ in summaries],) * 2
+    merge._check_clock = lambda parts, options: None
+    merge._read_stepped_back_files_again = lambda *a, **k: None
+
+
 def one(mode: str, paths: list[str], workers: int, out: str) -> None:
     """--one: analyze in this fresh process; pickle the result, wall time and CPU seconds
     (all, and the system's share)."""
     kwargs = {"workers": 1} if mode == "single" else {"workers": workers}
+    if mode == "bound":
+        free_boundaries()
     if mode == "dask":
         kwargs["dask"] = "local"
     start, (cpu, system) = time.perf_counter(), _cpu_seconds()
@@ -220,7 +238,7 @@ def main() -> None:
     warm_up(parts[0])
     ref, rows = None, []
     for mode in args.modes.split(","):
-        if mode not in ("single", "workers", "dask", "ceiling"):
+        if mode not in ("single", "workers", "dask", "ceiling", "bound"):
             raise SystemExit(f"unknown mode {mode}")
         whole = mode == "single" and not args.single_on_parts
         if mode == "ceiling":
@@ -236,7 +254,7 @@ def main() -> None:
                "pkts_per_s_per_core": round(packets / figures["wall_s"] / cores),
                "pkts_per_cpu_s": round(packets / figures["cpu_s"]) if figures["cpu_s"] else None,
                "flows": flows, "sequences": sequences}
-        if mode == "ceiling":
+        if mode in ("ceiling", "bound"):
             row["speedup"] = round(ref_wall / figures["wall_s"], 2) if ref is not None else None
             rows.append(row)
             print(json.dumps(row), flush=True)
