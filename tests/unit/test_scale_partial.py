@@ -72,3 +72,45 @@ def test_spilled_uids_are_the_sorted_distinct_uids_of_the_keys_packets(tmp_path:
         expected = np.unique(uid[np.isin(hashes, wanted)[code]])
         got = spilled_uids(str(tmp_path), wanted)
         assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+def _keys_per_packet(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The obvious way: factorize every packet's key hash (codes in order of first appearance)."""
+    import pandas as pd
+    code, uniques = pd.factorize(cols["h"])
+    first = np.array([np.flatnonzero(code == k)[0] for k in range(len(uniques))], np.int64)
+    last = np.array([np.flatnonzero(code == k)[-1] for k in range(len(uniques))], np.int64)
+    return {"h": np.asarray(uniques, np.uint64), "proto": cols["proto"][first], "first_ts": cols["ts"][first],
+            "last_ts": cols["ts"][last], "first": first, "code": code.astype(np.int64)}
+
+
+def test_keys_found_among_flows_equal_keys_hashed_per_packet() -> None:
+    """partial._keys numbers keys from the flows (uids) instead of every packet's hash: the same
+    summary, whatever the order in which flows start and however many flows a key has (a key's
+    later flow may start before another key's first packet)."""
+    from apnstrace.scale.partial import _keys
+    rng = np.random.default_rng(11)
+    for trial in range(40):
+        keys = int(rng.integers(1, 60))
+        hashes = rng.integers(0, 2**63, keys, dtype=np.int64).astype(np.uint64)
+        flows_of_key = rng.integers(1, 4, keys)
+        flow_key = np.repeat(np.arange(keys), flows_of_key)          # each flow belongs to one key
+        rng.shuffle(flow_key)
+        n = int(rng.integers(1, 400))
+        # Packets, and their flows' uids: numbered in order of first packet (across chunks the
+        # flow table does), or in any order (within a chunk it numbers new flows as grouped).
+        flow_of_packet = rng.integers(0, len(flow_key), n)
+        _, uid = np.unique(flow_of_packet, return_inverse=True)
+        if trial % 2:
+            renumber = rng.permutation(uid.max() + 1)
+        else:
+            order_of_first = np.argsort(np.unique(flow_of_packet, return_index=True)[1], kind="stable")
+            renumber = np.empty_like(order_of_first)
+            renumber[order_of_first] = np.arange(len(order_of_first))
+        uid = renumber[uid].astype(np.int64)
+        cols = {"uid": uid, "h": hashes[flow_key[flow_of_packet]], "proto": rng.integers(0, 20, n),
+                "ts": np.sort(rng.random(n))}
+        got, expected = _keys(cols), _keys_per_packet(cols)
+        for name, value in expected.items():
+            assert got[name].dtype == value.dtype, (trial, name)
+            assert np.array_equal(got[name], value), (trial, name)

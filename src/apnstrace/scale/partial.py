@@ -223,20 +223,33 @@ def _spill(folder: Path, cols: dict[str, np.ndarray], keys: dict[str, np.ndarray
 
 def _keys(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per flow key of the file: its hash, protocol, first and last frame time (capture order),
-    the row of its first frame, and each packet's key code."""
+    the row of its first frame, and each packet's key code (keys numbered in order of first
+    appearance)."""
     if not cols:
         return {"h": np.empty(0, np.uint64), "proto": np.empty(0, np.int64),
                 "first_ts": np.empty(0), "last_ts": np.empty(0)}
-    code, uniques = pd.factorize(cols["h"])
-    n = len(code)
-    # Codes are numbered in order of first appearance: a key's first row raises the running max.
-    running = np.maximum.accumulate(code)
-    new = np.empty(n, bool)
+    # A flow (uid) is one key: keys are found among the file's flows, tens of thousands, not
+    # hashed per packet (625,000 on a fleet file: 13.6 -> 5.3 ms).
+    uid, rows = cols["uid"], np.arange(len(cols["uid"]))
+    n = len(uid)
+    first_row = np.full(int(uid.max()) + 1, n, np.int64)
+    first_row[uid[::-1]] = rows[::-1]                 # repeated indices: the last assignment wins
+    seen = np.flatnonzero(first_row < n)
+    by_first = seen[np.argsort(first_row[seen], kind="stable")]     # flows in order of first frame
+    flow_h = np.zeros(len(first_row), np.uint64)
+    flow_h[uid] = cols["h"]
+    flow_code, uniques = pd.factorize(flow_h[by_first])               # keys in order of first frame
+    code_of = np.zeros(len(first_row), np.int64)
+    code_of[by_first] = flow_code
+    code = code_of[uid]
+    # A key's first flow raises the running maximum of the codes.
+    running = np.maximum.accumulate(flow_code)
+    new = np.empty(len(flow_code), bool)
     new[0] = True
     np.greater(running[1:], running[:-1], out=new[1:])
-    first = np.flatnonzero(new)
+    first = first_row[by_first[new]]
     last = np.empty(len(uniques), np.int64)
-    last[code] = np.arange(n)                   # repeated indices: the last assignment wins
+    last[code] = rows                                 # repeated indices: the last assignment wins
     return {"h": np.asarray(uniques, np.uint64), "proto": cols["proto"][first], "first_ts": cols["ts"][first],
             "last_ts": cols["ts"][last], "first": first, "code": code}
 
