@@ -24,6 +24,7 @@ from .dns_feed import COMPILED
 from .fast_streams import alert_text, names_of
 from .held import gather_ranges
 from .key_set import isin_keys
+from .leaf_names import issuers
 from .text_columns import text_column
 
 __all__ = ["take_flights"]
@@ -284,52 +285,9 @@ def _read(b: _Bytes, hs: np.ndarray, base: int) -> _Read:
     issuer = np.full(len(ok), None, object)
     leaf = np.flatnonzero(ok & (scan.leaf_start >= 0))
     if leaf.size:
-        issuer[leaf] = _issuers(scan.hs, scan.leaf_start[leaf], scan.leaf_end[leaf])
+        issuer[leaf] = issuers(scan.hs, scan.leaf_start[leaf], scan.leaf_end[leaf])
     complete = (scan.alert >= 0) | (scan.version == TLS13) | np.not_equal(issuer, None) | scan.hello_done
     return _Read(scan, issuer, ok, complete)
-
-
-def _issuers(hs: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """The issuer of each leaf certificate hs[start:end] (tls._x509_names), as objects: a server
-    shows the same leaf to every client, so a chunk holds a few distinct ones; each is named once
-    (tls._x509_names caches them across chunks, by their bytes)."""
-    same = np.empty(len(start), np.int64)
-    _first_equal(hs, start, end, same)
-    names = np.empty(len(start), object)
-    for i in np.flatnonzero(same == np.arange(len(start))).tolist():
-        names[i] = tls._x509_names(hs[start[i]:end[i]].tobytes())[1]
-    return names[same]
-
-
-@njit(cache=True)
-def _first_equal(hs, start, end, same):
-    """same[i]: the first leaf with the bytes of leaf i (hs[start:end]): i itself when none
-    before it has them. Bytes are compared only between leaves of one length and last byte."""
-    firsts = np.empty(len(start), np.int64)          # the distinct leaves so far
-    n_first = 0
-    for i in range(len(start)):
-        same[i] = i
-        size = end[i] - start[i]
-        for f in range(n_first):
-            k = firsts[f]
-            if end[k] - start[k] == size and hs[end[k] - 1] == hs[end[i] - 1] and \
-                    _equal(hs, start[k], start[i], size):
-                same[i] = k
-                break
-        if same[i] == i:
-            firsts[n_first] = i
-            n_first += 1
-
-
-@njit(cache=True)
-def _equal(data, a, b, size):
-    """data[a:a + size] == data[b:b + size]; unsigned indices and no early exit let LLVM compare
-    in vectors."""
-    ua, ub = np.uint64(a), np.uint64(b)
-    differ = np.uint8(0)
-    for q in range(np.uint64(size)):
-        differ |= data[ua + q] ^ data[ub + q]
-    return differ == 0
 
 
 def _stream_words() -> np.ndarray:
