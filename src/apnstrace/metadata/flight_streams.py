@@ -163,19 +163,19 @@ def _last_writes(r1: _Read, r2: _Read, idx: np.ndarray, at2: np.ndarray, ts1: np
     """Flights idx's last writes as the stream path keeps them (collect._Stream.written): the
     second read's where they had one (at2 >= 0: its flight there), else the first read's. The
     log holds the two merged; a final parse of the same bytes writes the last read's row."""
-    rows = _rows(_merged_columns(r1, r1, idx, np.full(len(idx), -1, np.int64), ts1, ts1))
-    read2 = np.flatnonzero(at2 >= 0)
-    if read2.size:
-        j = at2[read2]
-        for i, row in zip(read2.tolist(), _rows(_merged_columns(r2, r2, j, np.full(len(j), -1, np.int64), ts2, ts2))):
-            rows[i] = row
-    return rows
+    return [_written(r2, j, ts2) if j >= 0 else _written(r1, i, ts1) for i, j in zip(idx.tolist(), at2.tolist())]
 
 
-def _rows(cols: dict) -> list[tuple]:
-    """A flight write's columns as the stream path's row values."""
-    names = ("server_ts", "tls_version", "server_alpn", "tls_alert", "cert_issuer")
-    return list(zip(*(cols[name].to_pylist() for name in names)))
+def _written(r: _Read, i: int, ts: np.ndarray) -> tuple:
+    """Flight i's write in read r, as the stream path's row values (a few flights a chunk: the
+    values one by one, as _merged_columns' columns hold them)."""
+    s = r.scan
+    version, alert, a = int(s.version[i]), int(s.alert[i]), int(s.alpn_start[i])
+    return (float(ts[i]) if s.hello_seen[i] else None,
+            tls.version_name(version) if version >= 0 else None,
+            tls.text(s.hs[a:s.alpn_end[i]].tobytes()) if a >= 0 else None,
+            alert_text(alert) if alert >= 0 else None,
+            r.issuer[i])
 
 
 def _open_streams(collector, buf, pk, idx, skeys, starts, seg_row, first_seg, n_seg, first_ts, written) -> None:
