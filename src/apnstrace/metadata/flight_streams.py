@@ -13,6 +13,8 @@ flight, with every segment of it, stays on the stream path.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pyarrow as pa
 
@@ -290,10 +292,14 @@ def _read(b: _Bytes, hs: np.ndarray, base: int) -> _Read:
     return _Read(scan, issuer, ok, complete)
 
 
+@functools.cache
 def _stream_words() -> np.ndarray:
-    """The 4-byte starts that make a payload begin another stream (HTTP, PROXY): collect.py's."""
+    """The 4-byte starts that make a payload begin another stream (HTTP, PROXY): collect.py's.
+    Made once (read-only: shared by every call)."""
     from .collect import HTTP_STARTS, PROXY_V1, PROXY_V2
-    return np.array([int.from_bytes(w[:4], "big") for w in HTTP_STARTS + (PROXY_V1, PROXY_V2)], np.int64)
+    words = np.array([int.from_bytes(w[:4], "big") for w in HTTP_STARTS + (PROXY_V1, PROXY_V2)], np.int64)
+    words.flags.writeable = False
+    return words
 
 
 @njit(cache=True)
