@@ -13,6 +13,8 @@ flight, with every segment of it, stays on the stream path.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pyarrow as pa
 
@@ -24,6 +26,7 @@ from .dns_feed import COMPILED
 from .fast_streams import alert_text, names_of
 from .held import gather_ranges
 from .key_set import isin_keys
+from .leaf_names import issuers
 from .text_columns import text_column
 
 __all__ = ["take_flights"]
@@ -162,19 +165,19 @@ def _last_writes(r1: _Read, r2: _Read, idx: np.ndarray, at2: np.ndarray, ts1: np
     """Flights idx's last writes as the stream path keeps them (collect._Stream.written): the
     second read's where they had one (at2 >= 0: its flight there), else the first read's. The
     log holds the two merged; a final parse of the same bytes writes the last read's row."""
-    rows = _rows(_merged_columns(r1, r1, idx, np.full(len(idx), -1, np.int64), ts1, ts1))
-    read2 = np.flatnonzero(at2 >= 0)
-    if read2.size:
-        j = at2[read2]
-        for i, row in zip(read2.tolist(), _rows(_merged_columns(r2, r2, j, np.full(len(j), -1, np.int64), ts2, ts2))):
-            rows[i] = row
-    return rows
+    return [_written(r2, j, ts2) if j >= 0 else _written(r1, i, ts1) for i, j in zip(idx.tolist(), at2.tolist())]
 
 
-def _rows(cols: dict) -> list[tuple]:
-    """A flight write's columns as the stream path's row values."""
-    names = ("server_ts", "tls_version", "server_alpn", "tls_alert", "cert_issuer")
-    return list(zip(*(cols[name].to_pylist() for name in names)))
+def _written(r: _Read, i: int, ts: np.ndarray) -> tuple:
+    """Flight i's write in read r, as the stream path's row values (a few flights a chunk: the
+    values one by one, as _merged_columns' columns hold them)."""
+    s = r.scan
+    version, alert, a = int(s.version[i]), int(s.alert[i]), int(s.alpn_start[i])
+    return (float(ts[i]) if s.hello_seen[i] else None,
+            tls.version_name(version) if version >= 0 else None,
+            tls.text(s.hs[a:s.alpn_end[i]].tobytes()) if a >= 0 else None,
+            alert_text(alert) if alert >= 0 else None,
+            r.issuer[i])
 
 
 def _open_streams(collector, buf, pk, idx, skeys, starts, seg_row, first_seg, n_seg, first_ts, written) -> None:
@@ -282,17 +285,21 @@ def _read(b: _Bytes, hs: np.ndarray, base: int) -> _Read:
     scan = tls_flight.scan_pieces(b.buf, b.piece_off, b.piece_len, b.first_piece, hs_start, hs)
     ok = scan.kind == tls_flight.READ
     issuer = np.full(len(ok), None, object)
-    for i in np.flatnonzero(ok & (scan.leaf_start >= 0)).tolist():
-        # Cached by the DER bytes in tls._x509_names: a server shows the same leaf to every client.
-        issuer[i] = tls._x509_names(scan.hs[scan.leaf_start[i]:scan.leaf_end[i]].tobytes())[1]
+    leaf = np.flatnonzero(ok & (scan.leaf_start >= 0))
+    if leaf.size:
+        issuer[leaf] = issuers(scan.hs, scan.leaf_start[leaf], scan.leaf_end[leaf])
     complete = (scan.alert >= 0) | (scan.version == TLS13) | np.not_equal(issuer, None) | scan.hello_done
     return _Read(scan, issuer, ok, complete)
 
 
+@functools.cache
 def _stream_words() -> np.ndarray:
-    """The 4-byte starts that make a payload begin another stream (HTTP, PROXY): collect.py's."""
+    """The 4-byte starts that make a payload begin another stream (HTTP, PROXY): collect.py's.
+    Made once (read-only: shared by every call)."""
     from .collect import HTTP_STARTS, PROXY_V1, PROXY_V2
-    return np.array([int.from_bytes(w[:4], "big") for w in HTTP_STARTS + (PROXY_V1, PROXY_V2)], np.int64)
+    words = np.array([int.from_bytes(w[:4], "big") for w in HTTP_STARTS + (PROXY_V1, PROXY_V2)], np.int64)
+    words.flags.writeable = False
+    return words
 
 
 @njit(cache=True)
