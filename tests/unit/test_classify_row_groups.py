@@ -35,6 +35,23 @@ def test_groups_as_factorize_of_the_looked_up_values(n: int, seed: int) -> None:
     assert first.tolist() == want_first.tolist()
 
 
+@pytest.mark.parametrize("n, seed", [(1, 0), (9, 1), (5000, 2)])
+def test_lookups_through_shared_rows_group_as_each_read_alone(n: int, seed: int) -> None:
+    """Several lookups read through the same rows (as attach's text columns are, views of one
+    array) are combined first: the groups stay those of every value read on its own."""
+    rng = np.random.default_rng(seed)
+    size = 40
+    shared = np.where(rng.random(n) < 0.5, -1, rng.integers(0, size, n))
+    other = rng.integers(-1, 6, n)
+    lookups = [np.append(rng.integers(-1, k, size), -1) for k in (2, 3, 2, 4)] + [np.append(rng.integers(0, 3, 6), -1)]
+    rows = [shared, shared.view(), shared, shared.view(), other]
+    direct = (rng.integers(0, 2, n),)
+    group, first = row_groups(direct, tuple(rows), tuple(lookups))
+    want_group, want_first = _expected(list(direct) + [lk[r] for r, lk in zip(rows, lookups)])
+    assert group.tolist() == want_group.tolist()
+    assert first.tolist() == want_first.tolist()
+
+
 def test_many_groups_grow_the_table() -> None:
     n = 20000
     direct = (np.arange(n) // 2, np.zeros(n, np.int64))

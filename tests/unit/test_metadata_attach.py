@@ -40,6 +40,16 @@ def test_gather_through_records_is_take_of_the_composed_rows(values: list, rows:
     assert got.to_pylist() == take_or_null(column, composed).to_pylist()
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(max_size=90)), min_size=1, max_size=30), st.data())
+def test_gather_of_long_values_is_take(values: list, data) -> None:
+    """Values of any length (the byte copy runs per value, short or long), from a sliced column."""
+    skip = data.draw(st.integers(0, len(values) - 1))
+    column = pa.array(values, pa.large_string()).slice(skip)
+    rows = np.array(data.draw(st.lists(st.integers(-1, len(column) - 1), max_size=60)), np.int64)
+    assert gather_text(column, rows).to_pylist() == take_or_null(column, rows).to_pylist()
+
+
 def test_gather_reads_a_sliced_column() -> None:
     column = pa.array(["a", "bb", None, "ccc", "d"], pa.large_string()).slice(1, 3)
     assert gather_text(column, np.array([2, -1, 0, 1])).to_pylist() == ["ccc", None, "bb", None]

@@ -5,6 +5,10 @@ flow). Building that tuple's key column by column took a 198K-row temporary per 
 pd.factorize (~5.6 ms on the engine benchmark). Here the columns are read where they are, most
 as attach() left them (a row of source values per flow, a code per source value). Groups are
 numbered in order of first appearance, as pd.factorize numbers them, so they are the same.
+
+Columns that read their lookups through the same rows (attach's five text columns: one row of
+metadata records per flow) are first combined into one lookup over those rows (a pass over the
+54K records instead of four more reads per flow: ~3.0 -> ~2.1 ms on the engine benchmark).
 """
 from __future__ import annotations
 
@@ -25,12 +29,38 @@ def row_groups(direct: tuple[np.ndarray, ...], rows: tuple[np.ndarray, ...],
     appearance; the first row of each group). The table's columns: each of `direct` (int64, one
     value per row), and each lookups[j][rows[j]] (rows[j] = -1: the lookup's last slot), read
     in place (no column of values per row is spelled out)."""
+    rows, lookups = _shared_rows_combined(rows, lookups)
     n = len(direct[0])
     group = np.empty(n, np.int64)
     first = np.empty(max(n, 1), np.int64)
     pairs = tuple((_read_only(r), _read_only(lk)) for r, lk in zip(rows, lookups))
     distinct = _group_rows(tuple(_read_only(c) for c in direct), pairs, group, first)
     return group, first[:distinct]
+
+
+def _shared_rows_combined(rows: tuple[np.ndarray, ...], lookups: tuple[np.ndarray, ...]):
+    """(rows, lookups) with the lookups read through the same rows (same memory, same length)
+    replaced by one: each slot's group among the slots by their values in all of them. Rows
+    group alike through it exactly as through the lookups it replaces."""
+    shared: dict[tuple, list[int]] = {}
+    for j, (r, lk) in enumerate(zip(rows, lookups)):
+        r = np.asarray(r)
+        shared.setdefault((r.__array_interface__["data"][0], r.shape, r.strides, r.dtype.str, len(lk)), []).append(j)
+    if all(len(members) == 1 for members in shared.values()):
+        return rows, lookups
+    out_rows, out_lookups = [], []
+    for members in shared.values():
+        if len(members) == 1:
+            out_rows.append(rows[members[0]])
+            out_lookups.append(lookups[members[0]])
+            continue
+        first_lookup, *others = [lookups[j] for j in members]
+        slots = len(first_lookup)
+        # The slots grouped by the tuple of their values: the first lookup read through every slot.
+        combined, _ = row_groups(tuple(others), (np.arange(slots, dtype=np.int64),), (first_lookup,))
+        out_rows.append(rows[members[0]])
+        out_lookups.append(combined)
+    return tuple(out_rows), tuple(out_lookups)
 
 
 def _read_only(column: np.ndarray) -> np.ndarray:

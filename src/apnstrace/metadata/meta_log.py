@@ -18,7 +18,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from .text_columns import string_buffers
 
 __all__ = ["FlowMeta", "MetaLog", "MetaTable", "take_or_null"]
 
@@ -228,8 +229,8 @@ class MetaLog:
         r_uid, r_cols = tables["request"][0], tables["request"][2]
         hello_at = per_uid("hello", _ends(h_uid, np.arange(len(h_uid)), last=True))
         request_at = per_uid("request", _ends(r_uid, np.arange(len(r_uid)), last=False))
-        direction = np.where(hello_at >= 0, take_or_null(h_cols["client_dir"], hello_at).to_numpy(zero_copy_only=False),
-                             take_or_null(r_cols["client_dir"], request_at).to_numpy(zero_copy_only=False))
+        direction = np.where(hello_at >= 0, _floats(h_cols["client_dir"])[hello_at],
+                             _floats(r_cols["client_dir"])[request_at])
         every = np.arange(n, dtype=np.int64)
         out["client_dir"] = pa.array(direction, type=DIR, from_pandas=True), every
         out["client_alert"] = self._client_alerts(uid, tables), every
@@ -321,6 +322,11 @@ def take_or_null(col: pa.Array, at: np.ndarray) -> pa.Array:
     return padded.take(pa.array(np.where(at < 0, len(col), at)))
 
 
+def _floats(col: pa.Array) -> np.ndarray:
+    """A numeric column as float64 (NaN: null) with a last slot NaN, for rows where -1 is none."""
+    return np.append(col.to_numpy(zero_copy_only=False).astype(np.float64), np.nan)
+
+
 def _valid(col: pa.Array) -> np.ndarray:
     return col.is_valid().to_numpy(zero_copy_only=False)
 
@@ -328,5 +334,7 @@ def _valid(col: pa.Array) -> np.ndarray:
 def _truthy(col: pa.Array) -> np.ndarray:
     """Python truthiness of each value (None and "" are false)."""
     if pa.types.is_large_string(col.type) or pa.types.is_string(col.type):
-        return pc.fill_null(pc.greater(pc.binary_length(col), 0), False).to_numpy(zero_copy_only=False)
+        offsets, _ = string_buffers(col)
+        filled = offsets[1:] != offsets[:-1]           # read from the offsets: no lengths column
+        return filled & _valid(col) if col.null_count else filled
     return _valid(col)
