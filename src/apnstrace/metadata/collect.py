@@ -112,9 +112,11 @@ class MetadataCollector:
         ahead = idle[idle < idle_start]
         # Held segments of the directions that start here join the stream path like `ahead` ones.
         held = self.held.take(key[start_rows])
-        fast_pending = np.union1d(pending_before, np.array([h[0] for h in held], np.int64))
+        fast_pending = np.concatenate([pending_before, np.array([h[0] for h in held], np.int64)])
+        # Sorted, not np.union1d (its hash-based unique costs ~0.15 ms a call): _ordered_unique
+        # drops the repeats.
         rows = _ordered_unique(np.concatenate(
-            [start_rows, np.union1d(ahead, later_rows[isin_keys(key[later_rows], pending_before)])]))
+            [start_rows, np.sort(np.concatenate([ahead, later_rows[isin_keys(key[later_rows], pending_before)]]))]))
         is_start = np.zeros(len(key), bool)
         is_start[start_rows] = True
         left = take_fast(self, buf, pk, key, rows, is_start, start_kind, fast_pending, got.peek)
@@ -124,7 +126,8 @@ class MetadataCollector:
         fed_before = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
         self._feed(buf, pk, key, left, held, int(is_start[left].sum()))
         # Streams opened in this chunk and still incomplete read on in this chunk.
-        opened = np.setdiff1d(np.fromiter(self.streams.keys(), np.int64, len(self.streams)), fed_before)
+        now_open = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
+        opened = now_open[~isin_keys(now_open, fed_before)]      # (np.setdiff1d sorts: ~0.25 ms a chunk)
         if opened.size:
             more = later_rows[isin_keys(key[later_rows], opened)]
             at = _first_start(key[more], key, start_rows)

@@ -1,8 +1,8 @@
 """The common TCP case without Python per packet: a flow direction whose first TLS or HTTP
 payload holds its whole ClientHello, server flight, request head or status line.
 
-Per chunk, numpy picks those payloads among the rows the collector would feed its streams and
-compiled scans (decode/tls_fast.py, http_fast.py) read all of them at once; Python then only
+Per chunk, one compiled pass (`candidates`) picks those payloads among the rows the collector
+would feed its streams and compiled scans (decode/tls_fast.py, http_fast.py) read all of them at once; Python then only
 turns offsets into columns of the metadata log (meta_log.py), whole chunks at once. A payload qualifies only when reading it
 alone gives exactly what the stream path would: it is its flow direction's only row in this
 feed, no stream is open or finished for it, and the other direction has nothing in this feed
@@ -19,32 +19,70 @@ import pyarrow as pa
 from ..decode import http_fast, tls, tls_fast
 from ..reader.walk import njit
 from ..records import PacketBatch
-from . import pick
+from .pick import HANDSHAKE0, HELLO5, NOT_HELLO5, RESPONSE5
 from .dns_feed import COMPILED
 from .held import gather_ranges
-from .key_set import isin_keys
+from .key_set import KeySet, isin_keys
 from .text_columns import text_column
 
 # What a stream start writes: 1 ClientHello, 2 server flight, 3 HTTP request, 4 HTTP response.
 # 0: any other row (a continuation, a PROXY header): it keeps its flow direction on the stream path.
 HELLO, FLIGHT, REQUEST, RESPONSE = 1, 2, 3, 4
-_HTTP_SLASH = int.from_bytes(b"HTTP/", "big")
 
 _ALPN: dict[bytes, str | None] = {}      # ALPN lists by their bytes: a handful of distinct ones
 _CACHE_MAX = 4096
 
 
 def take_fast(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray,
-              is_start: np.ndarray, start_kind: np.ndarray, pending: np.ndarray,
-              peek: np.ndarray | None = None) -> np.ndarray:
+              is_start: np.ndarray, start_kind: np.ndarray, pending: np.ndarray, peek: np.ndarray) -> np.ndarray:
     """Read the rows that qualify; return the others, in their order, for the stream path.
 
     is_start: per row of the chunk, a stream start the collector picked (its first TLS / HTTP
     start in this chunk); pending: keys with a stream open before this chunk;
-    peek: pick.py's bits per row (else the payload bytes are read here)."""
+    peek: pick.py's bits per row."""
     if not COMPILED or rows.size == 0:
         return rows
-    role = _roles(buf, pk, rows, is_start, start_kind, peek)
+    role, cand = candidates(rows, key, is_start, start_kind, peek, pending, collector.done["tls"],
+                            collector.done["http"])
+    taken = np.zeros(len(rows), bool)
+    is_tls = role[cand] <= FLIGHT
+    taken[cand[is_tls]] = _tls_rows(collector, buf, pk, key, rows[cand[is_tls]])
+    taken[cand[~is_tls]] = _http_rows(collector, buf, pk, key, rows[cand[~is_tls]])
+    return rows[~taken]
+
+
+def candidates(rows: np.ndarray, key: np.ndarray, is_start: np.ndarray, start_kind: np.ndarray, peek: np.ndarray,
+               pending: np.ndarray, done_tls: KeySet, done_http: KeySet) -> tuple[np.ndarray, np.ndarray]:
+    """(role per row of `rows`, the positions in `rows` that qualify, ascending), in one compiled
+    pass: the dozen numpy steps of candidates_numpy (sort, group, look up) cost ~10 ms a run."""
+    rows = np.ascontiguousarray(rows, np.int64)
+    rk = key[rows]
+    lo, hi = int(rk.min()) - 1, int(rk.max()) + 1       # +- 1: a key's other direction (key ^ 1)
+    if hi - lo >= _MAX_GROUP_TABLE:
+        return candidates_numpy(rows, key, is_start, start_kind, peek, pending, done_tls, done_http)
+    role = np.empty(len(rows), np.int64)
+    cand = np.empty(len(rows), np.int64)
+    n = _candidates(rows, rk, is_start, start_kind, peek, np.sort(np.asarray(pending, np.int64)), done_tls.bits,
+                    done_http.bits, lo, _group_table(hi - lo), role, cand)
+    return role, cand[:n]
+
+
+_MAX_GROUP_TABLE = 1 << 24           # keys spanning more go to candidates_numpy
+_GROUP_TABLES = threading.local()    # per thread: key - lo -> its group in _candidates (-1 at rest)
+
+
+def _group_table(span: int) -> np.ndarray:
+    table = getattr(_GROUP_TABLES, "table", None)
+    if table is None or len(table) <= span:
+        table = _GROUP_TABLES.table = np.full(max(span + 1, 1 << 20), -1, np.int32)
+    return table
+
+
+def candidates_numpy(rows: np.ndarray, key: np.ndarray, is_start: np.ndarray, start_kind: np.ndarray,
+                     peek: np.ndarray, pending: np.ndarray, done_tls: KeySet,
+                     done_http: KeySet) -> tuple[np.ndarray, np.ndarray]:
+    """The numpy expressions `candidates` replaced: the reference (tests)."""
+    role = _roles(rows, is_start, start_kind, peek)
     rk = key[rows]
     uniq, first, inv, counts = np.unique(rk, return_index=True, return_inverse=True, return_counts=True)
     inv = inv.reshape(-1)
@@ -61,20 +99,12 @@ def take_fast(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows
     fast = ((role > 0) & (counts[inv] == 1) & ~isin_keys(rk, pending) & ~isin_keys(other, pending)
             & quiet & (((other_written >> role) & 1) == 0))
     cand = np.flatnonzero(fast)
-    if cand.size == 0:
-        return rows
     # Finished streams: a direction reads only its first message; a ClientHello must not race
     # the other direction's late alert (which reads client_dir).
-    done_tls, done_http = collector.done["tls"], collector.done["http"]
     k, r = rk[cand], role[cand]
     keep = np.where(r <= FLIGHT, ~(done_tls.contains(k) | ((r == HELLO) & done_tls.contains(k ^ 1))),
                     ~done_http.contains(k))
-    cand = cand[keep]
-    taken = np.zeros(len(rows), bool)
-    is_tls = role[cand] <= FLIGHT
-    taken[cand[is_tls]] = _tls_rows(collector, buf, pk, key, rows[cand[is_tls]])
-    taken[cand[~is_tls]] = _http_rows(collector, buf, pk, key, rows[cand[~is_tls]])
-    return rows[~taken]
+    return role, cand[keep]
 
 
 def _flight_directions(rows, first, inv, is_start, start_kind, peek) -> np.ndarray:
@@ -82,33 +112,105 @@ def _flight_directions(rows, first, inv, is_start, start_kind, peek) -> np.ndarr
     least that is not a ClientHello (the stream path reads a server flight from it whatever
     follows), then segments without a start of their own (pick.py's idle rows: no TLS, HTTP or
     PROXY start, so no other kind of stream)."""
-    if peek is None:
-        return np.zeros(len(first), bool)
     starts = np.bincount(inv, weights=is_start[rows], minlength=len(first))
     head = rows[first]                       # stream starts come first in the feed
     bits = peek[head]
-    six = (bits & (pick.HELLO5 | pick.NOT_HELLO5)) != 0
-    hello = ((bits & pick.HANDSHAKE0) != 0) & ((bits & pick.HELLO5) != 0)
+    six = (bits & (HELLO5 | NOT_HELLO5)) != 0
+    hello = ((bits & HANDSHAKE0) != 0) & ((bits & HELLO5) != 0)
     return (starts == 1) & is_start[head] & (start_kind[head] == 1) & six & ~hello
 
 
-def _roles(buf, pk, rows, is_start, start_kind, peek=None) -> np.ndarray:
+def _roles(rows, is_start, start_kind, peek) -> np.ndarray:
     kind = np.where(is_start[rows], start_kind[rows], 0)
-    if peek is not None:            # stream starts are early rows: pick.py peeked at them
-        bits = peek[rows]
-        hello, response = (bits & pick.HELLO5) != 0, (bits & pick.RESPONSE5) != 0
-        return np.select([kind == 1, kind == 2],
-                         [np.where(hello, HELLO, FLIGHT), np.where(response, RESPONSE, REQUEST)], 0).astype(np.int64)
-    off, cap = pk.payload_off[rows], pk.payload_cap[rows]
-    b5 = buf[np.where(cap >= 6, off + 5, 0)]
-    hello = (cap >= 6) & (b5 == tls.CLIENT_HELLO)
-    word = np.zeros(len(rows), np.int64)
-    five = np.where(cap >= 5, off, 0)
-    for j in range(5):
-        word = (word << 8) | buf[five + j]
-    response = (cap >= 5) & (word == _HTTP_SLASH)
-    return np.select([kind == 1, kind == 2], [np.where(hello, HELLO, FLIGHT), np.where(response, RESPONSE, REQUEST)],
-                     0).astype(np.int64)
+    bits = peek[rows]               # stream starts are early rows: pick.py peeked at them
+    hello, response = (bits & HELLO5) != 0, (bits & RESPONSE5) != 0
+    return np.select([kind == 1, kind == 2],
+                     [np.where(hello, HELLO, FLIGHT), np.where(response, RESPONSE, REQUEST)], 0).astype(np.int64)
+
+
+@njit(cache=True)
+def _in_sorted(sorted_keys, k):
+    at = np.searchsorted(sorted_keys, k)
+    return at < len(sorted_keys) and sorted_keys[at] == k
+
+
+@njit(cache=True)
+def _bit(bits, k):
+    """KeySet.contains for one key."""
+    return k < len(bits) and bits[k]
+
+
+@njit(cache=True)
+def _candidates(rows, rk, is_start, start_kind, peek, pending, done_tls, done_http, lo, table, role, cand):
+    """candidates_numpy in one pass; the number of candidates written to `cand`.
+
+    rk: the rows' keys; lo <= each of them and of their other directions (key ^ 1) < lo + len(table);
+    table: -1 at rest, left so. Rows are grouped by key in feed order (group g: the g-th key
+    seen, its first row first); per group its row count, the roles its rows write and its number
+    of starts. pending: sorted."""
+    n = len(rows)
+    group = np.empty(n, np.int64)
+    g_first = np.empty(n, np.int64)
+    g_count = np.zeros(n, np.int64)
+    g_written = np.zeros(n, np.int64)
+    g_starts = np.zeros(n, np.int64)
+    n_groups = 0
+    for j in range(n):
+        r = rows[j]
+        kind = start_kind[r] if is_start[r] else 0
+        bits = peek[r]
+        if kind == 1:
+            role[j] = HELLO if bits & HELLO5 else FLIGHT
+        elif kind == 2:
+            role[j] = RESPONSE if bits & RESPONSE5 else REQUEST
+        else:
+            role[j] = 0
+        t = rk[j] - lo
+        g = table[t]
+        if g < 0:
+            g = table[t] = n_groups
+            g_first[g] = j
+            n_groups += 1
+        group[j] = g
+        g_count[g] += 1
+        g_written[g] |= 1 << role[j]
+        if is_start[r]:
+            g_starts[g] += 1
+    # per group: the other direction's group (-1: absent) and whether it reads as a server flight
+    g_other = np.empty(n_groups, np.int64)
+    g_flight = np.zeros(n_groups, np.bool_)
+    for g in range(n_groups):
+        j = g_first[g]
+        g_other[g] = table[(rk[j] ^ 1) - lo]
+        head = rows[j]
+        bits = peek[head]
+        six = (bits & (HELLO5 | NOT_HELLO5)) != 0
+        hello = (bits & HANDSHAKE0) != 0 and (bits & HELLO5) != 0
+        g_flight[g] = g_starts[g] == 1 and is_start[head] and start_kind[head] == 1 and six and not hello
+    for g in range(n_groups):
+        table[rk[g_first[g]] - lo] = -1
+    m = 0
+    for j in range(n):
+        r = role[j]
+        g = group[j]
+        if r == 0 or g_count[g] != 1:
+            continue
+        k = rk[j]
+        o = g_other[g]
+        other_written = g_written[o] if o >= 0 else 0
+        quiet = (other_written & 1) == 0 or (r == HELLO and o >= 0 and g_flight[o])
+        if not quiet or (other_written >> r) & 1:
+            continue
+        if _in_sorted(pending, k) or _in_sorted(pending, k ^ 1):
+            continue
+        if r <= FLIGHT:
+            if _bit(done_tls, k) or (r == HELLO and _bit(done_tls, k ^ 1)):
+                continue
+        elif _bit(done_http, k):
+            continue
+        cand[m] = j
+        m += 1
+    return m
 
 
 def _tls_rows(collector, buf, pk, key, rows) -> np.ndarray:
@@ -290,14 +392,22 @@ def _http_rows(collector, buf, pk, key, rows) -> np.ndarray:
         collector.log.batch("response", keys[response] >> 1, http_status=scan.status[response])
     request = np.flatnonzero(scan.kind == http_fast.REQUEST)
     if request.size:
-        off = pk.payload_off[rows][request]
-        collector.log.batch(
-            "request", keys[request] >> 1,
-            http_method=text_column(buf, off, scan.method_end[request], fix=lambda b: b.decode("ascii")),
-            http_host=text_column(buf, scan.host_start[request], scan.host_end[request]),
-            http_path=text_column(buf, scan.target_start[request], scan.target_end[request]),
-            http_user_agent=text_column(buf, scan.agent_start[request], scan.agent_end[request]),
-            client_dir=keys[request] & 1)
+        # The four text fields as one column, then four slices of it: one gather and one look for
+        # escapes instead of four. Methods are ASCII capitals (http.METHODS), so tls.text gives
+        # them as parse_request's decode("ascii") does.
+        starts = np.concatenate([pk.payload_off[rows][request], scan.host_start[request], scan.target_start[request],
+                                 scan.agent_start[request]])
+        ends = np.concatenate([scan.method_end[request], scan.host_end[request], scan.target_end[request],
+                               scan.agent_end[request]])
+        method, host, path, agent = _slices(text_column(buf, starts, ends), 4)
+        collector.log.batch("request", keys[request] >> 1, http_method=method, http_host=host, http_path=path,
+                            http_user_agent=agent, client_dir=keys[request] & 1)
     read = scan.kind != http_fast.FALLBACK
     collector.done["http"].update(keys[read])
     return read
+
+
+def _slices(column: pa.Array, parts: int) -> list[pa.Array]:
+    """A column of `parts` equal runs of rows, as one array per run (views, no copies)."""
+    n = len(column) // parts
+    return [column.slice(i * n, n) for i in range(parts)]
