@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apnstrace.metadata.held import HeldSegments, gather_ranges
+from apnstrace.metadata.held import HeldSegments, gather_ranges, gather_ranges_into
 
 
 def _add(held: HeldSegments, buf: bytes, keys, offs, lens) -> None:
@@ -72,3 +72,6 @@ def test_gather_ranges_puts_the_ranges_back_to_back(size: int, seed: int, ranges
     got = gather_ranges(np.frombuffer(src, np.uint8), start, length)
     assert got.dtype == np.uint8
     assert got.tobytes() == b"".join(src[a:a + n] for a, n in ranges)
+    room = np.full(len(got) + 10, 0xEE, np.uint8)           # into a view, nothing around it touched
+    gather_ranges_into(np.frombuffer(src, np.uint8), start, length, room[5:5 + len(got)])
+    assert room.tobytes() == b"\xee" * 5 + got.tobytes() + b"\xee" * 5

@@ -26,12 +26,17 @@ def _ranges(start: np.ndarray, length: np.ndarray) -> np.ndarray:
 
 def gather_ranges(src: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:
     """src[_ranges(start, length)]: the byte ranges back to back (compiled: no index arrays)."""
-    if not COMPILED:
-        return src[_ranges(start, length)]
-    start, length = np.ascontiguousarray(start, np.int64), np.ascontiguousarray(length, np.int64)
-    out = np.empty(int(length.sum()), np.uint8)
-    _copy_ranges(src, start, length, out)
+    out = np.empty(int(np.sum(length)), np.uint8)
+    gather_ranges_into(src, start, length, out)
     return out
+
+
+def gather_ranges_into(src: np.ndarray, start: np.ndarray, length: np.ndarray, out: np.ndarray) -> None:
+    """gather_ranges written into `out` (uint8, contiguous, exactly length.sum() bytes)."""
+    if not COMPILED:
+        out[:] = src[_ranges(start, length)]
+        return
+    _copy_ranges(src, np.ascontiguousarray(start, np.int64), np.ascontiguousarray(length, np.int64), out)
 
 
 @njit(cache=True)
@@ -82,7 +87,7 @@ class HeldSegments:
             grown = np.empty(max(2 * len(self._room), self._used + added, 1 << 16), np.uint8)
             grown[:self._used] = self._room[:self._used]
             self._room = grown
-        self._room[self._used:self._used + added] = gather_ranges(buf, off, length)
+        gather_ranges_into(buf, off, length, self._room[self._used:self._used + added])   # no copy in between
         self._used += added
         if self._used > self.max_bytes:            # the oldest go first
             newest = np.cumsum(self.length[::-1])[::-1]      # bytes from each row to the end
