@@ -55,9 +55,14 @@ def _space(b):
 
 @njit(cache=True)
 def _find(buf, byte, start, stop):
-    for j in range(start, stop):
+    """The first `byte` in buf[start:stop] (start >= 0), or -1. Unsigned indices: numba then
+    checks none for a negative wrap-around, which made this loop (most of a head's bytes) ~1.8x slower."""
+    j = np.uint64(start)
+    end = np.uint64(max(start, stop))
+    while j < end:
         if buf[j] == byte:
-            return j
+            return np.int64(j)
+        j += np.uint64(1)
     return -1
 
 
@@ -214,9 +219,15 @@ def _response(buf, base, n):
 @njit(cache=True)
 def _complete(buf, base, n):
     """The head ends in this payload (the collector's own test: b"\\r\\n\\r\\n" in data)."""
-    for j in range(base, base + n - 3):
-        if buf[j] == 0x0D and buf[j + 1] == 0x0A and buf[j + 2] == 0x0D and buf[j + 3] == 0x0A:
+    if n < 4:
+        return False
+    j = np.uint64(base)
+    end = np.uint64(base + n - 3)
+    one = np.uint64(1)
+    while j < end:                   # unsigned, as in _find
+        if buf[j] == 0x0D and buf[j + one] == 0x0A and buf[j + np.uint64(2)] == 0x0D and buf[j + np.uint64(3)] == 0x0A:
             return True
+        j += one
     return False
 
 

@@ -26,20 +26,29 @@ def _ranges(start: np.ndarray, length: np.ndarray) -> np.ndarray:
 
 def gather_ranges(src: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:
     """src[_ranges(start, length)]: the byte ranges back to back (compiled: no index arrays)."""
-    if not COMPILED:
-        return src[_ranges(start, length)]
-    start, length = np.ascontiguousarray(start, np.int64), np.ascontiguousarray(length, np.int64)
-    out = np.empty(int(length.sum()), np.uint8)
-    _copy_ranges(src, start, length, out)
+    out = np.empty(int(np.sum(length)), np.uint8)
+    gather_ranges_into(src, start, length, out)
     return out
+
+
+def gather_ranges_into(src: np.ndarray, start: np.ndarray, length: np.ndarray, out: np.ndarray) -> None:
+    """gather_ranges written into `out` (uint8, contiguous, exactly length.sum() bytes)."""
+    if not COMPILED:
+        out[:] = src[_ranges(start, length)]
+        return
+    _copy_ranges(src, np.ascontiguousarray(start, np.int64), np.ascontiguousarray(length, np.int64), out)
 
 
 @njit(cache=True)
 def _copy_ranges(src, start, length, out):
-    o = 0
+    # Unsigned indices, no slices: numba then checks no negative wrap-around and the byte loop
+    # vectorizes (a slice assignment copies byte by byte: ~4x slower on payload-sized ranges).
+    o = np.uint64(0)
     for i in range(len(start)):
-        n = length[i]
-        out[o:o + n] = src[start[i]:start[i] + n]
+        a = np.uint64(start[i])
+        n = np.uint64(length[i])
+        for j in range(n):
+            out[o + j] = src[a + j]
         o += n
 
 
@@ -78,7 +87,7 @@ class HeldSegments:
             grown = np.empty(max(2 * len(self._room), self._used + added, 1 << 16), np.uint8)
             grown[:self._used] = self._room[:self._used]
             self._room = grown
-        self._room[self._used:self._used + added] = gather_ranges(buf, off, length)
+        gather_ranges_into(buf, off, length, self._room[self._used:self._used + added])   # no copy in between
         self._used += added
         if self._used > self.max_bytes:            # the oldest go first
             newest = np.cumsum(self.length[::-1])[::-1]      # bytes from each row to the end
