@@ -115,16 +115,3 @@ def test_keys_found_among_flows_equal_keys_hashed_per_packet() -> None:
             assert got[name].dtype == value.dtype, (trial, name)
             assert np.array_equal(got[name], value), (trial, name)
 
-
-def test_gather_gives_each_range_one_after_the_other() -> None:
-    """partial.gather (the payloads a worker keeps and spills, and a replay reads): ranges of
-    any length, empty ones included, in the order given, overlapping or not."""
-    from apnstrace.scale.partial import gather
-    rng = np.random.default_rng(3)
-    buf = rng.integers(0, 256, 5000, dtype=np.uint8)
-    for _ in range(50):
-        k = int(rng.integers(0, 30))
-        length = rng.integers(0, 200, k).astype(np.int64)
-        start = rng.integers(0, len(buf) - 200, k).astype(np.int64)
-        expected = b"".join(buf[s: s + n].tobytes() for s, n in zip(start, length))
-        assert gather(buf, start, length).tobytes() == expected

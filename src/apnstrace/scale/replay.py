@@ -22,12 +22,13 @@ import pandas as pd
 from ..flows.finalize import assemble
 from ..metadata import attach
 from ..metadata.collect import DnsRecords
+from ..metadata.held import gather_ranges_into
 from ..options import FlowOptions, SequenceOptions
 from ..records import PacketBatch
 from ..sequences import Activity
 from ..site import Site
 from ..stats import RunStats
-from .partial import COLUMNS, SEEN_UNTIL, gather, load_rows
+from .partial import COLUMNS, SEEN_UNTIL, load_rows
 
 REPLAY_ROWS = 1 << 20          # packets per replay batch
 PAD = 128                      # zero bytes after the replay payloads (decoders may over-read)
@@ -103,7 +104,7 @@ def _replay_file(session, folder: str, wanted: np.ndarray, clock_floor: float) -
         total = int(cap.sum())
         buf = np.zeros(total + PAD, np.uint8)
         if total:
-            buf[:total] = gather(np.asarray(payload), off[kept], cap[kept])
+            gather_ranges_into(np.asarray(payload), off[kept], cap[kept], buf[:total])
         batch = PacketBatch(**{name: np.asarray(cols[name][rows]) for name in COLUMNS},
                             payload_off=local, payload_cap=np.asarray(cap))
         clock = np.maximum(np.asarray(cols["clock"][rows]), clock_floor)
