@@ -191,13 +191,7 @@ def test_timeline_picks_devices_worth_showing_and_says_how_many_are_left_out():
     assert set(devices) <= set(r.sequences["device_ip"])
 
 
-def test_timeline_draws_management_flows_over_concurrent_generic_ones():
-    # iphone.pcap: two short SUS flows ran while longer iCloud (apple) flows were open on the
-    # same device row; drawn longest first, the SUS bars were hidden under the apple ones.
-    t0 = 1_700_000_000.0
-    starts = np.array([t0, t0 + 1.0, t0 + 2.0, t0 + 2.5, t0 + 0.5])
-    durs = np.array([0.2, 0.3, 4.0, 3.0, 5.0])
-    cats = ["sus", "mdm", "apple", "other", "dns"]
+def one_device_flows(starts: np.ndarray, durs: np.ndarray, cats: list[str]) -> Result:
     n = len(starts)
     flows = schema.to_frame({
         "flow_id": np.arange(n), "ts_start": starts, "ts_end": starts + durs, "duration": durs,
@@ -207,12 +201,37 @@ def test_timeline_draws_management_flows_over_concurrent_generic_ones():
         "bytes_c2s": np.ones(n, "int64"), "bytes_s2c": np.ones(n, "int64"), "pkts_c2s": np.ones(n, "int64"),
         "pkts_s2c": np.ones(n, "int64"), "retransmits": np.zeros(n, "int64"),
     }, schema.FLOWS)
-    r = Result(flows=flows, stats=RunStats())
-    fig = charts.timeline(r)
+    return Result(flows=flows, stats=RunStats())
+
+
+def drawn_categories(fig: Figure, cats: list[str]) -> list[str]:
     drawn = collection(fig, "flows").get_facecolors()
-    order = [next(c for c in cats if same_color(chart_style.category_colour(c), rgba)) for rgba in drawn]
+    return [next(c for c in cats if same_color(chart_style.category_colour(c), rgba)) for rgba in drawn]
+
+
+def test_timeline_draws_management_flows_over_concurrent_generic_ones():
+    # iphone.pcap: two short SUS flows ran while longer iCloud (apple) flows were open on the
+    # same device row; drawn longest first, the SUS bars were hidden under the apple ones.
+    t0 = 1_700_000_000.0
+    cats = ["sus", "mdm", "apple", "other", "dns"]
+    r = one_device_flows(np.array([t0, t0 + 1.0, t0 + 2.0, t0 + 2.5, t0 + 0.5]), np.array([0.2, 0.3, 4.0, 3.0, 5.0]),
+                         cats)
     # least telling first (underneath), colours.toml order reversed; duration does not decide
-    assert order == ["other", "dns", "apple", "sus", "mdm"]
+    assert drawn_categories(charts.timeline(r), cats) == ["other", "dns", "apple", "sus", "mdm"]
+
+
+def test_timeline_draws_the_courier_band_over_concurrent_other_flows():
+    # whatsapp_login_call.pcap: a call's "other" flows ran for tens of seconds over the courier
+    # connection that spans the capture; drawn after the band, they hid it.
+    t0 = 1_700_000_000.0
+    cats = ["other", "apns", "mdm"]
+    r = one_device_flows(np.array([t0 + 30.0, t0, t0 + 50.0]), np.array([20.0, 140.0, 0.5]), cats)
+    fig = charts.timeline(r)
+    # by category as for short bars (apns is the most telling); the band is thinner than a short
+    # bar, so the bars it is drawn over still show above and below it
+    assert drawn_categories(fig, cats) == ["other", "mdm", "apns"]
+    heights = [np.ptp(path.vertices[:, 1]) for path in collection(fig, "flows").get_paths()]
+    assert heights[2] < heights[0] == heights[1]
 
 
 def test_many_blocked_flows_are_merged():

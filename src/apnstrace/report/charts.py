@@ -161,7 +161,7 @@ def timeline(result: Result, devices: Sequence[str] | None = None, max_devices: 
 
     # Flow bars: one collection for the flows that got through, one for the blocked ones.
     # A flow too short to see gets a minimum width. Long-lived flows (a courier that spans
-    # the capture) are a thin band underneath, so the short flows over them stay readable.
+    # the capture) are a thin band, so a taller short bar drawn over or under one stays readable.
     min_w = span * 0.004 / 86400.0
     x0 = _dates(start)
     w = np.maximum(dur / 86400.0, min_w)
@@ -252,10 +252,10 @@ def timeline(result: Result, devices: Sequence[str] | None = None, max_devices: 
 
 
 def _draw_order(long_lived: np.ndarray, rank: np.ndarray, width: np.ndarray) -> np.ndarray:
-    """Bars in drawing order: long-lived bands first (underneath), then by category from the
-    least to the most telling (so a short MDM or SUS flow is never hidden under concurrent
-    generic Apple or other flows), longest first within a category."""
-    return np.lexsort([-width, -rank, ~long_lived])
+    """Bars in drawing order: by category from the least to the most telling (so a short MDM or
+    SUS flow is never hidden under concurrent generic Apple or other flows, nor a courier band
+    under a call's "other" flows), within a category long-lived bands first, then longest first."""
+    return np.lexsort([-width, ~long_lived, -rank])
 
 
 # ---------------------------------------------------------------------------------------
