@@ -171,12 +171,12 @@ def test_initial_keys_match_the_rfc_vectors(version: int) -> None:
     key, iv, hp = RFC_KEYS[version]
     from apnstrace.decode.quic import _SALT_V1, _SALT_V2
     keys = _client_keys(_SALT_V1 if version == V1 else _SALT_V2, version == V2, RFC_DCID)
-    assert keys.iv == iv
+    assert keys.iv == int.from_bytes(iv, "big")
     nonce = bytes(12)
     assert keys.aead.encrypt(nonce, b"x", b"") == AESGCM(key).encrypt(nonce, b"x", b"")
-    block = bytes(range(16))
-    assert (keys.hp.encryptor().update(block)
-            == Cipher(algorithms.AES(hp), modes.ECB()).encryptor().update(block))
+    # the header-protection encryptor is kept and reused: each block's mask is AES-ECB of it alone
+    for block in (bytes(range(16)), bytes(16), bytes(range(16)), bytes(range(16, 32))):
+        assert keys.hp.update(block) == Cipher(algorithms.AES(hp), modes.ECB()).encryptor().update(block)
 
 
 @pytest.mark.parametrize("version", [0x00000001, 0x6B3343CF, 0xFF000016, 0xFF000017, 0xFF00001C, 0xFF00001D,
