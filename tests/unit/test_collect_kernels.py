@@ -133,3 +133,26 @@ def test_alpn_column_past_the_table_of_known_lists(monkeypatch) -> None:
         check([bytes([4]) + b"p%03d" % ((first + j) % 9) for j in range(6)] + [b"", b"\x02h2"], 3)
     check([b"", b"\x02h2", b"\x02h2", b"\x03abc"], 3)
     assert len(fast_streams._LISTS.off) == 3
+
+
+def _holdable_plain(k, tls, http, open_keys) -> list[bool]:
+    """_hold's rule, one key at a time with Python sets."""
+    t, h, o = (set(np.flatnonzero(tls).tolist()), set(np.flatnonzero(http).tolist()), set(open_keys.tolist()))
+    return [((x ^ 1) in t or (x ^ 1) in h or (x ^ 1) in o) and x not in o and not (x in t and x in h)
+            for x in k.tolist()]
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.lists(st.integers(0, 24), max_size=60), st.lists(st.booleans(), max_size=24),
+       st.lists(st.booleans(), max_size=24), st.lists(st.integers(0, 24), max_size=12, unique=True),
+       st.integers(0, 1 << 20))
+def test_holdable_is_the_rule_per_key(k, tls, http, open_keys, base) -> None:
+    """Small keys (every case meets: a key open, its other direction read, both kinds read),
+    shifted by an even base (a chunk's keys start far from 0; x ^ 1 stays the other direction)."""
+    base *= 2
+    k, open_keys = np.array(k, np.int64) + base, np.array(open_keys, np.int64) + base
+    tls, http = np.concatenate([np.zeros(base, bool), tls]), np.concatenate([np.zeros(base, bool), http])
+    want = _holdable_plain(k, tls, http, open_keys)
+    assert collect._holdable(k, tls, http, open_keys).tolist() == want
+    assert collect._holdable_numpy(k, tls, http, open_keys).tolist() == want
+    assert collect._holdable(k, tls, http, open_keys).tolist() == want        # the shared table left all False
