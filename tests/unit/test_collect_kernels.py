@@ -156,3 +156,23 @@ def test_holdable_is_the_rule_per_key(k, tls, http, open_keys, base) -> None:
     assert collect._holdable(k, tls, http, open_keys).tolist() == want
     assert collect._holdable_numpy(k, tls, http, open_keys).tolist() == want
     assert collect._holdable(k, tls, http, open_keys).tolist() == want        # the shared table left all False
+
+
+SEALED = [b"\x15\x03\x03\x00\x1a" + bytes(range(26)), b"\x15\x03\x01\x00\x02\x02\x28", b"\x15\x03\x03\x00\x02\x09\x09",
+          b"\x15\x03\x03\x00\x00", b"\x15\x03\x03\x48\x01" + bytes(0x4801), b"\x15\x03\x03\x48\x00" + bytes(0x4800),
+          b"\x15\x02\x03\x00\x01\x00", b"\x15\x03\x03\x00\x01\x00\x17\x03\x03\x00\x00", b"\x16\x03\x03\x00\x01\x00"]
+
+
+@settings(max_examples=600, deadline=None, derandomize=True)
+@given(mutated(SEALED))
+def test_one_sealed_alert_is_an_empty_server_flight(data: bytes) -> None:
+    """Where collect._one_sealed_alert answers for it, parse_server_flight reads the same
+    empty flight (and raises nothing)."""
+    from apnstrace.decode import tls
+    if collect._one_sealed_alert(data):
+        assert tls.parse_server_flight(data) == collect._EMPTY_FLIGHT
+
+
+def test_one_sealed_alert_takes_the_usual_ones() -> None:
+    assert [collect._one_sealed_alert(d) for d in SEALED] == [True, False, False, True, False, True, False, False,
+                                                             False]

@@ -64,6 +64,17 @@ class _Quic:
     pieces: list = field(default_factory=list)
 
 
+_EMPTY_FLIGHT = tls.ServerFlight(None, None, None, None, None, False, False)
+
+
+def _one_sealed_alert(data: bytes) -> bool:
+    """The data is one whole alert record, encrypted (not 2 bytes): how most directions seen
+    mid-connection start (~600 parses on engine_2m). parse_server_flight reads nothing in it
+    (_EMPTY_FLIGHT); this answers without walking it (~1 ms a run)."""
+    return (data[:1] == b"\x15" and len(data) >= 5 and data[1] == 3
+            and len(data) == 5 + (data[3] << 8 | data[4]) != 7 and len(data) <= 5 + tls.MAX_RECORD)
+
+
 class MetadataCollector:
     def __init__(self, stats: RunStats, max_reassembly_bytes: int = 256 << 10) -> None:
         self.stats = stats
@@ -280,7 +291,7 @@ class MetadataCollector:
             self.log.row("hello", uid, hello.sni, ",".join(hello.alpn) or None, direction, stream.first_ts)
             self.hellos.append(uid)
             return True
-        flight = tls.parse_server_flight(data)
+        flight = _EMPTY_FLIGHT if _one_sealed_alert(data) else tls.parse_server_flight(data)
         written = (stream.first_ts if flight.hello_seen else None, flight.version, flight.alpn, flight.alert,
                    flight.cert_issuer)
         self.log.row("flight", uid, *written)
