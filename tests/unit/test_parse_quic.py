@@ -512,3 +512,16 @@ def test_many_acks_and_tiny_crypto_pieces_take_linear_work() -> None:
     for build, call in ((acks, run_all), (pieces, client_hello_from_crypto)):
         small, large = python_lines(call, build(1)), python_lines(call, build(4))
         assert large <= 4.5 * max(small, 1_000), (build.__name__, small, large)
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from([b"\x00", b"\x00" * 7, b"\x00" * 300, b"\x01", b"\x06\x00", b"\x80"]), max_size=12),
+       st.data())
+def test_after_padding_is_the_first_nonzero_byte(parts: list[bytes], data) -> None:
+    """quic._after_padding against a regex search for the first byte that is not 0."""
+    import re
+    from apnstrace.decode.quic import _after_padding
+    payload = b"".join(parts)
+    pos = data.draw(st.integers(0, len(payload)))
+    found = re.compile(rb"[^\x00]").search(payload, pos)
+    assert _after_padding(payload, pos) == (found.start() if found else len(payload))
