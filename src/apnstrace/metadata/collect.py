@@ -500,11 +500,11 @@ def _contiguous(segments: dict[int, bytes], start: int) -> bytes:
     """The in-order bytes from the stream's start, up to the first gap (overlaps trimmed)."""
     if len(segments) == 1 and start in segments:
         return segments[start]
-    ahead = sorted((_signed(seq - start), data) for seq, data in segments.items())
+    # Offsets taken unsigned: bytes before the stream began (e.g. STARTTLS dialogue; negative
+    # offsets) sort after every other and lie past the first gap, so they are never read.
+    ahead = sorted([((seq - start) & 0xFFFFFFFF, data) for seq, data in segments.items()])
     out = bytearray()
     for offset, data in ahead:
-        if offset < 0:
-            continue                    # bytes before the stream began (e.g. STARTTLS dialogue)
         if offset > len(out):
             break
         out += data[len(out) - offset:]
