@@ -203,3 +203,25 @@ def test_contiguous_is_the_signed_walk(start: int, pieces: list[tuple[int, bytes
     for offset, data in pieces:
         segments.setdefault((start + offset) & 0xFFFFFFFF, data)
     assert collect._contiguous(segments, start) == _contiguous_signed(segments, start)
+
+
+def _stream_start_plain(data: bytes):
+    """collect._stream_start without its TLS fast path."""
+    skip = 0
+    if data.startswith(collect.PROXY_V1):
+        end = data.find(b"\r\n")
+        skip = end + 2 if 0 < end <= 107 else 0
+    elif data.startswith(collect.PROXY_V2) and len(data) >= 16:
+        skip = 16 + int.from_bytes(data[14:16], "big")
+    rest = data[skip:]
+    if rest[:4] in collect.HTTP_STARTS:
+        return "http", skip
+    if collect._tls_start(rest):
+        return "tls", skip
+    return None, 0
+
+
+@settings(max_examples=1000, deadline=None, derandomize=True)
+@given(mutated(STARTS[:-2] + [b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n\x16\x03\x01\x00\x05", b"\x15\x03", b"\x16\x04\x01"]))
+def test_stream_start_is_the_plain_checks(data: bytes) -> None:
+    assert collect._stream_start(data) == _stream_start_plain(data)

@@ -476,12 +476,17 @@ def _ordered_unique(rows: np.ndarray) -> np.ndarray:
     return rows[first_occurrences(rows)]
 
 
+_TLS_FIRST = (b"\x16", b"\x15")
+
+
 def _tls_start(data: bytes) -> bool:
     return len(data) >= 3 and data[0] in (0x16, 0x15) and data[1] == 3
 
 
 def _stream_start(data: bytes) -> tuple[str | None, int]:
     """What stream a payload starts ("tls", "http" or None) and how many prefix bytes to skip."""
+    if data[:1] in _TLS_FIRST:      # most payloads here: no PROXY or HTTP start begins so
+        return ("tls" if len(data) >= 3 and data[1] == 3 else None), 0
     skip = 0
     if data.startswith(PROXY_V1):
         end = data.find(b"\r\n")
