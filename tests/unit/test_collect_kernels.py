@@ -133,3 +133,95 @@ def test_alpn_column_past_the_table_of_known_lists(monkeypatch) -> None:
         check([bytes([4]) + b"p%03d" % ((first + j) % 9) for j in range(6)] + [b"", b"\x02h2"], 3)
     check([b"", b"\x02h2", b"\x02h2", b"\x03abc"], 3)
     assert len(fast_streams._LISTS.off) == 3
+
+
+def _holdable_plain(k, tls, http, open_keys) -> list[bool]:
+    """_hold's rule, one key at a time with Python sets."""
+    t, h, o = (set(np.flatnonzero(tls).tolist()), set(np.flatnonzero(http).tolist()), set(open_keys.tolist()))
+    return [((x ^ 1) in t or (x ^ 1) in h or (x ^ 1) in o) and x not in o and not (x in t and x in h)
+            for x in k.tolist()]
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.lists(st.integers(0, 24), max_size=60), st.lists(st.booleans(), max_size=24),
+       st.lists(st.booleans(), max_size=24), st.lists(st.integers(0, 24), max_size=12, unique=True),
+       st.integers(0, 1 << 20))
+def test_holdable_is_the_rule_per_key(k, tls, http, open_keys, base) -> None:
+    """Small keys (every case meets: a key open, its other direction read, both kinds read),
+    shifted by an even base (a chunk's keys start far from 0; x ^ 1 stays the other direction)."""
+    base *= 2
+    k, open_keys = np.array(k, np.int64) + base, np.array(open_keys, np.int64) + base
+    tls, http = np.concatenate([np.zeros(base, bool), tls]), np.concatenate([np.zeros(base, bool), http])
+    want = _holdable_plain(k, tls, http, open_keys)
+    assert collect._holdable(k, tls, http, open_keys).tolist() == want
+    assert collect._holdable_numpy(k, tls, http, open_keys).tolist() == want
+    assert collect._holdable(k, tls, http, open_keys).tolist() == want        # the shared table left all False
+
+
+SEALED = [b"\x15\x03\x03\x00\x1a" + bytes(range(26)), b"\x15\x03\x01\x00\x02\x02\x28", b"\x15\x03\x03\x00\x02\x09\x09",
+          b"\x15\x03\x03\x00\x00", b"\x15\x03\x03\x48\x01" + bytes(0x4801), b"\x15\x03\x03\x48\x00" + bytes(0x4800),
+          b"\x15\x02\x03\x00\x01\x00", b"\x15\x03\x03\x00\x01\x00\x17\x03\x03\x00\x00", b"\x16\x03\x03\x00\x01\x00"]
+
+
+@settings(max_examples=600, deadline=None, derandomize=True)
+@given(mutated(SEALED))
+def test_one_sealed_alert_is_an_empty_server_flight(data: bytes) -> None:
+    """Where collect._one_sealed_alert answers for it, parse_server_flight reads the same
+    empty flight (and raises nothing)."""
+    from apnstrace.decode import tls
+    if collect._one_sealed_alert(data):
+        assert tls.parse_server_flight(data) == collect._EMPTY_FLIGHT
+
+
+def test_one_sealed_alert_takes_the_usual_ones() -> None:
+    assert [collect._one_sealed_alert(d) for d in SEALED] == [True, False, False, True, False, True, False, False,
+                                                             False]
+
+
+def _contiguous_signed(segments: dict[int, bytes], start: int) -> bytes:
+    """collect._contiguous as it was: signed offsets, the negative ones skipped."""
+    if len(segments) == 1 and start in segments:
+        return segments[start]
+    ahead = sorted((collect._signed(seq - start), data) for seq, data in segments.items())
+    out = bytearray()
+    for offset, data in ahead:
+        if offset < 0:
+            continue
+        if offset > len(out):
+            break
+        out += data[len(out) - offset:]
+    return bytes(out)
+
+
+@settings(max_examples=800, deadline=None, derandomize=True)
+@given(st.integers(0, (1 << 32) - 1), st.lists(st.tuples(st.integers(-40, 60), st.binary(min_size=0, max_size=30)),
+                                                 max_size=8))
+def test_contiguous_is_the_signed_walk(start: int, pieces: list[tuple[int, bytes]]) -> None:
+    """Segments around the stream's start (before it, overlapping, past a gap), the seq
+    wrapping around 2**32."""
+    segments: dict[int, bytes] = {}
+    for offset, data in pieces:
+        segments.setdefault((start + offset) & 0xFFFFFFFF, data)
+    assert collect._contiguous(segments, start) == _contiguous_signed(segments, start)
+
+
+def _stream_start_plain(data: bytes):
+    """collect._stream_start without its TLS fast path."""
+    skip = 0
+    if data.startswith(collect.PROXY_V1):
+        end = data.find(b"\r\n")
+        skip = end + 2 if 0 < end <= 107 else 0
+    elif data.startswith(collect.PROXY_V2) and len(data) >= 16:
+        skip = 16 + int.from_bytes(data[14:16], "big")
+    rest = data[skip:]
+    if rest[:4] in collect.HTTP_STARTS:
+        return "http", skip
+    if collect._tls_start(rest):
+        return "tls", skip
+    return None, 0
+
+
+@settings(max_examples=1000, deadline=None, derandomize=True)
+@given(mutated(STARTS[:-2] + [b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n\x16\x03\x01\x00\x05", b"\x15\x03", b"\x16\x04\x01"]))
+def test_stream_start_is_the_plain_checks(data: bytes) -> None:
+    assert collect._stream_start(data) == _stream_start_plain(data)

@@ -171,12 +171,12 @@ def test_initial_keys_match_the_rfc_vectors(version: int) -> None:
     key, iv, hp = RFC_KEYS[version]
     from apnstrace.decode.quic import _SALT_V1, _SALT_V2
     keys = _client_keys(_SALT_V1 if version == V1 else _SALT_V2, version == V2, RFC_DCID)
-    assert keys.iv == iv
+    assert keys.iv == int.from_bytes(iv, "big")
     nonce = bytes(12)
     assert keys.aead.encrypt(nonce, b"x", b"") == AESGCM(key).encrypt(nonce, b"x", b"")
-    block = bytes(range(16))
-    assert (keys.hp.encryptor().update(block)
-            == Cipher(algorithms.AES(hp), modes.ECB()).encryptor().update(block))
+    # the header-protection encryptor is kept and reused: each block's mask is AES-ECB of it alone
+    for block in (bytes(range(16)), bytes(16), bytes(range(16)), bytes(range(16, 32))):
+        assert keys.hp.update(block) == Cipher(algorithms.AES(hp), modes.ECB()).encryptor().update(block)
 
 
 @pytest.mark.parametrize("version", [0x00000001, 0x6B3343CF, 0xFF000016, 0xFF000017, 0xFF00001C, 0xFF00001D,
@@ -512,3 +512,16 @@ def test_many_acks_and_tiny_crypto_pieces_take_linear_work() -> None:
     for build, call in ((acks, run_all), (pieces, client_hello_from_crypto)):
         small, large = python_lines(call, build(1)), python_lines(call, build(4))
         assert large <= 4.5 * max(small, 1_000), (build.__name__, small, large)
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from([b"\x00", b"\x00" * 7, b"\x00" * 300, b"\x01", b"\x06\x00", b"\x80"]), max_size=12),
+       st.data())
+def test_after_padding_is_the_first_nonzero_byte(parts: list[bytes], data) -> None:
+    """quic._after_padding against a regex search for the first byte that is not 0."""
+    import re
+    from apnstrace.decode.quic import _after_padding
+    payload = b"".join(parts)
+    pos = data.draw(st.integers(0, len(payload)))
+    found = re.compile(rb"[^\x00]").search(payload, pos)
+    assert _after_padding(payload, pos) == (found.start() if found else len(payload))

@@ -128,3 +128,28 @@ def test_held_gathered_equals_numpy_ranges(data: bytes, ranges: list[tuple[int, 
     start = np.array([a for a, _ in ranges], np.int64)
     length = np.array([n for _, n in ranges], np.int64)
     assert held.gather_ranges(src, start, length).tobytes() == src[held._ranges(start, length)].tobytes()
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.binary(min_size=1, max_size=40), st.data())
+def test_head8_is_the_bytes_little_endian(data: bytes, draw) -> None:
+    """pick._head8's one unaligned 8-byte load (and its byte loop at the buffer's end) against
+    the bytes themselves, at every alignment."""
+    from apnstrace.metadata.pick import _head8
+    lead = draw.draw(st.integers(0, 15))
+    buf = np.frombuffer(bytes(lead) + data, np.uint8)[lead:]        # any start address
+    for p in range(len(buf)):
+        want = int.from_bytes(data[p:p + 8].ljust(8, b"\0"), "little")
+        assert int(_head8(buf, p, len(buf))) == want, p
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(mutated(PAYLOADS[:14] + PAYLOADS[-8:]), min_size=1, max_size=24), st.integers(0, 1 << 30),
+       st.integers(0, 15))
+def test_pick_equals_numpy_up_to_the_buffers_end(payloads: list[bytes], seed: int, lead: int) -> None:
+    """Two bytes after the last payload (pick_numpy reads a DNS payload's third byte even past
+    its end), so the last heads are read by _head8's byte loop; at any alignment."""
+    buf, cols, rank = _columns(payloads, seed)
+    raw = bytes(lead) + buf.tobytes()[:-6]
+    cols.payload_off = cols.payload_off + lead
+    assert_same(np.frombuffer(raw, np.uint8), cols, rank)

@@ -21,7 +21,6 @@ another exception.
 from __future__ import annotations
 
 import hmac
-import re
 from functools import lru_cache
 from hashlib import sha256
 from typing import NamedTuple
@@ -109,8 +108,10 @@ def _expand_label(secret: bytes, label: bytes, length: int) -> bytes:
 
 class _Keys(NamedTuple):
     aead: AESGCM
-    iv: bytes
-    hp: Cipher
+    iv: int            # the IV as an integer: the nonce is it XOR the packet number
+    hp: object         # an AES-ECB encryptor for header protection, kept with the keys: ECB's
+                       # update is stateless from block to block, and making one took about
+                       # as long as the AEAD open
 
 
 @lru_cache(maxsize=512)
@@ -122,18 +123,17 @@ def _client_keys(salt: bytes, v2: bool, dcid: bytes) -> _Keys:
     key = _expand_label(secret, prefix + b"key", 16)
     iv = _expand_label(secret, prefix + b"iv", 12)
     hp = _expand_label(secret, prefix + b"hp", 16)
-    return _Keys(AESGCM(key), iv, Cipher(algorithms.AES(hp), modes.ECB()))
+    return _Keys(AESGCM(key), int.from_bytes(iv, "big"), Cipher(algorithms.AES(hp), modes.ECB()).encryptor())
 
 
 def _open(keys: _Keys, data: bytes, start: int, pn_offset: int, end: int) -> bytes | None:
     """Payload of the protected packet data[start:end], None when the keys do not open it."""
-    enc = keys.hp.encryptor()
-    mask = enc.update(data[pn_offset + 4:pn_offset + 20])
+    mask = keys.hp.update(data[pn_offset + 4:pn_offset + 20])
     first = data[start] ^ (mask[0] & 0x0F)                         # long header: low 4 bits
     pn_len = (first & 0x03) + 1
-    pn_bytes = bytes(b ^ m for b, m in zip(data[pn_offset:pn_offset + pn_len], mask[1:1 + pn_len]))
-    header = bytes([first]) + data[start + 1:pn_offset] + pn_bytes
-    nonce = (int.from_bytes(keys.iv, "big") ^ int.from_bytes(pn_bytes, "big")).to_bytes(12, "big")
+    pn = int.from_bytes(data[pn_offset:pn_offset + pn_len], "big") ^ int.from_bytes(mask[1:1 + pn_len], "big")
+    header = bytes([first]) + data[start + 1:pn_offset] + pn.to_bytes(pn_len, "big")
+    nonce = (keys.iv ^ pn).to_bytes(12, "big")
     try:
         return keys.aead.decrypt(nonce, data[pn_offset + pn_len:end], header)
     except InvalidTag:
@@ -254,7 +254,13 @@ def initial_crypto(datagram: bytes, dcid_hint: bytes | None = None) -> InitialCr
     return InitialCrypto(version0, used, pieces)
 
 
-_NOT_PADDING = re.compile(rb"[^\x00]")
+def _after_padding(payload: bytes, pos: int) -> int:
+    """Where the zeros from pos end (len(payload) if they run to the end, the usual case: an
+    Initial padded to 1,200 bytes). A regex search for [^\x00] took ~3.6 us over 1,000 zeros,
+    bytes.lstrip ~1.3 us, one memcmp against zeros ~0.2 us."""
+    if payload.endswith(bytes(len(payload) - pos)):
+        return len(payload)
+    return len(payload) - len(payload[pos:].lstrip(b"\x00"))
 
 
 def _crypto_frames(payload: bytes, pieces: list[tuple[int, bytes]]) -> None:
@@ -264,10 +270,7 @@ def _crypto_frames(payload: bytes, pieces: list[tuple[int, bytes]]) -> None:
     while pos < end:
         kind = payload[pos]
         if kind == 0x00:                                        # PADDING: runs of zeros
-            found = _NOT_PADDING.search(payload, pos)
-            if found is None:
-                return
-            pos = found.start()
+            pos = _after_padding(payload, pos)
             continue
         if kind >= 0x40:                                        # multi-byte frame type: none allowed here
             return

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..reader.walk import njit
 
-__all__ = ["KeySet", "first_occurrences", "first_row_of", "isin_keys"]
+__all__ = ["KeySet", "first_occurrences", "first_row_of", "isin_keys", "key_table"]
 
 COMPILED = njit.__module__.startswith("numba")
 _MAX_TABLE = 1 << 26          # a wider span of keys goes to numpy's sort-based isin
@@ -122,6 +122,11 @@ def first_row_of(wanted: np.ndarray, keys: np.ndarray, rows: np.ndarray) -> np.n
     _first_rows(np.ascontiguousarray(wanted, np.int64), keys, np.ascontiguousarray(rows, np.int64), lo, hi, table,
                 out)
     return out
+
+
+def key_table(span: int) -> np.ndarray:
+    """This thread's bool lookup table, for a caller's own kernel: it must leave it all False."""
+    return _table(span)
 
 
 def _table(span: int) -> np.ndarray:

@@ -10,6 +10,7 @@ payload once: its start kind and the few bytes take_fast / take_flights decide o
 """
 from __future__ import annotations
 
+import sys
 from typing import NamedTuple
 
 import numpy as np
@@ -17,6 +18,11 @@ import numpy as np
 from ..reader.walk import njit
 from ..records import PacketBatch
 from .dns_feed import COMPILED
+
+if COMPILED:
+    from llvmlite import ir
+    from numba import types
+    from numba.extending import intrinsic
 
 __all__ = ["Picked", "pick", "pick_numpy", "HELLO5", "NOT_HELLO5", "RESPONSE5", "HANDSHAKE0"]
 
@@ -59,7 +65,7 @@ def pick(buf: np.ndarray, pk: PacketBatch, rank: np.ndarray, limits: tuple[int, 
     peek = np.zeros(n, np.uint8)
     counts = np.zeros(_LISTS, np.int64)
     early, max_segments, dns_tcp_payloads = limits
-    _pick(buf, _i64(pk.proto), _i64(pk.payload_off), _i64(pk.payload_cap), _i64(pk.port_a), _i64(pk.port_b),
+    _pick(np.ascontiguousarray(buf, np.uint8), _i64(pk.proto), _i64(pk.payload_off), _i64(pk.payload_cap), _i64(pk.port_a), _i64(pk.port_b),
           _i64(rank), early, max_segments, dns_tcp_payloads, words[0], words[1], _HTTP_SLASH, rows, extra, counts,
           start_kind, peek)
     got = [rows[j, :counts[j]].copy() for j in range(_LISTS)]
@@ -97,12 +103,54 @@ def quic_version_read(version):
     return (version & 0x0F0F0F0F) == 0x0A0A0A0A
 
 
+LITTLE = sys.byteorder == "little"
+
+if COMPILED:
+    @intrinsic
+    def _load_u64(typingctx, arr, idx):
+        """arr[idx:idx + 8] as one little-endian uint64: an unaligned load (align 1), which a
+        view of the bytes as uint64 inside a compiled kernel is not. A 1-d C-contiguous uint8
+        array only (the pointer arithmetic ignores strides)."""
+        if not (isinstance(arr, types.Array) and arr.ndim == 1 and arr.layout == "C" and arr.dtype == types.uint8):
+            return None
+        sig = types.uint64(arr, types.int64)
+
+        def codegen(context, builder, signature, args):
+            data = context.make_array(signature.args[0])(context, builder, args[0]).data
+            at = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(64).as_pointer())
+            return builder.load(at, align=1)
+        return sig, codegen
+else:
+    def _load_u64(arr, idx):
+        return np.uint64(int.from_bytes(bytes(arr[idx: idx + 8]), "little"))
+
+
+@njit(cache=True, inline="always")
+def _head8(buf, p, n_buf):
+    """The 8 bytes from p as a little-endian word (byte t at bits 8t), zeros past the buffer's end."""
+    if LITTLE and p + 8 <= n_buf:
+        return _load_u64(buf, p)
+    w = np.uint64(0)
+    for t in range(max(min(n_buf - p, 8), 0)):
+        w |= np.uint64(buf[p + t]) << np.uint64(8 * t)
+    return w
+
+
+@njit(cache=True, inline="always")
+def _bytes6(w):
+    """Bytes 0-5 of _head8's word, as int64."""
+    m = np.uint64(0xFF)
+    return (np.int64(w & m), np.int64((w >> np.uint64(8)) & m), np.int64((w >> np.uint64(16)) & m),
+            np.int64((w >> np.uint64(24)) & m), np.int64((w >> np.uint64(32)) & m), np.int64((w >> np.uint64(40)) & m))
+
+
 @njit(cache=True)
 def _pick(buf, proto, off, cap, port_a, port_b, rank, early, max_segments, dns_tcp_payloads, http_words,
           proxy_words, http_slash, rows, extra, counts, start_kind, peek):
-    """First the row lists from the columns alone (sequential reads), then the payload bytes of
+    """First the row lists from the columns alone (sequential reads), then the payload heads of
     the rows that need a peek, gathered in tight loops (independent loads that overlap, where
-    a branch on each byte as it arrives would stall on every cache miss), then the peeks."""
+    a branch on each byte as it arrives would stall on every cache miss; one 8-byte load per
+    payload, not a byte loop: 34.6 -> 25.7 ms over engine_2m), then the peeks."""
     n_buf = len(buf)
     n_dns = n_quic = n_dtcp = n_early = n_later = n_late = n_start = n_idle = n_alert = 0
     for i in range(len(proto)):
@@ -138,33 +186,29 @@ def _pick(buf, proto, off, cap, port_a, port_b, rank, early, max_segments, dns_t
         at = off[rows[0, j]] + 2
         extra[0, j] = 1 if at < n_buf and (buf[at] & 0x80) != 0 else 0
     # QUIC: a long header (top bits 11) of a version quic.py reads; the others leave the list
-    head = np.empty((n_quic, 5), np.int64)
+    head = np.empty(n_quic, np.uint64)
     for j in range(n_quic):
-        p = off[rows[1, j]]
-        for t in range(5):
-            head[j, t] = buf[p + t]
+        head[j] = _head8(buf, off[rows[1, j]], n_buf)
     kept = 0
     for j in range(n_quic):
-        if (head[j, 0] & 0xC0) != 0xC0:
+        b0, b1, b2, b3, b4, _ = _bytes6(head[j])
+        if (b0 & 0xC0) != 0xC0:
             continue
-        version = (head[j, 1] << 24) | (head[j, 2] << 16) | (head[j, 3] << 8) | head[j, 4]
+        version = (b1 << 24) | (b2 << 16) | (b3 << 8) | b4
         if quic_version_read(version):
             rows[1, kept] = rows[1, j]
             extra[1, kept] = version
             kept += 1
     n_quic = kept
-    # early TCP payloads: their first 6 bytes (as many as there are)
-    first = np.zeros((n_early, 6), np.int64)
+    # early TCP payloads: their first 8 bytes, one load each
+    first = np.empty(n_early, np.uint64)
     for j in range(n_early):
-        i = rows[3, j]
-        p = off[i]
-        m = min(cap[i], 6)
-        for t in range(m):
-            first[j, t] = buf[p + t]
+        first[j] = _head8(buf, off[rows[3, j]], n_buf)
     for j in range(n_early):
         i = rows[3, j]
         c = cap[i]
-        b0, b1, b2, b3, b4, b5 = first[j, 0], first[j, 1], first[j, 2], first[j, 3], first[j, 4], first[j, 5]
+        # bytes past the payload (the next packet's) are read, but byte t is used only where c > t
+        b0, b1, b2, b3, b4, b5 = _bytes6(first[j])
         kind = 0
         bits = 0
         if b0 == 0x16:
