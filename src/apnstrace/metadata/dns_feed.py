@@ -14,7 +14,7 @@ from ..decode.dns_fast import FALLBACK, OK, REASONS, scan_dns
 from ..decode.malformed import Malformed
 from ..reader.walk import njit
 from ..decode.address_text import address_text
-from .dns_records import DnsFailure
+from .dns_records import DnsFailure, dns_failures
 from .held import gather_ranges
 
 COMPILED = njit.__module__.startswith("numba")     # walk.py falls back to plain Python without numba
@@ -114,12 +114,15 @@ def _answers(buf: np.ndarray, scan, uid: np.ndarray, ts: np.ndarray) -> tuple[tu
     failing = np.flatnonzero(scan.failed)
     if not failing.size:
         return answers, ([], failing)
-    code = scan.rcode[failing]
+    code = scan.rcode[failing].tolist()
     qd = scan.qdcount[failing] > 0
     qname = _texts(scan.names, scan.qname_at[failing], np.where(qd, scan.qname_len[failing], 0)).to_pylist()
-    failures = [DnsFailure(t, u, q, dns.type_name(qt) if has else "", dns.rcode_name(c) if c else "SINKHOLE")
-                for t, u, q, qt, has, c in zip(ts[failing].tolist(), uid[failing].tolist(), qname,
-                                              scan.qtype[failing].tolist(), qd.tolist(), code.tolist())]
+    qtype = np.where(qd, scan.qtype[failing], -1).tolist()           # -1: no question
+    # Each distinct type and rcode named once (a chunk has a few of each).
+    qtype_text = {t: dns.type_name(t) if t >= 0 else "" for t in set(qtype)}
+    rcode_text = {c: dns.rcode_name(c) if c else "SINKHOLE" for c in set(code)}
+    failures = dns_failures(ts[failing].tolist(), uid[failing].tolist(), qname,
+                            list(map(qtype_text.__getitem__, qtype)), list(map(rcode_text.__getitem__, code)))
     return answers, (failures, failing)
 
 
