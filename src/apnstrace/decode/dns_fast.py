@@ -18,6 +18,14 @@ import numpy as np
 from ..reader.walk import njit
 from .dns import A, AAAA, CNAME, MAX_JUMPS, MAX_NAME
 
+try:
+    from llvmlite import ir
+    from numba import types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+except ImportError:  # pragma: no cover - without numba the scan is not used (dns_feed.COMPILED)
+    intrinsic = None
+
 __all__ = ["FALLBACK", "OK", "REASONS", "DnsScan", "scan_dns"]
 
 NAME_SLOT = 1024         # bytes of a decoded name at most: a name is at most 253 bytes, each
@@ -33,6 +41,35 @@ REASONS = ("", "fallback", "dns_name_truncated", "dns_bad_pointer", "dns_bad_lab
            "dns_header_truncated", "dns_question_truncated", "dns_answer_truncated", "dns_bad_rdata")
 OK, FALLBACK = 0, 1
 _TRUNC, _POINTER, _LABEL, _LONG, _HEADER, _QUESTION, _ANSWER, _RDATA = range(2, 10)
+
+
+PREFETCH_AHEAD = 8      # messages: a chunk's DNS payloads lie scattered among its packets, mostly
+                        # out of cache; their first two cache lines are asked for this far ahead
+
+
+if intrinsic is not None:
+    @intrinsic
+    def _prefetch(typingctx, array, index):
+        """Ask for array[index]'s cache line (LLVM's prefetch: a hint, never a fault)."""
+        def codegen(context, builder, signature, args):
+            array_type = signature.args[0]
+            array_struct = context.make_array(array_type)(context, builder, args[0])
+            ptr = cgutils.get_item_pointer(context, builder, array_type, array_struct, [args[1]],
+                                           wraparound=False)
+            if getattr(ptr.type, "is_opaque", False):
+                name = "llvm.prefetch.p0"
+            else:                               # LLVM with typed pointers (older llvmlite)
+                ptr = builder.bitcast(ptr, ir.IntType(8).as_pointer())
+                name = "llvm.prefetch.p0i8"
+            i32 = ir.IntType(32)
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]),
+                                                name)
+            builder.call(fn, [ptr, i32(0), i32(3), i32(1)])     # read, keep in all levels, data
+            return context.get_dummy_value()
+        return types.void(array, index), codegen
+else:  # pragma: no cover
+    def _prefetch(array, index) -> None:
+        pass
 
 
 @dataclass(slots=True)
@@ -60,7 +97,8 @@ class DnsScan:
                                  # address: the question's, else (none or the root) its owner name
     names: np.ndarray         # uint8: question names
     answer_names: np.ndarray  # uint8: answer names
-    used: np.ndarray          # int64 [2]: bytes written in names, in answer_names
+    used: np.ndarray          # int64 [4]: bytes written in names, in answer_names; messages left
+                              # to parse_dns (FALLBACK); responses with a Malformed reason
 
 
 def scan_dns(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> DnsScan:
@@ -69,14 +107,15 @@ def scan_dns(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> DnsScan:
     cap = np.ascontiguousarray(cap, np.int64)
     # An answer record takes at least 11 bytes of its message: this bounds the answer columns,
     # left unfilled (np.empty: untouched pages cost nothing; only rows below answer_first[n] are read).
-    room = int(cap.sum() // 11) + 1
+    total = int(cap.sum())
+    room = total // 11 + 1
     # names: a budget (4 bytes per payload byte: an escaped byte takes 4); a message whose
     # names do not fit (pointers can repeat bytes, answers repeat the question) is left to parse_dns.
-    budget = 4 * int(cap.sum()) + NAME_SLOT
+    budget = 4 * total + NAME_SLOT
     out = (np.zeros(n, np.int8), np.zeros(n, np.bool_), np.zeros(n, np.int64), np.zeros(n, np.bool_),
            np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64),
            np.zeros(n + 1, np.int64), np.empty(room, np.int64), np.empty(room, np.int64), np.empty(room, np.bool_),
-           np.empty(room + 1, np.int64), np.empty(budget, np.uint8), np.empty(budget, np.uint8), np.zeros(2, np.int64))
+           np.empty(room + 1, np.int64), np.empty(budget, np.uint8), np.empty(budget, np.uint8), np.zeros(4, np.int64))
     _scan(buf, off, cap, *out)
     return DnsScan(*out)
 
@@ -195,12 +234,17 @@ def _scan(buf, off, cap, reason, is_response, rcode, failed, qdcount, qtype, qna
     answer_name_end[0] = 0
     for i in range(len(off)):
         answer_first[i] = k
+        if i + PREFETCH_AHEAD < len(off):
+            ahead = off[i + PREFETCH_AHEAD]
+            _prefetch(buf, ahead)
+            _prefetch(buf, ahead + 64)
         base = off[i]
         end = cap[i]
         if end >= 3:
             is_response[i] = (buf[base + 2] & 0x80) != 0   # malformed answers are counted, queries not
         if end < 12:
             reason[i] = _HEADER
+            used_out[3] += is_response[i]
             continue
         flags = (buf[base + 2] << 8) | buf[base + 3]
         qd = (buf[base + 4] << 8) | buf[base + 5]
@@ -277,6 +321,10 @@ def _scan(buf, off, cap, reason, is_response, rcode, failed, qdcount, qtype, qna
                     break
         reason[i] = bad
         if bad != OK:
+            if bad == FALLBACK:
+                used_out[2] += 1
+            elif is_response[i]:
+                used_out[3] += 1
             k = first
             used = first_used
             a_used = first_a_used

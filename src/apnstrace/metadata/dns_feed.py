@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..decode import dns
-from ..decode.dns_fast import FALLBACK, OK, REASONS, scan_dns
+from ..decode.dns_fast import FALLBACK, REASONS, scan_dns
 from ..decode.malformed import Malformed
 from ..reader.walk import njit
 from ..decode.address_text import address_text
@@ -36,20 +36,20 @@ def feed_dns(collector, buf: np.ndarray, off: np.ndarray, cap: np.ndarray, uids,
         found.into(collector.dns)
         return
     scan = scan_dns(buf, off, cap)
-    reason, response = scan.reason, scan.is_response
-    malformed = collector.stats.malformed
-    for r in reason[(reason != OK) & (reason != FALLBACK) & response].tolist():
-        malformed[REASONS[r]] += 1                    # as _reference counts them: answers only
-    ok = reason == OK
-    asked = np.flatnonzero(ok & (scan.qdcount > 0))
+    reason = scan.reason
+    fallbacks, bad_responses = scan.used[2:].tolist()
+    if bad_responses:
+        malformed = collector.stats.malformed
+        for r in reason[(reason > FALLBACK) & scan.is_response].tolist():
+            malformed[REASONS[r]] += 1                # as _reference counts them: answers only
+    asked = np.flatnonzero(scan.qdcount)              # ok messages with a question (else 0)
     collector.log.batch("query", uid_col[asked], seq=first_seq + asked,
                         dns_query=_column(scan.names, np.append(scan.qname_at[asked], scan.used[0])))
     # Answers of the messages read here, then those parse_dns reads: merged in message order.
     answers, failures = _answers(buf, scan, uid_col, ts_col)
-    fallback = np.flatnonzero(reason == FALLBACK)
-    if fallback.size:
+    if fallbacks:
         late = _Found()
-        for j in fallback.tolist():
+        for j in np.flatnonzero(reason == FALLBACK).tolist():
             before = len(late.ts), len(late.failures)
             _reference(collector, buf[off[j]: off[j] + cap[j]].tobytes(), int(uid_col[j]), float(ts_col[j]),
                        first_seq + j, late)
@@ -87,6 +87,9 @@ def _merged(answers: tuple, failures: tuple, late: _Found) -> tuple[tuple, tuple
     return answers, ([failed[i] for i in np.argsort(by, kind="stable").tolist()], by)
 
 
+_NO_TEXT = pa.array([], pa.large_string())
+
+
 def _column(data: np.ndarray, offsets: np.ndarray) -> pa.Array:
     """Strings the scan wrote back to back (ASCII: escaped like parse_dns): value i is
     data[offsets[i]:offsets[i + 1]]. Only the bytes used are kept (a copy: the scan's buffer is a
@@ -109,8 +112,11 @@ def _answers(buf: np.ndarray, scan, uid: np.ndarray, ts: np.ndarray) -> tuple[tu
     lookups, the message of each)). Columns: no Python object per answer."""
     k = int(scan.answer_first[-1])
     message = scan.answer_msg[:k]
-    answers = (ts[message], address_text(buf, scan.answer_at[:k], scan.answer_v6[:k]),
-               _column(scan.answer_names, scan.answer_name_end[:k + 1]), message)
+    if k:
+        answers = (ts[message], address_text(buf, scan.answer_at[:k], scan.answer_v6[:k]),
+                   _column(scan.answer_names, scan.answer_name_end[:k + 1]), message)
+    else:                   # no address answered (queries, a DNS over TCP piece): no column built
+        answers = (ts[message], _NO_TEXT, _NO_TEXT, message)
     failing = np.flatnonzero(scan.failed)
     if not failing.size:
         return answers, ([], failing)
