@@ -50,8 +50,9 @@ class DnsOverTcp:
                 uids.append(u)
                 tss.append(ts)
         if messages:
-            cap = np.array([len(m) for m in messages], np.int64)
-            off = np.concatenate([[0], np.cumsum(cap)[:-1]]).astype(np.int64)
+            cap = np.fromiter(map(len, messages), np.int64, len(messages))
+            off = np.zeros(len(cap), np.int64)
+            np.cumsum(cap[:-1], out=off[1:])
             feed_dns(collector, np.frombuffer(b"".join(messages), np.uint8), off, cap, uids, tss)
 
 
