@@ -4,9 +4,10 @@ parse_dns (dns.py) stays the reference; this reads the same bytes with the same 
 says, per message, "ok" (then question, rcode and A/AAAA answers are exactly parse_dns's),
 the Malformed reason parse_dns raises, or "ask parse_dns" (long pointer chains, names that do
 not fit the output). A message without a question name (mDNS announcements) names its
-addresses by each answer's owner name, which the scan then writes too. Names are walked without parse_dns's cache of
-decoded names; the cache only saves work on bytes already checked, but it can make a pointer
-chain count fewer jumps, so a chain too long here is a fallback, never a verdict.
+addresses by each answer's owner name, which the scan then writes too. Of parse_dns's cache of
+decoded names only the first question's (offset 12, where answers usually point) is kept; the
+cache only saves work on bytes already checked, but it can make a pointer chain count fewer
+jumps, so a chain too long here is a fallback, never a verdict.
 """
 from __future__ import annotations
 
@@ -16,6 +17,14 @@ import numpy as np
 
 from ..reader.walk import njit
 from .dns import A, AAAA, CNAME, MAX_JUMPS, MAX_NAME
+
+try:
+    from llvmlite import ir
+    from numba import types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+except ImportError:  # pragma: no cover - without numba the scan is not used (dns_feed.COMPILED)
+    intrinsic = None
 
 __all__ = ["FALLBACK", "OK", "REASONS", "DnsScan", "scan_dns"]
 
@@ -32,6 +41,35 @@ REASONS = ("", "fallback", "dns_name_truncated", "dns_bad_pointer", "dns_bad_lab
            "dns_header_truncated", "dns_question_truncated", "dns_answer_truncated", "dns_bad_rdata")
 OK, FALLBACK = 0, 1
 _TRUNC, _POINTER, _LABEL, _LONG, _HEADER, _QUESTION, _ANSWER, _RDATA = range(2, 10)
+
+
+PREFETCH_AHEAD = 8      # messages: a chunk's DNS payloads lie scattered among its packets, mostly
+                        # out of cache; their first two cache lines are asked for this far ahead
+
+
+if intrinsic is not None:
+    @intrinsic
+    def _prefetch(typingctx, array, index):
+        """Ask for array[index]'s cache line (LLVM's prefetch: a hint, never a fault)."""
+        def codegen(context, builder, signature, args):
+            array_type = signature.args[0]
+            array_struct = context.make_array(array_type)(context, builder, args[0])
+            ptr = cgutils.get_item_pointer(context, builder, array_type, array_struct, [args[1]],
+                                           wraparound=False)
+            if getattr(ptr.type, "is_opaque", False):
+                name = "llvm.prefetch.p0"
+            else:                               # LLVM with typed pointers (older llvmlite)
+                ptr = builder.bitcast(ptr, ir.IntType(8).as_pointer())
+                name = "llvm.prefetch.p0i8"
+            i32 = ir.IntType(32)
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]),
+                                                name)
+            builder.call(fn, [ptr, i32(0), i32(3), i32(1)])     # read, keep in all levels, data
+            return context.get_dummy_value()
+        return types.void(array, index), codegen
+else:  # pragma: no cover
+    def _prefetch(array, index) -> None:
+        pass
 
 
 @dataclass(slots=True)
@@ -59,7 +97,8 @@ class DnsScan:
                                  # address: the question's, else (none or the root) its owner name
     names: np.ndarray         # uint8: question names
     answer_names: np.ndarray  # uint8: answer names
-    used: np.ndarray          # int64 [2]: bytes written in names, in answer_names
+    used: np.ndarray          # int64 [4]: bytes written in names, in answer_names; messages left
+                              # to parse_dns (FALLBACK); responses with a Malformed reason
 
 
 def scan_dns(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> DnsScan:
@@ -68,25 +107,28 @@ def scan_dns(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> DnsScan:
     cap = np.ascontiguousarray(cap, np.int64)
     # An answer record takes at least 11 bytes of its message: this bounds the answer columns,
     # left unfilled (np.empty: untouched pages cost nothing; only rows below answer_first[n] are read).
-    room = int(cap.sum() // 11) + 1
+    total = int(cap.sum())
+    room = total // 11 + 1
     # names: a budget (4 bytes per payload byte: an escaped byte takes 4); a message whose
     # names do not fit (pointers can repeat bytes, answers repeat the question) is left to parse_dns.
-    budget = 4 * int(cap.sum()) + NAME_SLOT
+    budget = 4 * total + NAME_SLOT
     out = (np.zeros(n, np.int8), np.zeros(n, np.bool_), np.zeros(n, np.int64), np.zeros(n, np.bool_),
            np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64),
            np.zeros(n + 1, np.int64), np.empty(room, np.int64), np.empty(room, np.int64), np.empty(room, np.bool_),
-           np.empty(room + 1, np.int64), np.empty(budget, np.uint8), np.empty(budget, np.uint8), np.zeros(2, np.int64))
+           np.empty(room + 1, np.int64), np.empty(budget, np.uint8), np.empty(budget, np.uint8), np.zeros(4, np.int64))
     _scan(buf, off, cap, *out)
     return DnsScan(*out)
 
 
-@njit(cache=True)
-def _name(buf, base, end, pos, out, at, write):
-    """(offset after the name at pos in place, its decoded length); (-reason, 0) when parse_dns
-    raises reason, (-FALLBACK, 0) when it would do something this path does not (judge a long
-    pointer chain with its cache) or the name does not fit.
+@njit(cache=True, inline="always")
+def _name(buf, base, end, pos, out, at, write, known_size):
+    """(offset after the name at pos in place, its decoded length, its wire size); (-reason, 0, 0)
+    when parse_dns raises reason, (-FALLBACK, 0, 0) when it would do something this path does not
+    (judge a long pointer chain with its cache) or the name does not fit.
 
-    write: put the name, lowercased and dot-joined, at out[at:] (at most NAME_SLOT bytes)."""
+    write: put the name, lowercased and dot-joined, at out[at:] (at most NAME_SLOT bytes).
+    known_size: the wire size of the message's first question name (at offset 12), 0 if none yet:
+    a pointer to it ends the walk as parse_dns's cache of decoded names does (not when writing)."""
     jumps = 0
     size = 1
     after = -1
@@ -94,40 +136,57 @@ def _name(buf, base, end, pos, out, at, write):
     room = min(NAME_SLOT, len(out) - at)
     while True:
         if pos >= end:
-            return -_TRUNC, 0
+            return -_TRUNC, 0, 0
         length = buf[base + pos]
         if length == 0:
             pos += 1
             break
         if length >= 0xC0:
             if pos + 1 >= end:
-                return -_TRUNC, 0
+                return -_TRUNC, 0, 0
             target = ((length & 0x3F) << 8) | buf[base + pos + 1]
             if after < 0:
                 after = pos + 2
             if target >= pos:
-                return -_POINTER, 0
+                return -_POINTER, 0, 0
             jumps += 1
             if jumps > MAX_JUMPS:
-                return -FALLBACK, 0
+                return -FALLBACK, 0, 0
+            if target == 12 and known_size > 0 and not write:
+                size += known_size - 1
+                if size > MAX_NAME:
+                    return -_LONG, 0, 0
+                break
             pos = target
             continue
         if length > 63:
-            return -_LABEL, 0
+            return -_LABEL, 0, 0
         stop = pos + 1 + length
         if stop > end:
-            return -_TRUNC, 0
+            return -_TRUNC, 0, 0
         size += length + 1
         if size > MAX_NAME:
-            return -_LONG, 0
+            return -_LONG, 0, 0
         if write:
             if length_out > 0:
                 if length_out + 1 > room:
-                    return -FALLBACK, 0
+                    return -FALLBACK, 0, 0
                 out[at + length_out] = 0x2E
                 length_out += 1
             if length_out + 4 * length <= room:
-                # The label fits even if every byte is escaped: one table look-up per byte.
+                # The label fits even if every byte is escaped. The usual one has every byte
+                # plain: one branch-free pass (unsigned indices); else it is written again, escaped.
+                o = np.uint64(at + length_out)
+                src = np.uint64(base + pos + 1)
+                plain = True
+                for j in range(np.uint64(length)):
+                    c = _PLAIN[buf[src + j]]
+                    out[o + j] = c
+                    plain &= c != 0
+                if plain:
+                    length_out += length
+                    pos = stop
+                    continue
                 o = at + length_out
                 for j in range(pos + 1, stop):
                     c = _PLAIN[buf[base + j]]
@@ -151,7 +210,7 @@ def _name(buf, base, end, pos, out, at, write):
                 if b < 0x20 or b > 0x7E or b == 0x5C or b == 0x2E:
                     # parse_dns's text: \xNN (lowercase hex), a dot inside a label too
                     if length_out + 4 > room:
-                        return -FALLBACK, 0
+                        return -FALLBACK, 0, 0
                     out[at + length_out] = 0x5C
                     out[at + length_out + 1] = 0x78
                     out[at + length_out + 2] = _HEX[b >> 4]
@@ -159,11 +218,11 @@ def _name(buf, base, end, pos, out, at, write):
                     length_out += 4
                     continue
                 if length_out + 1 > room:
-                    return -FALLBACK, 0
+                    return -FALLBACK, 0, 0
                 out[at + length_out] = b
                 length_out += 1
         pos = stop
-    return (pos if after < 0 else after), length_out
+    return (pos if after < 0 else after), length_out, size
 
 
 @njit(cache=True)
@@ -175,12 +234,17 @@ def _scan(buf, off, cap, reason, is_response, rcode, failed, qdcount, qtype, qna
     answer_name_end[0] = 0
     for i in range(len(off)):
         answer_first[i] = k
+        if i + PREFETCH_AHEAD < len(off):
+            ahead = off[i + PREFETCH_AHEAD]
+            _prefetch(buf, ahead)
+            _prefetch(buf, ahead + 64)
         base = off[i]
         end = cap[i]
         if end >= 3:
             is_response[i] = (buf[base + 2] & 0x80) != 0   # malformed answers are counted, queries not
         if end < 12:
             reason[i] = _HEADER
+            used_out[3] += is_response[i]
             continue
         flags = (buf[base + 2] << 8) | buf[base + 3]
         qd = (buf[base + 4] << 8) | buf[base + 5]
@@ -191,8 +255,9 @@ def _scan(buf, off, cap, reason, is_response, rcode, failed, qdcount, qtype, qna
         first_used = used
         first_a_used = a_used
         real = 0                              # addresses that are not null routes
+        known = 0
         for q in range(qd):
-            pos, length = _name(buf, base, end, pos, names, used, q == 0)
+            pos, length, size = _name(buf, base, end, pos, names, used, q == 0, known)
             if pos < 0:
                 bad = -pos
                 break
@@ -203,13 +268,15 @@ def _scan(buf, off, cap, reason, is_response, rcode, failed, qdcount, qtype, qna
                 qname_at[i] = used
                 qname_len[i] = length
                 used += length
+                # parse_dns's cache of the name at 12: pointers to it are not walked again
+                known = size
                 qtype[i] = (buf[base + pos] << 8) | buf[base + pos + 1]
             pos += 4
         # Without a question name (none, or the root) the collector names each address by its
         # answer's owner name: write those (kept only for A/AAAA answers).
         owned = bad == OK and (qd == 0 or qname_len[i] == 0)
         for _ in range(an if bad == OK else 0):
-            pos, length = _name(buf, base, end, pos, answer_names, a_used, owned)
+            pos, length, size = _name(buf, base, end, pos, answer_names, a_used, owned, known)
             if pos < 0:
                 bad = -pos
                 break
@@ -237,12 +304,15 @@ def _scan(buf, off, cap, reason, is_response, rcode, failed, qdcount, qtype, qna
                     if a_used + length > len(answer_names):
                         bad = FALLBACK
                         break
-                    answer_names[a_used:a_used + length] = names[qname_at[i]:qname_at[i] + length]
+                    src = np.uint64(qname_at[i])      # unsigned, no slice: a vectorized copy
+                    dst = np.uint64(a_used)
+                    for j in range(np.uint64(length)):
+                        answer_names[dst + j] = names[src + j]
                 a_used += length
                 k += 1
                 answer_name_end[k] = a_used
             elif rtype == CNAME:
-                stop, _length = _name(buf, base, end, start, names, used, False)
+                stop, _length, _size = _name(buf, base, end, start, names, used, False, known)
                 if stop < 0:
                     bad = -stop
                     break
@@ -251,6 +321,10 @@ def _scan(buf, off, cap, reason, is_response, rcode, failed, qdcount, qtype, qna
                     break
         reason[i] = bad
         if bad != OK:
+            if bad == FALLBACK:
+                used_out[2] += 1
+            elif is_response[i]:
+                used_out[3] += 1
             k = first
             used = first_used
             a_used = first_a_used

@@ -10,11 +10,11 @@ import numpy as np
 import pyarrow as pa
 
 from ..decode import dns
-from ..decode.dns_fast import FALLBACK, OK, REASONS, scan_dns
+from ..decode.dns_fast import FALLBACK, REASONS, scan_dns
 from ..decode.malformed import Malformed
 from ..reader.walk import njit
 from ..decode.address_text import address_text
-from .dns_records import DnsFailure
+from .dns_records import DnsFailure, dns_failures
 from .held import gather_ranges
 
 COMPILED = njit.__module__.startswith("numba")     # walk.py falls back to plain Python without numba
@@ -36,20 +36,20 @@ def feed_dns(collector, buf: np.ndarray, off: np.ndarray, cap: np.ndarray, uids,
         found.into(collector.dns)
         return
     scan = scan_dns(buf, off, cap)
-    reason, response = scan.reason, scan.is_response
-    malformed = collector.stats.malformed
-    for r in reason[(reason != OK) & (reason != FALLBACK) & response].tolist():
-        malformed[REASONS[r]] += 1                    # as _reference counts them: answers only
-    ok = reason == OK
-    asked = np.flatnonzero(ok & (scan.qdcount > 0))
+    reason = scan.reason
+    fallbacks, bad_responses = scan.used[2:].tolist()
+    if bad_responses:
+        malformed = collector.stats.malformed
+        for r in reason[(reason > FALLBACK) & scan.is_response].tolist():
+            malformed[REASONS[r]] += 1                # as _reference counts them: answers only
+    asked = np.flatnonzero(scan.qdcount)              # ok messages with a question (else 0)
     collector.log.batch("query", uid_col[asked], seq=first_seq + asked,
                         dns_query=_column(scan.names, np.append(scan.qname_at[asked], scan.used[0])))
     # Answers of the messages read here, then those parse_dns reads: merged in message order.
     answers, failures = _answers(buf, scan, uid_col, ts_col)
-    fallback = np.flatnonzero(reason == FALLBACK)
-    if fallback.size:
+    if fallbacks:
         late = _Found()
-        for j in fallback.tolist():
+        for j in np.flatnonzero(reason == FALLBACK).tolist():
             before = len(late.ts), len(late.failures)
             _reference(collector, buf[off[j]: off[j] + cap[j]].tobytes(), int(uid_col[j]), float(ts_col[j]),
                        first_seq + j, late)
@@ -87,6 +87,9 @@ def _merged(answers: tuple, failures: tuple, late: _Found) -> tuple[tuple, tuple
     return answers, ([failed[i] for i in np.argsort(by, kind="stable").tolist()], by)
 
 
+_NO_TEXT = pa.array([], pa.large_string())
+
+
 def _column(data: np.ndarray, offsets: np.ndarray) -> pa.Array:
     """Strings the scan wrote back to back (ASCII: escaped like parse_dns): value i is
     data[offsets[i]:offsets[i + 1]]. Only the bytes used are kept (a copy: the scan's buffer is a
@@ -109,17 +112,23 @@ def _answers(buf: np.ndarray, scan, uid: np.ndarray, ts: np.ndarray) -> tuple[tu
     lookups, the message of each)). Columns: no Python object per answer."""
     k = int(scan.answer_first[-1])
     message = scan.answer_msg[:k]
-    answers = (ts[message], address_text(buf, scan.answer_at[:k], scan.answer_v6[:k]),
-               _column(scan.answer_names, scan.answer_name_end[:k + 1]), message)
+    if k:
+        answers = (ts[message], address_text(buf, scan.answer_at[:k], scan.answer_v6[:k]),
+                   _column(scan.answer_names, scan.answer_name_end[:k + 1]), message)
+    else:                   # no address answered (queries, a DNS over TCP piece): no column built
+        answers = (ts[message], _NO_TEXT, _NO_TEXT, message)
     failing = np.flatnonzero(scan.failed)
     if not failing.size:
         return answers, ([], failing)
-    code = scan.rcode[failing]
+    code = scan.rcode[failing].tolist()
     qd = scan.qdcount[failing] > 0
     qname = _texts(scan.names, scan.qname_at[failing], np.where(qd, scan.qname_len[failing], 0)).to_pylist()
-    failures = [DnsFailure(t, u, q, dns.type_name(qt) if has else "", dns.rcode_name(c) if c else "SINKHOLE")
-                for t, u, q, qt, has, c in zip(ts[failing].tolist(), uid[failing].tolist(), qname,
-                                              scan.qtype[failing].tolist(), qd.tolist(), code.tolist())]
+    qtype = np.where(qd, scan.qtype[failing], -1).tolist()           # -1: no question
+    # Each distinct type and rcode named once (a chunk has a few of each).
+    qtype_text = {t: dns.type_name(t) if t >= 0 else "" for t in set(qtype)}
+    rcode_text = {c: dns.rcode_name(c) if c else "SINKHOLE" for c in set(code)}
+    failures = dns_failures(ts[failing].tolist(), uid[failing].tolist(), qname,
+                            list(map(qtype_text.__getitem__, qtype)), list(map(rcode_text.__getitem__, code)))
     return answers, (failures, failing)
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pyarrow as pa
@@ -100,3 +100,24 @@ class DnsFailure:
     qname: str
     qtype: str
     rcode: str               # NXDOMAIN, SERVFAIL, REFUSED, ... or SINKHOLE (0.0.0.0, 127/8, ::, ::1)
+
+
+# Frozen dataclasses set each field through object.__setattr__ in __init__; the slots' own
+# setters do the same in a third of the time, for a chunk's failures (thousands per capture).
+_SETTERS = tuple(getattr(DnsFailure, f.name).__set__ for f in fields(DnsFailure))
+assert not hasattr(DnsFailure, "__post_init__") and len(_SETTERS) == 5
+
+
+def dns_failures(ts: list, uid: list, qname: list, qtype: list, rcode: list) -> list[DnsFailure]:
+    """DnsFailure(ts[i], uid[i], qname[i], qtype[i], rcode[i]) for each i, built faster."""
+    new, out = object.__new__, []
+    set_ts, set_uid, set_qname, set_qtype, set_rcode = _SETTERS
+    for t, u, q, qt, r in zip(ts, uid, qname, qtype, rcode):
+        f = new(DnsFailure)
+        set_ts(f, t)
+        set_uid(f, u)
+        set_qname(f, q)
+        set_qtype(f, qt)
+        set_rcode(f, r)
+        out.append(f)
+    return out

@@ -32,9 +32,10 @@ class DnsOverTcp:
     def add(self, collector, buf: np.ndarray, pk, key: np.ndarray, uid: np.ndarray, rows: np.ndarray) -> None:
         """rows: TCP port-53 payloads among a direction's first MAX_PAYLOADS, capture order."""
         messages, uids, tss = [], [], []
-        for i in rows.tolist():
-            k, seq = int(key[i]), int(pk.seq[i])
-            off, cap = int(pk.payload_off[i]), int(pk.payload_cap[i])
+        # Python ints per column at once (a numpy scalar per field and row costs more).
+        columns = (key[rows].tolist(), uid[rows].tolist(), pk.ts[rows].tolist(), pk.seq[rows].tolist(),
+                   pk.payload_off[rows].tolist(), pk.payload_cap[rows].tolist())
+        for k, u, ts, seq, off, cap in zip(*columns):
             stream = self.streams.get(k)
             if stream is None:
                 stream = self.streams[k] = _Direction(seq)
@@ -46,11 +47,12 @@ class DnsOverTcp:
             stream.held.setdefault(seq, buf[off: off + cap].tobytes())
             for message in _read(stream):
                 messages.append(message)
-                uids.append(int(uid[i]))
-                tss.append(float(pk.ts[i]))
+                uids.append(u)
+                tss.append(ts)
         if messages:
-            cap = np.array([len(m) for m in messages], np.int64)
-            off = np.concatenate([[0], np.cumsum(cap)[:-1]]).astype(np.int64)
+            cap = np.fromiter(map(len, messages), np.int64, len(messages))
+            off = np.zeros(len(cap), np.int64)
+            np.cumsum(cap[:-1], out=off[1:])
             feed_dns(collector, np.frombuffer(b"".join(messages), np.uint8), off, cap, uids, tss)
 
 

@@ -1,0 +1,148 @@
+"""scan_dns against parse_dns on messages built with compression pointers (to the question's
+name at offset 12, to other names, in chains), names near the 255-byte limit and labels that
+parse_dns escapes; and dns_failures against DnsFailure's own constructor."""
+from __future__ import annotations
+
+import socket
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from apnstrace.decode import dns, dns_fast
+from apnstrace.decode.malformed import Malformed
+from apnstrace.metadata import dns_feed
+from apnstrace.metadata.dns_records import DnsFailure, dns_failures
+
+SETTINGS = settings(max_examples=800, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+_PLAIN = st.sampled_from(b"abcxyz019-_")
+_ODD = st.sampled_from(b"ABZ.\\\x00\x01\x1f\x7f\x80\xff ")
+_LABEL = st.lists(st.one_of(_PLAIN, _PLAIN, _PLAIN, _ODD), min_size=1, max_size=63).map(bytes)
+
+
+@st.composite
+def _name(draw, earlier: list[int], here: int) -> bytes:
+    """Labels, then the root or a pointer (to 12, to an earlier name, or anywhere before here)."""
+    labels = draw(st.lists(_LABEL, max_size=draw(st.sampled_from([2, 6, 12]))))
+    wire = b"".join(bytes([len(x)]) + x for x in labels)
+    end = draw(st.sampled_from(["root", "q", "earlier", "any"]))
+    if end == "root" or here <= 12:
+        return wire + b"\0"
+    if end == "q" or not earlier:
+        target = 12
+    elif end == "earlier":
+        target = draw(st.sampled_from(earlier))
+    else:
+        target = draw(st.integers(0, here + len(wire)))       # also forward / self: bad pointers
+    return wire + struct.pack("!H", 0xC000 | target)
+
+
+@st.composite
+def messages(draw) -> bytes:
+    flags = draw(st.sampled_from([0x0100, 0x8180, 0x8183, 0x8182, 0x8580]))
+    qd, an = draw(st.integers(0, 2)), draw(st.integers(0, 6))
+    out = bytearray(struct.pack("!HHHHHH", draw(st.integers(0, 0xFFFF)), flags, qd, an, 0, 0))
+    starts: list[int] = []
+    for _ in range(qd):
+        starts.append(len(out))
+        out += draw(_name(starts[:-1], len(out))) + struct.pack("!HH", draw(st.sampled_from([1, 28, 5, 65])), 1)
+    for _ in range(an):
+        starts.append(len(out))
+        out += draw(_name(starts[:-1], len(out)))
+        rtype = draw(st.sampled_from([1, 1, 28, 5, 16]))
+        if rtype == 1:
+            rdata = draw(st.sampled_from([b"\x0a\x00\x00\x01", b"\x00\x00\x00\x00", b"\x7f\x00\x00\x01", b"\x01\x02\x03"]))
+        elif rtype == 28:
+            rdata = draw(st.sampled_from([bytes(16), bytes(15) + b"\x01", b"\xfe\x80" + bytes(13) + b"\x01"]))
+        elif rtype == 5:
+            rdata = draw(_name(starts, len(out) + 10))
+        else:
+            rdata = draw(st.binary(max_size=8))
+        out += struct.pack("!HHIH", rtype, 1, 60, len(rdata)) + rdata
+    cut = draw(st.sampled_from([None, None, None, -1, -3]))
+    return bytes(out if cut is None else out[:cut])
+
+
+def _pointer_chain(depth: int, labels: int) -> bytes:
+    """A question of `labels` 3-byte labels, then answers whose owner names point to the one
+    before, the first to the question: the last name is `depth` jumps from it."""
+    out = bytearray(struct.pack("!HHHHHH", 7, 0x8180, 1, depth, 0, 0))
+    out += b"".join(b"\x03abc" for _ in range(labels)) + b"\0" + struct.pack("!HH", 1, 1)
+    target = 12
+    for _ in range(depth):
+        here = len(out)
+        out += b"\x01x" + struct.pack("!H", 0xC000 | target) + struct.pack("!HHIH", 1, 1, 60, 4) + b"\x0a\0\0\x01"
+        target = here
+    return bytes(out)
+
+
+def _reference(p: bytes):
+    try:
+        m = dns.parse_dns(p)
+    except Malformed as bad:
+        return bad.reason
+    q = m.questions[0] if m.questions else None
+    answers = [(a.value, (q[0] if q else None) or a.name) for a in m.answers
+               if a.rtype in ("A", "AAAA") and a.value and m.is_response]
+    return m.is_response, m.rcode, len(m.questions), q, answers, m.is_response and dns_feed.failure_of(m) is not None
+
+
+def _check(payloads: list[bytes]) -> int:
+    """Each payload the scan reads (not left to parse_dns) is read exactly as parse_dns reads it."""
+    buf = np.frombuffer(b"".join(p + b"\xAA" * 5 for p in payloads), np.uint8)
+    cap = np.array([len(p) for p in payloads], np.int64)
+    off = np.concatenate([[0], np.cumsum(cap + 5)[:-1]]).astype(np.int64)
+    scan = dns_fast.scan_dns(buf, off, cap)
+    read = 0
+    for j, p in enumerate(payloads):
+        reason = int(scan.reason[j])
+        if reason == dns_fast.FALLBACK:
+            continue
+        read += 1
+        ref = _reference(p)
+        if reason != dns_fast.OK:
+            assert ref == dns_fast.REASONS[reason], p
+            continue
+        qd = int(scan.qdcount[j])
+        at, length = scan.qname_at[j], scan.qname_len[j]
+        q = (scan.names[at:at + length].tobytes().decode(), dns.type_name(int(scan.qtype[j]))) if qd else None
+        answers = [(socket.inet_ntop(socket.AF_INET6 if scan.answer_v6[a] else socket.AF_INET,
+                                     buf[scan.answer_at[a]:scan.answer_at[a] + (16 if scan.answer_v6[a] else 4)]
+                                     .tobytes()),
+                    scan.answer_names[scan.answer_name_end[a]:scan.answer_name_end[a + 1]].tobytes().decode())
+                   for a in range(scan.answer_first[j], scan.answer_first[j + 1])]
+        assert ref == (bool(scan.is_response[j]), int(scan.rcode[j]), qd, q, answers, bool(scan.failed[j])), p
+    return read
+
+
+pytestmark = pytest.mark.skipif(not dns_feed.COMPILED, reason="the scan runs only compiled")
+
+
+@SETTINGS
+@given(st.lists(messages(), min_size=1, max_size=4))
+def test_scan_equals_parse_dns_on_compressed_messages(payloads: list[bytes]) -> None:
+    _check(payloads)
+
+
+@pytest.mark.parametrize("labels", [1, 20, 60, 61, 62, 63])
+@pytest.mark.parametrize("depth", [1, 2, 31, 32, 33, 40])
+def test_pointer_chains_to_the_question_and_the_name_limit(depth: int, labels: int) -> None:
+    # 63 labels of 3 bytes: the question is 253 wire bytes; "x" plus a pointer to it is 255
+    # (allowed), two such steps are 257 (dns_name_too_long), whatever the chain's length.
+    _check([_pointer_chain(depth, labels)])
+
+
+def test_the_usual_answers_are_read_not_left_to_parse_dns() -> None:
+    # Answer owners pointing at the question (c00c) and short chains: read by the scan itself.
+    assert _check([_pointer_chain(3, 5), _pointer_chain(1, 62)]) == 2
+
+
+@given(st.lists(st.tuples(st.floats(allow_nan=False), st.integers(), st.text(), st.text(), st.text()), max_size=20))
+def test_dns_failures_equal_the_constructor(rows: list[tuple]) -> None:
+    built = dns_failures(*(list(c) for c in zip(*rows))) if rows else dns_failures([], [], [], [], [])
+    assert built == [DnsFailure(*r) for r in rows]
+    assert [hash(f) for f in built] == [hash(DnsFailure(*r)) for r in rows]
