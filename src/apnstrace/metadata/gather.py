@@ -29,6 +29,8 @@ def gather_text(values: pa.Array, rows: np.ndarray, through: np.ndarray | None =
             rows = np.where(through >= 0, np.append(rows, -1)[through], -1)
         return take_or_null(values, rows)
     n = len(rows) if through is None else len(through)
+    if values.null_count == len(values):       # nothing to take (a late client alert is rare)
+        return pa.nulls(n, pa.large_string())
     buffers = values.buffers()
     offsets = np.frombuffer(buffers[1], np.int64, len(values) + 1, values.offset * 8)
     data = np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None and buffers[2].size else \
