@@ -173,3 +173,17 @@ def test_names_on_distinct_values_are_the_names_of_every_value(sni: list, host: 
     assert codes.distinct.to_pylist() == distinct
     per_row = codes.per_row()
     assert [distinct[c] if c >= 0 else None for c in per_row.tolist()] == names
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(texts, min_size=1, max_size=3), st.integers(0, 3))
+def test_one_array_holds_the_chunks_values(chunks: list, skip: int) -> None:
+    from apnstrace.metadata.column_codes import one_array
+    arrays = [pa.array(c, pa.large_string()) for c in chunks]
+    arrays[0] = arrays[0].slice(min(skip, len(arrays[0])))
+    chunked = pa.chunked_array(arrays, pa.large_string())
+    got = one_array(chunked)
+    assert isinstance(got, pa.Array) and got.to_pylist() == chunked.to_pylist()
+    assert one_array(arrays[0]) is arrays[0]
+    codes, distinct = arrow_codes(pd.Series(pd.array(chunked, dtype="string")))
+    assert [distinct[c].as_py() if c >= 0 else None for c in codes.tolist()] == chunked.to_pylist()

@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 
 from ..flows.finalize import UID
 from .collect import DnsRecords, MetadataCollector
-from .column_codes import Codes, arrow_codes, hand_over
+from .column_codes import Codes, arrow_codes, hand_over, one_array
 from .gather import gather_text
 from .meta_log import MetaTable
 
@@ -232,7 +232,7 @@ def _text(column: pd.Series) -> pa.Array:
     """A text column as one Arrow large_string array."""
     got = pa.array(column.array) if isinstance(column.array, pd.arrays.ArrowStringArray) else \
         pa.array(column.astype(object).to_numpy(), type=pa.large_string(), from_pandas=True)
-    got = got.combine_chunks() if isinstance(got, pa.ChunkedArray) else got
+    got = one_array(got)
     return got.cast(pa.large_string()) if got.type != pa.large_string() else got
 
 
