@@ -160,12 +160,16 @@ def test_names_on_distinct_values_are_the_names_of_every_value(sni: list, host: 
         return rows, at
     sni_rows, sni_at = picked(sni)
     host_rows, host_at = picked(host)
-    sni_at = sni_at[:len(host_at)]
-    host_at = host_at[:len(sni_at)]
     arr = lambda v: np.array(v, np.int64)      # noqa: E731
+    s_at, h_at = arr(sni_at), arr(host_at)
+    if data.draw(st.booleans()):                # one record per flow for both, as attach() has it
+        host_rows = host_rows + [-1] * (len(sni_rows) - len(host_rows))
+        sni_rows = sni_rows + [-1] * (len(host_rows) - len(sni_rows))
+        h_at = s_at = arr([a if a < len(sni_rows) else -1 for a in sni_at])
+        sni_at = host_at = s_at.tolist()
     (name, codes), (source, kind) = _names(
-        (pa.array(sni, pa.large_string()), arr(sni_rows + [-1]), arr(sni_at)),
-        (pa.array(host, pa.large_string()), arr(host_rows + [-1]), arr(host_at)),
+        (pa.array(sni, pa.large_string()), arr(sni_rows + [-1]), s_at),
+        (pa.array(host, pa.large_string()), arr(host_rows + [-1]), h_at),
         pd.Series(pd.array([None] * len(sni_at), dtype="string")), np.zeros(len(sni_at)), DnsRecords())
     names, kinds, distinct = _names_reference(sni, sni_rows, sni_at, host, host_rows, host_at)
     assert name.to_pylist() == names

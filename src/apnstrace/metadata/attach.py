@@ -100,11 +100,21 @@ def _names(sni: Picked, host: Picked, server_ip: pd.Series, ts_start: np.ndarray
     values (a few hundred), not on every flow or record; `memo`: encodings made already."""
     (sni_values, sni_rows, sni_at), (host_values, host_rows, host_at) = sni, host
     (s_code, s_dist), (h_code, h_dist) = _encoded(sni_values, memo), _encoded(host_values, memo)
-    n = len(sni_at)
-    s_at = s_code[sni_rows[sni_at]]                 # per flow, its distinct sni (-1: none)
-    h_at = h_code[host_rows[host_at]]
-    has_sni = np.append(_filled(s_dist), False)[s_at]
-    has_host = ~has_sni & np.append(_filled(h_dist), False)[h_at]
+    # Per source row (sni's and host's rows, each with a last slot -1): the name it gives, as a
+    # row of concat([sni, stripped host]) (-1: none), and its source; sni first.
+    s_pick = s_code[sni_rows]
+    s_pick = np.where(np.append(_filled(s_dist), False)[s_pick], s_pick, -1)
+    h_pick = h_code[host_rows]
+    h_pick = np.where(np.append(_filled(h_dist), False)[h_pick], len(s_dist) + h_pick, -1)
+    if sni_at is host_at:                           # one record per flow for both (attach's own)
+        # composed on the records, then read once per flow (not a dozen passes over the flows)
+        both = np.where(s_pick >= 0, s_pick, h_pick)
+        pick = both[sni_at]
+        kind = np.where(s_pick >= 0, 0, np.where(h_pick >= 0, 1, -1))[sni_at]
+    else:
+        s_at, h_at = s_pick[sni_at], h_pick[host_at]
+        pick = np.where(s_at >= 0, s_at, h_at)
+        kind = np.where(s_at >= 0, 0, np.where(h_at >= 0, 1, -1))
     # "host:port" loses its port; a name with several colons (an IPv6 literal) stays as it is
     port = pc.equal(pc.count_substring(h_dist, ":"), 1).fill_null(False)
     stripped = h_dist
@@ -112,12 +122,9 @@ def _names(sni: Picked, host: Picked, server_ip: pd.Series, ts_start: np.ndarray
         with_port = port.to_numpy(zero_copy_only=False)
         cut = pc.replace_substring_regex(h_dist.filter(port), ":[^:]*$", "")
         stripped = pc.replace_with_mask(h_dist, pa.array(with_port), cut.cast(h_dist.type))
-    pick = np.full(n, -1, np.int64)                 # row of concat([sni, stripped, dns names]), -1: null
-    kind = np.full(n, -1, np.int64)                 # into SOURCES
-    pick[has_sni], kind[has_sni] = s_at[has_sni], 0
-    pick[has_host], kind[has_host] = len(s_dist) + h_at[has_host], 1
+    # pick: row of concat([sni, stripped, dns names]), -1: null; kind: into SOURCES
     named = pa.array([], pa.large_string())
-    rest = np.flatnonzero(~has_sni & ~has_host)
+    rest = np.flatnonzero(pick < 0)
     if rest.size and len(dns):
         rows, answers = _dns_named(rest, server_ip, ts_start, dns)
         named = dns.name.take(pa.array(answers))
