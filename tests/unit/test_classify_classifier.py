@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from apnstrace.classify import INPUT_COLUMNS, classify, explain, load_rules
 from apnstrace.site import Site
@@ -370,3 +373,14 @@ def test_200k_flows_all_classified() -> None:
     })
     out = classify(flows)      # its speed is measured by bench/bench_classify.py, not here
     assert out["category"].notna().all() and len(out) == n
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=8), min_size=1, max_size=10), st.data())
+def test_output_strings_are_the_labels_taken(labels: list, data) -> None:
+    """_strings (a compiled gather) gives what Arrow's take of the labels gives."""
+    from apnstrace.classify.classifier import _strings
+    codes = np.array(data.draw(st.lists(st.integers(0, len(labels) - 1), max_size=40)), np.int64)
+    got = _strings(labels, codes)
+    want = pd.array(pa.array(labels, pa.large_string()).take(pa.array(codes)), dtype="string")
+    assert got.dtype == want.dtype and got.equals(want)

@@ -9,7 +9,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apnstrace.metadata.attach import _codes, _dns_named, _positions
+from apnstrace.metadata.attach import _codes, _dns_named, _names, _positions
 from apnstrace.metadata.column_codes import Codes, arrow_codes, column_codes, hand_over
 from apnstrace.metadata.dns_records import DnsRecords
 from apnstrace.metadata.gather import gather_text
@@ -123,3 +123,71 @@ def test_handed_codes_go_with_their_column() -> None:
     import gc
     gc.collect()
     assert key not in column_codes._HANDED
+
+
+def _names_reference(sni: list, sni_rows: list, sni_at: list, host: list, host_rows: list, host_at: list):
+    """Server names as attach() built them before: text work on every source value, the codes
+    encoded from concat([sni values, stripped host values]) value by value."""
+    def value(values, rows, at):
+        k = at if at >= 0 else -1
+        r = (rows + [-1])[k] if k >= 0 else -1
+        return values[r] if r >= 0 else None
+    stripped = [h.rsplit(":", 1)[0] if h is not None and h.count(":") == 1 else h for h in host]
+    names, kinds = [], []
+    for s_at, h_at in zip(sni_at, host_at):
+        s = value(sni, sni_rows, s_at)
+        h = value(host, host_rows, h_at)
+        hs = value(stripped, host_rows, h_at)
+        names.append(s if s else (hs if h else None))
+        kinds.append("sni" if s else ("http-host" if h else None))
+    distinct = pa.array(sni + stripped, pa.large_string()).dictionary_encode().dictionary.to_pylist()
+    return names, kinds, distinct
+
+
+texts_ports = st.lists(st.one_of(st.none(), st.sampled_from(["", "a", "b.c", "a:80", "b.c:8", "::1", "a:", ":x"])),
+                       max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts_ports, texts_ports, st.data())
+def test_names_on_distinct_values_are_the_names_of_every_value(sni: list, host: list, data) -> None:
+    """_names does its text work on the distinct source values: the same names and sources,
+    and name codes numbered as when encoded from every source value."""
+    def picked(values):
+        rows = data.draw(st.lists(st.integers(-1, len(values) - 1), max_size=8))
+        at = data.draw(st.lists(st.integers(-1, len(rows)), min_size=6, max_size=6))
+        at = [a if a < len(rows) else -1 for a in at]
+        return rows, at
+    sni_rows, sni_at = picked(sni)
+    host_rows, host_at = picked(host)
+    arr = lambda v: np.array(v, np.int64)      # noqa: E731
+    s_at, h_at = arr(sni_at), arr(host_at)
+    if data.draw(st.booleans()):                # one record per flow for both, as attach() has it
+        host_rows = host_rows + [-1] * (len(sni_rows) - len(host_rows))
+        sni_rows = sni_rows + [-1] * (len(host_rows) - len(sni_rows))
+        h_at = s_at = arr([a if a < len(sni_rows) else -1 for a in sni_at])
+        sni_at = host_at = s_at.tolist()
+    (name, codes), (source, kind) = _names(
+        (pa.array(sni, pa.large_string()), arr(sni_rows + [-1]), s_at),
+        (pa.array(host, pa.large_string()), arr(host_rows + [-1]), h_at),
+        pd.Series(pd.array([None] * len(sni_at), dtype="string")), np.zeros(len(sni_at)), DnsRecords())
+    names, kinds, distinct = _names_reference(sni, sni_rows, sni_at, host, host_rows, host_at)
+    assert name.to_pylist() == names
+    assert source.to_pylist() == kinds
+    assert codes.distinct.to_pylist() == distinct
+    per_row = codes.per_row()
+    assert [distinct[c] if c >= 0 else None for c in per_row.tolist()] == names
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(texts, min_size=1, max_size=3), st.integers(0, 3))
+def test_one_array_holds_the_chunks_values(chunks: list, skip: int) -> None:
+    from apnstrace.metadata.column_codes import one_array
+    arrays = [pa.array(c, pa.large_string()) for c in chunks]
+    arrays[0] = arrays[0].slice(min(skip, len(arrays[0])))
+    chunked = pa.chunked_array(arrays, pa.large_string())
+    got = one_array(chunked)
+    assert isinstance(got, pa.Array) and got.to_pylist() == chunked.to_pylist()
+    assert one_array(arrays[0]) is arrays[0]
+    codes, distinct = arrow_codes(pd.Series(pd.array(chunked, dtype="string")))
+    assert [distinct[c].as_py() if c >= 0 else None for c in codes.tolist()] == chunked.to_pylist()

