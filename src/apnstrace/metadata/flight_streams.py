@@ -52,55 +52,16 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
     if not COMPILED or rows.size == 0:
         return rows
     rk = key[rows]
-    uniq, first, counts = np.unique(rk, return_index=True, return_counts=True)
-    starts_per_key = np.bincount(np.searchsorted(uniq, rk), weights=is_start[rows], minlength=len(uniq))
-    head = rows[first]                                   # each key's first row in feed order: its stream start
-    if peek is not None:            # start_kind is 0 but at early rows, where pick.py peeked
-        bits = peek[head]
-        tls_head = (start_kind[head] == 1) & ((bits & pick.HANDSHAKE0) != 0)
-        flight_head = tls_head & ((bits & pick.NOT_HELLO5) != 0)
-        hello_head = tls_head & ((bits & pick.HELLO5) != 0)
-    else:
-        off, cap = pk.payload_off[head], pk.payload_cap[head]
-        tls_head = (start_kind[head] == 1) & (cap >= 6) & (buf[off] == tls.HANDSHAKE)
-        b5 = buf[np.where(cap >= 6, off + 5, 0)]
-        flight_head, hello_head = tls_head & (b5 != tls.CLIENT_HELLO), tls_head & (b5 == tls.CLIENT_HELLO)
-    # One stream start per key (the rest of its rows continue it), none open before this chunk.
-    single = is_start[head] & (starts_per_key == 1) & ~isin_keys(uniq, pending)
-    other = uniq ^ 1
-    at = np.minimum(np.searchsorted(uniq, other), len(uniq) - 1)
-    present = uniq[at] == other
-    # The other direction: absent, or a ClientHello stream (its writes are not a flight's).
-    other_ok = ~isin_keys(other, pending) & (~present | (single[at] & hello_head[at]))
-    chosen = np.flatnonzero(flight_head & single & other_ok)
-    if chosen.size == 0:
-        return rows
     done = collector.done["tls"]
-    chosen = chosen[~done.contains(uniq[chosen])]
-    if chosen.size == 0:
+    skeys, starts, n1 = _chosen(buf, pk, key, rows, is_start, start_kind, pending, peek, done)   # skeys ascending
+    if skeys.size == 0:
         return rows
-    skeys = uniq[chosen]                                 # ascending
-    starts = head[chosen]
-    n1 = counts[chosen]
-    # First read: the key's rows in feed order (the start, then what overtook it).
-    in_feed = np.flatnonzero(isin_keys(rk, skeys))
-    feed_stream = np.searchsorted(skeys, rk[in_feed])
-    by_stream = np.argsort(feed_stream, kind="stable")
-    feed_stream, feed_row = feed_stream[by_stream], rows[in_feed[by_stream]]
-    first1 = np.concatenate([[0], np.cumsum(n1)[:-1]]).astype(np.int64)
-    # Then this chunk's later payloads of the key after its start (the stream path's second feed).
-    more = later[isin_keys(key[later], skeys)]
-    at = np.searchsorted(skeys, key[more])
-    after = (more > starts[at]) & ~isin_keys(more, feed_row)
-    more, at = more[after], at[after]
+    # First read: the key's rows in feed order (the start, then what overtook it). Second read:
+    # every segment, in the order the stream path adds them (then this chunk's later payloads of
+    # the key after its start: its second feed).
+    feed_row, first1, seg_row, first_seg, n_seg = _segments(key, rows, later, skeys, starts, n1)
+    seg_stream = np.repeat(np.arange(len(starts)), n_seg)
     max_segments, max_bytes = limits
-    # Second read: every segment, in the order the stream path adds them.
-    seg_stream = np.concatenate([feed_stream, at])
-    seg_row = np.concatenate([feed_row, more])
-    by_stream = np.argsort(seg_stream, kind="stable")
-    seg_stream, seg_row = seg_stream[by_stream], seg_row[by_stream]
-    first_seg = np.searchsorted(seg_stream, np.arange(len(starts)))
-    n_seg = np.diff(np.append(first_seg, len(seg_stream)))
     one = _reassembled(buf, pk, feed_row, first1, starts, collector.max_held, n1)
     # Both reads put their handshake bytes in one buffer (the second after the first), so one
     # text column takes the selected protocol from either.
@@ -158,6 +119,201 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
     finished = skeys[taken]
     done.update(finished)
     return rows[~isin_keys(rk, skeys[taken | opening])]
+
+
+def _chosen(buf, pk, key, rows, is_start, start_kind, pending, peek, done) -> tuple[np.ndarray, ...]:
+    """The flights to take among `rows`: their keys (ascending), start rows (each key's first row
+    in feed order) and row counts in `rows`. A flight's start: a TLS stream start the collector
+    picked, not a ClientHello, the key's only start, not open before (pending) nor read (done);
+    its other direction absent, or a ClientHello stream starting here (its writes are not a
+    flight's), and not open before. One compiled call (the numpy steps cost ~0.13 ms a chunk)."""
+    if peek is None or not COMPILED:
+        return _chosen_numpy(buf, pk, key, rows, is_start, start_kind, pending, peek, done)
+    mask = _chosen_mask(key, rows, is_start, start_kind, peek, np.sort(pending), done.bits)
+    return mask[0], mask[1], mask[2]
+
+
+def _chosen_numpy(buf, pk, key, rows, is_start, start_kind, pending, peek, done):
+    """_chosen with numpy (and the payload bytes read here when pick.py did not peek)."""
+    rk = key[rows]
+    uniq, first, counts = np.unique(rk, return_index=True, return_counts=True)
+    starts_per_key = np.bincount(np.searchsorted(uniq, rk), weights=is_start[rows], minlength=len(uniq))
+    head = rows[first]                                   # each key's first row in feed order: its stream start
+    if peek is not None:            # start_kind is 0 but at early rows, where pick.py peeked
+        bits = peek[head]
+        tls_head = (start_kind[head] == 1) & ((bits & pick.HANDSHAKE0) != 0)
+        flight_head = tls_head & ((bits & pick.NOT_HELLO5) != 0)
+        hello_head = tls_head & ((bits & pick.HELLO5) != 0)
+    else:
+        off, cap = pk.payload_off[head], pk.payload_cap[head]
+        tls_head = (start_kind[head] == 1) & (cap >= 6) & (buf[off] == tls.HANDSHAKE)
+        b5 = buf[np.where(cap >= 6, off + 5, 0)]
+        flight_head, hello_head = tls_head & (b5 != tls.CLIENT_HELLO), tls_head & (b5 == tls.CLIENT_HELLO)
+    # One stream start per key (the rest of its rows continue it), none open before this chunk.
+    single = is_start[head] & (starts_per_key == 1) & ~isin_keys(uniq, pending)
+    other = uniq ^ 1
+    at = np.minimum(np.searchsorted(uniq, other), len(uniq) - 1)
+    present = uniq[at] == other
+    # The other direction: absent, or a ClientHello stream (its writes are not a flight's).
+    other_ok = ~isin_keys(other, pending) & (~present | (single[at] & hello_head[at]))
+    chosen = np.flatnonzero(flight_head & single & other_ok)
+    chosen = chosen[~done.contains(uniq[chosen])]
+    return uniq[chosen], head[chosen], counts[chosen]
+
+
+@njit(cache=True)
+def _chosen_mask(key, rows, is_start, start_kind, peek, pending, done_bits):
+    n = len(rows)
+    rk = np.empty(n, np.int64)
+    for x in range(n):
+        rk[x] = key[rows[x]]
+    order = np.argsort(rk, kind="mergesort")          # stable: a key's rows in feed order
+    uniq = np.empty(n, np.int64)
+    head = np.empty(n, np.int64)
+    count = np.zeros(n, np.int64)
+    starts = np.zeros(n, np.int64)
+    m = 0
+    for x in range(n):
+        k = rk[order[x]]
+        if m == 0 or uniq[m - 1] != k:
+            uniq[m] = k
+            head[m] = rows[order[x]]
+            m += 1
+        count[m - 1] += 1
+        if is_start[rows[order[x]]]:
+            starts[m - 1] += 1
+    single = np.zeros(m, np.bool_)
+    flight = np.zeros(m, np.bool_)
+    hello = np.zeros(m, np.bool_)
+    for u in range(m):
+        h = head[u]
+        bits = peek[h]
+        tls_head = start_kind[h] == 1 and (bits & _HANDSHAKE0) != 0
+        flight[u] = tls_head and (bits & _NOT_HELLO5) != 0
+        hello[u] = tls_head and (bits & _HELLO5) != 0
+        single[u] = is_start[h] and starts[u] == 1 and not _member(pending, uniq[u])
+    keep = np.zeros(m, np.bool_)
+    got = 0
+    for u in range(m):
+        k = uniq[u]
+        if not (flight[u] and single[u]) or _member(pending, k ^ 1) or (k < len(done_bits) and done_bits[k]):
+            continue
+        at = min(np.searchsorted(uniq[:m], k ^ 1), m - 1)
+        if uniq[at] == k ^ 1 and not (single[at] and hello[at]):
+            continue
+        keep[u] = True
+        got += 1
+    out_key = np.empty(got, np.int64)
+    out_start = np.empty(got, np.int64)
+    out_count = np.empty(got, np.int64)
+    j = 0
+    for u in range(m):
+        if keep[u]:
+            out_key[j] = uniq[u]
+            out_start[j] = head[u]
+            out_count[j] = count[u]
+            j += 1
+    return out_key, out_start, out_count
+
+
+@njit(cache=True)
+def _member(ascending, value):
+    at = np.searchsorted(ascending, value)
+    return at < len(ascending) and ascending[at] == value
+
+
+_HELLO5, _NOT_HELLO5, _HANDSHAKE0 = pick.HELLO5, pick.NOT_HELLO5, pick.HANDSHAKE0
+
+
+def _segments(key: np.ndarray, rows: np.ndarray, later: np.ndarray, skeys: np.ndarray, starts: np.ndarray,
+              n1: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Flights skeys' (ascending; start row starts, n1 rows in `rows`) segments: the rows of
+    `rows` with their key, grouped by flight in feed order (feed_row, flight i's from first1[i]),
+    and those followed by the rows of `later` with their key after their start and not in
+    `rows`, in `later`'s order (seg_row: flight i's n_seg[i] from first_seg[i]). One compiled
+    pass over `later` with a table of the keys' span (the numpy steps it replaced cost ~0.2 ms
+    a chunk); numpy for a span too wide for a table."""
+    span = int(skeys[-1] - skeys[0]) + 1
+    if not COMPILED or span > max(1 << 20, 4 * len(key)):
+        return _segments_sorted(key, rows, later, skeys, starts, n1)
+    n1 = n1.astype(np.int64)
+    feed_row = np.empty(int(n1.sum()), np.int64)
+    first1 = np.empty(len(skeys), np.int64)
+    first_seg = np.empty(len(skeys), np.int64)
+    n_seg = np.empty(len(skeys), np.int64)
+    seg_row = _segment_rows(key, rows, later, skeys, starts.astype(np.int64), n1, span, feed_row, first1,
+                            first_seg, n_seg)
+    return feed_row, first1, seg_row, first_seg, n_seg
+
+
+def _segments_sorted(key, rows, later, skeys, starts, n1):
+    """_segments with numpy (sorts and searches)."""
+    rk = key[rows]
+    in_feed = np.flatnonzero(isin_keys(rk, skeys))
+    feed_stream = np.searchsorted(skeys, rk[in_feed])
+    by_stream = np.argsort(feed_stream, kind="stable")
+    feed_stream, feed_row = feed_stream[by_stream], rows[in_feed[by_stream]]
+    first1 = np.concatenate([[0], np.cumsum(n1)[:-1]]).astype(np.int64)
+    more = later[isin_keys(key[later], skeys)]
+    at = np.searchsorted(skeys, key[more])
+    after = (more > starts[at]) & ~isin_keys(more, feed_row)
+    more, at = more[after], at[after]
+    seg_stream = np.concatenate([feed_stream, at])
+    seg_row = np.concatenate([feed_row, more])
+    by_stream = np.argsort(seg_stream, kind="stable")
+    seg_stream, seg_row = seg_stream[by_stream], seg_row[by_stream]
+    first_seg = np.searchsorted(seg_stream, np.arange(len(starts)))
+    n_seg = np.diff(np.append(first_seg, len(seg_stream)))
+    return feed_row, first1, seg_row, first_seg, n_seg
+
+
+@njit(cache=True)
+def _segment_rows(key, rows, later, skeys, starts, n1, span, feed_row, first1, first_seg, n_seg):
+    lo = skeys[0]
+    flight = np.full(span, -1, np.int32)          # per key - lo: its flight
+    for i in range(len(skeys)):
+        flight[skeys[i] - lo] = i
+    at = 0
+    for i in range(len(skeys)):
+        first1[i] = at
+        n_seg[i] = n1[i]
+        at += n1[i]
+    fill = first1.copy()
+    fed = np.zeros(len(key), np.bool_)
+    for r in rows:
+        k = key[r] - lo
+        if 0 <= k < span and flight[k] >= 0:
+            i = flight[k]
+            feed_row[fill[i]] = r
+            fill[i] += 1
+            fed[r] = True
+    of_later = np.empty(len(later), np.int32)     # per later row: its flight, -1 when not read
+    for x in range(len(later)):
+        r = later[x]
+        k = key[r] - lo
+        i = -1
+        if 0 <= k < span:
+            i = flight[k]
+            if i >= 0 and (r <= starts[i] or fed[r]):
+                i = -1
+        of_later[x] = i
+        if i >= 0:
+            n_seg[i] += 1
+    at = 0
+    for i in range(len(skeys)):
+        first_seg[i] = at
+        at += n_seg[i]
+    seg_row = np.empty(at, np.int64)
+    for i in range(len(skeys)):
+        for q in range(n1[i]):
+            seg_row[first_seg[i] + q] = feed_row[first1[i] + q]
+        fill[i] = first_seg[i] + n1[i]
+    for x in range(len(later)):
+        i = of_later[x]
+        if i >= 0:
+            seg_row[fill[i]] = later[x]
+            fill[i] += 1
+    return seg_row
 
 
 def _last_writes(r1: _Read, r2: _Read, idx: np.ndarray, at2: np.ndarray, ts1: np.ndarray,
@@ -318,6 +474,14 @@ def _assemble(buf, off, cap, seq, ts, first_seg, n_seg, start_seq, max_held, wor
     most = 0
     for i in range(len(n_seg)):
         most = max(most, n_seg[i])
+    # Every segment's first 4 bytes first, in a tight loop of independent loads (they miss the
+    # cache, and overlap there; in the loop below each waited for the one before).
+    head = np.full(len(off), -1, np.int64)
+    for j in range(len(off)):
+        if cap[j] >= 4:
+            p = off[j]
+            head[j] = (np.int64(buf[p]) << 24) | (np.int64(buf[p + 1]) << 16) | (np.int64(buf[p + 2]) << 8) \
+                | np.int64(buf[p + 3])
     k_off = np.empty(most, np.int64)          # the kept segments of one stream (scratch, reused)
     k_len = np.empty(most, np.int64)
     k_pos = np.empty(most, np.int64)
@@ -330,17 +494,17 @@ def _assemble(buf, off, cap, seq, ts, first_seg, n_seg, start_seq, max_held, wor
         for j in range(a, a + m):
             p = off[j]
             c = cap[j]
-            word = -1
-            if c >= 4:
-                word = (np.int64(buf[p]) << 24) | (np.int64(buf[p + 1]) << 16) | (np.int64(buf[p + 2]) << 8) \
-                    | np.int64(buf[p + 3])
+            word = head[j]
             other = False
             for w in words:
                 if word == w:
                     other = True
             if other and j > a:
                 odd[i] = True
-            tls_start = (not other) and c >= 3 and (buf[p] == 0x16 or buf[p] == 0x15) and buf[p + 1] == 3
+            if c >= 4:
+                tls_start = (not other) and (word >> 24 == 0x16 or word >> 24 == 0x15) and (word >> 16) & 0xFF == 3
+            else:
+                tls_start = c == 3 and (buf[p] == 0x16 or buf[p] == 0x15) and buf[p + 1] == 3
             o = _signed(seq[j] - start_seq[i])
             if o > 0 or (o == 0 and tls_start):
                 first_ts[i] = min(first_ts[i], ts[j])
