@@ -17,14 +17,7 @@ import numpy as np
 
 from ..reader.walk import njit
 from .dns import A, AAAA, CNAME, MAX_JUMPS, MAX_NAME
-
-try:
-    from llvmlite import ir
-    from numba import types
-    from numba.core import cgutils
-    from numba.extending import intrinsic
-except ImportError:  # pragma: no cover - without numba the scan is not used (dns_feed.COMPILED)
-    intrinsic = None
+from .raw_memory import prefetch
 
 __all__ = ["FALLBACK", "OK", "REASONS", "DnsScan", "scan_dns"]
 
@@ -45,31 +38,6 @@ _TRUNC, _POINTER, _LABEL, _LONG, _HEADER, _QUESTION, _ANSWER, _RDATA = range(2, 
 
 PREFETCH_AHEAD = 8      # messages: a chunk's DNS payloads lie scattered among its packets, mostly
                         # out of cache; their first two cache lines are asked for this far ahead
-
-
-if intrinsic is not None:
-    @intrinsic
-    def _prefetch(typingctx, array, index):
-        """Ask for array[index]'s cache line (LLVM's prefetch: a hint, never a fault)."""
-        def codegen(context, builder, signature, args):
-            array_type = signature.args[0]
-            array_struct = context.make_array(array_type)(context, builder, args[0])
-            ptr = cgutils.get_item_pointer(context, builder, array_type, array_struct, [args[1]],
-                                           wraparound=False)
-            if getattr(ptr.type, "is_opaque", False):
-                name = "llvm.prefetch.p0"
-            else:                               # LLVM with typed pointers (older llvmlite)
-                ptr = builder.bitcast(ptr, ir.IntType(8).as_pointer())
-                name = "llvm.prefetch.p0i8"
-            i32 = ir.IntType(32)
-            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]),
-                                                name)
-            builder.call(fn, [ptr, i32(0), i32(3), i32(1)])     # read, keep in all levels, data
-            return context.get_dummy_value()
-        return types.void(array, index), codegen
-else:  # pragma: no cover
-    def _prefetch(array, index) -> None:
-        pass
 
 
 @dataclass(slots=True)
@@ -236,8 +204,8 @@ def _scan(buf, off, cap, reason, is_response, rcode, failed, qdcount, qtype, qna
         answer_first[i] = k
         if i + PREFETCH_AHEAD < len(off):
             ahead = off[i + PREFETCH_AHEAD]
-            _prefetch(buf, ahead)
-            _prefetch(buf, ahead + 64)
+            prefetch(buf, ahead)
+            prefetch(buf, ahead + 64)
         base = off[i]
         end = cap[i]
         if end >= 3:

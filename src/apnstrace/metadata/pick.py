@@ -10,19 +10,14 @@ payload once: its start kind and the few bytes take_fast / take_flights decide o
 """
 from __future__ import annotations
 
-import sys
 from typing import NamedTuple
 
 import numpy as np
 
+from ..decode.raw_memory import LITTLE, load_u64
 from ..reader.walk import njit
 from ..records import PacketBatch
 from .dns_feed import COMPILED
-
-if COMPILED:
-    from llvmlite import ir
-    from numba import types
-    from numba.extending import intrinsic
 
 __all__ = ["Picked", "pick", "pick_numpy", "HELLO5", "NOT_HELLO5", "RESPONSE5", "HANDSHAKE0"]
 
@@ -103,33 +98,11 @@ def quic_version_read(version):
     return (version & 0x0F0F0F0F) == 0x0A0A0A0A
 
 
-LITTLE = sys.byteorder == "little"
-
-if COMPILED:
-    @intrinsic
-    def _load_u64(typingctx, arr, idx):
-        """arr[idx:idx + 8] as one little-endian uint64: an unaligned load (align 1), which a
-        view of the bytes as uint64 inside a compiled kernel is not. A 1-d C-contiguous uint8
-        array only (the pointer arithmetic ignores strides)."""
-        if not (isinstance(arr, types.Array) and arr.ndim == 1 and arr.layout == "C" and arr.dtype == types.uint8):
-            return None
-        sig = types.uint64(arr, types.int64)
-
-        def codegen(context, builder, signature, args):
-            data = context.make_array(signature.args[0])(context, builder, args[0]).data
-            at = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(64).as_pointer())
-            return builder.load(at, align=1)
-        return sig, codegen
-else:
-    def _load_u64(arr, idx):
-        return np.uint64(int.from_bytes(bytes(arr[idx: idx + 8]), "little"))
-
-
 @njit(cache=True, inline="always")
 def _head8(buf, p, n_buf):
     """The 8 bytes from p as a little-endian word (byte t at bits 8t), zeros past the buffer's end."""
     if LITTLE and p + 8 <= n_buf:
-        return _load_u64(buf, p)
+        return load_u64(buf, p)
     w = np.uint64(0)
     for t in range(max(min(n_buf - p, 8), 0)):
         w |= np.uint64(buf[p + t]) << np.uint64(8 * t)
