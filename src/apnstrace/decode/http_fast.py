@@ -9,6 +9,7 @@ here: its host is absent (null), as parse_request gives it.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,12 +54,48 @@ def _space(b):
     return b == 0x20 or 0x09 <= b <= 0x0D
 
 
+try:
+    from llvmlite import ir
+    from numba import types as _types
+    from numba.cpython.unsafe.numbers import trailing_zeros as _trailing_zeros
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def _load8(typingctx, arr, at):
+        """buf[at:at + 8] as one uint64 in the machine's byte order (an unaligned load)."""
+        sig = _types.uint64(arr, at)
+
+        def codegen(context, builder, sig, args):
+            ary = context.make_array(sig.args[0])(context, builder, args[0])
+            ptr = builder.gep(ary.data, [args[1]])
+            return builder.load(builder.bitcast(ptr, ir.IntType(64).as_pointer()), align=1)
+        return sig, codegen
+    _WORDS = sys.byteorder == "little"        # the first match is then the lowest flagged byte
+except ImportError:  # pragma: no cover - without numba: byte by byte
+    _load8 = _trailing_zeros = None
+    _WORDS = False
+
+_ONES = np.uint64(0x0101010101010101)
+_HIGH = np.uint64(0x8080808080808080)
+
+
 @njit(cache=True)
 def _find(buf, byte, start, stop):
-    """The first `byte` in buf[start:stop] (start >= 0), or -1. Unsigned indices: numba then
-    checks none for a negative wrap-around, which made this loop (most of a head's bytes) ~1.8x slower."""
+    """The first `byte` in buf[start:stop] (start >= 0), or -1. Eight bytes at a time (a word
+    holds it when (x - 0x01..) & ~x & 0x80.. is not 0, x the word xor the byte in every lane; the
+    lowest flagged lane is the first), then byte by byte. Unsigned indices: numba then checks
+    none for a negative wrap-around, which made the byte loop ~1.8x slower."""
     j = np.uint64(start)
     end = np.uint64(max(start, stop))
+    if _WORDS:
+        pattern = _ONES * np.uint64(byte)
+        eight = np.uint64(8)
+        while j + eight <= end:
+            x = _load8(buf, j) ^ pattern
+            t = (x - _ONES) & ~x & _HIGH
+            if t != 0:
+                return np.int64(j + (_trailing_zeros(t) >> np.uint64(3)))
+            j += eight
     while j < end:
         if buf[j] == byte:
             return np.int64(j)
