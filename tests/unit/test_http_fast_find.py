@@ -24,7 +24,7 @@ def test_find_equals_bytes_find(raw: bytes, marks, byte: int, start: int, stop: 
     buf = np.frombuffer(bytes(data) + b"\0" * 8, np.uint8)     # stop may pass the data: never the buffer
     stop = min(stop, len(data))
     start = min(start, len(data))
-    assert http_fast._find(buf, byte, start, stop) == _reference(bytes(data), byte, start, stop)
+    assert http_fast._find(buf.ctypes.data, byte, start, stop) == _reference(bytes(data), byte, start, stop)
 
 
 def test_find_each_position_of_a_long_range() -> None:
@@ -34,5 +34,5 @@ def test_find_each_position_of_a_long_range() -> None:
             raw[at] = 0x0A
             buf = np.frombuffer(bytes(raw), np.uint8)
             for start in range(0, at + 1, 3):
-                assert http_fast._find(buf, 0x0A, start, n) == at
-                assert http_fast._find(buf, 0x0A, start, at) == -1
+                assert http_fast._find(buf.ctypes.data, 0x0A, start, n) == at
+                assert http_fast._find(buf.ctypes.data, 0x0A, start, at) == -1
