@@ -21,6 +21,34 @@ __all__ = ["FALLBACK", "HELLO", "FLIGHT", "TlsScan", "scan_tls"]
 
 FALLBACK, HELLO, FLIGHT = 0, 1, 2
 TLS13 = 0x0304
+# Prefetch: a payload AHEAD rows on is asked for, its first PREFETCH_BYTES, while this one is
+# read (the payloads lie scattered over a chunk of 32 MB: without it the scan waits on memory).
+AHEAD = 8
+PREFETCH_BYTES = 512
+
+try:
+    from llvmlite import ir
+    from numba import types as _types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def _prefetch(typingctx, arr, at):
+        """Ask for the cache line holding arr[at] (llvm.prefetch: read, keep in all levels)."""
+        sig = _types.void(arr, at)
+
+        def codegen(context, builder, sig, args):
+            ary = context.make_array(sig.args[0])(context, builder, args[0])
+            ptr = builder.gep(ary.data, [args[1]])
+            i32 = ir.IntType(32)
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]),
+                                                "llvm.prefetch.p0")
+            builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
+            return context.get_dummy_value()
+        return sig, codegen
+except ImportError:  # pragma: no cover - without numba
+    def _prefetch(arr, at):
+        pass
 
 
 @dataclass(slots=True)
@@ -37,11 +65,13 @@ class TlsScan:
 
 def scan_tls(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> TlsScan:
     n = len(off)
-    out = TlsScan(np.zeros(n, np.int8), *(np.full(n, -1, np.int64) for _ in range(4)),
-                  np.zeros(n, np.int64), np.full(n, -1, np.int64))
-    _scan(buf, np.ascontiguousarray(off, np.int64), np.ascontiguousarray(cap, np.int64), out.kind,
-          out.sni_start, out.sni_end, out.alpn_start, out.alpn_end, out.version, out.alert)
-    return out
+    kind = np.zeros(n, np.int8)
+    # One array for the fields (sni_start, sni_end, alpn_start, alpn_end, version, alert): each
+    # array a kernel passes on to a helper costs an atomic refcount pair per call.
+    fields = np.full((6, n), -1, np.int64)
+    fields[4] = 0
+    _scan(buf, np.ascontiguousarray(off, np.int64), np.ascontiguousarray(cap, np.int64), kind, fields)
+    return TlsScan(kind, *fields)
 
 
 @njit(cache=True)
@@ -63,7 +93,7 @@ def _alpn_ok(buf, pos, end):
 
 
 @njit(cache=True)
-def _hello(buf, base, cap, i, sni_start, sni_end, alpn_start, alpn_end):
+def _hello(buf, base, cap, i, out):
     """A ClientHello wholly inside the payload's first record: True when read plainly."""
     length = _u16(buf, base + 3)
     if length > MAX_RECORD or 5 + length > cap:
@@ -100,8 +130,8 @@ def _hello(buf, base, cap, i, sni_start, sni_end, alpn_start, alpn_end):
             return False
         if etype == EXT_SERVER_NAME:
             # A later server_name extension replaces an earlier one, as in the reference.
-            sni_start[i] = -1
-            sni_end[i] = -1
+            out[0, i] = -1
+            out[1, i] = -1
             if start != stop:
                 if start + 2 > stop or start + 2 + _u16(buf, start) != stop:
                     return False
@@ -113,15 +143,15 @@ def _hello(buf, base, cap, i, sni_start, sni_end, alpn_start, alpn_end):
                     if q > stop:
                         return False
                     if buf[p] == 0:
-                        sni_start[i] = p + 3
-                        sni_end[i] = q
+                        out[0, i] = p + 3
+                        out[1, i] = q
                         break
                     p = q
         elif etype == EXT_ALPN:
             if not _alpn_ok(buf, start, stop):
                 return False
-            alpn_start[i] = start + 2
-            alpn_end[i] = stop
+            out[2, i] = start + 2
+            out[3, i] = stop
         elif etype == EXT_SUPPORTED_VERSIONS:
             if start >= stop or start + 1 + np.int64(buf[start]) != stop or buf[start] & 1:
                 return False
@@ -194,7 +224,7 @@ def alert_code(buf, start, length):
 
 
 @njit(cache=True)
-def _flight(buf, base, cap, i, alpn_start, alpn_end, version_out, alert_out):
+def _flight(buf, base, cap, i, out):
     """A server flight complete in this payload (what makes the collector stop reading it:
     an alert, TLS 1.3, ServerHelloDone) without a certificate: True when read plainly."""
     end = base + cap
@@ -221,7 +251,7 @@ def _flight(buf, base, cap, i, alpn_start, alpn_end, version_out, alert_out):
                         return False                       # a message spread over records
                     break
                 if mtype == SERVER_HELLO and not hello_seen:
-                    version = _server_hello(buf, m + 4, mend, i, alpn_start, alpn_end)
+                    version = _server_hello(buf, m + 4, mend, i, out[2], out[3])
                     if version < 0:
                         return False
                     hello_seen = True
@@ -243,21 +273,25 @@ def _flight(buf, base, cap, i, alpn_start, alpn_end, version_out, alert_out):
         return False                                       # nothing read: the reference may raise
     if not (alert >= 0 or version == TLS13 or hello_done):
         return False                                       # incomplete: the collector buffers on
-    version_out[i] = version
-    alert_out[i] = alert
+    out[4, i] = version
+    out[5, i] = alert
     return True
 
 
 @njit(cache=True)
-def _scan(buf, off, cap, kind, sni_start, sni_end, alpn_start, alpn_end, version, alert):
-    for i in range(len(off)):
+def _scan(buf, off, cap, kind, out):
+    n_rows = len(off)
+    for i in range(n_rows):
+        if i + AHEAD < n_rows:
+            at = np.uint64(off[i + AHEAD])
+            for line in range(0, min(cap[i + AHEAD], PREFETCH_BYTES), 64):
+                _prefetch(buf, at + np.uint64(line))
         base = off[i]
         n = cap[i]
         if n < 6 or buf[base] != HANDSHAKE and buf[base] != ALERT or buf[base + 1] != 3:
             continue
         if buf[base + 5] == CLIENT_HELLO:
-            if n >= 9 and buf[base] == HANDSHAKE and _hello(buf, base, n, i, sni_start, sni_end,
-                                                            alpn_start, alpn_end):
+            if n >= 9 and buf[base] == HANDSHAKE and _hello(buf, base, n, i, out):
                 kind[i] = HELLO
-        elif _flight(buf, base, n, i, alpn_start, alpn_end, version, alert):
+        elif _flight(buf, base, n, i, out):
             kind[i] = FLIGHT

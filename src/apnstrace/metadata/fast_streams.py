@@ -23,7 +23,7 @@ from .pick import HANDSHAKE0, HELLO5, NOT_HELLO5, RESPONSE5
 from .dns_feed import COMPILED
 from .held import gather_ranges
 from .key_set import KeySet, isin_keys
-from .text_columns import text_column
+from .text_columns import TextTable, text_column
 
 # What a stream start writes: 1 ClientHello, 2 server flight, 3 HTTP request, 4 HTTP response.
 # 0: any other row (a continuation, a PROXY header): it keeps its flow direction on the stream path.
@@ -221,20 +221,39 @@ def _tls_rows(collector, buf, pk, key, rows) -> np.ndarray:
         uid = keys[hello] >> 1
         alpn = _alpn_column(buf, scan.alpn_start[hello], scan.alpn_end[hello])
         collector.log.batch("hello", uid, sni=text_column(buf, scan.sni_start[hello], scan.sni_end[hello]),
-                            alpn=alpn, client_dir=keys[hello] & 1, hello_ts=ts[hello])
+                            alpn=alpn, client_dir=_column(keys[hello] & 1, np.int8, pa.int8()),
+                            hello_ts=_column(ts[hello], np.float64, pa.float64()))
         collector.hellos.append(uid)
     flight = np.flatnonzero(scan.kind == tls_fast.FLIGHT)
     if flight.size:
         version, alert = scan.version[flight], scan.alert[flight]
         seen = version >= 0
-        collector.log.batch("flight", keys[flight] >> 1, server_ts=pa.array(ts[flight], mask=~seen),
+        collector.log.batch("flight", keys[flight] >> 1, server_ts=_column(ts[flight], np.float64, pa.float64(), seen),
                             tls_version=names_of(version, tls.version_name),
                             server_alpn=text_column(buf, scan.alpn_start[flight], scan.alpn_end[flight]),
                             tls_alert=names_of(alert, alert_text),
-                            cert_issuer=pa.nulls(flight.size, pa.large_string()))
+                            cert_issuer=_nulls(flight.size))
     read = scan.kind != tls_fast.FALLBACK
     collector.done["tls"].update(keys[read])
     return read
+
+
+def _column(values: np.ndarray, dtype, kind: pa.DataType, valid: np.ndarray | None = None) -> pa.Array:
+    """values (which fit dtype) as an Arrow column over their own buffer, null where not valid:
+    pa.array's cast and the memory pool's allocation cost more than the rest of a small batch."""
+    data = np.ascontiguousarray(values, dtype)
+    bits = None if valid is None or valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(kind, len(data), [bits, pa.py_buffer(data)])
+
+
+_NULLS = threading.local()      # per thread: a null large_string column, sliced to each length
+
+
+def _nulls(n: int) -> pa.Array:
+    column = getattr(_NULLS, "column", None)
+    if column is None or len(column) < n:
+        column = _NULLS.column = pa.nulls(max(n, 1 << 12), pa.large_string())
+    return column.slice(0, n)
 
 
 def names_of(codes: np.ndarray, name) -> pa.Array:
@@ -266,7 +285,7 @@ class _CodeNames:
         self.slot = np.full(_CODE_SPAN, -1, np.int32)
         self.slot[0] = 0
         self.texts: list[str | None] = [None]
-        self.named = pa.array(self.texts, type=pa.large_string())
+        self.named = TextTable(pa.array(self.texts, type=pa.large_string()))
         self.lock = threading.Lock()
 
     def column(self, codes: np.ndarray) -> pa.Array:
@@ -276,9 +295,9 @@ class _CodeNames:
                 for code in np.unique(codes[at < 0]).tolist():
                     self.slot[code + 1] = len(self.texts)
                     self.texts.append(self.name(code))
-                self.named = pa.array(self.texts, type=pa.large_string())
+                self.named = TextTable(pa.array(self.texts, type=pa.large_string()))
                 at = self.slot[codes + 1]
-            return self.named.take(pa.array(at))
+            return self.named.take(at)
 
 
 _NAMERS: dict = {}
@@ -305,7 +324,7 @@ def _alpn_column(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> pa.Arra
                 _LISTS.learn(lists)
                 _list_ids(buf, start, end, _LISTS.data, _LISTS.off, at)
         if (at >= 0).all():
-            return _LISTS.named.take(pa.array(at))
+            return _LISTS.named.take(at)
     return _alpn_by_dictionary(buf, start, end)        # more distinct lists than the table holds
 
 
@@ -316,7 +335,7 @@ class _AlpnLists:
     def __init__(self) -> None:
         self.data = np.empty(0, np.uint8)
         self.off = np.zeros(1, np.int64)
-        self.named = pa.array([None], type=pa.large_string())
+        self.named = TextTable(pa.array([None], type=pa.large_string()))
         self.lock = threading.Lock()
 
     def learn(self, ordered: list[bytes]) -> None:
@@ -324,7 +343,8 @@ class _AlpnLists:
         usual ones come early and are found first."""
         self.data = np.concatenate([self.data, np.frombuffer(b"".join(ordered), np.uint8)])
         self.off = np.concatenate([self.off, self.off[-1] + np.cumsum([len(r) for r in ordered])]).astype(np.int64)
-        self.named = pa.concat_arrays([self.named, pa.array([_alpn_offered(r) for r in ordered], pa.large_string())])
+        self.named = TextTable(pa.concat_arrays([self.named.texts, pa.array([_alpn_offered(r) for r in ordered],
+                                                                           pa.large_string())]))
 
 
 _LISTS = _AlpnLists()
@@ -389,7 +409,8 @@ def _http_rows(collector, buf, pk, key, rows) -> np.ndarray:
     keys = key[rows]
     response = np.flatnonzero(scan.kind == http_fast.RESPONSE)
     if response.size:
-        collector.log.batch("response", keys[response] >> 1, http_status=scan.status[response])
+        collector.log.batch("response", keys[response] >> 1,
+                            http_status=_column(scan.status[response], np.int32, pa.int32()))
     request = np.flatnonzero(scan.kind == http_fast.REQUEST)
     if request.size:
         # The four text fields as one column, then four slices of it: one gather and one look for
@@ -401,7 +422,7 @@ def _http_rows(collector, buf, pk, key, rows) -> np.ndarray:
                                scan.agent_end[request]])
         method, host, path, agent = _slices(text_column(buf, starts, ends), 4)
         collector.log.batch("request", keys[request] >> 1, http_method=method, http_host=host, http_path=path,
-                            http_user_agent=agent, client_dir=keys[request] & 1)
+                            http_user_agent=agent, client_dir=_column(keys[request] & 1, np.int8, pa.int8()))
     read = scan.kind != http_fast.FALLBACK
     collector.done["http"].update(keys[read])
     return read

@@ -15,7 +15,7 @@ from ..reader.walk import njit
 
 COMPILED = njit.__module__.startswith("numba")
 
-__all__ = ["string_buffers", "text_column"]
+__all__ = ["TextTable", "string_buffers", "text_column"]
 
 
 def text_column(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> pa.Array:
@@ -129,3 +129,53 @@ def string_buffers(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     data = text.buffers()[2]
     data = np.frombuffer(data, np.uint8) if data is not None and data.size else np.zeros(1, np.uint8)
     return offsets, data
+
+
+class TextTable:
+    """A few texts (a large_string column, nulls allowed) to build columns of by index:
+    take(at) is texts.take(at) without Arrow's compute layer (a kernel call and an allocation
+    from the memory pool per column cost ~0.1 ms in a run, next to a few µs for this copy)."""
+
+    def __init__(self, texts: pa.Array) -> None:
+        self.texts = texts
+        self.offsets, self.data = string_buffers(texts)
+        self.offsets = np.ascontiguousarray(self.offsets, np.int64)
+        self.valid = np.asarray(texts.is_valid().to_numpy(zero_copy_only=False), np.bool_) if len(texts) else \
+            np.zeros(0, np.bool_)
+
+    def take(self, at: np.ndarray) -> pa.Array:
+        """texts[at[i]] per row (0 <= at[i] < len(texts))."""
+        if not COMPILED:
+            return self.texts.take(pa.array(at))
+        n = len(at)
+        offsets, data, bits, nulls = _pick(self.offsets, self.data, self.valid, np.ascontiguousarray(at, np.int64))
+        return pa.Array.from_buffers(pa.large_string(), n, [pa.py_buffer(bits) if nulls else None,
+                                                            pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+@njit(cache=True)
+def _pick(t_off, t_data, t_valid, at):
+    """TextTable.take's buffers: offsets, data, validity bits, number of nulls."""
+    n = len(at)
+    offsets = np.empty(n + 1, np.int64)
+    offsets[0] = 0
+    bits = np.zeros((n + 7) // 8, np.uint8)
+    nulls = 0
+    total = 0
+    for i in range(n):
+        k = at[i]
+        if t_valid[k]:
+            total += t_off[k + 1] - t_off[k]
+            bits[i >> 3] |= np.uint8(1 << (i & 7))
+        else:
+            nulls += 1
+        offsets[i + 1] = total
+    data = np.empty(total, np.uint8)
+    for i in range(n):
+        k = at[i]
+        a = np.uint64(t_off[k])
+        o = np.uint64(offsets[i])
+        m = np.uint64(offsets[i + 1] - offsets[i])
+        for j in range(m):
+            data[o + j] = t_data[a + j]
+    return offsets, data, bits, nulls
