@@ -9,12 +9,12 @@ here: its host is absent (null), as parse_request gives it.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..reader.walk import njit
+from .raw_memory import LITTLE, byte_at, prefetch, word_at
 from .http import MAX_HEAD, METHODS
 
 __all__ = ["FALLBACK", "REQUEST", "RESPONSE", "HttpScan", "scan_http"]
@@ -59,56 +59,11 @@ AHEAD = 8
 PREFETCH_BYTES = 256
 
 try:
-    from llvmlite import ir
-    from numba import types as _types
-    from numba.core import cgutils
     from numba.cpython.unsafe.numbers import trailing_zeros as _trailing_zeros
-    from numba.extending import intrinsic
-
-    @intrinsic
-    def _prefetch(typingctx, arr, at):
-        """Ask for the cache line holding arr[at] (llvm.prefetch: read, keep in all levels)."""
-        sig = _types.void(arr, at)
-
-        def codegen(context, builder, sig, args):
-            ary = context.make_array(sig.args[0])(context, builder, args[0])
-            ptr = builder.gep(ary.data, [args[1]])
-            i32 = ir.IntType(32)
-            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]),
-                                                "llvm.prefetch.p0")
-            builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
-            return context.get_dummy_value()
-        return sig, codegen
-
-    @intrinsic
-    def _word(typingctx, address, at):
-        """The 8 bytes at address + at as one uint64 in the machine's byte order (an unaligned load)."""
-        sig = _types.uint64(address, at)
-
-        def codegen(context, builder, sig, args):
-            ptr = builder.inttoptr(builder.add(args[0], args[1]), ir.IntType(64).as_pointer())
-            return builder.load(ptr, align=1)
-        return sig, codegen
-
-    @intrinsic
-    def _byte(typingctx, address, at):
-        """The byte at address + at."""
-        sig = _types.uint8(address, at)
-
-        def codegen(context, builder, sig, args):
-            return builder.load(builder.inttoptr(builder.add(args[0], args[1]), ir.IntType(8).as_pointer()))
-        return sig, codegen
-    _WORDS = sys.byteorder == "little"        # the first match is then the lowest flagged byte
+    _WORDS = LITTLE                           # the first match is then the lowest flagged byte
 except ImportError:  # pragma: no cover - without numba: byte by byte
-    import ctypes
-    _word = _trailing_zeros = None
+    _trailing_zeros = None
     _WORDS = False
-
-    def _byte(address, at):
-        return ctypes.c_uint8.from_address(address + at).value
-
-    def _prefetch(arr, at):
-        pass
 
 _ONES = np.uint64(0x0101010101010101)
 _HIGH = np.uint64(0x8080808080808080)
@@ -130,13 +85,13 @@ def _find(p, byte, start, stop):
         pattern = _ONES * np.uint64(byte)
         eight = np.uint64(8)
         while j + eight <= end:
-            x = _word(p, j) ^ pattern
+            x = word_at(p, j) ^ pattern
             t = (x - _ONES) & ~x & _HIGH
             if t != 0:
                 return np.int64(j + (_trailing_zeros(t) >> np.uint64(3)))
             j += eight
     while j < end:
-        if _byte(p, j) == byte:
+        if byte_at(p, j) == byte:
             return np.int64(j)
         j += np.uint64(1)
     return -1
@@ -162,14 +117,14 @@ def _is_method(buf, base, length):
 @njit(cache=True)
 def _name_is(p, start, stop, name):
     """buf[start:stop].strip().lower() == name (p: buf's address; name: lowercase ASCII as a uint8 array)."""
-    while start < stop and _space(_byte(p, start)):
+    while start < stop and _space(byte_at(p, start)):
         start += 1
-    while stop > start and _space(_byte(p, stop - 1)):
+    while stop > start and _space(byte_at(p, stop - 1)):
         stop -= 1
     if stop - start != len(name):
         return False
     for j in range(len(name)):
-        b = _byte(p, start + j)
+        b = byte_at(p, start + j)
         if 0x41 <= b <= 0x5A:
             b += 0x20
         if b != name[j]:
@@ -186,7 +141,7 @@ _CONNECT = np.frombuffer(b"CONNECT", np.uint8)
 @njit(cache=True)
 def _ends_blank(p, base, stop):
     """The newline at `stop` ends a b"\\r\\n\\r\\n" (p: the buffer's address)."""
-    return stop - 3 >= base and _byte(p, stop - 1) == 0x0D and _byte(p, stop - 2) == 0x0A and _byte(p, stop - 3) == 0x0D
+    return stop - 3 >= base and byte_at(p, stop - 1) == 0x0D and byte_at(p, stop - 2) == 0x0A and byte_at(p, stop - 3) == 0x0D
 
 
 @njit(cache=True)
@@ -322,7 +277,7 @@ def _scan(buf, off, cap, kind, out):
         if i + AHEAD < n_rows:
             at = np.uint64(off[i + AHEAD])
             for line in range(0, min(cap[i + AHEAD], PREFETCH_BYTES), 64):
-                _prefetch(buf, at + np.uint64(line))
+                prefetch(buf, at + np.uint64(line))
         base = off[i]
         n = cap[i]
         if n >= 5 and buf[base] == 0x48 and buf[base + 1] == 0x54 and buf[base + 2] == 0x54 \

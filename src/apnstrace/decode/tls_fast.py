@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..reader.walk import njit
+from .raw_memory import prefetch
 from .tls import (ALERT, APPLICATION_DATA, CERTIFICATE, CHANGE_CIPHER_SPEC, CLIENT_HELLO, EXT_ALPN,
                   EXT_SERVER_NAME, EXT_SUPPORTED_VERSIONS, HANDSHAKE, HEARTBEAT, MAX_CLIENT_HELLO,
                   MAX_RECORD, SERVER_HELLO, SERVER_HELLO_DONE)
@@ -25,31 +26,6 @@ TLS13 = 0x0304
 # read (the payloads lie scattered over a chunk of 32 MB: without it the scan waits on memory).
 AHEAD = 8
 PREFETCH_BYTES = 512
-
-try:
-    from llvmlite import ir
-    from numba import types as _types
-    from numba.core import cgutils
-    from numba.extending import intrinsic
-
-    @intrinsic
-    def _prefetch(typingctx, arr, at):
-        """Ask for the cache line holding arr[at] (llvm.prefetch: read, keep in all levels)."""
-        sig = _types.void(arr, at)
-
-        def codegen(context, builder, sig, args):
-            ary = context.make_array(sig.args[0])(context, builder, args[0])
-            ptr = builder.gep(ary.data, [args[1]])
-            i32 = ir.IntType(32)
-            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]),
-                                                "llvm.prefetch.p0")
-            builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
-            return context.get_dummy_value()
-        return sig, codegen
-except ImportError:  # pragma: no cover - without numba
-    def _prefetch(arr, at):
-        pass
-
 
 @dataclass(slots=True)
 class TlsScan:
@@ -285,7 +261,7 @@ def _scan(buf, off, cap, kind, out):
         if i + AHEAD < n_rows:
             at = np.uint64(off[i + AHEAD])
             for line in range(0, min(cap[i + AHEAD], PREFETCH_BYTES), 64):
-                _prefetch(buf, at + np.uint64(line))
+                prefetch(buf, at + np.uint64(line))
         base = off[i]
         n = cap[i]
         if n < 6 or buf[base] != HANDSHAKE and buf[base] != ALERT or buf[base + 1] != 3:
