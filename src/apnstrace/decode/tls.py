@@ -242,28 +242,13 @@ def _client_hello(msg: bytes) -> ClientHello:
     sni: str | None = None
     alpn: tuple[str, ...] = ()
     versions: tuple[str, ...] = ()
-    if pos != end:
-        # _extensions' walk, inline (a generator step per extension cost more than the rest)
-        if pos + 2 > end:
-            raise Malformed(bad)
-        ext_end = pos + 2 + (msg[pos] << 8 | msg[pos + 1])
-        if ext_end > end:
-            raise Malformed(bad)
-        pos += 2
-        while pos < ext_end:
-            if pos + 4 > ext_end:
-                raise Malformed(bad)
-            stop = pos + 4 + (msg[pos + 2] << 8 | msg[pos + 3])
-            if stop > ext_end:
-                raise Malformed(bad)
-            etype = msg[pos] << 8 | msg[pos + 1]
-            if etype == EXT_SERVER_NAME:
-                sni = _server_name(msg, pos + 4, stop)
-            elif etype == EXT_ALPN:
-                alpn = _alpn_list(msg, pos + 4, stop)
-            elif etype == EXT_SUPPORTED_VERSIONS:
-                versions = _offered_versions(msg, pos + 4, stop)
-            pos = stop
+    for etype, start, stop in _extensions(msg, pos, end, bad):
+        if etype == EXT_SERVER_NAME:
+            sni = _server_name(msg, start, stop)
+        elif etype == EXT_ALPN:
+            alpn = _alpn_list(msg, start, stop)
+        elif etype == EXT_SUPPORTED_VERSIONS:
+            versions = _offered_versions(msg, start, stop)
     return ClientHello(sni, alpn, version_name(legacy), versions)
 
 
