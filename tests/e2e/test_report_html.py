@@ -325,3 +325,22 @@ def test_flows_table_is_capped_with_a_note(rendered, monkeypatch):
     hidden = len(result.flows) - 4
     assert f"The 4 most relevant of {len(result.flows)} flows" in page.text
     assert f"{hidden} more flows are not shown: flows.csv" in page.text
+
+
+@pytest.mark.parametrize("name", ["sequences", "blocked", "hostile"])
+def test_page_fits_a_1280_pixel_window_without_scrolling_sideways(rendered, name, tmp_path):
+    # The sequences table was 79 px wider than its column at 1280 px (the whole page scrolled
+    # sideways) while its sentence column kept a 240 px minimum.
+    _, _, markup, _, _ = rendered[name]
+    # A copy that reports its own widths: the report's policy allows only its own script, so the
+    # copy drops the policy (the measurement only; the report itself is checked above).
+    probe = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", markup)
+    assert probe != markup
+    probe = probe.replace("</body>", "<script>document.body.setAttribute('data-widths', "
+                          "document.documentElement.scrollWidth + ' ' + document.documentElement.clientWidth)"
+                          "</script></body>")
+    page = tmp_path / "probe.html"
+    page.write_text(probe, encoding="utf-8")
+    dom = _open_in_chromium(page, tmp_path / "probe.png", tmp_path / "profile")
+    scroll, client = map(int, re.search(r'data-widths="(\d+) (\d+)"', dom).groups())
+    assert scroll <= client, f"page {scroll} px wide in a {client} px window"
