@@ -147,15 +147,15 @@ def _checkins(result: Result) -> Verdict | None:
     parts, level = [], "ok"
     if len(pushed):
         latency = pushed.loc[pushed["outcome"] == "checked_in", "latency_s"].astype("float64")
-        text = f"{answered}/{len(pushed)} pushes answered"
+        text = f"{answered:,}/{len(pushed):,} pushes answered"
         if latency.count():
             text += f", p50 {latency.median():.1f} s, p95 {latency.quantile(0.95):.1f} s"
         parts.append(text)
         if outcomes.get("checkin_blocked", 0):
-            parts.append(f"{outcomes['checkin_blocked']} check-in{'s' if outcomes['checkin_blocked'] > 1 else ''} blocked")
+            parts.append(f"{outcomes['checkin_blocked']:,} check-in{'s' if outcomes['checkin_blocked'] > 1 else ''} blocked")
             level = "fail"
         if outcomes.get("no_checkin", 0):
-            parts.append(f"{outcomes['no_checkin']} push{'es' if outcomes['no_checkin'] > 1 else ''} with no check-in")
+            parts.append(f"{outcomes['no_checkin']:,} push{'es' if outcomes['no_checkin'] > 1 else ''} with no check-in")
             level = _worse(level, "warn")
     else:
         level = "info"
@@ -166,7 +166,7 @@ def _checkins(result: Result) -> Verdict | None:
         parts.append("no MDM traffic in the capture (give --mdm-host if the MDM server is in view)")
     unsolicited = int((seq["outcome"] == "unsolicited_checkin").sum())
     if unsolicited:
-        parts.append(f"{unsolicited} check-in{'s' if unsolicited > 1 else ''} without a push")
+        parts.append(f"{unsolicited:,} check-in{'s' if unsolicited > 1 else ''} without a push")
     if seq["mdm_server_inferred"].fillna(False).any():
         parts.append("MDM server inferred (give --mdm-host to be sure)")
     return Verdict("MDM check-ins", level, "; ".join(parts))
@@ -186,7 +186,7 @@ def _provider(result: Result) -> Verdict | None:
         return Verdict("APNs provider", "ok", f"{servers} reached the APNs provider API on {_ports(provider)}")
     reasons = ", ".join(sorted(set(bad["block_reason"].dropna())))
     level = "fail" if len(bad) == len(provider) else "warn"
-    return Verdict("APNs provider", level, f"{len(bad)} of {len(provider)} connections to the provider API "
+    return Verdict("APNs provider", level, f"{len(bad):,} of {len(provider):,} connections to the provider API "
                                            f"blocked ({reasons}) on {_ports(bad)}")
 
 
@@ -196,9 +196,9 @@ def _blocked(result: Result) -> Verdict:
         return Verdict("Blocked", "ok", "nothing blocked")
     by = blocked["category"].value_counts(sort=False)
     order = blocked["category"].drop_duplicates()          # the table is worst first
-    parts = [f"{by[c]} {c}" for c in order]
+    parts = [f"{by[c]:,} {c}" for c in order]
     level = "fail" if blocked["category"].isin(WATCHED_FOR_FAILURE).any() else "warn"
-    return Verdict("Blocked", level, f"{len(blocked)} ({', '.join(parts)}); worst: {blocked['sentence'].iloc[0]}")
+    return Verdict("Blocked", level, f"{len(blocked):,} ({', '.join(parts)}); worst: {blocked['sentence'].iloc[0]}")
 
 
 def _capture(result: Result) -> Verdict:
