@@ -3,16 +3,14 @@ name at offset 12, to other names, in chains), names near the 255-byte limit and
 parse_dns escapes; and dns_failures against DnsFailure's own constructor."""
 from __future__ import annotations
 
-import socket
 import struct
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apnstrace.decode import dns, dns_fast
-from apnstrace.decode.malformed import Malformed
+from dns_scan_check import check_dns
+
 from apnstrace.metadata import dns_feed
 from apnstrace.metadata.dns_records import DnsFailure, dns_failures
 
@@ -80,52 +78,13 @@ def _pointer_chain(depth: int, labels: int) -> bytes:
     return bytes(out)
 
 
-def _reference(p: bytes):
-    try:
-        m = dns.parse_dns(p)
-    except Malformed as bad:
-        return bad.reason
-    q = m.questions[0] if m.questions else None
-    answers = [(a.value, (q[0] if q else None) or a.name) for a in m.answers
-               if a.rtype in ("A", "AAAA") and a.value and m.is_response]
-    return m.is_response, m.rcode, len(m.questions), q, answers, m.is_response and dns_feed.failure_of(m) is not None
-
-
-def _check(payloads: list[bytes]) -> int:
-    """Each payload the scan reads (not left to parse_dns) is read exactly as parse_dns reads it."""
-    buf = np.frombuffer(b"".join(p + b"\xAA" * 5 for p in payloads), np.uint8)
-    cap = np.array([len(p) for p in payloads], np.int64)
-    off = np.concatenate([[0], np.cumsum(cap + 5)[:-1]]).astype(np.int64)
-    scan = dns_fast.scan_dns(buf, off, cap)
-    read = 0
-    for j, p in enumerate(payloads):
-        reason = int(scan.reason[j])
-        if reason == dns_fast.FALLBACK:
-            continue
-        read += 1
-        ref = _reference(p)
-        if reason != dns_fast.OK:
-            assert ref == dns_fast.REASONS[reason], p
-            continue
-        qd = int(scan.qdcount[j])
-        at, length = scan.qname_at[j], scan.qname_len[j]
-        q = (scan.names[at:at + length].tobytes().decode(), dns.type_name(int(scan.qtype[j]))) if qd else None
-        answers = [(socket.inet_ntop(socket.AF_INET6 if scan.answer_v6[a] else socket.AF_INET,
-                                     buf[scan.answer_at[a]:scan.answer_at[a] + (16 if scan.answer_v6[a] else 4)]
-                                     .tobytes()),
-                    scan.answer_names[scan.answer_name_end[a]:scan.answer_name_end[a + 1]].tobytes().decode())
-                   for a in range(scan.answer_first[j], scan.answer_first[j + 1])]
-        assert ref == (bool(scan.is_response[j]), int(scan.rcode[j]), qd, q, answers, bool(scan.failed[j])), p
-    return read
-
-
 pytestmark = pytest.mark.skipif(not dns_feed.COMPILED, reason="the scan runs only compiled")
 
 
 @SETTINGS
 @given(st.lists(messages(), min_size=1, max_size=4))
 def test_scan_equals_parse_dns_on_compressed_messages(payloads: list[bytes]) -> None:
-    _check(payloads)
+    check_dns(payloads)
 
 
 @pytest.mark.parametrize("labels", [1, 20, 60, 61, 62, 63])
@@ -133,12 +92,12 @@ def test_scan_equals_parse_dns_on_compressed_messages(payloads: list[bytes]) -> 
 def test_pointer_chains_to_the_question_and_the_name_limit(depth: int, labels: int) -> None:
     # 63 labels of 3 bytes: the question is 253 wire bytes; "x" plus a pointer to it is 255
     # (allowed), two such steps are 257 (dns_name_too_long), whatever the chain's length.
-    _check([_pointer_chain(depth, labels)])
+    check_dns([_pointer_chain(depth, labels)])
 
 
 def test_the_usual_answers_are_read_not_left_to_parse_dns() -> None:
     # Answer owners pointing at the question (c00c) and short chains: read by the scan itself.
-    assert _check([_pointer_chain(3, 5), _pointer_chain(1, 62)]) == 2
+    assert check_dns([_pointer_chain(3, 5), _pointer_chain(1, 62)]) == 2
 
 
 @given(st.lists(st.tuples(st.floats(allow_nan=False), st.integers(), st.text(), st.text(), st.text()), max_size=20))
