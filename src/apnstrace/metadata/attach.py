@@ -9,7 +9,8 @@ import pyarrow.compute as pc
 from ..flows.finalize import UID
 from .collect import DnsRecords, MetadataCollector
 from .column_codes import Codes, arrow_codes, hand_over, one_array
-from .gather import gather_text
+from .flow_numbers import flow_numbers
+from .gather import flows_per_row, gather_text
 from .meta_log import MetaTable
 
 TEXT = ("sni", "alpn", "tls_version", "tls_alert", "cert_issuer", "http_method", "http_host", "http_path",
@@ -46,21 +47,16 @@ def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
                     np.full(len(table) + 1, -1, np.int64)
             return values, got, at
 
+        uses = flows_per_row(at, len(table) + 1)   # the text columns' bytes counted per record
         for name in TEXT + (DNS_QUERY,) + TLS_EVIDENCE:
             picked[name] = found(name)
-            flows[name] = column = pd.array(gather_text(*picked[name]), dtype="string")
+            flows[name] = column = pd.array(gather_text(*picked[name], uses=uses), dtype="string")
             if name in CLASSIFIED:
                 hand_over(column, _codes(*picked[name], memo=memo))
-        values, rows, _ = found("http_status")
-        ok = _present(values, rows)[at]
-        status = np.append(values.fill_null(0).to_numpy(), 0).astype(np.int32)[rows][at]
-        flows["http_status"] = pd.arrays.IntegerArray(np.where(ok, status, 0).astype(np.int32), ~ok)
-        hello = _floats(*found("hello_ts"))
-        server = _floats(*found("server_ts"))
-        with np.errstate(invalid="ignore"):
-            ms = (server - hello) * 1000.0
-        ok = np.isfinite(ms) & (ms >= 0)
-        flows["tls_handshake_ms"] = pd.arrays.FloatingArray(np.where(ok, ms, 0.0), ~ok)
+        code, code_missing, ms, ms_missing, server = flow_numbers(
+            at, found("http_status")[:2], found("hello_ts")[:2], found("server_ts")[:2])
+        flows["http_status"] = pd.arrays.IntegerArray(code, code_missing)
+        flows["tls_handshake_ms"] = pd.arrays.FloatingArray(ms, ms_missing)
         flows["server_hello_ts"] = server
     for name in (DNS_QUERY,) + TLS_EVIDENCE:
         if name not in flows:
@@ -197,18 +193,6 @@ def _positions(uid: np.ndarray, flow_uid: np.ndarray) -> np.ndarray:
     at = np.searchsorted(uid, flow_uid)
     at = np.minimum(at, len(uid) - 1)
     return np.where(uid[at] == flow_uid, at, -1)
-
-
-def _present(values: pa.Array, rows: np.ndarray, flag: np.ndarray | None = None) -> np.ndarray:
-    """Per row: picks a value that is not null (and is marked in `flag`, per value)."""
-    if flag is None:
-        flag = values.is_valid().to_numpy(zero_copy_only=False)
-    return np.append(flag, False)[rows]
-
-
-def _floats(values: pa.Array, rows: np.ndarray, through: np.ndarray) -> np.ndarray:
-    """values[rows[through]] as float64, NaN where null or an index is < 0."""
-    return np.append(values.to_numpy(zero_copy_only=False).astype(np.float64), np.nan)[rows][through]
 
 
 def _codes(values: pa.Array, rows: np.ndarray, through: np.ndarray | None = None,

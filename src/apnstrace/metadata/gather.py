@@ -15,13 +15,17 @@ from .meta_log import take_or_null
 
 COMPILED = njit.__module__.startswith("numba")
 
-__all__ = ["gather_text"]
+__all__ = ["flows_per_row", "gather_text"]
 
 
-def gather_text(values: pa.Array, rows: np.ndarray, through: np.ndarray | None = None) -> pa.Array:
+def gather_text(values: pa.Array, rows: np.ndarray, through: np.ndarray | None = None,
+                uses: np.ndarray | None = None) -> pa.Array:
     """values[rows] as large_string (the type pandas' "string" dtype holds); null where rows < 0
     or the value is null. With `through`: values[rows[through]], null where through < 0 (rows
-    one per metadata record, through one per flow: no row column per flow is spelled out)."""
+    one per metadata record, through one per flow: no row column per flow is spelled out).
+    `uses`: how often `through` holds each index of rows (flows_per_row(through, len(rows))),
+    when the caller gathers several columns through the same rows: the bytes are then counted
+    per row of `rows` (a few thousand) instead of per flow."""
     if values.type != pa.large_string():
         values = values.cast(pa.large_string())
     if not COMPILED:
@@ -41,7 +45,9 @@ def gather_text(values: pa.Array, rows: np.ndarray, through: np.ndarray | None =
     two = through is not None
     through = np.ascontiguousarray(through, np.int64) if two else rows[:0]
     out_offsets = np.empty(n + 1, np.int64)
-    out = np.empty(_total(offsets, valid, rows, through, two, n), np.uint8)
+    total = _total(offsets, valid, rows, through, two, n) if uses is None or not two else \
+        _total_used(offsets, valid, rows, np.ascontiguousarray(uses, np.int64))
+    out = np.empty(total, np.uint8)
     bitmap = np.zeros((n + 7) // 8, np.uint8)
     present = _fill(offsets, data, valid, rows, through, two, out_offsets, out, bitmap)
     validity = None if present == n else pa.py_buffer(bitmap)
@@ -66,6 +72,22 @@ def _total(offsets, valid, rows, through, two, n):
         j = _row(rows, through, two, i)
         if j >= 0 and valid[j]:
             total += offsets[j + 1] - offsets[j]
+    return total
+
+
+def flows_per_row(through: np.ndarray, rows: int) -> np.ndarray:
+    """How often `through` holds each of 0..rows-1 (its -1s not counted)."""
+    return np.bincount(through[through >= 0], minlength=rows) if len(through) else np.zeros(rows, np.int64)
+
+
+@njit(cache=True)
+def _total_used(offsets, valid, rows, uses):
+    """_total counted per row of `rows`: its value's bytes times the flows that pick that row."""
+    total = 0
+    for k in range(len(rows)):
+        j = rows[k]
+        if j >= 0 and uses[k] and valid[j]:
+            total += uses[k] * (offsets[j + 1] - offsets[j])
     return total
 
 
