@@ -94,6 +94,13 @@ def test_positions_is_get_indexer(uids: set, wanted: list) -> None:
     assert _positions(uid, wanted).tolist() == pd.Index(uid).get_indexer(wanted).tolist()
 
 
+def test_positions_at_the_span_edges() -> None:
+    """The table lookup reads the lowest and highest uid and nothing past them."""
+    uid = np.array([5, 6, 9, 12], np.int64)
+    wanted = np.array([4, 5, 6, 7, 9, 11, 12, 13, -1, 5, 12], np.int64)
+    assert _positions(uid, wanted).tolist() == pd.Index(uid).get_indexer(wanted).tolist()
+
+
 def test_positions_of_sparse_uids_search() -> None:
     uid = np.array([3, 10**9, 10**12], np.int64)
     assert _positions(uid, np.array([10**12, 4, 3, -1])).tolist() == [2, -1, 0, -1]

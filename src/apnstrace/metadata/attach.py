@@ -7,6 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..flows.finalize import UID
+from ..reader.walk import njit
 from .collect import DnsRecords, MetadataCollector
 from .column_codes import Codes, arrow_codes, hand_over, one_array
 from .flow_numbers import flow_numbers
@@ -25,6 +26,7 @@ SOURCES = ("sni", "http-host", "dns")
 # slot -1 (the row of a flow without a record); per flow, its record (-1: none). Flows reach
 # their values through their record, so no row column per flow is spelled out for each field.
 Picked = tuple[pa.Array, np.ndarray, np.ndarray]
+COMPILED = njit.__module__.startswith("numba")
 
 
 def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
@@ -186,6 +188,9 @@ def _positions(uid: np.ndarray, flow_uid: np.ndarray) -> np.ndarray:
         return np.full(len(flow_uid), -1, np.int64)
     low, high = int(uid[0]), int(uid[-1])
     if high - low <= 8 * (len(uid) + len(flow_uid)) + (1 << 16):
+        if COMPILED:                                # one pass each way, no flow-sized temporaries
+            return _looked_up(np.ascontiguousarray(uid, np.int64), np.ascontiguousarray(flow_uid, np.int64),
+                              low, high)
         table = np.full(high - low + 2, -1, np.int64)      # last slot: out of the span
         table[uid - low] = np.arange(len(uid), dtype=np.int64)
         inside = (flow_uid >= low) & (flow_uid <= high)
@@ -193,6 +198,19 @@ def _positions(uid: np.ndarray, flow_uid: np.ndarray) -> np.ndarray:
     at = np.searchsorted(uid, flow_uid)
     at = np.minimum(at, len(uid) - 1)
     return np.where(uid[at] == flow_uid, at, -1)
+
+
+@njit(cache=True)
+def _looked_up(uid, flow_uid, low, high):
+    """_positions by a table over the uids' span."""
+    table = np.full(high - low + 1, -1, np.int64)
+    for r in range(len(uid)):
+        table[uid[r] - low] = r
+    out = np.empty(len(flow_uid), np.int64)
+    for i in range(len(flow_uid)):
+        u = flow_uid[i]
+        out[i] = table[u - low] if low <= u <= high else -1
+    return out
 
 
 def _codes(values: pa.Array, rows: np.ndarray, through: np.ndarray | None = None,

@@ -70,7 +70,8 @@ def column_codes(column: pd.Series) -> Codes | None:
         codes, distinct = few
     else:
         encoded = combined.dictionary_encode()
-        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        indices = encoded.indices.fill_null(-1) if encoded.indices.null_count else encoded.indices
+        codes = indices.to_numpy(zero_copy_only=False).astype(np.int64)    # no copy for fill_null
         distinct = encoded.dictionary
     codes.flags.writeable = False
     found = Codes(codes, distinct)
