@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..decode.raw_memory import LITTLE, load_u64
+from ..decode.raw_memory import LITTLE, load_u64, prefetch
 from ..reader.walk import njit
 from ..records import PacketBatch
 from .dns_feed import COMPILED
@@ -55,16 +55,15 @@ def pick(buf: np.ndarray, pk: PacketBatch, rank: np.ndarray, limits: tuple[int, 
         return pick_numpy(buf, pk, rank, limits, words)
     n = len(pk)
     rows = _scratch(n)
-    extra = np.empty((2, n), np.int64)
     start_kind = np.zeros(n, np.int64)
     peek = np.zeros(n, np.uint8)
     counts = np.zeros(_LISTS, np.int64)
     early, max_segments, dns_tcp_payloads = limits
     _pick(np.ascontiguousarray(buf, np.uint8), _i64(pk.proto), _i64(pk.payload_off), _i64(pk.payload_cap), _i64(pk.port_a), _i64(pk.port_b),
-          _i64(rank), early, max_segments, dns_tcp_payloads, words[0], words[1], _HTTP_SLASH, rows, extra, counts,
+          _i64(rank), early, max_segments, dns_tcp_payloads, words[0], words[1], _HTTP_SLASH, rows, counts,
           start_kind, peek)
     got = [rows[j, :counts[j]].copy() for j in range(_LISTS)]
-    return Picked(got[0], extra[0, :counts[0]].astype(bool), got[1], extra[1, :counts[1]].copy(), got[2], got[3],
+    return Picked(got[0], rows[_DNS_ANSWER, :counts[0]].astype(bool), got[1], rows[_QUIC_VERSION, :counts[1]].copy(), got[2], got[3],
                   got[4], got[5], start_kind, peek, got[6], got[7], got[8])
 
 
@@ -74,12 +73,17 @@ def _i64(a: np.ndarray) -> np.ndarray:
 
 _SCRATCH: list[np.ndarray] = []
 _LISTS = 9
+# Scratch rows after the lists, written by the first pass (sequential there; gathered by row
+# number later they missed the cache): the early rows' payload_cap and payload_off, and the DNS
+# and QUIC rows' payload_off, which their loops replace in place by the QR bit and the version.
+_EARLY_CAP, _EARLY_OFF, _DNS_ANSWER, _QUIC_VERSION = 9, 10, 11, 12
+_AHEAD = 16     # rows between a payload head's prefetch and its load (scattered over 32 MB: misses)
 
 
 def _scratch(n: int) -> np.ndarray:
     """Row lists' room, kept between chunks (fresh pages each chunk cost page faults)."""
     if not _SCRATCH or _SCRATCH[0].shape[1] < n:
-        _SCRATCH[:] = [np.empty((_LISTS, max(n, 1 << 16)), np.int64)]
+        _SCRATCH[:] = [np.empty((_QUIC_VERSION + 1, max(n, 1 << 16)), np.int64)]
     return _SCRATCH[0]
 
 
@@ -119,7 +123,7 @@ def _bytes6(w):
 
 @njit(cache=True)
 def _pick(buf, proto, off, cap, port_a, port_b, rank, early, max_segments, dns_tcp_payloads, http_words,
-          proxy_words, http_slash, rows, extra, counts, start_kind, peek):
+          proxy_words, http_slash, rows, counts, start_kind, peek):
     """First the row lists from the columns alone (sequential reads), then the payload heads of
     the rows that need a peek, gathered in tight loops (independent loads that overlap, where
     a branch on each byte as it arrives would stall on every cache miss; one 8-byte load per
@@ -137,9 +141,11 @@ def _pick(buf, proto, off, cap, port_a, port_b, rank, early, max_segments, dns_t
         if pr == UDP:
             if a == 53 or b == 53 or a == 5353 or b == 5353:
                 rows[0, n_dns] = i
+                rows[_DNS_ANSWER, n_dns] = off[i]
                 n_dns += 1
             elif r < early and c >= 20:
                 rows[1, n_quic] = i
+                rows[_QUIC_VERSION, n_quic] = off[i]
                 n_quic += 1
         elif pr == TCP:
             if (a == 53 or b == 53) and r < dns_tcp_payloads:
@@ -153,15 +159,21 @@ def _pick(buf, proto, off, cap, port_a, port_b, rank, early, max_segments, dns_t
                 n_late += 1
             else:
                 rows[3, n_early] = i
+                rows[_EARLY_CAP, n_early] = c
+                rows[_EARLY_OFF, n_early] = off[i]
                 n_early += 1
     # DNS: the QR bit
+    answer = rows[_DNS_ANSWER]
     for j in range(n_dns):
-        at = off[rows[0, j]] + 2
-        extra[0, j] = 1 if at < n_buf and (buf[at] & 0x80) != 0 else 0
+        prefetch(buf, answer[min(j + _AHEAD, n_dns - 1)])
+        at = answer[j] + 2
+        answer[j] = buf[min(at, n_buf - 1)] >> 7 if at < n_buf else 0
     # QUIC: a long header (top bits 11) of a version quic.py reads; the others leave the list
     head = np.empty(n_quic, np.uint64)
+    versions = rows[_QUIC_VERSION]
     for j in range(n_quic):
-        head[j] = _head8(buf, off[rows[1, j]], n_buf)
+        prefetch(buf, versions[min(j + _AHEAD, n_quic - 1)])
+        head[j] = _head8(buf, versions[j], n_buf)
     kept = 0
     for j in range(n_quic):
         b0, b1, b2, b3, b4, _ = _bytes6(head[j])
@@ -170,49 +182,44 @@ def _pick(buf, proto, off, cap, port_a, port_b, rank, early, max_segments, dns_t
         version = (b1 << 24) | (b2 << 16) | (b3 << 8) | b4
         if quic_version_read(version):
             rows[1, kept] = rows[1, j]
-            extra[1, kept] = version
+            versions[kept] = version
             kept += 1
     n_quic = kept
     # early TCP payloads: their first 8 bytes, one load each
     first = np.empty(n_early, np.uint64)
+    early_off = rows[_EARLY_OFF]
     for j in range(n_early):
-        first[j] = _head8(buf, off[rows[3, j]], n_buf)
+        prefetch(buf, early_off[min(j + _AHEAD, n_early - 1)])
+        first[j] = _head8(buf, early_off[j], n_buf)
     for j in range(n_early):
         i = rows[3, j]
-        c = cap[i]
-        # bytes past the payload (the next packet's) are read, but byte t is used only where c > t
+        c = rows[_EARLY_CAP, j]
+        # bytes past the payload (the next packet's) are read, but byte t is used only where c > t;
+        # no branch on the bytes (a mispredicted one costs more than the arithmetic)
         b0, b1, b2, b3, b4, b5 = _bytes6(first[j])
-        kind = 0
-        bits = 0
-        if b0 == 0x16:
-            bits |= HANDSHAKE0
-        if c >= 6:
-            bits |= HELLO5 if b5 == 1 else NOT_HELLO5
-        if c >= 4:
-            if (b0 == 0x16 or b0 == 0x15) and b1 == 3 and b2 <= 4:
-                kind = 1
-            else:
-                word = (b0 << 24) | (b1 << 16) | (b2 << 8) | b3
-                for w in http_words:
-                    if word == w:
-                        kind = 2
-                if kind == 0:
-                    for w in proxy_words:
-                        if word == w:
-                            kind = 3
-            start_kind[i] = kind
-            if c >= 5 and (b0 << 32) | (b1 << 24) | (b2 << 16) | (b3 << 8) | b4 == http_slash:
-                bits |= RESPONSE5
+        word = (b0 << 24) | (b1 << 16) | (b2 << 8) | b3
+        http = False
+        for w in http_words:
+            http |= word == w
+        proxy = False
+        for w in proxy_words:
+            proxy |= word == w
+        tls = ((b0 == 0x16) | (b0 == 0x15)) & (b1 == 3) & (b2 <= 4)
+        kind = 3 if proxy else 0
+        kind = 2 if http else kind
+        kind = 1 if tls else kind
+        kind = kind if c >= 4 else 0
+        start_kind[i] = kind
+        six = c >= 6
+        bits = (HANDSHAKE0 * (b0 == 0x16) | (HELLO5 * (six & (b5 == 1))) | (NOT_HELLO5 * (six & (b5 != 1)))
+                | RESPONSE5 * ((c >= 5) & (((b0 << 32) | (b1 << 24) | (b2 << 16) | (b3 << 8) | b4) == http_slash)))
         peek[i] = bits
-        if kind == 0:
-            rows[7, n_idle] = i
-            n_idle += 1
-        else:
-            rows[6, n_start] = i
-            n_start += 1
-            if kind == 1 and c == 7 and b0 == 0x15:
-                rows[8, n_alert] = i
-                n_alert += 1
+        rows[7, n_idle] = i
+        n_idle += kind == 0
+        rows[6, n_start] = i
+        n_start += kind != 0
+        rows[8, n_alert] = i
+        n_alert += (kind == 1) & (c == 7) & (b0 == 0x15)
     counts[0], counts[1], counts[2], counts[3], counts[4], counts[5] = n_dns, n_quic, n_dtcp, n_early, n_later, n_late
     counts[6], counts[7], counts[8] = n_start, n_idle, n_alert
 
