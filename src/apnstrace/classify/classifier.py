@@ -258,20 +258,28 @@ class _Flows:
             "http_path": _text(col("http_path"), n, "path"),
             "dns_query": _text(col("dns_query"), n),
         }
-        self.source = self._name_source(col("server_name_source"))
+        self.given_rows, self.given_lookup = self._given_source(col("server_name_source"))
 
-    def _name_source(self, given: pd.Series | None) -> np.ndarray:
-        """Evidence code per row for a server_name match."""
-        inferred = np.where(self.text["sni"].present(), _EV[Evidence.SNI],
-                            np.where(self.text["http_host"].present(), _EV[Evidence.HTTP_HOST], _EV[Evidence.DNS]))
+    def _given_source(self, given: pd.Series | None) -> tuple[np.ndarray, np.ndarray]:
+        """server_name_source as written, factored: evidence code of row i is
+        lookup[rows[i]], -1 where not given (inferred per row by source(), only for the rows
+        that are looked at: rows alike in sni and http_host infer alike, so grouping by the
+        given code groups as by the full one)."""
         if given is None:
-            return inferred
+            return np.full(self.n, -1, dtype=np.int64), np.array([-1], dtype=np.int64)
         src = _text(given, self.n)
         bad = [v for v in src.values if v and v not in NAME_SOURCES]
         if bad:
             raise ValueError(f"server_name_source {bad[0]!r} is not one of {', '.join(NAME_SOURCES)}")
         table = np.array([_EV[NAME_SOURCES[v]] if v else -1 for v in src.values] + [-1], dtype=np.int64)
-        code = table[src.codes] if src.lookup is None else table[src.lookup][src.rows]
+        return src.rows, (table if src.lookup is None else table[src.lookup])
+
+    def source(self, rows: np.ndarray) -> np.ndarray:
+        """Evidence code of a server_name match for the row numbers `rows`: as given, else sni
+        if sni is set, else http-host if http_host is, else dns."""
+        code = self.given_lookup[self.given_rows[rows]]
+        inferred = np.where(self.text["sni"].at(rows) >= 0, _EV[Evidence.SNI],
+                            np.where(self.text["http_host"].at(rows) >= 0, _EV[Evidence.HTTP_HOST], _EV[Evidence.DNS]))
         return np.where(code >= 0, code, inferred)
 
     def strongest(self, rows: np.ndarray) -> np.ndarray:
@@ -280,7 +288,7 @@ class _Flows:
         http = (text["http_host"].at(rows) >= 0) | (text["http_path"].at(rows) >= 0)
         return np.where(text["sni"].at(rows) >= 0, _EV[Evidence.SNI],
                         np.where(http, _EV[Evidence.HTTP_HOST],
-                                 np.where(text["server_name"].at(rows) >= 0, self.source[rows], _EV[Evidence.PORT])))
+                                 np.where(text["server_name"].at(rows) >= 0, self.source(rows), _EV[Evidence.PORT])))
 
     def in_networks(self, rule: Rule, rows: np.ndarray | None) -> np.ndarray:
         """Per row of `rows` (None: per distinct address): is the server address in the rule's networks?"""
@@ -419,7 +427,8 @@ def _groups(f: _Flows, rules: tuple[Rule, ...]) -> tuple[np.ndarray, np.ndarray]
     """Rows that show the rules the same evidence, grouped: (group per row, first row of each
     group). The evidence is every input a rule or an output label reads: transport, server
     port, which rules' networks hold the server address (not the address itself), the six
-    text columns (as normalized codes) and server_name's source."""
+    text columns (as normalized codes) and server_name_source as given (what is inferred
+    follows from sni and http_host)."""
     n = f.n
     if n == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -428,7 +437,8 @@ def _groups(f: _Flows, rules: tuple[Rule, ...]) -> tuple[np.ndarray, np.ndarray]
     if ROW_GROUPS:                            # one hashing pass over the columns (row_groups.py)
         ip_rows, ip_lookup = f.ip.factored()
         mapped = [f.transport.factored(), (ip_rows, nets[ip_lookup])] + [t.factored() for t in f.text.values()]
-        return row_groups((port, f.source), tuple(r for r, _ in mapped), tuple(lk for _, lk in mapped))
+        mapped.append((f.given_rows, f.given_lookup))
+        return row_groups((port,), tuple(r for r, _ in mapped), tuple(lk for _, lk in mapped))
     if port.min() >= -1 and port.max() <= 65535:
         parts = [(port + 1, 65537)]
     else:
@@ -438,7 +448,7 @@ def _groups(f: _Flows, rules: tuple[Rule, ...]) -> tuple[np.ndarray, np.ndarray]
     parts.append((nets[f.ip.codes], n_nets))
     for text in f.text.values():
         parts.append((text.codes + 1, len(text.distinct) + 1))
-    parts.append((f.source, len(EVIDENCE)))
+    parts.append((f.given_lookup[f.given_rows] + 1, len(EVIDENCE) + 1))
     key = np.zeros(n, np.int64)
     size = 1                                  # Python int: how many key values there can be
     for codes, card in parts:
@@ -526,7 +536,7 @@ def _match(flows: pd.DataFrame, ruleset: RuleSet, *, distinct: bool = True) -> _
             which = which[which >= 0]
             named_by[rows] = which
             by_name = np.where(which == 0, _EV[Evidence.SNI],
-                               np.where(which == 1, _EV[Evidence.HTTP_HOST], f.source[rows]))
+                               np.where(which == 1, _EV[Evidence.HTTP_HOST], f.source(rows)))
         if not len(rows):
             continue
         rule_of[rows] = index
