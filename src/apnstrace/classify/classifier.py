@@ -26,6 +26,7 @@ from ..metadata.gather import gather_text
 from ..site import Site
 from .dotted_quads import COMPILED, dotted_quads
 from .ipv6_text import colon_hex
+from .labels import COMPILED as LABELS, label_columns
 from .row_groups import COMPILED as ROW_GROUPS, row_groups
 from .rules import AUTO, NAME, STRONGEST, Category, Evidence, Rule, RuleSet, builtin_rules, compile_patterns, is_plain
 
@@ -47,6 +48,10 @@ def classify(flows: pd.DataFrame, site: Site | None = None, *, rules: RuleSet | 
     ruleset = (rules or builtin_rules()).with_site(site)
     found = _match(flows, ruleset)
     out = flows.copy(deep=False)
+    if LABELS:
+        for column, taken in zip(OUTPUT_COLUMNS, label_columns(found.group, found.labels(ruleset))):
+            out[column] = pd.array(taken, dtype="string")
+        return out
     for column, (labels, codes) in zip(OUTPUT_COLUMNS, found.outputs(ruleset)):
         out[column] = _strings(labels, codes)
     return out
@@ -385,6 +390,10 @@ class _Found:
 
     def outputs(self, ruleset: RuleSet):
         """(labels, codes per row) for category, service, classified_by."""
+        return [(labels, codes[self.group]) for labels, codes in self.labels(ruleset)]
+
+    def labels(self, ruleset: RuleSet):
+        """(labels, codes per entry of `rows`) for category, service, classified_by."""
         rules = ruleset.rules
         fallback = len(rules)
         idx = np.where(self.rule >= 0, self.rule, fallback)
@@ -396,8 +405,7 @@ class _Found:
             labels, codes = self._auto_services(ruleset, auto_rows)
             service_codes[auto_rows] = len(services) + codes
             services = services + labels
-        group = self.group
-        return ((categories, idx[group]), (services, service_codes[group]), (list(EVIDENCE), self.evidence[group]))
+        return [(categories, idx), (services, service_codes), (list(EVIDENCE), self.evidence)]
 
     def _auto_services(self, ruleset: RuleSet, auto: np.ndarray) -> tuple[list[str], np.ndarray]:
         f = self.flows
