@@ -28,6 +28,7 @@ from .dotted_quads import COMPILED, dotted_quads
 from .ipv6_text import colon_hex
 from .labels import COMPILED as LABELS, label_columns
 from .row_groups import COMPILED as ROW_GROUPS, row_groups
+from .server_nets import COMPILED as NETS, MAX_CLASSES, MAX_RULES, server_nets
 from .rules import AUTO, NAME, STRONGEST, Category, Evidence, Rule, RuleSet, builtin_rules, compile_patterns, is_plain
 
 INPUT_COLUMNS = ("transport", "server_ip", "server_port", "sni", "alpn", "server_name", "http_host",
@@ -163,13 +164,18 @@ class _Text:
         return ok[codes]
 
 
-def _text(column: pd.Series | None, n: int, kind: str = "name") -> _Text:
-    if column is None:
-        return _Text(np.full(n, -1, dtype=np.int64), pa.array([], pa.string()))
+def _encoded(column: pd.Series) -> Codes:
     encoded = column_codes(column)
     if encoded is None:
         codes, uniques = pd.factorize(column, use_na_sentinel=True)
         encoded = Codes(codes.astype(np.int64, copy=False), pa.array(np.asarray(uniques, dtype=object), type=pa.string()))
+    return encoded
+
+
+def _text(column: pd.Series | None, n: int, kind: str = "name") -> _Text:
+    if column is None:
+        return _Text(np.full(n, -1, dtype=np.int64), pa.array([], pa.string()))
+    encoded = _encoded(column)
     values = encoded.distinct.cast(pa.string())         # Arrow strings: encoded once per column
     values = pc.utf8_trim_whitespace(values)
     if kind in ("name", "host"):
@@ -241,7 +247,7 @@ class _Names:
 class _Flows:
     """The input columns in the shapes the rules need."""
 
-    def __init__(self, flows: pd.DataFrame) -> None:
+    def __init__(self, flows: pd.DataFrame, rules: tuple[Rule, ...]) -> None:
         n = self.n = len(flows)
         col = flows.get
         self.transport = _text(col("transport"), n)
@@ -252,9 +258,7 @@ class _Flows:
             self.port = port.to_numpy(np.int64)          # the flows table's int32 column: no nulls
         else:
             self.port = pd.to_numeric(port, errors="coerce").astype("Float64").fillna(-1).to_numpy(np.int64)
-        self.ip = _text(col("server_ip"), n, "address")
-        self.ip_hi, self.ip_lo, self.ip_ok = _addresses(self.ip.distinct)
-        self._networks: dict = {}
+        self.nets = _ServerNets(col("server_ip"), n, rules)
         self.text = {
             "sni": _text(col("sni"), n),
             "alpn": _text(col("alpn"), n),
@@ -295,21 +299,92 @@ class _Flows:
                         np.where(http, _EV[Evidence.HTTP_HOST],
                                  np.where(text["server_name"].at(rows) >= 0, self.source(rows), _EV[Evidence.PORT])))
 
-    def in_networks(self, rule: Rule, rows: np.ndarray | None) -> np.ndarray:
-        """Per row of `rows` (None: per distinct address): is the server address in the rule's networks?"""
-        ok = np.zeros(len(self.ip.distinct) + 1, dtype=bool)
-        for net in rule.networks:
-            ok[:-1] |= self._in_network(net)
+class _ServerNets:
+    """The server address as the rules read it: per distinct address, which rules' networks
+    hold it (`code`: one number per such set of rules, last slot: null)."""
+
+    def __init__(self, column: pd.Series | None, n: int, rules: tuple[Rule, ...]) -> None:
+        self.bit = {index: j for j, index in enumerate(i for i, rule in enumerate(rules) if rule.networks)}
+        self.rules = rules
+        self._networks: dict = {}
+        self.mask: np.ndarray | None = None
+        if column is None:
+            self.ip = _Text(np.full(n, -1, dtype=np.int64), pa.array([], pa.string()))
+        elif NETS and len(self.bit) <= MAX_RULES:
+            encoded = _encoded(column)       # raw values: only those that may need trimming are trimmed (odd)
+            self.ip = _Text(encoded.rows, encoded.distinct, encoded.lookup)
+            if not encoded.distinct.null_count:
+                self._compiled()
+                return
+            self.ip = _text(column, n, "address")
+        else:
+            self.ip = _text(column, n, "address")
+        self.hi, self.lo, self.ok = _addresses(self.ip.distinct)
+        self.code, self.count = self._table()
+
+    def _compiled(self) -> None:
+        held: dict = {}                      # network -> the bits of the rules it belongs to (rules share Apple's)
+        for index, j in self.bit.items():
+            for net in self.rules[index].networks:
+                held[net] = held.get(net, 0) | (1 << j)
+        spans = [sum(_span(net), ()) for net in held]
+        distinct = self.ip.distinct
+        mask, odd, klass, count = server_nets(distinct, np.array(spans, np.uint64).reshape(-1, 4),
+                                              np.array(list(held.values()), np.int64))
+        if odd.any():                        # trimmed, then read as before
+            at = np.flatnonzero(odd)
+            values = pc.utf8_trim_whitespace(distinct.take(pa.array(at)).cast(pa.string()))
+            hi, lo, ok = _addresses(values)
+            for index, j in self.bit.items():
+                inside = ok & self._inside(self.rules[index], hi, lo, {})
+                mask[at[inside]] |= np.int64(1) << j
+            count = -1
+        self.mask = np.append(mask, 0)
+        if 0 <= count <= MAX_CLASSES:
+            zero = np.flatnonzero(mask == 0)
+            last = klass[zero[0]] if zero.size else count
+            self.code, self.count = np.append(klass, last), count + (not zero.size)
+        else:
+            code, classes = pd.factorize(self.mask)
+            self.code, self.count = code.astype(np.int64, copy=False), len(classes)
+
+    def holds(self, index: int, rows: np.ndarray | None) -> np.ndarray:
+        """Per row of `rows` (None: per distinct address): is the server address in rule
+        `index`'s networks?"""
+        if self.mask is not None:
+            ok = (self.mask >> self.bit[index]) & 1 == 1
+        else:
+            ok = np.zeros(len(self.ip.distinct) + 1, dtype=bool)
+            ok[:-1] = self.ok & self._inside(self.rules[index], self.hi, self.lo, self._networks)
         return ok[:-1] if rows is None else ok[self.ip.at(rows)]
 
-    def _in_network(self, net) -> np.ndarray:
-        """Per distinct address: inside `net`? (once per network: rules share Apple's ranges)"""
-        found = self._networks.get(net)
-        if found is None:
-            first, last = _span(net)
-            found = self.ip_ok & _ge(self.ip_hi, self.ip_lo, first) & _le(self.ip_hi, self.ip_lo, last)
-            self._networks[net] = found
-        return found
+    @staticmethod
+    def _inside(rule: Rule, hi: np.ndarray, lo: np.ndarray, known: dict) -> np.ndarray:
+        """Per address (hi, lo): inside one of the rule's networks? (each network's answer kept
+        in `known`: rules share Apple's ranges)"""
+        ok = np.zeros(len(hi), dtype=bool)
+        for net in rule.networks:
+            found = known.get(net)
+            if found is None:
+                first, last = _span(net)
+                found = known[net] = _ge(hi, lo, first) & _le(hi, lo, last)
+            ok |= found
+        return ok
+
+    def _table(self) -> tuple[np.ndarray, int]:
+        """Per distinct address (last slot: null), a code for the set of rules whose server
+        networks hold it; how many such sets there are."""
+        if not self.bit or not len(self.ip.distinct):
+            return np.zeros(len(self.ip.distinct) + 1, np.int64), 1
+        inside = np.zeros((len(self.ip.distinct) + 1, len(self.bit)), dtype=bool)   # last row: null
+        for index, j in self.bit.items():
+            inside[:-1, j] = self.holds(index, None)
+        if len(self.bit) < 63:                   # each address's set of rules as the bits of one number
+            bits = inside.astype(np.int64) @ (np.int64(1) << np.arange(len(self.bit), dtype=np.int64))
+            code, classes = pd.factorize(bits)
+        else:
+            classes, code = np.unique(inside, axis=0, return_inverse=True)
+        return np.asarray(code).reshape(-1).astype(np.int64), len(classes)
 
 
 def _addresses(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -441,9 +516,9 @@ def _groups(f: _Flows, rules: tuple[Rule, ...]) -> tuple[np.ndarray, np.ndarray]
     if n == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     port = f.port
-    nets, n_nets = _network_table(f, rules)
+    nets, n_nets = f.nets.code, f.nets.count
     if ROW_GROUPS:                            # one hashing pass over the columns (row_groups.py)
-        ip_rows, ip_lookup = f.ip.factored()
+        ip_rows, ip_lookup = f.nets.ip.factored()
         mapped = [f.transport.factored(), (ip_rows, nets[ip_lookup])] + [t.factored() for t in f.text.values()]
         mapped.append((f.given_rows, f.given_lookup))
         return row_groups((port,), tuple(r for r, _ in mapped), tuple(lk for _, lk in mapped))
@@ -453,7 +528,7 @@ def _groups(f: _Flows, rules: tuple[Rule, ...]) -> tuple[np.ndarray, np.ndarray]
         codes, uniq = pd.factorize(port)
         parts = [(codes.astype(np.int64), len(uniq))]
     parts.append((f.transport.codes + 1, len(f.transport.distinct) + 1))
-    parts.append((nets[f.ip.codes], n_nets))
+    parts.append((nets[f.nets.ip.codes], n_nets))
     for text in f.text.values():
         parts.append((text.codes + 1, len(text.distinct) + 1))
     parts.append((f.given_lookup[f.given_rows] + 1, len(EVIDENCE) + 1))
@@ -475,27 +550,10 @@ def _groups(f: _Flows, rules: tuple[Rule, ...]) -> tuple[np.ndarray, np.ndarray]
     return group, first
 
 
-def _network_table(f: _Flows, rules: tuple[Rule, ...]) -> tuple[np.ndarray, int]:
-    """Per distinct server address (last slot: null), a code for the set of rules whose server
-    networks hold it; how many such sets there are."""
-    with_nets = [rule for rule in rules if rule.networks]
-    if not with_nets or not len(f.ip.distinct):
-        return np.zeros(len(f.ip.distinct) + 1, np.int64), 1
-    inside = np.zeros((len(f.ip.distinct) + 1, len(with_nets)), dtype=bool)   # last row: null
-    for j, rule in enumerate(with_nets):
-        inside[:-1, j] = f.in_networks(rule, None)
-    if len(with_nets) < 63:                   # each address's set of rules as the bits of one number
-        bits = inside.astype(np.int64) @ (np.int64(1) << np.arange(len(with_nets), dtype=np.int64))
-        code, classes = pd.factorize(bits)
-    else:
-        classes, code = np.unique(inside, axis=0, return_inverse=True)
-    return np.asarray(code).reshape(-1).astype(np.int64), len(classes)
-
-
 def _match(flows: pd.DataFrame, ruleset: RuleSet, *, distinct: bool = True) -> _Found:
     """Rule index and evidence for each distinct evidence tuple (`distinct=False`: for every
     row). Each rule looks only at the rows no earlier rule took."""
-    f = _Flows(flows)
+    f = _Flows(flows, ruleset.rules)
     n = f.n
     rules = ruleset.rules
     if distinct:
@@ -526,7 +584,7 @@ def _match(flows: pd.DataFrame, ruleset: RuleSet, *, distinct: bool = True) -> _
         for column in rule.absent:
             rows = rows[f.text[column].at(rows) < 0]
         if rule.networks:
-            rows = rows[f.in_networks(rule, rows)]
+            rows = rows[f.nets.holds(index, rows)]
         if rule.alpn_re is not None:
             rows = rows[f.text["alpn"].hits(rule.alpn_re, rows, split=True)]
         if rule.http_path_re is not None:
