@@ -560,62 +560,72 @@ def _match(flows: pd.DataFrame, ruleset: RuleSet, *, distinct: bool = True) -> _
         group, first = _groups(f, rules)
     else:
         group = first = np.arange(n, dtype=np.int64)
-    rule_of = np.full(n, -1, dtype=np.int64)
-    evidence = np.full(n, _EV[Evidence.PORT], dtype=np.int64)
-    named_by = np.full(n, -1, dtype=np.int8)              # 0 sni, 1 http_host, 2 server_name
-    open_rows = first
+    # Per group (entry of `first`): nothing per flow is spelled out.
+    rule_of = np.full(len(first), -1, dtype=np.int64)
+    evidence = np.full(len(first), _EV[Evidence.PORT], dtype=np.int64)
+    named_by = np.full(len(first), -1, dtype=np.int8)      # 0 sni, 1 http_host, 2 server_name
+    taken = np.zeros(len(first), dtype=bool)
+    open_at = np.arange(len(first), dtype=np.int64)        # the groups no rule has taken yet
     names = _Names(rules, "names")
     hosts = _Names(rules, "http_host")
     queries = _Names(rules, "dns_query")
-    port_index = np.clip(f.port, -1, 65535) + 1
+    port_index = np.clip(f.port[first], -1, 65535) + 1
     for index, rule in enumerate(rules):
-        if not len(open_rows):
+        if not len(open_at):
             break
-        rows = open_rows
+        at = open_at
+        rows = first[at]
         if rule.transport:
             lut = np.array([v in rule.transport for v in f.transport.values] + [False])
-            rows = rows[lut[f.transport.at(rows)]]
+            ok = lut[f.transport.at(rows)]
+            at, rows = at[ok], rows[ok]
         if rule.server_ports or rule.port_ranges:
             lut = np.zeros(65537, dtype=bool)
             lut[np.asarray(rule.server_ports, dtype=np.int64) + 1] = True
             for lo, hi in rule.port_ranges:
                 lut[lo + 1:hi + 2] = True
-            rows = rows[lut[port_index[rows]]]
+            ok = lut[port_index[at]]
+            at, rows = at[ok], rows[ok]
         for column in rule.absent:
-            rows = rows[f.text[column].at(rows) < 0]
+            ok = f.text[column].at(rows) < 0
+            at, rows = at[ok], rows[ok]
         if rule.networks:
-            rows = rows[f.nets.holds(index, rows)]
+            ok = f.nets.holds(index, rows)
+            at, rows = at[ok], rows[ok]
         if rule.alpn_re is not None:
-            rows = rows[f.text["alpn"].hits(rule.alpn_re, rows, split=True)]
+            ok = f.text["alpn"].hits(rule.alpn_re, rows, split=True)
+            at, rows = at[ok], rows[ok]
         if rule.http_path_re is not None:
-            rows = rows[f.text["http_path"].hits(rule.http_path_re, rows)]
+            ok = f.text["http_path"].hits(rule.http_path_re, rows)
+            at, rows = at[ok], rows[ok]
         if rule.http_host:
-            rows = rows[hosts.hits(index, f.text["http_host"], rows)]
+            ok = hosts.hits(index, f.text["http_host"], rows)
+            at, rows = at[ok], rows[ok]
         if rule.dns_query:
-            rows = rows[queries.hits(index, f.text["dns_query"], rows)]
+            ok = queries.hits(index, f.text["dns_query"], rows)
+            at, rows = at[ok], rows[ok]
         if rule.names and len(rows):
             which = np.full(len(rows), -1, dtype=np.int8)
             for code, column in enumerate(("sni", "http_host", "server_name")):
                 left = np.flatnonzero(which < 0)
                 which[left[names.hits(index, f.text[column], rows[left])]] = code
-            rows = rows[which >= 0]
-            which = which[which >= 0]
-            named_by[rows] = which
+            ok = which >= 0
+            at, rows, which = at[ok], rows[ok], which[ok]
+            named_by[at] = which
             by_name = np.where(which == 0, _EV[Evidence.SNI],
                                np.where(which == 1, _EV[Evidence.HTTP_HOST], f.source(rows)))
         if not len(rows):
             continue
-        rule_of[rows] = index
+        rule_of[at] = index
         if rule.classified_by == NAME:
-            evidence[rows] = by_name
+            evidence[at] = by_name
         elif rule.classified_by == STRONGEST:
-            evidence[rows] = f.strongest(rows)
+            evidence[at] = f.strongest(rows)
         else:
-            evidence[rows] = _EV[Evidence(rule.classified_by)]
-        taken = np.zeros(n, dtype=bool)
-        taken[rows] = True
-        open_rows = open_rows[~taken[open_rows]]
-    return _Found(f, first, group, rule_of[first], evidence[first], named_by[first])
+            evidence[at] = _EV[Evidence(rule.classified_by)]
+        taken[at] = True
+        open_at = open_at[~taken[open_at]]
+    return _Found(f, first, group, rule_of, evidence, named_by)
 
 
 def _strings(labels: list[str], codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
