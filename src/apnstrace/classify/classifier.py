@@ -21,13 +21,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..metadata.column_codes import Codes, column_codes
+from ..metadata.column_codes import Codes, column_codes, one_array
 from ..metadata.gather import gather_text
 from ..site import Site
 from .dotted_quads import COMPILED, dotted_quads
 from .ipv6_text import colon_hex
 from .labels import COMPILED as LABELS, label_columns
 from .row_groups import COMPILED as ROW_GROUPS, row_groups
+from .short_codes import COMPILED as SHORT, short_codes
 from .server_nets import COMPILED as NETS, MAX_CLASSES, MAX_RULES, server_nets
 from .rules import AUTO, NAME, STRONGEST, Category, Evidence, Rule, RuleSet, builtin_rules, compile_patterns, is_plain
 
@@ -172,10 +173,20 @@ def _encoded(column: pd.Series) -> Codes:
     return encoded
 
 
-def _text(column: pd.Series | None, n: int, kind: str = "name") -> _Text:
+def _short(column: pd.Series) -> Codes | None:
+    """A column of a few short values (transport) encoded by short_codes; None for others."""
+    array = column.array
+    if not SHORT or not isinstance(array, pd.arrays.ArrowStringArray):
+        return None
+    found = short_codes(one_array(array._pa_array))
+    return None if found is None else Codes(*found)
+
+
+def _text(column: pd.Series | None, n: int, kind: str = "name", short: bool = False) -> _Text:
     if column is None:
         return _Text(np.full(n, -1, dtype=np.int64), pa.array([], pa.string()))
-    encoded = _encoded(column)
+    encoded = _short(column) if short else None
+    encoded = encoded or _encoded(column)
     rows, lookup = encoded.rows, encoded.lookup
     plain = _plain(encoded.distinct, kind)
     if plain is not None:
@@ -279,7 +290,7 @@ class _Flows:
     def __init__(self, flows: pd.DataFrame, rules: tuple[Rule, ...]) -> None:
         n = self.n = len(flows)
         col = flows.get
-        self.transport = _text(col("transport"), n)
+        self.transport = _text(col("transport"), n, short=True)
         port = col("server_port")
         if port is None:
             self.port = np.full(n, -1, dtype=np.int64)
