@@ -214,7 +214,6 @@ def _text(column: pd.Series | None, n: int, kind: str = "name", short: bool = Fa
 
 _BRACKETED = re.compile(r"^\[([^\]]*)\](:\d*)?$")
 _PORT = re.compile(r"^([^:]*):\d*$")
-_QUERY = re.compile(r"[?#].*$")
 
 
 def _plain(distinct: pa.Array, kind: str) -> list[str] | None:
@@ -224,16 +223,20 @@ def _plain(distinct: pa.Array, kind: str) -> list[str] | None:
     if kind == "address" or len(distinct) > 4096 or distinct.null_count:
         return None
     values = distinct.to_pylist()
-    if not all(v.isascii() and v.isprintable() for v in values):
+    joined = "".join(values)
+    if not (joined.isascii() and joined.isprintable()):
         return None
-    values = [v.strip(" ") for v in values]
-    if kind in ("name", "host"):
-        values = [v.lower().rstrip(".") for v in values]
+    if kind == "path":
+        return [v.strip(" ").partition("?")[0].partition("#")[0] for v in values]    # cut at the first ? or #
+    values = [v.strip(" ").lower().rstrip(".") for v in values]
     if kind == "host":
-        values = [_PORT.sub(r"\1", _BRACKETED.sub(r"\1", v)).rstrip(".") for v in values]
-    elif kind == "path":
-        values = [_QUERY.sub("", v) for v in values]
+        values = [_host(v) if v[:1] == "[" or ":" in v else v for v in values]
     return values
+
+
+def _host(value: str) -> str:
+    """A Host header's name (lower-cased, trimmed) without :port and [ ] around IPv6."""
+    return _PORT.sub(r"\1", _BRACKETED.sub(r"\1", value)).rstrip(".")
 
 
 class _Names:
