@@ -21,12 +21,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..metadata.column_codes import Codes, column_codes
+from ..metadata.column_codes import Codes, column_codes, one_array
 from ..metadata.gather import gather_text
 from ..site import Site
 from .dotted_quads import COMPILED, dotted_quads
 from .ipv6_text import colon_hex
+from .labels import COMPILED as LABELS, label_columns
 from .row_groups import COMPILED as ROW_GROUPS, row_groups
+from .short_codes import COMPILED as SHORT, short_codes
+from .server_nets import COMPILED as NETS, MAX_CLASSES, MAX_RULES, server_nets
 from .rules import AUTO, NAME, STRONGEST, Category, Evidence, Rule, RuleSet, builtin_rules, compile_patterns, is_plain
 
 INPUT_COLUMNS = ("transport", "server_ip", "server_port", "sni", "alpn", "server_name", "http_host",
@@ -47,6 +50,10 @@ def classify(flows: pd.DataFrame, site: Site | None = None, *, rules: RuleSet | 
     ruleset = (rules or builtin_rules()).with_site(site)
     found = _match(flows, ruleset)
     out = flows.copy(deep=False)
+    if LABELS:
+        for column, taken in zip(OUTPUT_COLUMNS, label_columns(found.group, found.labels(ruleset))):
+            out[column] = pd.array(taken, dtype="string")
+        return out
     for column, (labels, codes) in zip(OUTPUT_COLUMNS, found.outputs(ruleset)):
         out[column] = _strings(labels, codes)
     return out
@@ -103,7 +110,7 @@ class _Text:
     def __init__(self, rows: np.ndarray, distinct: pa.Array, lookup: np.ndarray | None = None) -> None:
         self.rows = rows
         self.lookup = lookup
-        self.distinct = distinct          # distinct normalized values (Arrow strings)
+        self.distinct = distinct          # distinct normalized values (Arrow strings, or a list of str)
         self._values: list[str] | None = None
         self._codes: np.ndarray | None = None
 
@@ -136,7 +143,7 @@ class _Text:
         """The distinct values as Python strings (made on first use: the server addresses'
         tens of thousands are read as Arrow strings only)."""
         if self._values is None:
-            self._values = self.distinct.to_pylist()
+            self._values = self.distinct if isinstance(self.distinct, list) else self.distinct.to_pylist()
         return self._values
 
     def hits(self, pattern, rows: np.ndarray, split: bool = False, known: np.ndarray | None = None) -> np.ndarray:
@@ -158,31 +165,78 @@ class _Text:
         return ok[codes]
 
 
-def _text(column: pd.Series | None, n: int, kind: str = "name") -> _Text:
-    if column is None:
-        return _Text(np.full(n, -1, dtype=np.int64), pa.array([], pa.string()))
+def _encoded(column: pd.Series) -> Codes:
     encoded = column_codes(column)
     if encoded is None:
         codes, uniques = pd.factorize(column, use_na_sentinel=True)
         encoded = Codes(codes.astype(np.int64, copy=False), pa.array(np.asarray(uniques, dtype=object), type=pa.string()))
-    values = encoded.distinct.cast(pa.string())         # Arrow strings: encoded once per column
-    values = pc.utf8_trim_whitespace(values)
-    if kind in ("name", "host"):
-        values = pc.utf8_rtrim(pc.utf8_lower(values), characters=".")
-    if kind == "host":                                  # Host header: drop :port and [ ] around IPv6
-        values = pc.replace_substring_regex(values, r"^\[([^\]]*)\](:\d*)?$", r"\1")
-        values = pc.replace_substring_regex(values, r"^([^:]*):\d*$", r"\1")
-        values = pc.utf8_rtrim(values, characters=".")
-    elif kind == "path":
-        values = pc.replace_substring_regex(values, r"[?#].*$", "")
+    return encoded
+
+
+def _short(column: pd.Series) -> Codes | None:
+    """A column of a few short values (transport) encoded by short_codes; None for others."""
+    array = column.array
+    if not SHORT or not isinstance(array, pd.arrays.ArrowStringArray):
+        return None
+    found = short_codes(one_array(array._pa_array))
+    return None if found is None else Codes(*found)
+
+
+def _text(column: pd.Series | None, n: int, kind: str = "name", short: bool = False) -> _Text:
+    if column is None:
+        return _Text(np.full(n, -1, dtype=np.int64), pa.array([], pa.string()))
+    encoded = _short(column) if short else None
+    encoded = encoded or _encoded(column)
     rows, lookup = encoded.rows, encoded.lookup
-    empty = np.flatnonzero(pc.equal(pc.binary_length(values), 0).to_numpy(zero_copy_only=False))
-    if empty.size:                                      # empty values count as null
+    plain = _plain(encoded.distinct, kind)
+    if plain is not None:
+        values = plain
+        empty = [i for i, v in enumerate(values) if not v]
+    else:
+        values = encoded.distinct.cast(pa.string())         # Arrow strings: encoded once per column
+        values = pc.utf8_trim_whitespace(values)
+        if kind in ("name", "host"):
+            values = pc.utf8_rtrim(pc.utf8_lower(values), characters=".")
+        if kind == "host":                                  # Host header: drop :port and [ ] around IPv6
+            values = pc.replace_substring_regex(values, r"^\[([^\]]*)\](:\d*)?$", r"\1")
+            values = pc.replace_substring_regex(values, r"^([^:]*):\d*$", r"\1")
+            values = pc.utf8_rtrim(values, characters=".")
+        elif kind == "path":
+            values = pc.replace_substring_regex(values, r"[?#].*$", "")
+        empty = np.flatnonzero(pc.equal(pc.binary_length(values), 0).to_numpy(zero_copy_only=False))
+    if len(empty):                                      # empty values count as null
         lut = np.arange(len(values) + 1, dtype=np.int64)
         lut[empty] = -1
         lut[-1] = -1
         lookup = lut if lookup is None else lut[lookup]
     return _Text(rows, values, lookup)
+
+
+_BRACKETED = re.compile(r"^\[([^\]]*)\](:\d*)?$")
+_PORT = re.compile(r"^([^:]*):\d*$")
+
+
+def _plain(distinct: pa.Array, kind: str) -> list[str] | None:
+    """_text's normalizing in Python, for the few hundred distinct values of a column that are
+    all printable ASCII (where it does exactly what Arrow's Unicode functions do: the only
+    whitespace is " "); None otherwise. Arrow's calls cost ~0.2 ms a column with cold caches."""
+    if kind == "address" or len(distinct) > 4096 or distinct.null_count:
+        return None
+    values = distinct.to_pylist()
+    joined = "".join(values)
+    if not (joined.isascii() and joined.isprintable()):
+        return None
+    if kind == "path":
+        return [v.strip(" ").partition("?")[0].partition("#")[0] for v in values]    # cut at the first ? or #
+    values = [v.strip(" ").lower().rstrip(".") for v in values]
+    if kind == "host":
+        values = [_host(v) if v[:1] == "[" or ":" in v else v for v in values]
+    return values
+
+
+def _host(value: str) -> str:
+    """A Host header's name (lower-cased, trimmed) without :port and [ ] around IPv6."""
+    return _PORT.sub(r"\1", _BRACKETED.sub(r"\1", value)).rstrip(".")
 
 
 class _Names:
@@ -236,10 +290,10 @@ class _Names:
 class _Flows:
     """The input columns in the shapes the rules need."""
 
-    def __init__(self, flows: pd.DataFrame) -> None:
+    def __init__(self, flows: pd.DataFrame, rules: tuple[Rule, ...]) -> None:
         n = self.n = len(flows)
         col = flows.get
-        self.transport = _text(col("transport"), n)
+        self.transport = _text(col("transport"), n, short=True)
         port = col("server_port")
         if port is None:
             self.port = np.full(n, -1, dtype=np.int64)
@@ -247,9 +301,7 @@ class _Flows:
             self.port = port.to_numpy(np.int64)          # the flows table's int32 column: no nulls
         else:
             self.port = pd.to_numeric(port, errors="coerce").astype("Float64").fillna(-1).to_numpy(np.int64)
-        self.ip = _text(col("server_ip"), n, "address")
-        self.ip_hi, self.ip_lo, self.ip_ok = _addresses(self.ip.distinct)
-        self._networks: dict = {}
+        self.nets = _ServerNets(col("server_ip"), n, rules)
         self.text = {
             "sni": _text(col("sni"), n),
             "alpn": _text(col("alpn"), n),
@@ -258,20 +310,28 @@ class _Flows:
             "http_path": _text(col("http_path"), n, "path"),
             "dns_query": _text(col("dns_query"), n),
         }
-        self.source = self._name_source(col("server_name_source"))
+        self.given_rows, self.given_lookup = self._given_source(col("server_name_source"))
 
-    def _name_source(self, given: pd.Series | None) -> np.ndarray:
-        """Evidence code per row for a server_name match."""
-        inferred = np.where(self.text["sni"].present(), _EV[Evidence.SNI],
-                            np.where(self.text["http_host"].present(), _EV[Evidence.HTTP_HOST], _EV[Evidence.DNS]))
+    def _given_source(self, given: pd.Series | None) -> tuple[np.ndarray, np.ndarray]:
+        """server_name_source as written, factored: evidence code of row i is
+        lookup[rows[i]], -1 where not given (inferred per row by source(), only for the rows
+        that are looked at: rows alike in sni and http_host infer alike, so grouping by the
+        given code groups as by the full one)."""
         if given is None:
-            return inferred
+            return np.full(self.n, -1, dtype=np.int64), np.array([-1], dtype=np.int64)
         src = _text(given, self.n)
         bad = [v for v in src.values if v and v not in NAME_SOURCES]
         if bad:
             raise ValueError(f"server_name_source {bad[0]!r} is not one of {', '.join(NAME_SOURCES)}")
         table = np.array([_EV[NAME_SOURCES[v]] if v else -1 for v in src.values] + [-1], dtype=np.int64)
-        code = table[src.codes] if src.lookup is None else table[src.lookup][src.rows]
+        return src.rows, (table if src.lookup is None else table[src.lookup])
+
+    def source(self, rows: np.ndarray) -> np.ndarray:
+        """Evidence code of a server_name match for the row numbers `rows`: as given, else sni
+        if sni is set, else http-host if http_host is, else dns."""
+        code = self.given_lookup[self.given_rows[rows]]
+        inferred = np.where(self.text["sni"].at(rows) >= 0, _EV[Evidence.SNI],
+                            np.where(self.text["http_host"].at(rows) >= 0, _EV[Evidence.HTTP_HOST], _EV[Evidence.DNS]))
         return np.where(code >= 0, code, inferred)
 
     def strongest(self, rows: np.ndarray) -> np.ndarray:
@@ -280,23 +340,94 @@ class _Flows:
         http = (text["http_host"].at(rows) >= 0) | (text["http_path"].at(rows) >= 0)
         return np.where(text["sni"].at(rows) >= 0, _EV[Evidence.SNI],
                         np.where(http, _EV[Evidence.HTTP_HOST],
-                                 np.where(text["server_name"].at(rows) >= 0, self.source[rows], _EV[Evidence.PORT])))
+                                 np.where(text["server_name"].at(rows) >= 0, self.source(rows), _EV[Evidence.PORT])))
 
-    def in_networks(self, rule: Rule, rows: np.ndarray | None) -> np.ndarray:
-        """Per row of `rows` (None: per distinct address): is the server address in the rule's networks?"""
-        ok = np.zeros(len(self.ip.distinct) + 1, dtype=bool)
-        for net in rule.networks:
-            ok[:-1] |= self._in_network(net)
+class _ServerNets:
+    """The server address as the rules read it: per distinct address, which rules' networks
+    hold it (`code`: one number per such set of rules, last slot: null)."""
+
+    def __init__(self, column: pd.Series | None, n: int, rules: tuple[Rule, ...]) -> None:
+        self.bit = {index: j for j, index in enumerate(i for i, rule in enumerate(rules) if rule.networks)}
+        self.rules = rules
+        self._networks: dict = {}
+        self.mask: np.ndarray | None = None
+        if column is None:
+            self.ip = _Text(np.full(n, -1, dtype=np.int64), pa.array([], pa.string()))
+        elif NETS and len(self.bit) <= MAX_RULES:
+            encoded = _encoded(column)       # raw values: only those that may need trimming are trimmed (odd)
+            self.ip = _Text(encoded.rows, encoded.distinct, encoded.lookup)
+            if not encoded.distinct.null_count:
+                self._compiled()
+                return
+            self.ip = _text(column, n, "address")
+        else:
+            self.ip = _text(column, n, "address")
+        self.hi, self.lo, self.ok = _addresses(self.ip.distinct)
+        self.code, self.count = self._table()
+
+    def _compiled(self) -> None:
+        held: dict = {}                      # network -> the bits of the rules it belongs to (rules share Apple's)
+        for index, j in self.bit.items():
+            for net in self.rules[index].networks:
+                held[net] = held.get(net, 0) | (1 << j)
+        spans = [sum(_span(net), ()) for net in held]
+        distinct = self.ip.distinct
+        mask, odd, klass, count = server_nets(distinct, np.array(spans, np.uint64).reshape(-1, 4),
+                                              np.array(list(held.values()), np.int64))
+        if odd.any():                        # trimmed, then read as before
+            at = np.flatnonzero(odd)
+            values = pc.utf8_trim_whitespace(distinct.take(pa.array(at)).cast(pa.string()))
+            hi, lo, ok = _addresses(values)
+            for index, j in self.bit.items():
+                inside = ok & self._inside(self.rules[index], hi, lo, {})
+                mask[at[inside]] |= np.int64(1) << j
+            count = -1
+        self.mask = np.append(mask, 0)
+        if 0 <= count <= MAX_CLASSES:
+            zero = np.flatnonzero(mask == 0)
+            last = klass[zero[0]] if zero.size else count
+            self.code, self.count = np.append(klass, last), count + (not zero.size)
+        else:
+            code, classes = pd.factorize(self.mask)
+            self.code, self.count = code.astype(np.int64, copy=False), len(classes)
+
+    def holds(self, index: int, rows: np.ndarray | None) -> np.ndarray:
+        """Per row of `rows` (None: per distinct address): is the server address in rule
+        `index`'s networks?"""
+        if self.mask is not None:
+            ok = (self.mask >> self.bit[index]) & 1 == 1
+        else:
+            ok = np.zeros(len(self.ip.distinct) + 1, dtype=bool)
+            ok[:-1] = self.ok & self._inside(self.rules[index], self.hi, self.lo, self._networks)
         return ok[:-1] if rows is None else ok[self.ip.at(rows)]
 
-    def _in_network(self, net) -> np.ndarray:
-        """Per distinct address: inside `net`? (once per network: rules share Apple's ranges)"""
-        found = self._networks.get(net)
-        if found is None:
-            first, last = _span(net)
-            found = self.ip_ok & _ge(self.ip_hi, self.ip_lo, first) & _le(self.ip_hi, self.ip_lo, last)
-            self._networks[net] = found
-        return found
+    @staticmethod
+    def _inside(rule: Rule, hi: np.ndarray, lo: np.ndarray, known: dict) -> np.ndarray:
+        """Per address (hi, lo): inside one of the rule's networks? (each network's answer kept
+        in `known`: rules share Apple's ranges)"""
+        ok = np.zeros(len(hi), dtype=bool)
+        for net in rule.networks:
+            found = known.get(net)
+            if found is None:
+                first, last = _span(net)
+                found = known[net] = _ge(hi, lo, first) & _le(hi, lo, last)
+            ok |= found
+        return ok
+
+    def _table(self) -> tuple[np.ndarray, int]:
+        """Per distinct address (last slot: null), a code for the set of rules whose server
+        networks hold it; how many such sets there are."""
+        if not self.bit or not len(self.ip.distinct):
+            return np.zeros(len(self.ip.distinct) + 1, np.int64), 1
+        inside = np.zeros((len(self.ip.distinct) + 1, len(self.bit)), dtype=bool)   # last row: null
+        for index, j in self.bit.items():
+            inside[:-1, j] = self.holds(index, None)
+        if len(self.bit) < 63:                   # each address's set of rules as the bits of one number
+            bits = inside.astype(np.int64) @ (np.int64(1) << np.arange(len(self.bit), dtype=np.int64))
+            code, classes = pd.factorize(bits)
+        else:
+            classes, code = np.unique(inside, axis=0, return_inverse=True)
+        return np.asarray(code).reshape(-1).astype(np.int64), len(classes)
 
 
 def _addresses(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -377,6 +508,10 @@ class _Found:
 
     def outputs(self, ruleset: RuleSet):
         """(labels, codes per row) for category, service, classified_by."""
+        return [(labels, codes[self.group]) for labels, codes in self.labels(ruleset)]
+
+    def labels(self, ruleset: RuleSet):
+        """(labels, codes per entry of `rows`) for category, service, classified_by."""
         rules = ruleset.rules
         fallback = len(rules)
         idx = np.where(self.rule >= 0, self.rule, fallback)
@@ -388,8 +523,7 @@ class _Found:
             labels, codes = self._auto_services(ruleset, auto_rows)
             service_codes[auto_rows] = len(services) + codes
             services = services + labels
-        group = self.group
-        return ((categories, idx[group]), (services, service_codes[group]), (list(EVIDENCE), self.evidence[group]))
+        return [(categories, idx), (services, service_codes), (list(EVIDENCE), self.evidence)]
 
     def _auto_services(self, ruleset: RuleSet, auto: np.ndarray) -> tuple[list[str], np.ndarray]:
         f = self.flows
@@ -419,26 +553,28 @@ def _groups(f: _Flows, rules: tuple[Rule, ...]) -> tuple[np.ndarray, np.ndarray]
     """Rows that show the rules the same evidence, grouped: (group per row, first row of each
     group). The evidence is every input a rule or an output label reads: transport, server
     port, which rules' networks hold the server address (not the address itself), the six
-    text columns (as normalized codes) and server_name's source."""
+    text columns (as normalized codes) and server_name_source as given (what is inferred
+    follows from sni and http_host)."""
     n = f.n
     if n == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     port = f.port
-    nets, n_nets = _network_table(f, rules)
+    nets, n_nets = f.nets.code, f.nets.count
     if ROW_GROUPS:                            # one hashing pass over the columns (row_groups.py)
-        ip_rows, ip_lookup = f.ip.factored()
+        ip_rows, ip_lookup = f.nets.ip.factored()
         mapped = [f.transport.factored(), (ip_rows, nets[ip_lookup])] + [t.factored() for t in f.text.values()]
-        return row_groups((port, f.source), tuple(r for r, _ in mapped), tuple(lk for _, lk in mapped))
+        mapped.append((f.given_rows, f.given_lookup))
+        return row_groups((port,), tuple(r for r, _ in mapped), tuple(lk for _, lk in mapped))
     if port.min() >= -1 and port.max() <= 65535:
         parts = [(port + 1, 65537)]
     else:
         codes, uniq = pd.factorize(port)
         parts = [(codes.astype(np.int64), len(uniq))]
     parts.append((f.transport.codes + 1, len(f.transport.distinct) + 1))
-    parts.append((nets[f.ip.codes], n_nets))
+    parts.append((nets[f.nets.ip.codes], n_nets))
     for text in f.text.values():
         parts.append((text.codes + 1, len(text.distinct) + 1))
-    parts.append((f.source, len(EVIDENCE)))
+    parts.append((f.given_lookup[f.given_rows] + 1, len(EVIDENCE) + 1))
     key = np.zeros(n, np.int64)
     size = 1                                  # Python int: how many key values there can be
     for codes, card in parts:
@@ -457,89 +593,82 @@ def _groups(f: _Flows, rules: tuple[Rule, ...]) -> tuple[np.ndarray, np.ndarray]
     return group, first
 
 
-def _network_table(f: _Flows, rules: tuple[Rule, ...]) -> tuple[np.ndarray, int]:
-    """Per distinct server address (last slot: null), a code for the set of rules whose server
-    networks hold it; how many such sets there are."""
-    with_nets = [rule for rule in rules if rule.networks]
-    if not with_nets or not len(f.ip.distinct):
-        return np.zeros(len(f.ip.distinct) + 1, np.int64), 1
-    inside = np.zeros((len(f.ip.distinct) + 1, len(with_nets)), dtype=bool)   # last row: null
-    for j, rule in enumerate(with_nets):
-        inside[:-1, j] = f.in_networks(rule, None)
-    if len(with_nets) < 63:                   # each address's set of rules as the bits of one number
-        bits = inside.astype(np.int64) @ (np.int64(1) << np.arange(len(with_nets), dtype=np.int64))
-        code, classes = pd.factorize(bits)
-    else:
-        classes, code = np.unique(inside, axis=0, return_inverse=True)
-    return np.asarray(code).reshape(-1).astype(np.int64), len(classes)
-
-
 def _match(flows: pd.DataFrame, ruleset: RuleSet, *, distinct: bool = True) -> _Found:
     """Rule index and evidence for each distinct evidence tuple (`distinct=False`: for every
     row). Each rule looks only at the rows no earlier rule took."""
-    f = _Flows(flows)
+    f = _Flows(flows, ruleset.rules)
     n = f.n
     rules = ruleset.rules
     if distinct:
         group, first = _groups(f, rules)
     else:
         group = first = np.arange(n, dtype=np.int64)
-    rule_of = np.full(n, -1, dtype=np.int64)
-    evidence = np.full(n, _EV[Evidence.PORT], dtype=np.int64)
-    named_by = np.full(n, -1, dtype=np.int8)              # 0 sni, 1 http_host, 2 server_name
-    open_rows = first
+    # Per group (entry of `first`): nothing per flow is spelled out.
+    rule_of = np.full(len(first), -1, dtype=np.int64)
+    evidence = np.full(len(first), _EV[Evidence.PORT], dtype=np.int64)
+    named_by = np.full(len(first), -1, dtype=np.int8)      # 0 sni, 1 http_host, 2 server_name
+    taken = np.zeros(len(first), dtype=bool)
+    open_at = np.arange(len(first), dtype=np.int64)        # the groups no rule has taken yet
     names = _Names(rules, "names")
     hosts = _Names(rules, "http_host")
     queries = _Names(rules, "dns_query")
-    port_index = np.clip(f.port, -1, 65535) + 1
+    port_index = np.clip(f.port[first], -1, 65535) + 1
     for index, rule in enumerate(rules):
-        if not len(open_rows):
+        if not len(open_at):
             break
-        rows = open_rows
+        at = open_at
+        rows = first[at]
         if rule.transport:
             lut = np.array([v in rule.transport for v in f.transport.values] + [False])
-            rows = rows[lut[f.transport.at(rows)]]
+            ok = lut[f.transport.at(rows)]
+            at, rows = at[ok], rows[ok]
         if rule.server_ports or rule.port_ranges:
             lut = np.zeros(65537, dtype=bool)
             lut[np.asarray(rule.server_ports, dtype=np.int64) + 1] = True
             for lo, hi in rule.port_ranges:
                 lut[lo + 1:hi + 2] = True
-            rows = rows[lut[port_index[rows]]]
+            ok = lut[port_index[at]]
+            at, rows = at[ok], rows[ok]
         for column in rule.absent:
-            rows = rows[f.text[column].at(rows) < 0]
+            ok = f.text[column].at(rows) < 0
+            at, rows = at[ok], rows[ok]
         if rule.networks:
-            rows = rows[f.in_networks(rule, rows)]
+            ok = f.nets.holds(index, rows)
+            at, rows = at[ok], rows[ok]
         if rule.alpn_re is not None:
-            rows = rows[f.text["alpn"].hits(rule.alpn_re, rows, split=True)]
+            ok = f.text["alpn"].hits(rule.alpn_re, rows, split=True)
+            at, rows = at[ok], rows[ok]
         if rule.http_path_re is not None:
-            rows = rows[f.text["http_path"].hits(rule.http_path_re, rows)]
+            ok = f.text["http_path"].hits(rule.http_path_re, rows)
+            at, rows = at[ok], rows[ok]
         if rule.http_host:
-            rows = rows[hosts.hits(index, f.text["http_host"], rows)]
+            ok = hosts.hits(index, f.text["http_host"], rows)
+            at, rows = at[ok], rows[ok]
         if rule.dns_query:
-            rows = rows[queries.hits(index, f.text["dns_query"], rows)]
+            ok = queries.hits(index, f.text["dns_query"], rows)
+            at, rows = at[ok], rows[ok]
         if rule.names and len(rows):
             which = np.full(len(rows), -1, dtype=np.int8)
             for code, column in enumerate(("sni", "http_host", "server_name")):
                 left = np.flatnonzero(which < 0)
                 which[left[names.hits(index, f.text[column], rows[left])]] = code
-            rows = rows[which >= 0]
-            which = which[which >= 0]
-            named_by[rows] = which
+            ok = which >= 0
+            at, rows, which = at[ok], rows[ok], which[ok]
+            named_by[at] = which
             by_name = np.where(which == 0, _EV[Evidence.SNI],
-                               np.where(which == 1, _EV[Evidence.HTTP_HOST], f.source[rows]))
+                               np.where(which == 1, _EV[Evidence.HTTP_HOST], f.source(rows)))
         if not len(rows):
             continue
-        rule_of[rows] = index
+        rule_of[at] = index
         if rule.classified_by == NAME:
-            evidence[rows] = by_name
+            evidence[at] = by_name
         elif rule.classified_by == STRONGEST:
-            evidence[rows] = f.strongest(rows)
+            evidence[at] = f.strongest(rows)
         else:
-            evidence[rows] = _EV[Evidence(rule.classified_by)]
-        taken = np.zeros(n, dtype=bool)
-        taken[rows] = True
-        open_rows = open_rows[~taken[open_rows]]
-    return _Found(f, first, group, rule_of[first], evidence[first], named_by[first])
+            evidence[at] = _EV[Evidence(rule.classified_by)]
+        taken[at] = True
+        open_at = open_at[~taken[open_at]]
+    return _Found(f, first, group, rule_of, evidence, named_by)
 
 
 def _strings(labels: list[str], codes: np.ndarray) -> pd.api.extensions.ExtensionArray:

@@ -1,0 +1,188 @@
+"""Which rules' server networks hold each distinct server address, in one compiled pass.
+
+The rules read the server address only through which of their networks hold it. The flows'
+distinct addresses (41K on the engine benchmark) went through Arrow's trim, a dotted-quad pass,
+a colon-hex pass, 17 vectorized range tests and a factorize (~4.4 ms); here each address is read
+and tested where it lies (~2.5 ms with cold caches). The forms read: a dotted quad (four groups of 1-3 ASCII
+digits; a group past 255 makes no address) and IPv6 as inet_ntop writes it (groups of 1-4 hex
+digits, at most one "::"), as dotted_quads and colon_hex read them. Any other value (one to trim,
+a dotted tail, a zone, anything odd) is left to the caller.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from ..metadata.text_columns import string_buffers
+from ..reader.walk import njit
+
+COMPILED = njit.__module__.startswith("numba")
+MAX_RULES = 63            # a rule per bit of an int64 mask
+MAX_CLASSES = 256         # distinct masks numbered here; past that the caller factorizes
+
+__all__ = ["COMPILED", "MAX_RULES", "server_nets"]
+
+
+def server_nets(text: pa.Array, spans: np.ndarray, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Per value of a string column without nulls: (mask: the or of bits[s] of every span s,
+    rows of (first hi, first lo, last hi, last lo) as uint64, that holds the value's address;
+    odd: not read here, mask 0; class: the mask's number in order of first appearance, -1 when
+    there are more than MAX_CLASSES; how many classes)."""
+    n = len(text)
+    offsets, data = string_buffers(text)
+    mask = np.zeros(n, np.int64)
+    odd = np.zeros(n, np.bool_)
+    klass = np.empty(n, np.int64)
+    count = _scan(offsets, data, np.ascontiguousarray(spans, np.uint64), np.ascontiguousarray(bits, np.int64),
+                  mask, odd, klass, MAX_CLASSES)
+    return mask, odd, klass, count
+
+
+@njit(cache=True, inline="always")
+def _hex(c):
+    if 48 <= c <= 57:
+        return c - 48
+    if 97 <= c <= 102:
+        return c - 87
+    if 65 <= c <= 70:
+        return c - 55
+    return -1
+
+
+@njit(cache=True, inline="always")
+def _quad(data, a, b):
+    """(0 not a dotted quad, 1 a good one, 2 a quad with a group past 255; its 32-bit word)."""
+    word = np.uint64(0)
+    octet = np.uint64(0)
+    digits = 0
+    dots = 0
+    big = False
+    for j in range(np.uint64(a), np.uint64(b)):      # unsigned: no wrap-around check
+        c = data[j]
+        if 48 <= c <= 57:
+            digits += 1
+            if digits > 3:
+                return 0, np.uint64(0)
+            octet = octet * np.uint64(10) + np.uint64(c - 48)
+        elif c == 46 and digits > 0 and dots < 3:
+            big |= octet > 255
+            word = (word << np.uint64(8)) | octet
+            octet = np.uint64(0)
+            digits = 0
+            dots += 1
+        else:
+            return 0, np.uint64(0)
+    if dots != 3 or digits == 0:
+        return 0, np.uint64(0)
+    if big or octet > 255:
+        return 2, np.uint64(0)
+    return 1, (word << np.uint64(8)) | octet
+
+
+@njit(cache=True, inline="always")
+def _colon_hex(data, a, b, words, full):
+    """(read, hi, lo) of an IPv6 address in inet_ntop's form."""
+    groups = 0
+    gap = -1
+    digits = 0
+    value = 0
+    j = a
+    if data[a] == 58:
+        if b - a < 2 or data[a + 1] != 58:
+            return False, np.uint64(0), np.uint64(0)
+        gap = 0
+        j = a + 2
+    while j < b:
+        c = data[j]
+        h = _hex(c)
+        if h >= 0:
+            if digits == 4:
+                return False, np.uint64(0), np.uint64(0)
+            value = value * 16 + h
+            digits += 1
+        elif c == 58:
+            if digits == 0 or groups == 8:
+                return False, np.uint64(0), np.uint64(0)
+            words[groups] = value
+            groups += 1
+            digits = 0
+            value = 0
+            if j + 1 < b and data[j + 1] == 58:
+                if gap >= 0:
+                    return False, np.uint64(0), np.uint64(0)
+                gap = groups
+                j += 1
+            elif j + 1 == b:
+                return False, np.uint64(0), np.uint64(0)
+        else:
+            return False, np.uint64(0), np.uint64(0)
+        j += 1
+    if digits:
+        if groups == 8:
+            return False, np.uint64(0), np.uint64(0)
+        words[groups] = value
+        groups += 1
+    elif gap != groups:
+        return False, np.uint64(0), np.uint64(0)
+    if (gap < 0 and groups != 8) or (gap >= 0 and groups > 7):
+        return False, np.uint64(0), np.uint64(0)
+    for k in range(8):
+        full[k] = 0
+    if gap < 0:
+        for k in range(8):
+            full[k] = words[k]
+    else:
+        for k in range(gap):
+            full[k] = words[k]
+        tail = groups - gap
+        for k in range(tail):
+            full[8 - tail + k] = words[gap + k]
+    hi = (full[0] << np.uint64(48)) | (full[1] << np.uint64(32)) | (full[2] << np.uint64(16)) | full[3]
+    lo = (full[4] << np.uint64(48)) | (full[5] << np.uint64(32)) | (full[6] << np.uint64(16)) | full[7]
+    return True, hi, lo
+
+
+@njit(cache=True)
+def _scan(offsets, data, spans, bits, mask, odd, klass, max_classes):
+    words = np.zeros(8, np.uint64)
+    full = np.zeros(8, np.uint64)
+    seen = np.empty(max_classes, np.int64)
+    count = 0
+    last = 0
+    for i in range(len(offsets) - 1):
+        a, b = offsets[i], offsets[i + 1]
+        m = 0
+        if b > a:
+            kind, word = _quad(data, a, b)
+            ok = kind == 1
+            hi = np.uint64(0)
+            lo = np.uint64(0xFFFF00000000) | word        # IPv4 lives in ::ffff:0:0/96
+            if kind == 0:
+                ok, hi, lo = _colon_hex(data, a, b, words, full)
+                odd[i] = not ok
+            if ok:
+                for s in range(len(bits)):
+                    if ((hi > spans[s, 0]) or (hi == spans[s, 0] and lo >= spans[s, 1])) and \
+                            ((hi < spans[s, 2]) or (hi == spans[s, 2] and lo <= spans[s, 3])):
+                        m |= bits[s]
+        mask[i] = m
+        if count > max_classes:
+            continue
+        if count and seen[last] == m:
+            klass[i] = last
+            continue
+        found = -1
+        for k in range(count):
+            if seen[k] == m:
+                found = k
+                break
+        if found < 0:
+            if count == max_classes:
+                count = max_classes + 1
+                continue
+            seen[count] = m
+            found = count
+            count += 1
+        klass[i] = found
+        last = found
+    return count
