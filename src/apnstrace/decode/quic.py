@@ -88,11 +88,6 @@ def is_supported_version(version: int) -> bool:
     return bool(_salts(version))
 
 
-def _is_gquic(version: int) -> bool:
-    """Google T050/T051: IETF packet protection, but gQUIC frames inside."""
-    return version in (0x54303530, 0x54303531)
-
-
 class InitialCrypto(NamedTuple):
     """What initial_crypto read from one datagram."""
     version: int                       # version field of the first Initial packet
@@ -159,16 +154,6 @@ def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
     return value, pos + size
 
 
-def _is_initial(first: int, version: int) -> bool:
-    kind = first >> 4 & 0x03
-    return kind == (0b01 if version == V2 else 0b00)
-
-
-def _is_retry(first: int, version: int) -> bool:
-    kind = first >> 4 & 0x03
-    return kind == (0b00 if version == V2 else 0b11)
-
-
 def initial_crypto(datagram: bytes, dcid_hint: bytes | None = None) -> InitialCrypto | None:
     """CRYPTO frames of every client Initial packet in one UDP payload.
 
@@ -190,42 +175,52 @@ def initial_crypto(datagram: bytes, dcid_hint: bytes | None = None) -> InitialCr
     pieces: list[tuple[int, bytes]] = []
     while pos < end:
         first = data[pos]
-        if not first & 0x80:                       # short header or padding after the last packet
+        if first < 0x80:                           # short header or padding after the last packet
             break
         if pos + 7 > end:
             raise Malformed("quic_header_truncated")
         version = int.from_bytes(data[pos + 1:pos + 5], "big")
-        salts = _salts(version) if version else ()
-        if not salts:
-            if version0 is None:
+        if version0 is None:
+            salts = _SALTS.get(version)
+            if salts is None:
+                salts = _salts(version) if version else ()
+                if len(_SALTS) < 64:
+                    _SALTS[version] = salts
+            if not salts:
                 return None                        # Version Negotiation, gQUIC, unknown version
-            break
-        if version0 is not None and version != version0:
+        elif version != version0:
             break                                  # RFC 9000 12.2: coalesced packets share a connection
-        cur = pos + 5
-        dcid_len = data[cur]
+        dcid_len = data[pos + 5]
         if dcid_len > 20:
             raise Malformed("quic_cid_too_long")
-        cur += 1
-        if cur + dcid_len + 1 > end:
+        cur = pos + 6 + dcid_len
+        if cur + 1 > end:
             raise Malformed("quic_header_truncated")
-        dcid = data[cur:cur + dcid_len]
-        cur += dcid_len
         scid_len = data[cur]
         if scid_len > 20:
             raise Malformed("quic_cid_too_long")
         cur += 1 + scid_len
-        if _is_retry(first, version):
+        kind = first >> 4 & 0x03
+        v2 = version == V2
+        if kind == (0b00 if v2 else 0b11):         # Retry
             if version0 is None:
                 return None                        # a server's packet: nothing to read
             break
-        initial = _is_initial(first, version)
+        initial = kind == (0b01 if v2 else 0b00)
         if initial:
-            token_len, cur = _varint(data, cur, end)
+            if cur < end and data[cur] < 0x40:     # the usual: no token, its length one byte
+                token_len = data[cur]
+                cur += 1
+            else:
+                token_len, cur = _varint(data, cur, end)
             if token_len > end - cur:
                 raise Malformed("quic_header_truncated")
             cur += token_len
-        length, cur = _varint(data, cur, end)
+        if cur + 2 <= end and data[cur] >> 6 == 1:    # the usual: a 2-byte length
+            length = (data[cur] & 0x3F) << 8 | data[cur + 1]
+            cur += 2
+        else:
+            length, cur = _varint(data, cur, end)
         if length > end - cur:
             raise Malformed("quic_packet_truncated")
         stop = cur + length
@@ -236,10 +231,11 @@ def initial_crypto(datagram: bytes, dcid_hint: bytes | None = None) -> InitialCr
             if keys is not None:
                 payload = _open(keys, data, pos, cur, stop)
             else:
+                dcid = data[pos + 6:pos + 6 + dcid_len]
                 cids = [dcid] if dcid_hint is None or dcid_hint == dcid else [bytes(dcid_hint), dcid]
                 for key_cid in cids:
                     for salt in salts:
-                        keys = _client_keys(salt, version == V2, key_cid)
+                        keys = _client_keys(salt, v2, key_cid)
                         payload = _open(keys, data, pos, cur, stop)
                         if payload is not None:
                             used = key_cid
@@ -248,13 +244,17 @@ def initial_crypto(datagram: bytes, dcid_hint: bytes | None = None) -> InitialCr
                         break
             if payload is None:
                 raise Malformed("quic_initial_decrypt_failed")
-            (_gquic_crypto_frames if _is_gquic(version) else _crypto_frames)(payload, pieces)
+            # Google T050/T051 (0x5430353x): IETF packet protection, but gQUIC frames inside
+            (_crypto_frames if version & 0xFFFFFFFE != 0x54303530 else _gquic_crypto_frames)(payload, pieces)
         if version0 is None:
             version0 = version
         pos = stop
     if used is None:
         return None                                # long-header packets, but no Initial
     return InitialCrypto(version0, used, pieces)
+
+
+_SALTS: dict[int, tuple[bytes, ...]] = {}          # _salts per version seen (bounded: 64 versions)
 
 
 def _after_padding(payload: bytes, pos: int) -> int:
@@ -272,6 +272,9 @@ def _crypto_frames(payload: bytes, pieces: list[tuple[int, bytes]]) -> None:
     pos, end = 0, len(payload)
     while pos < end:
         kind = payload[pos]
+        if kind == 0x06:                                        # CRYPTO
+            pos = _crypto_frame(payload, pos + 1, end, pieces)
+            continue
         if kind == 0x00:                                        # PADDING: runs of zeros
             pos = _after_padding(payload, pos)
             continue
@@ -305,8 +308,13 @@ def _crypto_frames(payload: bytes, pieces: list[tuple[int, bytes]]) -> None:
 
 def _crypto_frame(payload: bytes, pos: int, end: int, pieces: list[tuple[int, bytes]]) -> int:
     """A CRYPTO frame's body (offset, length, data) from `pos`; appends the piece, returns the end."""
-    offset, pos = _varint(payload, pos, end)
-    length, pos = _varint(payload, pos, end)
+    if pos + 3 <= end and payload[pos] < 0x40 and payload[pos + 1] >> 6 == 1:
+        offset = payload[pos]                                   # the usual: 1-byte offset, 2-byte length
+        length = (payload[pos + 1] & 0x3F) << 8 | payload[pos + 2]
+        pos += 3
+    else:
+        offset, pos = _varint(payload, pos, end)
+        length, pos = _varint(payload, pos, end)
     if length > end - pos:
         raise Malformed("quic_frame_truncated")
     pieces.append((offset, payload[pos:pos + length]))
