@@ -39,6 +39,17 @@ def check_dns(payloads: list[bytes]) -> int:
     # the ok messages' question names lie back to back, in message order
     asked = np.flatnonzero((scan.reason == dns_fast.OK) & (scan.qdcount > 0))
     assert np.array_equal(np.append(scan.qname_at[asked], scan.used[0])[1:], scan.qname_at[asked] + scan.qname_len[asked])
+    # the scan's own list of them and their names' offsets, and its count of Malformed responses
+    # per reason with the first of each, as plain numpy reads them from the per-message columns
+    n_asked = int(scan.used[4])
+    assert np.array_equal(scan.asked[:n_asked], asked)
+    assert np.array_equal(scan.asked_off[:n_asked + 1], np.append(scan.qname_at[asked], scan.used[0]))
+    bad = (scan.reason > dns_fast.FALLBACK) & scan.is_response
+    assert int(scan.used[3]) == int(bad.sum())
+    for r in range(len(dns_fast.REASONS)):
+        which = np.flatnonzero(bad & (scan.reason == r))
+        assert scan.bad_count[r] == len(which)
+        assert not len(which) or scan.bad_first[r] == which[0]
     for j, p in enumerate(payloads):
         ref = _reference_dns(p)
         reason = int(scan.reason[j])

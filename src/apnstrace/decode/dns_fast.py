@@ -65,8 +65,15 @@ class DnsScan:
                                  # address: the question's, else (none or the root) its owner name
     names: np.ndarray         # uint8: question names
     answer_names: np.ndarray  # uint8: answer names
-    used: np.ndarray          # int64 [4]: bytes written in names, in answer_names; messages left
-                              # to parse_dns (FALLBACK); responses with a Malformed reason
+    used: np.ndarray          # int64 [5]: bytes written in names, in answer_names; messages left
+                              # to parse_dns (FALLBACK); responses with a Malformed reason; messages
+                              # in `asked`
+    asked: np.ndarray         # int64: the ok messages with a question (qdcount > 0), in order:
+                              # asked[:used[4]]
+    asked_off: np.ndarray     # int64: their question names in `names`, as Arrow string offsets:
+                              # asked_off[:used[4] + 1] (from 0: only those names are kept in `names`)
+    bad_count: np.ndarray     # int64 per REASONS index: responses with that Malformed reason
+    bad_first: np.ndarray     # int64 per REASONS index: the first such response (its message)
 
 
 def scan_dns(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> DnsScan:
@@ -83,7 +90,9 @@ def scan_dns(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> DnsScan:
     out = (np.zeros(n, np.int8), np.zeros(n, np.bool_), np.zeros(n, np.int64), np.zeros(n, np.bool_),
            np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64),
            np.zeros(n + 1, np.int64), np.empty(room, np.int64), np.empty(room, np.int64), np.empty(room, np.bool_),
-           np.empty(room + 1, np.int64), np.empty(budget, np.uint8), np.empty(budget, np.uint8), np.zeros(4, np.int64))
+           np.empty(room + 1, np.int64), np.empty(budget, np.uint8), np.empty(budget, np.uint8), np.zeros(5, np.int64),
+           np.empty(n, np.int64), np.empty(n + 1, np.int64), np.zeros(len(REASONS), np.int64),
+           np.zeros(len(REASONS), np.int64))
     _scan(buf, off, cap, *out)
     return DnsScan(*out)
 
@@ -195,8 +204,10 @@ def _name(buf, base, end, pos, out, at, write, known_size):
 
 @njit(cache=True)
 def _scan(buf, off, cap, reason, is_response, rcode, failed, qdcount, qtype, qname_at, qname_len,
-          answer_first, answer_msg, answer_at, answer_v6, answer_name_end, names, answer_names, used_out):
+          answer_first, answer_msg, answer_at, answer_v6, answer_name_end, names, answer_names, used_out,
+          asked, asked_off, bad_count, bad_first):
     k = 0
+    n_asked = 0
     used = 0                                  # bytes of `names` written (by messages kept)
     a_used = 0                                # bytes of `answer_names` written
     answer_name_end[0] = 0
@@ -212,7 +223,11 @@ def _scan(buf, off, cap, reason, is_response, rcode, failed, qdcount, qtype, qna
             is_response[i] = (buf[base + 2] & 0x80) != 0   # malformed answers are counted, queries not
         if end < 12:
             reason[i] = _HEADER
-            used_out[3] += is_response[i]
+            if is_response[i]:
+                used_out[3] += 1
+                if bad_count[_HEADER] == 0:
+                    bad_first[_HEADER] = i
+                bad_count[_HEADER] += 1
             continue
         flags = (buf[base + 2] << 8) | buf[base + 3]
         qd = (buf[base + 4] << 8) | buf[base + 5]
@@ -293,6 +308,9 @@ def _scan(buf, off, cap, reason, is_response, rcode, failed, qdcount, qtype, qna
                 used_out[2] += 1
             elif is_response[i]:
                 used_out[3] += 1
+                if bad_count[bad] == 0:
+                    bad_first[bad] = i
+                bad_count[bad] += 1
             k = first
             used = first_used
             a_used = first_a_used
@@ -300,10 +318,16 @@ def _scan(buf, off, cap, reason, is_response, rcode, failed, qdcount, qtype, qna
             continue
         rcode[i] = flags & 0xF
         qdcount[i] = qd
+        if qd > 0:
+            asked[n_asked] = i
+            asked_off[n_asked] = qname_at[i]
+            n_asked += 1
         failed[i] = is_response[i] and (rcode[i] != 0 or (k > first and real == 0))
     answer_first[len(off)] = k
     used_out[0] = used
     used_out[1] = a_used
+    used_out[4] = n_asked
+    asked_off[n_asked] = used
 
 
 @njit(cache=True)

@@ -21,6 +21,7 @@ another exception.
 from __future__ import annotations
 
 import hmac
+from dataclasses import fields
 from functools import lru_cache
 from hashlib import sha256
 from typing import NamedTuple
@@ -30,7 +31,9 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .malformed import Malformed
-from .tls import MAX_CLIENT_HELLO, ClientHello, parse_client_hello_message
+from .tls import (EXT_ALPN, EXT_SERVER_NAME, EXT_SUPPORTED_VERSIONS, MAX_CLIENT_HELLO, ClientHello,
+                  parse_client_hello_message, version_name)
+from .tls import _alpn_list, _offered_versions, _server_name     # the extension readers, shared
 
 __all__ = ["InitialCrypto", "client_hello_from_crypto", "initial_crypto", "is_supported_version"]
 
@@ -83,11 +86,6 @@ def _salts(version: int) -> tuple[bytes, ...]:
 def is_supported_version(version: int) -> bool:
     """True for the QUIC versions whose client Initials this module can decrypt."""
     return bool(_salts(version))
-
-
-def _is_gquic(version: int) -> bool:
-    """Google T050/T051: IETF packet protection, but gQUIC frames inside."""
-    return version in (0x54303530, 0x54303531)
 
 
 class InitialCrypto(NamedTuple):
@@ -156,16 +154,6 @@ def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
     return value, pos + size
 
 
-def _is_initial(first: int, version: int) -> bool:
-    kind = first >> 4 & 0x03
-    return kind == (0b01 if version == V2 else 0b00)
-
-
-def _is_retry(first: int, version: int) -> bool:
-    kind = first >> 4 & 0x03
-    return kind == (0b00 if version == V2 else 0b11)
-
-
 def initial_crypto(datagram: bytes, dcid_hint: bytes | None = None) -> InitialCrypto | None:
     """CRYPTO frames of every client Initial packet in one UDP payload.
 
@@ -187,42 +175,52 @@ def initial_crypto(datagram: bytes, dcid_hint: bytes | None = None) -> InitialCr
     pieces: list[tuple[int, bytes]] = []
     while pos < end:
         first = data[pos]
-        if not first & 0x80:                       # short header or padding after the last packet
+        if first < 0x80:                           # short header or padding after the last packet
             break
         if pos + 7 > end:
             raise Malformed("quic_header_truncated")
         version = int.from_bytes(data[pos + 1:pos + 5], "big")
-        salts = _salts(version) if version else ()
-        if not salts:
-            if version0 is None:
+        if version0 is None:
+            salts = _SALTS.get(version)
+            if salts is None:
+                salts = _salts(version) if version else ()
+                if len(_SALTS) < 64:
+                    _SALTS[version] = salts
+            if not salts:
                 return None                        # Version Negotiation, gQUIC, unknown version
-            break
-        if version0 is not None and version != version0:
+        elif version != version0:
             break                                  # RFC 9000 12.2: coalesced packets share a connection
-        cur = pos + 5
-        dcid_len = data[cur]
+        dcid_len = data[pos + 5]
         if dcid_len > 20:
             raise Malformed("quic_cid_too_long")
-        cur += 1
-        if cur + dcid_len + 1 > end:
+        cur = pos + 6 + dcid_len
+        if cur + 1 > end:
             raise Malformed("quic_header_truncated")
-        dcid = data[cur:cur + dcid_len]
-        cur += dcid_len
         scid_len = data[cur]
         if scid_len > 20:
             raise Malformed("quic_cid_too_long")
         cur += 1 + scid_len
-        if _is_retry(first, version):
+        kind = first >> 4 & 0x03
+        v2 = version == V2
+        if kind == (0b00 if v2 else 0b11):         # Retry
             if version0 is None:
                 return None                        # a server's packet: nothing to read
             break
-        initial = _is_initial(first, version)
+        initial = kind == (0b01 if v2 else 0b00)
         if initial:
-            token_len, cur = _varint(data, cur, end)
+            if cur < end and data[cur] < 0x40:     # the usual: no token, its length one byte
+                token_len = data[cur]
+                cur += 1
+            else:
+                token_len, cur = _varint(data, cur, end)
             if token_len > end - cur:
                 raise Malformed("quic_header_truncated")
             cur += token_len
-        length, cur = _varint(data, cur, end)
+        if cur + 2 <= end and data[cur] >> 6 == 1:    # the usual: a 2-byte length
+            length = (data[cur] & 0x3F) << 8 | data[cur + 1]
+            cur += 2
+        else:
+            length, cur = _varint(data, cur, end)
         if length > end - cur:
             raise Malformed("quic_packet_truncated")
         stop = cur + length
@@ -233,10 +231,11 @@ def initial_crypto(datagram: bytes, dcid_hint: bytes | None = None) -> InitialCr
             if keys is not None:
                 payload = _open(keys, data, pos, cur, stop)
             else:
+                dcid = data[pos + 6:pos + 6 + dcid_len]
                 cids = [dcid] if dcid_hint is None or dcid_hint == dcid else [bytes(dcid_hint), dcid]
                 for key_cid in cids:
                     for salt in salts:
-                        keys = _client_keys(salt, version == V2, key_cid)
+                        keys = _client_keys(salt, v2, key_cid)
                         payload = _open(keys, data, pos, cur, stop)
                         if payload is not None:
                             used = key_cid
@@ -245,13 +244,17 @@ def initial_crypto(datagram: bytes, dcid_hint: bytes | None = None) -> InitialCr
                         break
             if payload is None:
                 raise Malformed("quic_initial_decrypt_failed")
-            (_gquic_crypto_frames if _is_gquic(version) else _crypto_frames)(payload, pieces)
+            # Google T050/T051 (0x5430353x): IETF packet protection, but gQUIC frames inside
+            (_crypto_frames if version & 0xFFFFFFFE != 0x54303530 else _gquic_crypto_frames)(payload, pieces)
         if version0 is None:
             version0 = version
         pos = stop
     if used is None:
         return None                                # long-header packets, but no Initial
     return InitialCrypto(version0, used, pieces)
+
+
+_SALTS: dict[int, tuple[bytes, ...]] = {}          # _salts per version seen (bounded: 64 versions)
 
 
 def _after_padding(payload: bytes, pos: int) -> int:
@@ -269,6 +272,9 @@ def _crypto_frames(payload: bytes, pieces: list[tuple[int, bytes]]) -> None:
     pos, end = 0, len(payload)
     while pos < end:
         kind = payload[pos]
+        if kind == 0x06:                                        # CRYPTO
+            pos = _crypto_frame(payload, pos + 1, end, pieces)
+            continue
         if kind == 0x00:                                        # PADDING: runs of zeros
             pos = _after_padding(payload, pos)
             continue
@@ -302,8 +308,13 @@ def _crypto_frames(payload: bytes, pieces: list[tuple[int, bytes]]) -> None:
 
 def _crypto_frame(payload: bytes, pos: int, end: int, pieces: list[tuple[int, bytes]]) -> int:
     """A CRYPTO frame's body (offset, length, data) from `pos`; appends the piece, returns the end."""
-    offset, pos = _varint(payload, pos, end)
-    length, pos = _varint(payload, pos, end)
+    if pos + 3 <= end and payload[pos] < 0x40 and payload[pos + 1] >> 6 == 1:
+        offset = payload[pos]                                   # the usual: 1-byte offset, 2-byte length
+        length = (payload[pos + 1] & 0x3F) << 8 | payload[pos + 2]
+        pos += 3
+    else:
+        offset, pos = _varint(payload, pos, end)
+        length, pos = _varint(payload, pos, end)
     if length > end - pos:
         raise Malformed("quic_frame_truncated")
     pieces.append((offset, payload[pos:pos + length]))
@@ -352,6 +363,18 @@ def client_hello_from_crypto(pieces: list[tuple[int, bytes]]) -> ClientHello | N
     gathered from one or more datagrams: None while the bytes from offset 0 to the end of the
     first handshake message are not all there; Malformed when that message is not a readable
     ClientHello (see tls.parse_client_hello_message)."""
+    if len(pieces) == 1:                             # the usual: one CRYPTO frame holds it all
+        offset, data = pieces[0]
+        if type(data) is not bytes:
+            data = bytes(data)
+        if offset or len(data) < 4:
+            return None
+        if data[0] != 1:
+            raise Malformed("quic_crypto_not_client_hello")
+        need = 4 + (data[1] << 16 | data[2] << 8 | data[3])
+        if need > MAX_CLIENT_HELLO:
+            raise Malformed("tls_handshake_too_long")
+        return _hello(data[:need]) if len(data) >= need else None
     need = None          # message length once its 4-byte header is in
     have = 0             # contiguous bytes from offset 0
     parts: list[bytes] = []
@@ -371,5 +394,77 @@ def client_hello_from_crypto(pieces: list[tuple[int, bytes]]) -> ClientHello | N
             if need > MAX_CLIENT_HELLO:
                 raise Malformed("tls_handshake_too_long")
         if need is not None and have >= need:
-            return parse_client_hello_message(b"".join(parts)[:need])
+            return _hello(b"".join(parts)[:need])
     return None
+
+
+# --- ClientHello -------------------------------------------------------------------------------
+
+# Lists of ALPN names and of supported versions, per extension body: a client stack sends the
+# same few, so each is read once (bounded: a capture of odd clients must not grow them forever).
+_ALPN: dict[bytes, tuple[str, ...]] = {}
+_VERSIONS: dict[bytes, tuple[str, ...]] = {}
+_LISTS_MAX = 256
+_HELLO_SETTERS = tuple(getattr(ClientHello, f.name).__set__ for f in fields(ClientHello))
+assert [f.name for f in fields(ClientHello)] == ["sni", "alpn", "legacy_version", "supported_versions"]
+assert not hasattr(ClientHello, "__post_init__")
+
+
+def _listed(cache: dict, read, body: bytes) -> tuple[str, ...]:
+    got = cache.get(body)
+    if got is None:
+        got = read(body, 0, len(body))              # Malformed propagates, nothing kept
+        if len(cache) < _LISTS_MAX:
+            cache[body] = got
+    return got
+
+
+def _hello(msg: bytes) -> ClientHello:
+    """tls.parse_client_hello_message(msg), read with the same checks in the same order (same
+    result, same Malformed reason) but ~2x faster: the extensions are walked in place (tls walks
+    them with a generator), ALPN and supported_versions lists come from _listed, and the frozen
+    dataclass is filled through its slots' setters (its __init__ goes through object.__setattr__)."""
+    end = len(msg)
+    if end < 39 or msg[0] != 1 or 4 + (msg[1] << 16 | msg[2] << 8 | msg[3]) != end:
+        return parse_client_hello_message(msg)      # its own reason (or a hello too short to read)
+    bad = "tls_client_hello_bad_length"
+    pos = 39 + msg[38]                               # session_id
+    if pos + 2 > end:
+        raise Malformed(bad)
+    pos += 2 + (msg[pos] << 8 | msg[pos + 1])        # cipher_suites
+    if pos + 1 > end:
+        raise Malformed(bad)
+    pos += 1 + msg[pos]                              # compression_methods
+    if pos > end:
+        raise Malformed(bad)
+    sni = None
+    alpn = versions = ()
+    if pos != end:                                   # else no extension block (pre-TLS 1.2)
+        if pos + 2 > end:
+            raise Malformed(bad)
+        ext_end = pos + 2 + (msg[pos] << 8 | msg[pos + 1])
+        if ext_end > end:
+            raise Malformed(bad)
+        pos += 2
+        while pos < ext_end:
+            if pos + 4 > ext_end:
+                raise Malformed(bad)
+            stop = pos + 4 + (msg[pos + 2] << 8 | msg[pos + 3])
+            if stop > ext_end:
+                raise Malformed(bad)
+            if not msg[pos]:
+                kind = msg[pos + 1]
+                if kind == EXT_SERVER_NAME:
+                    sni = _server_name(msg, pos + 4, stop)
+                elif kind == EXT_ALPN:
+                    alpn = _listed(_ALPN, _alpn_list, msg[pos + 4:stop])
+                elif kind == EXT_SUPPORTED_VERSIONS:
+                    versions = _listed(_VERSIONS, _offered_versions, msg[pos + 4:stop])
+            pos = stop
+    hello = object.__new__(ClientHello)
+    set_sni, set_alpn, set_legacy, set_versions = _HELLO_SETTERS
+    set_sni(hello, sni)
+    set_alpn(hello, alpn)
+    set_legacy(hello, version_name(msg[4] << 8 | msg[5]))
+    set_versions(hello, versions)
+    return hello

@@ -37,14 +37,17 @@ def feed_dns(collector, buf: np.ndarray, off: np.ndarray, cap: np.ndarray, uids,
         return
     scan = scan_dns(buf, off, cap)
     reason = scan.reason
-    fallbacks, bad_responses = scan.used[2:].tolist()
+    fallbacks, bad_responses, n_asked = scan.used[2:].tolist()
     if bad_responses:
+        # As _reference counts them (answers only), one reason after another: a reason new to
+        # the counter comes in where its first response is, as if counted one by one.
         malformed = collector.stats.malformed
-        for r in reason[(reason > FALLBACK) & scan.is_response].tolist():
-            malformed[REASONS[r]] += 1                # as _reference counts them: answers only
-    asked = np.flatnonzero(scan.qdcount)              # ok messages with a question (else 0)
+        count, first = scan.bad_count.tolist(), scan.bad_first.tolist()
+        for r in sorted((r for r in range(len(REASONS)) if count[r]), key=first.__getitem__):
+            malformed[REASONS[r]] += count[r]
+    asked = scan.asked[:n_asked]                      # ok messages with a question
     collector.log.batch("query", uid_col[asked], seq=first_seq + asked,
-                        dns_query=_column(scan.names, np.append(scan.qname_at[asked], scan.used[0])))
+                        dns_query=_column(scan.names, scan.asked_off[:n_asked + 1]))
     # Answers of the messages read here, then those parse_dns reads: merged in message order.
     answers, failures = _answers(buf, scan, uid_col, ts_col)
     if fallbacks:
