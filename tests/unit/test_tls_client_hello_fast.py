@@ -1,6 +1,7 @@
-"""quic._hello (the QUIC path's ClientHello reader) against tls.parse_client_hello_message, the
-reference: the same ClientHello or the same Malformed reason for any message, well formed or not;
-and client_hello_from_crypto's one-piece shortcut against the reassembly it skips."""
+"""tls.parse_client_hello_message (its in-place extension walk, cached lists and slot setters)
+against the plain reading it replaced, written out here as the reference: the same ClientHello
+or the same Malformed reason for any message, well formed or not; and quic's
+client_hello_from_crypto one-piece shortcut against the reassembly it skips."""
 from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
@@ -8,9 +9,9 @@ from hypothesis import strategies as st
 
 from conftest import mutated
 from test_parse_quic import client_hello
-from apnstrace.decode import quic
+from apnstrace.decode import quic, tls
 from apnstrace.decode.malformed import Malformed
-from apnstrace.decode.tls import MAX_CLIENT_HELLO, parse_client_hello_message
+from apnstrace.decode.tls import MAX_CLIENT_HELLO, ClientHello, parse_client_hello_message
 
 SETTINGS = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -20,6 +21,35 @@ def _outcome(read, *args):
         return "ok", read(*args)
     except Malformed as bad:
         return "malformed", bad.reason
+
+
+def _plain(msg: bytes) -> ClientHello:
+    """The reading before: the generator over extensions, each list read every time."""
+    if len(msg) < 4 or 4 + (msg[1] << 16 | msg[2] << 8 | msg[3]) != len(msg):
+        raise Malformed("tls_handshake_truncated" if len(msg) < 4 else "tls_client_hello_bad_length")
+    if msg[0] != 1:
+        raise Malformed("tls_not_client_hello")
+    end, bad = len(msg), "tls_client_hello_bad_length"
+    if end < 39:
+        raise Malformed(bad)
+    pos = 39 + msg[38]
+    if pos + 2 > end:
+        raise Malformed(bad)
+    pos += 2 + (msg[pos] << 8 | msg[pos + 1])
+    if pos + 1 > end:
+        raise Malformed(bad)
+    pos += 1 + msg[pos]
+    if pos > end:
+        raise Malformed(bad)
+    sni, alpn, versions = None, (), ()
+    for etype, start, stop in tls._extensions(msg, pos, end, bad):
+        if etype == tls.EXT_SERVER_NAME:
+            sni = tls._server_name(msg, start, stop)
+        elif etype == tls.EXT_ALPN:
+            alpn = tls._alpn_list(msg, start, stop)
+        elif etype == tls.EXT_SUPPORTED_VERSIONS:
+            versions = tls._offered_versions(msg, start, stop)
+    return ClientHello(sni, alpn, tls.version_name(msg[4] << 8 | msg[5]), versions)
 
 
 def _u16(n: int) -> bytes:
@@ -72,10 +102,10 @@ def _hello_message(draw) -> bytes:
 
 def _check(msg: bytes, cold: bool) -> None:
     if cold:
-        quic._ALPN.clear()
-        quic._VERSIONS.clear()
-    assert _outcome(quic._hello, msg) == _outcome(parse_client_hello_message, msg)
-    assert _outcome(quic._hello, msg) == _outcome(parse_client_hello_message, msg)   # lists cached now
+        tls._ALPN_LISTS.clear()
+        tls._VERSION_LISTS.clear()
+    assert _outcome(parse_client_hello_message, msg) == _outcome(_plain, msg)
+    assert _outcome(parse_client_hello_message, msg) == _outcome(_plain, msg)   # lists cached now
 
 
 @SETTINGS
@@ -104,7 +134,7 @@ def _by_reassembly(data: bytes):
         return "malformed", "tls_handshake_too_long"
     if len(data) < need:
         return "ok", None
-    return _outcome(parse_client_hello_message, data[:need])
+    return _outcome(_plain, data[:need])
 
 
 @SETTINGS
