@@ -75,3 +75,18 @@ def test_wide_spans_take_the_numpy_steps() -> None:
     uid = np.array([0, 1 << 30], np.int64)
     key, span = C._keys(uid, np.zeros(2, np.int8))
     assert span is None and key.tolist() == [0, 1 << 31]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(st.integers(0, 20), st.booleans()), max_size=50), st.integers(0, 1 << 40),
+       st.lists(st.integers(0, 20), max_size=10))
+def test_answers_or_unanswered_equals_the_numpy_steps(rows: list[tuple[int, bool]], shift: int,
+                                                       other: list[int]) -> None:
+    uid = np.array([u for u, _ in rows] + other, np.int64) + shift
+    picked = np.arange(len(rows), dtype=np.int64)
+    answer = np.array([a for _, a in rows], bool)
+    want = C._answers_or_unanswered_numpy(uid, picked, answer).tolist()
+    assert C._answers_or_unanswered(uid, picked, answer).tolist() == want
+    assert C._answers_or_unanswered(uid, picked, answer).tolist() == want    # the table was left clean
+    flip = ~answer
+    assert C._answers_or_unanswered(uid, picked, flip).tolist() == C._answers_or_unanswered_numpy(uid, picked, flip).tolist()

@@ -105,9 +105,7 @@ class MetadataCollector:
         if dns_rows.size:
             # A lookup answered in this chunk is read from its answer (which repeats the question);
             # only unanswered queries are parsed themselves.
-            answer = got.dns_answer
-            answered = isin_keys(uid[dns_rows], uid[dns_rows[answer]])
-            dns_rows = dns_rows[answer | ~answered]
+            dns_rows = _answers_or_unanswered(uid, dns_rows, got.dns_answer)
         self._dns_over_udp(buf, pk, uid, dns_rows)
         key, span = _keys(uid, pk.direction)
         self.dns_tcp.add(self, buf, pk, key, uid, got.dns_tcp)
@@ -144,7 +142,7 @@ class MetadataCollector:
         open_keys = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
         rows = rows[_holdable(key[rows], self.done["tls"].bits, self.done["http"].bits, open_keys)]
         self.held.add(buf, key[rows], pk.ts[rows], pk.seq[rows], pk.payload_off[rows], pk.payload_cap[rows])
-        self.held.drop(key[late])
+        self.held.drop_rows(key, late)
 
     def _feed(self, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray,
               held: list[tuple[int, float, int, bytes]] | None = None, starts: int = 0) -> None:
@@ -448,6 +446,50 @@ def _holdable_into(k, tls, http, open_keys, lo, hi, table, out):
         out[i] = answering and not is_open and not both
     for o in open_keys:
         table[o - lo] = False
+
+
+def _answers_or_unanswered(uid: np.ndarray, rows: np.ndarray, answer: np.ndarray) -> np.ndarray:
+    """The rows that are answers (answer: per row) or queries of a flow with no answer among
+    `rows`. Compiled: one pass each way over the rows, no gathers (numpy: ~1.8 ms a run)."""
+    if not COMPILED or uid.dtype != np.int64 or len(rows) == 0:
+        return _answers_or_unanswered_numpy(uid, rows, answer)
+    lo, hi = _uid_span(uid, rows)
+    if hi - lo >= _MAX_TABLE:
+        return _answers_or_unanswered_numpy(uid, rows, answer)
+    out = np.empty(len(rows), np.int64)
+    n = _answers_or_unanswered_into(uid, _i64(rows), np.ascontiguousarray(answer, np.bool_), lo,
+                                     key_table(hi - lo), out)
+    return out[:n]
+
+
+def _answers_or_unanswered_numpy(uid: np.ndarray, rows: np.ndarray, answer: np.ndarray) -> np.ndarray:
+    answered = isin_keys(uid[rows], uid[rows[answer]])
+    return rows[answer | ~answered]
+
+
+@njit(cache=True)
+def _uid_span(uid, rows):
+    lo = hi = uid[rows[0]]
+    for r in rows:
+        lo = min(lo, uid[r])
+        hi = max(hi, uid[r])
+    return lo, hi
+
+
+@njit(cache=True)
+def _answers_or_unanswered_into(uid, rows, answer, lo, table, out):
+    """table: all False at rest (key_set's), indexed uid - lo; left so."""
+    for i in range(len(rows)):
+        if answer[i]:
+            table[uid[rows[i]] - lo] = True
+    n = 0
+    for i in range(len(rows)):
+        if answer[i] or not table[uid[rows[i]] - lo]:
+            out[n] = rows[i]
+            n += 1
+    for i in range(len(rows)):
+        table[uid[rows[i]] - lo] = False
+    return n
 
 
 def _keys(uid: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, tuple[int, int] | None]:
