@@ -42,7 +42,7 @@ MAX_HELD_EARLY = 4 << 20   # bytes of early payloads held for directions whose s
 PROXY_V1, PROXY_V2 = b"PROXY ", b"\r\n\r\n\x00\r\nQUIT\n"   # HAProxy PROXY protocol before the real stream
 
 
-@dataclass
+@dataclass(slots=True)
 class _Stream:
     kind: str                               # "tls" or "http"
     first_ts: float
@@ -157,11 +157,15 @@ class MetadataCollector:
                            pk.payload_off[rows].tolist(), pk.payload_cap[rows].tolist()))
         if held:
             entries[starts:starts] = [(k, t, seq, data, None) for k, t, seq, data in held]
+        streams, done = self.streams, self.done
         for k, t, seq, off, cap in entries:
             data = buf[off: off + cap].tobytes() if cap is not None else off
-            kind, skip = _stream_start(data)
-            stream = self.streams.get(k)
-            if kind is not None and k in self.done[kind]:
+            if data[:1] in _TLS_FIRST:      # _stream_start's first case, inline (most payloads here)
+                kind, skip = ("tls" if len(data) >= 3 and data[1] == 3 else None), 0
+            else:
+                kind, skip = _stream_start(data)
+            stream = streams.get(k)
+            if kind is not None and k in done[kind]:
                 if kind == "tls" and data[:1] == b"\x15":
                     self._late_alert(k, data)
                 continue            # only a flow's first ClientHello / HTTP message counts
@@ -173,21 +177,23 @@ class MetadataCollector:
                     continue        # no stream start for this flow direction in reach
                 if skip:
                     data, seq = data[skip:], (seq + skip) & 0xFFFFFFFF
-                stream = self.streams[k] = _Stream(kind, t, seq)
-            if seq not in stream.segments:
+                stream = streams[k] = _Stream(kind, t, seq)
+            segments = stream.segments
+            if seq not in segments:
                 room = self.max_held - stream.held
                 if len(data) > room:
                     if not stream.capped:
                         self.stats.limits["reassembly_bytes_capped"] += 1     # once per stream
                     data, stream.capped = data[:room], True
-                stream.segments[seq] = data
+                segments[seq] = data
                 stream.held += len(data)
-            offset = _signed(seq - stream.start_seq)
-            # Bytes before the stream (a STARTTLS dialogue) are not its; a segment at its very
-            # first byte is its start only if it reads as one (not a few bytes of padding that
-            # some stacks send at that seq before the real segment).
-            if offset > 0 or (offset == 0 and kind == stream.kind):
-                stream.first_ts = min(stream.first_ts, t)
+            # Bytes before the stream (a STARTTLS dialogue; offsets past 2**31 taken as negative)
+            # are not its; a segment at its very first byte is its start only if it reads as one
+            # (not a few bytes of padding that some stacks send at that seq before the real segment).
+            offset = (seq - stream.start_seq) & 0xFFFFFFFF
+            if 0 < offset < 0x80000000 or (offset == 0 and kind == stream.kind):
+                if t < stream.first_ts:
+                    stream.first_ts = t
             stream.seen += 1
             touched.add(k)
         for k in touched:
