@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..reader.walk import njit
-from .key_set import isin_keys
+from .key_set import _MAX_TABLE, isin_keys, key_table
 
 __all__ = ["HeldSegments", "gather_ranges"]
 
@@ -100,6 +100,19 @@ class HeldSegments:
             if gone.any():
                 self._keep(~gone)
 
+    def drop_rows(self, key: np.ndarray, rows: np.ndarray) -> None:
+        """drop(key[rows]) without gathering the rows' keys: a chunk's late rows are most of its
+        TCP rows, the held directions a few hundred (~2 ms a run less on engine_2m)."""
+        if len(self.key) == 0 or len(rows) == 0:
+            return
+        lo, hi = int(self.key.min()), int(self.key.max())
+        if not COMPILED or hi - lo >= _MAX_TABLE or key.dtype != np.int64:
+            self.drop(key[rows])
+            return
+        gone = np.empty(len(self.key), np.bool_)
+        if _seen_in_rows(self.key, key, np.ascontiguousarray(rows, np.int64), lo, hi, key_table(hi - lo), gone):
+            self._keep(~gone)
+
     def take(self, keys: np.ndarray) -> list[tuple[int, float, int, bytes]]:
         """(key, ts, seq, payload) held for the directions in `keys`, in arrival order; no longer held."""
         if len(self.key) == 0 or len(keys) == 0:
@@ -122,6 +135,25 @@ class HeldSegments:
         self._used = _compact(self._room, np.ascontiguousarray(start[keep], np.int64),
                               np.ascontiguousarray(self.length[keep], np.int64))
         self.key, self.ts, self.seq, self.length = self.key[keep], self.ts[keep], self.seq[keep], self.length[keep]
+
+
+@njit(cache=True)
+def _seen_in_rows(held, key, rows, lo, hi, table, gone):
+    """gone[i]: held[i] is the key of one of `rows`; whether any is. table: all False at rest
+    (key_set's), indexed key - lo; left so."""
+    for h in held:
+        table[h - lo] = True
+    for r in rows:                       # a held key seen is cleared: its table entry says so
+        k = key[r]
+        if lo <= k <= hi:
+            table[k - lo] = False
+    anything = False
+    for i in range(len(held)):
+        gone[i] = not table[held[i] - lo]
+        anything |= gone[i]
+    for h in held:
+        table[h - lo] = False
+    return anything
 
 
 def _compact(room: np.ndarray, start: np.ndarray, length: np.ndarray) -> int:
