@@ -1,4 +1,4 @@
-"""colon_hex (classify/ipv6_text.py) reads exactly what socket.inet_pton reads, or leaves the value
+"""colon_hex (classify/server_nets.py) reads exactly what socket.inet_pton reads, or leaves the value
 to it: every value it accepts has inet_pton's number."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apnstrace.classify.classifier import _addresses
-from apnstrace.classify.ipv6_text import COMPILED, colon_hex
+from apnstrace.classify.server_nets import COMPILED, colon_hex
 
 pytestmark = pytest.mark.skipif(not COMPILED, reason="the compiled pass runs only with numba")
 

@@ -22,14 +22,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..metadata.column_codes import Codes, column_codes, one_array
+from ..metadata.few_codes import COMPILED as FEW, few_codes
 from ..metadata.gather import gather_text
 from ..site import Site
-from .dotted_quads import COMPILED, dotted_quads
-from .ipv6_text import colon_hex
 from .labels import COMPILED as LABELS, label_columns
 from .row_groups import COMPILED as ROW_GROUPS, row_groups
-from .short_codes import COMPILED as SHORT, short_codes
-from .server_nets import COMPILED as NETS, MAX_CLASSES, MAX_RULES, server_nets
+from .server_nets import COMPILED, MAX_CLASSES, MAX_RULES, colon_hex, dotted_quads, server_nets
 from .rules import AUTO, NAME, STRONGEST, Category, Evidence, Rule, RuleSet, builtin_rules, compile_patterns, is_plain
 
 INPUT_COLUMNS = ("transport", "server_ip", "server_port", "sni", "alpn", "server_name", "http_host",
@@ -39,6 +37,7 @@ NAME_SOURCES = {"sni": Evidence.SNI, "http-host": Evidence.HTTP_HOST, "dns": Evi
 EVIDENCE = tuple(Evidence)
 _EV = {e: i for i, e in enumerate(EVIDENCE)}
 _MAPPED_V4 = 0xFFFF << 32          # ::ffff:0:0/96, where IPv4 addresses live in the 128-bit space
+NETS = COMPILED                    # server_nets' one pass (tests turn it off: the plain path)
 
 
 def classify(flows: pd.DataFrame, site: Site | None = None, *, rules: RuleSet | None = None) -> pd.DataFrame:
@@ -174,11 +173,11 @@ def _encoded(column: pd.Series) -> Codes:
 
 
 def _short(column: pd.Series) -> Codes | None:
-    """A column of a few short values (transport) encoded by short_codes; None for others."""
+    """A column of a few short values (transport) encoded by few_codes; None for others."""
     array = column.array
-    if not SHORT or not isinstance(array, pd.arrays.ArrowStringArray):
+    if not FEW or not isinstance(array, pd.arrays.ArrowStringArray):
         return None
-    found = short_codes(one_array(array._pa_array))
+    found = few_codes(one_array(array._pa_array))
     return None if found is None else Codes(*found)
 
 

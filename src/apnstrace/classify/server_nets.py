@@ -5,8 +5,9 @@ distinct addresses (41K on the engine benchmark) went through Arrow's trim, a do
 a colon-hex pass, 17 vectorized range tests and a factorize (~4.4 ms); here each address is read
 and tested where it lies (~2.5 ms with cold caches). The forms read: a dotted quad (four groups of 1-3 ASCII
 digits; a group past 255 makes no address) and IPv6 as inet_ntop writes it (groups of 1-4 hex
-digits, at most one "::"), as dotted_quads and colon_hex read them. Any other value (one to trim,
-a dotted tail, a zone, anything odd) is left to the caller.
+digits, at most one "::"). Any other value (one to trim, a dotted tail, a zone, anything odd) is
+left to the caller. The same readers, value by value: dotted_quads and colon_hex (the classifier's
+path for columns server_nets does not take).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ COMPILED = njit.__module__.startswith("numba")
 MAX_RULES = 63            # a rule per bit of an int64 mask
 MAX_CLASSES = 256         # distinct masks numbered here; past that the caller factorizes
 
-__all__ = ["COMPILED", "MAX_RULES", "server_nets"]
+__all__ = ["COMPILED", "MAX_RULES", "colon_hex", "dotted_quads", "server_nets"]
 
 
 def server_nets(text: pa.Array, spans: np.ndarray, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -36,6 +37,49 @@ def server_nets(text: pa.Array, spans: np.ndarray, bits: np.ndarray) -> tuple[np
     count = _scan(offsets, data, np.ascontiguousarray(spans, np.uint64), np.ascontiguousarray(bits, np.int64),
                   mask, odd, klass, MAX_CLASSES)
     return mask, odd, klass, count
+
+
+def dotted_quads(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per value of a string column without nulls: (is a dotted quad, its 32-bit word when every
+    group is <= 255, that). The classifier's reading of addresses outside server_nets (a column
+    with nulls, more rules than bits, values that were trimmed first)."""
+    n = len(text)
+    offsets, data = string_buffers(text)
+    quad = np.zeros(n, np.bool_)
+    word = np.zeros(n, np.uint64)
+    good = np.zeros(n, np.bool_)
+    _quads(offsets, data, quad, word, good)
+    return quad, word, good
+
+
+def colon_hex(text: pa.Array, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the values marked in `wanted` of a string column without nulls: (read here: IPv6 in
+    inet_ntop's form, high and low 64 bits). Values not read are for inet_pton."""
+    n = len(text)
+    offsets, data = string_buffers(text)
+    ok = np.zeros(n, np.bool_)
+    hi = np.zeros(n, np.uint64)
+    lo = np.zeros(n, np.uint64)
+    _colon_hexes(offsets, data, np.ascontiguousarray(wanted, np.bool_), ok, hi, lo)
+    return ok, hi, lo
+
+
+@njit(cache=True)
+def _quads(offsets, data, quad, word, good):
+    for i in range(len(offsets) - 1):
+        kind, w = _quad(data, offsets[i], offsets[i + 1])
+        quad[i] = kind != 0
+        word[i] = w
+        good[i] = kind == 1
+
+
+@njit(cache=True)
+def _colon_hexes(offsets, data, wanted, ok, hi, lo):
+    words = np.zeros(8, np.uint64)
+    full = np.zeros(8, np.uint64)
+    for i in range(len(offsets) - 1):
+        if wanted[i] and offsets[i + 1] > offsets[i]:
+            ok[i], hi[i], lo[i] = _colon_hex(data, offsets[i], offsets[i + 1], words, full)
 
 
 @njit(cache=True, inline="always")

@@ -31,10 +31,47 @@ def few_codes(text: pa.Array) -> tuple[np.ndarray, pa.Array] | None:
     valid = text.is_valid().to_numpy(zero_copy_only=False) if text.null_count else np.ones(0, np.bool_)
     codes = np.empty(n, np.int64)
     first = np.empty(MAX_DISTINCT, np.int64)
-    count = _encode(offsets, data, valid, codes, first)
+    count = _encode_short(offsets, data, valid, codes, first)
+    if count == LONG:                           # a value past 7 bytes: compared byte by byte
+        count = _encode(offsets, data, valid, codes, first)
     if count < 0:
         return None
     return codes, text.take(pa.array(first[:count]))
+
+
+LONG = -2
+
+
+@njit(cache=True)
+def _encode_short(offsets, data, valid, codes, first):
+    """_encode for values of at most 7 bytes (LONG at the first longer one): each value is one
+    number (its length, then its bytes) compared with the few seen without a branch per
+    candidate (~1.2 ms -> less for 198K "tcp"/"udp" with cold caches)."""
+    keys = np.empty(len(first), np.uint64)
+    count = 0
+    check = len(valid) > 0
+    for i in range(len(codes)):
+        if check and not valid[i]:
+            codes[i] = -1
+            continue
+        a, b = offsets[i], offsets[i + 1]
+        if b - a > 7:
+            return LONG
+        key = np.uint64(b - a)               # length first: values of different lengths differ
+        for j in range(np.uint64(a), np.uint64(b)):
+            key = (key << np.uint64(8)) | np.uint64(data[j])
+        found = -1
+        for k in range(count):                # no early exit: a select per candidate, no branch
+            found = k if keys[k] == key else found
+        if found < 0:
+            if count == len(first):
+                return -1
+            keys[count] = key
+            first[count] = i
+            found = count
+            count += 1
+        codes[i] = found
+    return count
 
 
 @njit(cache=True)
