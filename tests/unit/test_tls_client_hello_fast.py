@@ -1,4 +1,4 @@
-"""tls.parse_client_hello_message (its in-place extension walk, cached lists and slot setters)
+"""tls.parse_client_hello_message (its cached ALPN and supported_versions lists, slot setters)
 against the plain reading it replaced, written out here as the reference: the same ClientHello
 or the same Malformed reason for any message, well formed or not; and quic's
 client_hello_from_crypto one-piece shortcut against the reassembly it skips."""

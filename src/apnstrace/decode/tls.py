@@ -221,10 +221,11 @@ def parse_client_hello_message(msg: bytes) -> ClientHello:
 
 
 def _client_hello(msg: bytes) -> ClientHello:
-    """A ClientHello from its whole handshake message (header included). The extensions are
-    walked in place (not through _extensions' generator), ALPN and supported_versions lists come
-    from _listed, and the frozen dataclass is filled through its slots: the hello is read ~1,200
-    times a run on engine_2m (stream path and QUIC), where this is about twice as fast."""
+    """A ClientHello from its whole handshake message (header included). ALPN and
+    supported_versions lists come from _listed and the frozen dataclass is filled through its
+    slots: the hello is read ~1,200 times a run on engine_2m (stream path and QUIC). (Walking the
+    extensions inline instead of through _extensions would save ~0.25 us a hello: not worth a
+    second copy of the walk.)"""
     if msg[0] != CLIENT_HELLO:
         raise Malformed("tls_not_client_hello")
     end = len(msg)
@@ -243,28 +244,13 @@ def _client_hello(msg: bytes) -> ClientHello:
     sni: str | None = None
     alpn: tuple[str, ...] = ()
     versions: tuple[str, ...] = ()
-    if pos != end:                                        # else no extension block (pre-TLS 1.2)
-        if pos + 2 > end:
-            raise Malformed(bad)
-        ext_end = pos + 2 + (msg[pos] << 8 | msg[pos + 1])
-        if ext_end > end:
-            raise Malformed(bad)
-        pos += 2
-        while pos < ext_end:
-            if pos + 4 > ext_end:
-                raise Malformed(bad)
-            stop = pos + 4 + (msg[pos + 2] << 8 | msg[pos + 3])
-            if stop > ext_end:
-                raise Malformed(bad)
-            if not msg[pos]:                              # the three types read are below 256
-                kind = msg[pos + 1]
-                if kind == EXT_SERVER_NAME:
-                    sni = _server_name(msg, pos + 4, stop)
-                elif kind == EXT_ALPN:
-                    alpn = _listed(_ALPN_LISTS, _alpn_list, msg[pos + 4:stop])
-                elif kind == EXT_SUPPORTED_VERSIONS:
-                    versions = _listed(_VERSION_LISTS, _offered_versions, msg[pos + 4:stop])
-            pos = stop
+    for etype, start, stop in _extensions(msg, pos, end, bad):
+        if etype == EXT_SERVER_NAME:
+            sni = _server_name(msg, start, stop)
+        elif etype == EXT_ALPN:
+            alpn = _listed(_ALPN_LISTS, _alpn_list, msg[start:stop])
+        elif etype == EXT_SUPPORTED_VERSIONS:
+            versions = _listed(_VERSION_LISTS, _offered_versions, msg[start:stop])
     hello = object.__new__(ClientHello)
     set_sni, set_alpn, set_legacy, set_versions = _HELLO_SETTERS
     set_sni(hello, sni)
