@@ -81,3 +81,42 @@ def test_reassembly_is_the_stream_paths(flights, max_held: int) -> None:
                           int(s0), max_held)
         assert (data, bool(got.capped[i]), bool(got.odd[i]), float(got.first_ts[i])) == want
         assert got.length[i] == len(data)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(FLIGHT, min_size=1, max_size=4), st.sampled_from([3, 9, 1 << 20]), st.randoms(use_true_random=False))
+def test_rows_anywhere_in_the_packet_columns(flights, max_held: int, rnd) -> None:
+    """The kernel gathers the packet columns by seg_row and starts itself: the segments' rows
+    shuffled among other rows read as the same flights as rows in order."""
+    blob, off, cap, seq, ts, starts, n_seg = bytearray(b"\x16\x03"), [], [], [], [], [], []
+    for start_seq, segments in flights:
+        starts.append(len(off))
+        n_seg.append(len(segments))
+        for at, data, t in segments:
+            blob += b"GET "
+            off.append(len(blob))
+            cap.append(len(data))
+            seq.append((start_seq + at) & 0xFFFFFFFF)
+            ts.append(t)
+            blob += data
+    blob += b"\0" * 4
+    buf = np.frombuffer(bytes(blob), np.uint8)
+    n = len(off)
+    n_seg = np.array(n_seg)
+    first_seg = np.concatenate([[0], np.cumsum(n_seg)[:-1]])
+    in_order = SimpleNamespace(payload_off=np.array(off), payload_cap=np.array(cap), seq=np.array(seq, np.int64),
+                               ts=np.array(ts))
+    want = fs._reassembled(buf, in_order, np.arange(n), first_seg, np.array(starts), max_held, n_seg)
+    # row r of in_order goes to place[r] among 2n rows (the others: junk that must not be read)
+    place = np.array(rnd.sample(range(2 * n), n))
+    cols = {}
+    for name, junk in (("payload_off", 0), ("payload_cap", 1), ("seq", 7), ("ts", -1.0)):
+        col = np.full(2 * n, junk, getattr(in_order, name).dtype)
+        col[place] = getattr(in_order, name)
+        cols[name] = col
+    got = fs._reassembled(buf, SimpleNamespace(**cols), place, first_seg, place[np.array(starts)], max_held, n_seg)
+    used = int(want.first_piece[-1])                   # pieces past it are not written
+    for name in ("piece_off", "piece_len"):
+        assert np.array_equal(getattr(got, name)[:used], getattr(want, name)[:used]), name
+    for name in ("first_piece", "length", "capped", "odd", "first_ts"):
+        assert np.array_equal(getattr(got, name), getattr(want, name)), name

@@ -67,12 +67,14 @@ def scan_pieces(buf: np.ndarray, piece_off: np.ndarray, piece_len: np.ndarray, f
     return out
 
 
-@njit(cache=True)
+# The helpers are inlined into _scan in numba's IR: called per record (per flight), each array
+# argument cost an atomic reference count taken and dropped (scan_pieces 9.1 -> 8.1 ms on engine_2m).
+@njit(cache=True, inline="always")
 def _u24(buf, at):
     return (np.int64(buf[at]) << 16) | (np.int64(buf[at + 1]) << 8) | np.int64(buf[at + 2])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _copy(buf, piece_off, piece_len, a, b, lo, hi, out, at):
     """Bytes lo:hi of the stream made of pieces a:b into out[at:]."""
     s = 0
@@ -92,7 +94,7 @@ def _copy(buf, piece_off, piece_len, a, b, lo, hi, out, at):
         s = e
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _flight(buf, piece_off, piece_len, a, b, n, hs, base, i, tmp, hello_seen, hello_done, version, alert,
             alpn_start, alpn_end, leaf_start, leaf_end):
     """One flight (n bytes in pieces a:b; positions below are in the stream); hs[base:] receives
