@@ -51,15 +51,15 @@ FLIGHT = st.tuples(st.sampled_from([1000, (1 << 32) - 3]),
                    st.lists(st.tuples(st.integers(-4, 14), PAYLOAD, st.floats(0, 10)), min_size=1, max_size=6))
 
 
-@settings(max_examples=400, deadline=None, derandomize=True)
-@given(st.lists(FLIGHT, min_size=1, max_size=4), st.sampled_from([3, 9, 1 << 20]))
-def test_reassembly_is_the_stream_paths(flights, max_held: int) -> None:
+def _laid_out(flights):
+    """The flights' segments one after another in a buffer (each after 4 filler bytes that read
+    like an HTTP word), as (buf, packet columns, start rows, segments per flight, first rows)."""
     blob, off, cap, seq, ts, starts, n_seg = bytearray(b"\x16\x03"), [], [], [], [], [], []
     for start_seq, segments in flights:
         starts.append(len(off))
         n_seg.append(len(segments))
         for at, data, t in segments:
-            blob += b"GET "                    # filler that reads like a word
+            blob += b"GET "
             off.append(len(blob))
             cap.append(len(data))
             seq.append((start_seq + at) & 0xFFFFFFFF)
@@ -69,8 +69,14 @@ def test_reassembly_is_the_stream_paths(flights, max_held: int) -> None:
     pk = SimpleNamespace(payload_off=np.array(off), payload_cap=np.array(cap), seq=np.array(seq, np.int64),
                          ts=np.array(ts))
     n_seg = np.array(n_seg)
-    first_seg = np.concatenate([[0], np.cumsum(n_seg)[:-1]])
-    buf = np.frombuffer(bytes(blob), np.uint8)
+    return np.frombuffer(bytes(blob), np.uint8), pk, starts, n_seg, np.concatenate([[0], np.cumsum(n_seg)[:-1]])
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.lists(FLIGHT, min_size=1, max_size=4), st.sampled_from([3, 9, 1 << 20]))
+def test_reassembly_is_the_stream_paths(flights, max_held: int) -> None:
+    buf, pk, starts, n_seg, first_seg = _laid_out(flights)
+    off = pk.payload_off
     # the start row: its segment at offset 0 in the test's terms is the first listed
     got = fs._reassembled(buf, pk, np.arange(len(off)), first_seg, np.array(starts), max_held, n_seg)
     for i, (start_seq, segments) in enumerate(flights):
@@ -88,24 +94,8 @@ def test_reassembly_is_the_stream_paths(flights, max_held: int) -> None:
 def test_rows_anywhere_in_the_packet_columns(flights, max_held: int, rnd) -> None:
     """The kernel gathers the packet columns by seg_row and starts itself: the segments' rows
     shuffled among other rows read as the same flights as rows in order."""
-    blob, off, cap, seq, ts, starts, n_seg = bytearray(b"\x16\x03"), [], [], [], [], [], []
-    for start_seq, segments in flights:
-        starts.append(len(off))
-        n_seg.append(len(segments))
-        for at, data, t in segments:
-            blob += b"GET "
-            off.append(len(blob))
-            cap.append(len(data))
-            seq.append((start_seq + at) & 0xFFFFFFFF)
-            ts.append(t)
-            blob += data
-    blob += b"\0" * 4
-    buf = np.frombuffer(bytes(blob), np.uint8)
-    n = len(off)
-    n_seg = np.array(n_seg)
-    first_seg = np.concatenate([[0], np.cumsum(n_seg)[:-1]])
-    in_order = SimpleNamespace(payload_off=np.array(off), payload_cap=np.array(cap), seq=np.array(seq, np.int64),
-                               ts=np.array(ts))
+    buf, in_order, starts, n_seg, first_seg = _laid_out(flights)
+    n = len(in_order.payload_off)
     want = fs._reassembled(buf, in_order, np.arange(n), first_seg, np.array(starts), max_held, n_seg)
     # row r of in_order goes to place[r] among 2n rows (the others: junk that must not be read)
     place = np.array(rnd.sample(range(2 * n), n))

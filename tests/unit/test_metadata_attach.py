@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from apnstrace.metadata.attach import _codes, _dns_named, _names, _positions
 from apnstrace.metadata.column_codes import Codes, arrow_codes, column_codes, hand_over
 from apnstrace.metadata.dns_records import DnsRecords
-from apnstrace.metadata.gather import gather_text
+from apnstrace.metadata.gather import flows_per_row, gather_text
 from apnstrace.metadata.meta_log import take_or_null
 
 texts = st.lists(st.one_of(st.none(), st.text(max_size=6)), max_size=30)
@@ -38,6 +38,10 @@ def test_gather_through_records_is_take_of_the_composed_rows(values: list, rows:
     got = gather_text(column, rows, through)
     assert got.type == pa.large_string()
     assert got.to_pylist() == take_or_null(column, composed).to_pylist()
+    # the same with the flows per record counted once for many columns (attach's way)
+    counted = gather_text(column, rows, through, uses=flows_per_row(through, len(rows)))
+    assert counted.type == pa.large_string() and counted.to_pylist() == got.to_pylist()
+    assert counted.validate(full=True) is None
 
 
 @settings(max_examples=200, deadline=None)

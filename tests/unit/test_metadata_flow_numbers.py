@@ -1,5 +1,5 @@
-"""The compiled numeric flow columns (flow_numbers) against the numpy steps attach() took before,
-and gather_text counting its bytes per record (`uses`) against counting them per flow."""
+"""The compiled numeric flow columns (flow_numbers) against the numpy steps attach() took before.
+(gather_text counting its bytes per record, `uses`: tests/unit/test_metadata_attach.py.)"""
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apnstrace.metadata.flow_numbers import flow_numbers
-from apnstrace.metadata.gather import flows_per_row, gather_text
-from apnstrace.metadata.meta_log import take_or_null
 
 times = st.one_of(st.none(), st.floats(-5, 5, allow_nan=False), st.just(float("nan")), st.just(float("inf")))
 
@@ -49,18 +47,3 @@ def test_flow_numbers_are_the_numpy_steps(data) -> None:
         assert g.dtype == w.dtype
         np.testing.assert_array_equal(g, w)     # NaN == NaN here; exact otherwise
 
-
-texts = st.lists(st.one_of(st.none(), st.text(max_size=8)), max_size=30)
-
-
-@settings(max_examples=200, deadline=None)
-@given(texts, st.lists(st.integers(-3, 40), max_size=20), st.lists(st.integers(-3, 30), max_size=60))
-def test_gather_counting_per_record_is_take(values: list, rows: list, through: list) -> None:
-    column = pa.array(values, pa.large_string())
-    rows = np.array([r if r < len(values) else -1 for r in rows] + [-1], np.int64)   # a last slot -1
-    through = np.array([t if t < len(rows) else -1 for t in through], np.int64)
-    composed = np.array([rows[t] if t >= 0 else -1 for t in through.tolist()], np.int64)
-    got = gather_text(column, rows, through, uses=flows_per_row(through, len(rows)))
-    assert got.type == pa.large_string()
-    assert got.to_pylist() == take_or_null(column, composed).to_pylist()
-    assert got.validate(full=True) is None
