@@ -47,6 +47,7 @@ _SALT_T51 = bytes.fromhex("7a4edef4e7ccee5fa4506c19124fc8ccda6e033d")        # G
 V1, V2 = 0x00000001, 0x6B3343CF
 
 
+@lru_cache(maxsize=64)                 # per datagram: a capture holds a few versions
 def _salts(version: int) -> tuple[bytes, ...]:
     """Initial salts to try for a version, most likely first; () for a version not read here."""
     if version == V1:
@@ -178,11 +179,7 @@ def initial_crypto(datagram: bytes, dcid_hint: bytes | None = None) -> InitialCr
             raise Malformed("quic_header_truncated")
         version = int.from_bytes(data[pos + 1:pos + 5], "big")
         if version0 is None:
-            salts = _SALTS.get(version)
-            if salts is None:
-                salts = _salts(version) if version else ()
-                if len(_SALTS) < 64:
-                    _SALTS[version] = salts
+            salts = _salts(version) if version else ()
             if not salts:
                 return None                        # Version Negotiation, gQUIC, unknown version
         elif version != version0:
@@ -251,7 +248,6 @@ def initial_crypto(datagram: bytes, dcid_hint: bytes | None = None) -> InitialCr
     return InitialCrypto(version0, used, pieces)
 
 
-_SALTS: dict[int, tuple[bytes, ...]] = {}          # _salts per version seen (bounded: 64 versions)
 
 
 def _after_padding(payload: bytes, pos: int) -> int:
