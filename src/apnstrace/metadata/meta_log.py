@@ -176,9 +176,9 @@ class MetaLog:
         last = order[_ends(uid[order], np.arange(len(order)), last=True)]
         return uid[last], {name: col.take(pa.array(last)) for name, col in cols.items()}
 
-    def _table(self, kind: str) -> tuple[np.ndarray, np.ndarray, dict[str, pa.Array], np.ndarray]:
-        """Every write of one kind: (uid, seq) in (uid, seq) order, the columns as written and
-        `order`, which row of the columns each sorted position is. Kept joined for the next call."""
+    def _writes(self, kind: str) -> tuple[np.ndarray, np.ndarray, dict[str, pa.Array]]:
+        """Every write of one kind: uid and seq per row of the columns, as written (kept joined
+        for the next call)."""
         names = KINDS[kind]
         parts = self.batches[kind]
         rows = self.rows[kind]
@@ -187,116 +187,132 @@ class MetaLog:
             self.rows[kind] = []
         if not parts:
             empty = np.empty(0, np.int64)
-            return empty, empty, {n: pa.array([], TYPES[n]) for n in names}, empty
+            return empty, empty, {n: pa.array([], TYPES[n]) for n in names}
         if len(parts) > 1:
             self.batches[kind] = parts = [_joined(parts, names)]
-        uid, seq, cols = parts[0]
-        order = np.lexsort((seq, uid))
-        return uid[order], seq[order], cols, order
+        return parts[0]
 
     def resolve(self) -> MetaTable:
-        tables = {kind: self._table(kind) for kind in KINDS}
-        uid = _distinct(np.concatenate([tables[k][0] for k in KINDS if k != "late_alert"]))
+        writes = {kind: self._writes(kind) for kind in KINDS}
+        uid = _distinct(np.concatenate([writes[k][0] for k in KINDS if k != "late_alert"]))
         n = len(uid)
         out: dict[str, tuple[pa.Array, np.ndarray]] = {}
         where = _locator(uid)
-        firsts: dict[str, np.ndarray] = {}
-        for kind in ("hello", "request", "response", "flight", "query"):
-            k_uid, _, cols, order = tables[kind]
-            # One pass over the kind's writes picks every field's row per uid (row 0: the last
-            # write, shared by the fields that take it; then the fields with a rule of their own).
-            own = [name for name in KINDS[kind] if name in OLD_OR_NEW + NEW_OR_OLD + FIRST]
-            modes = [_LAST] + [_OLD_OR_NEW if name in OLD_OR_NEW else _NEW_OR_OLD if name in NEW_OR_OLD
-                               else _FIRST for name in own] + [_FIRST_WRITE]
-            flags = np.zeros((len(modes), len(order)), np.bool_)
-            for f, name in enumerate(own, 1):
-                flags[f] = _valid(cols[name]) if name in FIRST else _truthy(cols[name])
-            picked = np.full((len(modes), n), -1, np.int64)
+        for kind, wanted in _WANTED.items():
+            k_uid, k_seq, cols = writes[kind]
+            # One pass over the kind's writes in sequence order does what writing into one
+            # record per flow did: each wanted pick (a field's rule, or the last / first write,
+            # shared by the fields that take it) is a column row per uid.
+            names = [name for name, _ in wanted]
+            flags = np.ones((len(wanted), len(k_uid)), np.bool_)
+            for f, (name, mode) in enumerate(wanted):
+                if mode == _FIRST:
+                    flags[f] = _valid(cols[name])
+                elif mode in (_OLD_OR_NEW, _NEW_OR_OLD):
+                    flags[f] = _truthy(cols[name])
+            picked = np.full((len(wanted), n), -1, np.int64)
             if len(k_uid):
-                _pick(k_uid, order, where(k_uid), flags, np.array(modes, np.int64), picked)
-            firsts[kind] = picked[-1]
+                ordered = len(k_seq) < 2 or bool((k_seq[1:] > k_seq[:-1]).all())
+                order = k_seq[:0] if ordered else np.argsort(k_seq, kind="stable")
+                _pick(where(k_uid), order, ordered, flags, np.array([m for _, m in wanted], np.int64), picked)
+            picks = list(picked)            # one rows array per pick: attach reads shared ones once
             for name in KINDS[kind]:
-                if name in own:
-                    out[name] = cols[name], picked[1 + own.index(name)]
-                elif name != "client_dir":
-                    out[name] = cols[name], picked[0]
+                if name != "client_dir":
+                    out[name] = cols[name], picks[names.index(name) if name in names else 0]
             if kind == "hello":
-                hello_at = picked[0]
-        h_cols, r_cols = tables["hello"][2], tables["request"][2]
-        request_at = firsts["request"]
+                hello_at = picks[0]
+            elif kind == "request":
+                request_at = picks[-1]
+        h_cols, r_cols = writes["hello"][2], writes["request"][2]
         direction = np.where(hello_at >= 0, _floats(h_cols["client_dir"])[hello_at],
                              _floats(r_cols["client_dir"])[request_at])
         every = np.arange(n, dtype=np.int64)
         out["client_dir"] = pa.array(direction, type=DIR, from_pandas=True), every
-        out["client_alert"] = self._client_alerts(uid, tables), every
+        out["client_alert"] = self._client_alerts(uid, writes), every
         return MetaTable(uid, {name: out[name] for name in TYPES})
 
-    def _client_alerts(self, uid: np.ndarray, tables) -> pa.Array:
+    def _client_alerts(self, uid: np.ndarray, writes) -> pa.Array:
         """Late alerts (a handful per capture): the first sent by the flow's client at that moment."""
+        if not len(writes["late_alert"][0]):
+            return pa.nulls(len(uid), STR)
+        tables = {kind: _sorted(*writes[kind]) for kind in ("late_alert", "hello", "request")}
         a_uid, a_seq, a_cols, a_order = tables["late_alert"]
         found: dict[int, str] = {}
-        if len(a_uid):
-            wanted = np.unique(a_uid)
-            writers = {}
-            for kind in ("hello", "request"):
-                k_uid, k_seq, k_cols, k_order = tables[kind]
-                keep = np.flatnonzero(np.isin(k_uid, wanted))
-                writers[kind] = list(zip(k_uid[keep].tolist(), k_seq[keep].tolist(),
-                                         k_cols["client_dir"].take(pa.array(k_order[keep])).to_pylist()))
-            by_seq = np.argsort(a_seq, kind="stable")
-            rows = pa.array(a_order[by_seq])
-            for u, s, d, name in zip(a_uid[by_seq].tolist(), a_seq[by_seq].tolist(),
-                                     a_cols["client_dir"].take(rows).to_pylist(),
-                                     a_cols["client_alert"].take(rows).to_pylist()):
-                if u in found:
-                    continue
-                hellos = [hd for hu, hs, hd in writers["hello"] if hu == u and hs < s]
-                requests = [rd for ru, rs, rd in writers["request"] if ru == u and rs < s]
-                client = hellos[-1] if hellos else (requests[0] if requests else None)
-                if client == d:
-                    found[u] = name
+        wanted = np.unique(a_uid)
+        writers = {}
+        for kind in ("hello", "request"):
+            k_uid, k_seq, k_cols, k_order = tables[kind]
+            keep = np.flatnonzero(np.isin(k_uid, wanted))
+            writers[kind] = list(zip(k_uid[keep].tolist(), k_seq[keep].tolist(),
+                                     k_cols["client_dir"].take(pa.array(k_order[keep])).to_pylist()))
+        by_seq = np.argsort(a_seq, kind="stable")
+        rows = pa.array(a_order[by_seq])
+        for u, s, d, name in zip(a_uid[by_seq].tolist(), a_seq[by_seq].tolist(),
+                                 a_cols["client_dir"].take(rows).to_pylist(),
+                                 a_cols["client_alert"].take(rows).to_pylist()):
+            if u in found:
+                continue
+            hellos = [hd for hu, hs, hd in writers["hello"] if hu == u and hs < s]
+            requests = [rd for ru, rs, rd in writers["request"] if ru == u and rs < s]
+            client = hellos[-1] if hellos else (requests[0] if requests else None)
+            if client == d:
+                found[u] = name
         return pa.array([found.get(u) for u in uid.tolist()], type=STR) if found else pa.nulls(len(uid), STR)
 
 
+def _sorted(uid, seq, cols):
+    """A kind's writes in (uid, seq) order: uid, seq, the columns as written and `order`, which
+    row of the columns each sorted position is."""
+    order = np.lexsort((seq, uid))
+    return uid[order], seq[order], cols, order
+
+
 _LAST, _OLD_OR_NEW, _NEW_OR_OLD, _FIRST, _FIRST_WRITE = range(5)
+# The picks resolve() makes per kind, (field, rule); a field of the kind not named takes the
+# first pick (the last write). Picks no field reads are not made: each is a column per uid.
+_WANTED = {
+    "hello": (("sni", _LAST),),
+    "request": (("http_method", _LAST), ("client_dir", _FIRST_WRITE)),
+    "response": (("http_status", _LAST),),
+    "flight": (("server_ts", _FIRST), ("tls_version", _NEW_OR_OLD), ("server_alpn", _OLD_OR_NEW),
+               ("tls_alert", _OLD_OR_NEW), ("cert_issuer", _NEW_OR_OLD)),
+    "query": (("dns_query", _OLD_OR_NEW),),
+}
 
 
 @njit(cache=True)
-def _pick(k_uid, order, places, flags, modes, picked):
-    """Per uid of a kind's writes (sorted by uid, seq; order: each one's column row; places:
-    its uid's position), for each mode f the column row it picks into picked[f, place]:
-    _LAST the last write; _FIRST_WRITE the first; _OLD_OR_NEW the first flagged (truthy), else
-    the last; _NEW_OR_OLD the last flagged, else none; _FIRST the first flagged (valid), else
-    none (-1). The same picks resolve() made with a sort-order column and a scatter per field
-    (~4 ms on the engine benchmark)."""
-    m = len(k_uid)
-    g0 = 0
-    while g0 < m:
-        g1 = g0 + 1
-        while g1 < m and k_uid[g1] == k_uid[g0]:
-            g1 += 1
-        u = places[g0]
+def _pick(places, order, ordered, flags, modes, picked):
+    """A kind's writes (places: each column row's uid position) taken in sequence order (the
+    rows as they are when `ordered`, else `order`), each pick f per uid as a column row into
+    picked[f, place]: _LAST the last write; _FIRST_WRITE the first; _OLD_OR_NEW the first
+    flagged (truthy), else the last; _NEW_OR_OLD the last flagged, else none; _FIRST the first
+    flagged (valid), else none (-1). An _OLD_OR_NEW pick holds -2 - row while no flagged write
+    has come (a later write may still replace it)."""
+    m = len(places)
+    for k in range(m):
+        r = k if ordered else order[k]
+        u = places[r]
         for f in range(len(modes)):
             mode = modes[f]
-            got = -1
             if mode == _LAST:
-                got = order[g1 - 1]
+                picked[f, u] = r
             elif mode == _FIRST_WRITE:
-                got = order[g0]
+                if picked[f, u] == -1:
+                    picked[f, u] = r
             elif mode == _NEW_OR_OLD:
-                for p in range(g1 - 1, g0 - 1, -1):
-                    if flags[f, order[p]]:
-                        got = order[p]
-                        break
-            else:
-                for p in range(g0, g1):
-                    if flags[f, order[p]]:
-                        got = order[p]
-                        break
-                if got < 0 and mode == _OLD_OR_NEW:
-                    got = order[g1 - 1]
-            picked[f, u] = got
-        g0 = g1
+                if flags[f, r]:
+                    picked[f, u] = r
+            elif mode == _FIRST:
+                if flags[f, r] and picked[f, u] == -1:
+                    picked[f, u] = r
+            elif picked[f, u] < 0:              # _OLD_OR_NEW, no flagged write yet
+                picked[f, u] = r if flags[f, r] else -2 - r
+    for f in range(len(modes)):
+        if modes[f] == _OLD_OR_NEW:
+            for r in range(m):
+                u = places[r]
+                if picked[f, u] < -1:
+                    picked[f, u] = -2 - picked[f, u]
 
 
 def _distinct(uid: np.ndarray) -> np.ndarray:
