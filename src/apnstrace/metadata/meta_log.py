@@ -194,10 +194,12 @@ class MetaLog:
 
     def resolve(self) -> MetaTable:
         writes = {kind: self._writes(kind) for kind in KINDS}
-        uid = _distinct(np.concatenate([writes[k][0] for k in KINDS if k != "late_alert"]))
+        flowing = [k for k in KINDS if k != "late_alert"]
+        uid, places = _places(np.concatenate([writes[k][0] for k in flowing]))
+        ends = np.cumsum([len(writes[k][0]) for k in flowing]).tolist()
+        where = {k: places[end - len(writes[k][0]):end] for k, end in zip(flowing, ends)}
         n = len(uid)
         out: dict[str, tuple[pa.Array, np.ndarray]] = {}
-        where = _locator(uid)
         for kind, wanted in _WANTED.items():
             k_uid, k_seq, cols = writes[kind]
             # One pass over the kind's writes in sequence order does what writing into one
@@ -214,7 +216,7 @@ class MetaLog:
             if len(k_uid):
                 ordered = len(k_seq) < 2 or bool((k_seq[1:] > k_seq[:-1]).all())
                 order = k_seq[:0] if ordered else np.argsort(k_seq, kind="stable")
-                _pick(where(k_uid), order, ordered, flags, np.array([m for _, m in wanted], np.int64), picked)
+                _pick(where[kind], order, ordered, flags, np.array([m for _, m in wanted], np.int64), picked)
             picks = list(picked)            # one rows array per pick: attach reads shared ones once
             for name in KINDS[kind]:
                 if name != "client_dir":
@@ -224,10 +226,8 @@ class MetaLog:
             elif kind == "request":
                 request_at = picks[-1]
         h_cols, r_cols = writes["hello"][2], writes["request"][2]
-        direction = np.where(hello_at >= 0, _floats(h_cols["client_dir"])[hello_at],
-                             _floats(r_cols["client_dir"])[request_at])
         every = np.arange(n, dtype=np.int64)
-        out["client_dir"] = pa.array(direction, type=DIR, from_pandas=True), every
+        out["client_dir"] = _directions(hello_at, h_cols["client_dir"], request_at, r_cols["client_dir"]), every
         out["client_alert"] = self._client_alerts(uid, writes), every
         return MetaTable(uid, {name: out[name] for name in TYPES})
 
@@ -315,28 +315,69 @@ def _pick(places, order, ordered, flags, modes, picked):
                     picked[f, u] = -2 - picked[f, u]
 
 
-def _distinct(uid: np.ndarray) -> np.ndarray:
-    """np.unique of uids (non-negative, dense): marked in a table over their span when that is
-    small next to their number, which needs no sort."""
-    if len(uid) == 0:
-        return np.unique(uid)
-    low, high = int(uid.min()), int(uid.max())
-    if high - low > 8 * len(uid) + (1 << 16):
-        return np.unique(uid)
-    seen = np.zeros(high - low + 1, bool)
-    seen[uid - low] = True
-    return np.flatnonzero(seen).astype(np.int64) + low
+def _places(uid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct uids (ascending) and each given uid's position among them: a table over
+    their span when that is small next to their number (dense flow uids: no sort), else np.unique."""
+    if len(uid) == 0 or int(uid.max()) - int(uid.min()) > 8 * len(uid) + (1 << 16):
+        distinct = np.unique(uid)
+        return distinct, np.searchsorted(distinct, uid)
+    return _dense_places(uid, int(uid.min()), int(uid.max()))
 
 
-def _locator(uid: np.ndarray):
-    """A function giving the positions in `uid` (distinct, ascending) of uids it holds: a lookup
-    table over their span when that is small next to their number (as in _distinct), else a search."""
-    if len(uid) == 0 or int(uid[-1]) - int(uid[0]) > 8 * len(uid) + (1 << 16):
-        return lambda wanted: np.searchsorted(uid, wanted)
-    low = int(uid[0])
-    table = np.zeros(int(uid[-1]) - low + 1, np.int64)
-    table[uid - low] = np.arange(len(uid), dtype=np.int64)
-    return lambda wanted: table[wanted - low]
+@njit(cache=True)
+def _dense_places(uid, low, high):
+    table = np.zeros(high - low + 1, np.int64)
+    for i in range(len(uid)):
+        table[uid[i] - low] = 1
+    count = 0
+    for j in range(len(table)):
+        if table[j]:
+            table[j] = count
+            count += 1
+        else:
+            table[j] = -1
+    distinct = np.empty(count, np.int64)
+    for j in range(len(table)):
+        if table[j] >= 0:
+            distinct[table[j]] = low + j
+    places = np.empty(len(uid), np.int64)
+    for i in range(len(uid)):
+        places[i] = table[uid[i] - low]
+    return distinct, places
+
+
+def _directions(hello_at: np.ndarray, hello_dir: pa.Array, request_at: np.ndarray,
+                request_dir: pa.Array) -> pa.Array:
+    """client_dir per uid: its last hello's, else its first request's (rows -1: none)."""
+    if hello_dir.null_count or request_dir.null_count:
+        direction = np.where(hello_at >= 0, _floats(hello_dir)[hello_at], _floats(request_dir)[request_at])
+        return pa.array(direction, type=DIR, from_pandas=True)
+    values = np.empty(len(hello_at), np.int8)
+    valid = np.empty(len(hello_at), np.bool_)
+    _fill_directions(hello_at, _int8s(hello_dir), request_at, _int8s(request_dir), values, valid)
+    missing = len(valid) - int(np.count_nonzero(valid))
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if missing else None
+    return pa.Array.from_buffers(DIR, len(values), [bitmap, pa.py_buffer(values)], missing)
+
+
+def _int8s(col: pa.Array) -> np.ndarray:
+    return col.to_numpy(zero_copy_only=False).astype(np.int8, copy=False) if len(col) else np.zeros(0, np.int8)
+
+
+@njit(cache=True)
+def _fill_directions(hello_at, hello_dir, request_at, request_dir, values, valid):
+    for i in range(len(values)):
+        h = hello_at[i]
+        r = request_at[i]
+        if h >= 0:
+            values[i] = hello_dir[h]
+            valid[i] = True
+        elif r >= 0:
+            values[i] = request_dir[r]
+            valid[i] = True
+        else:
+            values[i] = 0
+            valid[i] = False
 
 
 def _arrow(values, kind: pa.DataType) -> pa.Array:
