@@ -31,8 +31,8 @@ COMPILED = njit.__module__.startswith("numba")
 
 def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
     """Fill sni, alpn, server_name, http_*, tls_*, cert_issuer, tls_handshake_ms by flow uid."""
-    flows = flows.copy(deep=False)          # copy-on-write (pandas 3): the caller's frame stays as it is
     n = len(flows)
+    out: dict[str, object] = {}             # the columns made, in the order they are placed
     # A collector resolves its metadata log; a merge of several hands over FlowMeta records.
     table = collected.table() if hasattr(collected, "table") else MetaTable.from_metas(collected.flows)
     picked: dict[str, Picked] = {}
@@ -52,27 +52,55 @@ def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
         uses = flows_per_row(at, len(table) + 1)   # the text columns' bytes counted per record
         for name in TEXT + (DNS_QUERY,) + TLS_EVIDENCE:
             picked[name] = found(name)
-            flows[name] = column = pd.array(gather_text(*picked[name], uses=uses), dtype="string")
+            out[name] = column = _string(gather_text(*picked[name], uses=uses))
             if name in CLASSIFIED:
                 hand_over(column, _codes(*picked[name], memo=memo))
         code, code_missing, ms, ms_missing, server = flow_numbers(
             at, found("http_status")[:2], found("hello_ts")[:2], found("server_ts")[:2])
-        flows["http_status"] = pd.arrays.IntegerArray(code, code_missing)
-        flows["tls_handshake_ms"] = pd.arrays.FloatingArray(ms, ms_missing)
-        flows["server_hello_ts"] = server
+        out["http_status"] = pd.arrays.IntegerArray(code, code_missing)
+        out["tls_handshake_ms"] = pd.arrays.FloatingArray(ms, ms_missing)
+        out["server_hello_ts"] = server
     for name in (DNS_QUERY,) + TLS_EVIDENCE:
-        if name not in flows:
-            flows[name] = pd.array([None] * len(flows), dtype="string")
-    if "server_hello_ts" not in flows:
-        flows["server_hello_ts"] = np.full(len(flows), np.nan)
-    sni = picked.get("sni") or _each(_text(flows["sni"]))
-    host = picked.get("http_host") or _each(_text(flows["http_host"]))
+        if name not in out and name not in flows:
+            out[name] = pd.array([None] * n, dtype="string")
+    if "server_hello_ts" not in out and "server_hello_ts" not in flows:
+        out["server_hello_ts"] = np.full(n, np.nan)
+    sni = picked.get("sni") or _each(_text(_current(flows, out, "sni")))
+    host = picked.get("http_host") or _each(_text(_current(flows, out, "http_host")))
     (name, name_codes), (source, kind) = _names(sni, host, flows["server_ip"], flows["ts_start"].to_numpy(),
                                                 collected.dns, memo)
-    flows["server_name"] = column = pd.array(name, dtype="string")
+    out["server_name"] = column = _string(name)
     hand_over(column, name_codes)
-    flows[NAME_SOURCE] = column = pd.array(source, dtype="string")
+    out[NAME_SOURCE] = column = _string(source)
     hand_over(column, Codes(kind, pa.array(SOURCES, pa.large_string())))
+    return _placed(flows, out)
+
+
+def _string(values: pa.Array) -> pd.arrays.ArrowStringArray:
+    """A large_string array as the column pandas' "string" dtype makes of it (pd.array's dtype
+    lookup and checks cost ~15-100 µs a column)."""
+    return pd.arrays.ArrowStringArray(pa.chunked_array([values]))
+
+
+def _current(flows: pd.DataFrame, out: dict, name: str) -> pd.Series:
+    """A column as attach left it so far: made here, else the caller's."""
+    return pd.Series(out[name], index=flows.index, copy=False) if name in out else flows[name]
+
+
+def _placed(flows: pd.DataFrame, out: dict) -> pd.DataFrame:
+    """flows with each column of `out` set as `flows[name] = column` would, in order, the
+    caller's frame left as it is. A column already there is replaced by its position (a
+    __setitem__ looks its name up and checks the value first)."""
+    flows = flows.copy(deep=False)          # copy-on-write (pandas 3): the caller's frame stays as it is
+    columns = flows.columns
+    unique = columns.is_unique
+    for name, column in out.items():
+        if unique and name in columns:
+            flows.isetitem(columns.get_loc(name), column)
+        else:
+            flows[name] = column
+            columns = flows.columns
+            unique = columns.is_unique
     return flows
 
 
