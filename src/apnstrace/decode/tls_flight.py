@@ -1,7 +1,9 @@
 """Server flights in reassembled stream bytes, many at once in one compiled call.
 
 A stream may be given as pieces of a buffer (scan_pieces: the segments where the chunk holds
-them, so nothing is copied but the handshake bytes) or in one piece (scan_flights).
+them) or in one piece (scan_flights). Nothing is copied but the ServerHello's body and the leaf
+certificate: the handshake messages are read where they lie, so the bulk of a certificate chain
+is never loaded from memory.
 
 parse_server_flight (tls.py) stays the reference; this reads the same records the same way
 (handshake messages joined across records, a record the data ends inside read as far as it
@@ -18,12 +20,18 @@ import numpy as np
 
 from ..reader.walk import njit
 from .tls import ALERT, APPLICATION_DATA, CERTIFICATE, CHANGE_CIPHER_SPEC, HANDSHAKE, SERVER_HELLO, SERVER_HELLO_DONE
+from .raw_memory import prefetch
 from .tls_fast import _server_hello, alert_code, record_at
 
 __all__ = ["FALLBACK", "READ", "FlightScan", "scan_flights", "scan_pieces"]
 
 FALLBACK, READ = 0, 1
 TLS13 = 0x0304
+# Prefetch: the first PREFETCH_BYTES of the flight AHEAD on are asked for while this one is read
+# (its ServerHello and certificate headers; the flights lie scattered over the chunk, and each
+# waited on memory). More (every piece's start, or 2 KB) was slower: the bandwidth is shared.
+AHEAD = 8
+PREFETCH_BYTES = 512
 EMPTY_LEAF = -2           # leaf_start when the first certificate is empty (the reference: no names)
 
 
@@ -39,12 +47,12 @@ class FlightScan:
     alpn_end: np.ndarray
     leaf_start: np.ndarray    # the leaf certificate's DER; EMPTY_LEAF for an empty one
     leaf_end: np.ndarray
-    hs: np.ndarray            # the flights' handshake bytes (each flight's at its own `start`)
+    hs: np.ndarray            # each flight's ServerHello body and leaf certificate (from its own `start` on)
 
 
 def scan_flights(data: np.ndarray, start: np.ndarray, length: np.ndarray, hs: np.ndarray | None = None) -> FlightScan:
     """The flights at data[start:start+length] (each the start of a server's byte stream).
-    hs: where to put their handshake bytes (at least len(data) long), else a new array."""
+    hs: where to put their ServerHello bodies and leaves (at least len(data) long), else a new array."""
     n = len(start)
     start = np.ascontiguousarray(start, np.int64)
     hs = np.empty(len(data), np.uint8) if hs is None else hs
@@ -56,7 +64,7 @@ def scan_pieces(buf: np.ndarray, piece_off: np.ndarray, piece_len: np.ndarray, f
                 hs_start: np.ndarray, hs: np.ndarray) -> FlightScan:
     """The flights whose bytes lie in pieces of `buf`, read where they are (no reassembled copy):
     flight i is buf[piece_off[j]:piece_off[j] + piece_len[j]] for j in first_piece[i]:first_piece[i + 1],
-    joined. Its handshake bytes go to hs[hs_start[i]:] (room for the flight's length)."""
+    joined. Its ServerHello body and leaf go to hs[hs_start[i]:] (room for the flight's length)."""
     n = len(first_piece) - 1
     out = FlightScan(np.zeros(n, np.int8), np.zeros(n, np.bool_), np.zeros(n, np.bool_),
                      *(np.full(n, -1, np.int64) for _ in range(6)), hs)
@@ -95,14 +103,35 @@ def _copy(buf, piece_off, piece_len, a, b, lo, hi, out, at):
 
 
 @njit(cache=True, inline="always")
-def _flight(buf, piece_off, piece_len, a, b, n, hs, base, i, tmp, hello_seen, hello_done, version, alert,
-            alpn_start, alpn_end, leaf_start, leaf_end):
+def _vcopy(buf, piece_off, piece_len, a, b, rec_v, rec_s, nrec, lo, hi, out, at):
+    """Bytes lo:hi of the handshake bytes (record r's payload: stream bytes from rec_s[r], at
+    rec_v[r]:rec_v[r + 1] among them) into out[at:]."""
+    r = nrec - 1
+    while r > 0 and rec_v[r] > lo:
+        r -= 1
+    while lo < hi:
+        stop = min(hi, rec_v[r + 1])
+        s = rec_s[r] + lo - rec_v[r]
+        _copy(buf, piece_off, piece_len, a, b, s, s + stop - lo, out, at)
+        at += stop - lo
+        lo = stop
+        r += 1
+
+
+@njit(cache=True, inline="always")
+def _flight(buf, piece_off, piece_len, a, b, n, hs, base, i, tmp, rec_v, rec_s, hello_seen, hello_done, version,
+            alert, alpn_start, alpn_end, leaf_start, leaf_end):
     """One flight (n bytes in pieces a:b; positions below are in the stream); hs[base:] receives
-    its handshake bytes. True when read plainly."""
+    the ServerHello's body and the leaf certificate. The handshake bytes are read where they lie
+    (records: rec_v, rec_s), only the parts looked at: a certificate chain's other certificates
+    are never loaded from memory. True when read plainly."""
     end = n
     pos = 0
-    have = base               # end of the handshake bytes in hs
-    used = base               # handshake bytes consumed as whole messages
+    nrec = 0
+    rec_v[0] = 0
+    have = 0                  # handshake bytes so far
+    used = 0                  # handshake bytes consumed as whole messages
+    out = base                # end of what went to hs
     seen = False
     cert_done = False
     ver = -1
@@ -116,27 +145,35 @@ def _flight(buf, piece_off, piece_len, a, b, n, hs, base, i, tmp, hello_seen, he
         if cut and ctype != HANDSHAKE:
             break
         if ctype == HANDSHAKE:
-            _copy(buf, piece_off, piece_len, a, b, start, stop, hs, have)
+            rec_s[nrec] = start
+            nrec += 1
             have += stop - start
+            rec_v[nrec] = have
             while used + 4 <= have:
-                mtype = hs[used]
-                mend = used + 4 + _u24(hs, used + 1)
+                _vcopy(buf, piece_off, piece_len, a, b, rec_v, rec_s, nrec, used, used + 4, tmp, 0)
+                mtype = tmp[0]
+                mend = used + 4 + _u24(tmp, 1)
                 if mtype == CERTIFICATE and not cert_done and seen and ver != TLS13:
                     p = used + 4
                     e = min(mend, have)
                     if p + 6 <= e:
-                        size = _u24(hs, p + 3)
+                        _vcopy(buf, piece_off, piece_len, a, b, rec_v, rec_s, nrec, p + 3, p + 6, tmp, 0)
+                        size = _u24(tmp, 0)
                         if size == 0:
                             cert_done = True
                             leaf_start[i] = EMPTY_LEAF
                         elif p + 6 + size <= e:
                             cert_done = True
-                            leaf_start[i] = p + 6
-                            leaf_end[i] = p + 6 + size
+                            _vcopy(buf, piece_off, piece_len, a, b, rec_v, rec_s, nrec, p + 6, p + 6 + size, hs, out)
+                            leaf_start[i] = out
+                            leaf_end[i] = out + size
+                            out += size
                 if mend > have:
                     break
                 if mtype == SERVER_HELLO and not seen:
-                    ver = _server_hello(hs, used + 4, mend, i, alpn_start, alpn_end)
+                    _vcopy(buf, piece_off, piece_len, a, b, rec_v, rec_s, nrec, used + 4, mend, hs, out)
+                    ver = _server_hello(hs, out, out + mend - used - 4, i, alpn_start, alpn_end)
+                    out += mend - used - 4
                     if ver < 0:
                         return False
                     seen = True
@@ -165,13 +202,31 @@ def _flight(buf, piece_off, piece_len, a, b, n, hs, base, i, tmp, hello_seen, he
 @njit(cache=True)
 def _scan(buf, piece_off, piece_len, first_piece, hs_start, hs, kind, hello_seen, hello_done, version, alert,
           alpn_start, alpn_end, leaf_start, leaf_end):
-    tmp = np.empty(5, np.uint8)
+    tmp = np.empty(8, np.uint8)
+    most = 0
     for i in range(len(first_piece) - 1):
+        n = 0
+        for j in range(first_piece[i], first_piece[i + 1]):
+            n += piece_len[j]
+        most = max(most, n)
+    rec_v = np.empty(most // 5 + 2, np.int64)     # a flight's handshake records (5 bytes each at least)
+    rec_s = np.empty(most // 5 + 2, np.int64)
+    nf = len(first_piece) - 1
+    for i in range(nf):
+        if i + AHEAD < nf:
+            left = PREFETCH_BYTES
+            for j in range(first_piece[i + AHEAD], first_piece[i + AHEAD + 1]):
+                at = np.uint64(piece_off[j])
+                for line in range(0, min(piece_len[j], left), 64):
+                    prefetch(buf, at + np.uint64(line))
+                left -= piece_len[j]
+                if left <= 0:
+                    break
         a = first_piece[i]
         b = first_piece[i + 1]
         n = 0
         for j in range(a, b):
             n += piece_len[j]
-        if _flight(buf, piece_off, piece_len, a, b, n, hs, hs_start[i], i, tmp, hello_seen, hello_done, version,
-                   alert, alpn_start, alpn_end, leaf_start, leaf_end):
+        if _flight(buf, piece_off, piece_len, a, b, n, hs, hs_start[i], i, tmp, rec_v, rec_s, hello_seen, hello_done,
+                   version, alert, alpn_start, alpn_end, leaf_start, leaf_end):
             kind[i] = READ
