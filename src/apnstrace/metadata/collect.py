@@ -27,7 +27,7 @@ from .flight_streams import take_flights
 from .held import HeldSegments
 from .key_set import _MAX_TABLE, KeySet, first_occurrences, first_row_of, isin_keys, key_table
 from .meta_log import FlowMeta, MetaLog, MetaTable
-from .pick import pick
+from .pick import pick, pick_keyed
 
 __all__ = ["DnsFailure", "DnsRecords", "FlowMeta", "MetadataCollector"]
 
@@ -100,14 +100,20 @@ class MetadataCollector:
         buf = buf.view(np.ndarray)          # a plain array: slicing a memmap costs a Python object each
         # The rows each path reads, picked in one pass (pick.py): payload-carrying UDP rows by
         # port, TCP rows early in their flow direction (the only ones peeked at), and the peeks.
-        got = pick(buf, pk, rank, (EARLY, MAX_SEGMENTS, DNS_TCP_PAYLOADS), (_HTTP_WORDS, _PROXY_WORDS))
+        # The flow-direction keys come out of the same pass (_keys: a pass of their own).
+        if COMPILED and uid.dtype == np.int64:
+            got, key, lo, hi = pick_keyed(buf, pk, uid, rank, (EARLY, MAX_SEGMENTS, DNS_TCP_PAYLOADS),
+                                          (_HTTP_WORDS, _PROXY_WORDS))
+            span = (lo, hi) if hi - lo < _MAX_PLAN_SPAN and lo >= 0 else None
+        else:
+            got = pick(buf, pk, rank, (EARLY, MAX_SEGMENTS, DNS_TCP_PAYLOADS), (_HTTP_WORDS, _PROXY_WORDS))
+            key, span = _keys(uid, pk.direction)
         dns_rows = got.dns_udp
         if dns_rows.size:
             # A lookup answered in this chunk is read from its answer (which repeats the question);
             # only unanswered queries are parsed themselves.
             dns_rows = _answers_or_unanswered(uid, dns_rows, got.dns_answer)
         self._dns_over_udp(buf, pk, uid, dns_rows)
-        key, span = _keys(uid, pk.direction)
         self.dns_tcp.add(self, buf, pk, key, uid, got.dns_tcp)
         self._quic_initials(buf, pk, uid, got.quic)
         later_rows, start_kind = got.later, got.start_kind
