@@ -531,18 +531,28 @@ def _keys_into(uid, direction, out):
 
 class _PlanTables:
     """_plan's lookup tables by key - lo, kept between chunks (per thread; at rest: first -1,
-    kinds 0, mark False)."""
+    kinds 0, mark False), and its per-row flags (zeroing fresh ones each chunk cost more than
+    clearing the few rows set: is_start True at `started` only, fed all False)."""
 
     def __init__(self) -> None:
         self.first = np.empty(0, np.int64)
         self.kinds = np.empty(0, np.uint8)
         self.mark = np.empty(0, np.bool_)
+        self.is_start = np.empty(0, np.bool_)
+        self.started = np.empty(0, np.int64)
+        self.fed = np.empty(0, np.bool_)
 
     def room(self, span: int) -> "_PlanTables":
         if len(self.first) <= span:
             size = max(span + 1, 1 << 18, 2 * len(self.first))
             self.first, self.kinds, self.mark = (np.full(size, -1, np.int64), np.zeros(size, np.uint8),
                                                  np.zeros(size, np.bool_))
+        return self
+
+    def rows(self, n: int) -> "_PlanTables":
+        if len(self.is_start) < n:
+            size = max(n, 1 << 17, 2 * len(self.is_start))
+            self.is_start, self.fed, self.started = np.zeros(size, np.bool_), np.zeros(size, np.bool_), np.empty(0, np.int64)
         return self
 
 
@@ -563,18 +573,18 @@ def _plan(key: np.ndarray, span: tuple[int, int] | None, got, pending: np.ndarra
     if span is None:
         return _plan_numpy(key, got, pending)
     lo, hi = span
-    t = _plan_tables(hi - lo)
+    t = _plan_tables(hi - lo).rows(len(key))
     n_start, n_idle, n_later = len(got.starting), len(got.idle), len(got.later)
     start_rows = np.empty(n_start, np.int64)
     rows = np.empty(n_start + n_idle + n_later, np.int64)
     unstarted = np.empty(n_idle, np.int64)
-    is_start = np.zeros(len(key), np.bool_)
     counts = _plan_into(key, lo, hi, _i64(got.starting), _i64(got.start_kind), _i64(got.idle), _i64(got.later),
                         np.ascontiguousarray(pending, np.int64), t.first, t.kinds, t.mark,
-                        start_rows, rows, unstarted, is_start, np.empty(n_idle, np.int64),
-                        np.empty(n_later, np.int64))
+                        start_rows, rows, unstarted, t.is_start, np.empty(n_idle, np.int64),
+                        np.empty(n_later, np.int64), t.started)
     n_start, n_rows, n_unstarted = counts
-    return start_rows[:n_start], rows[:n_rows], unstarted[:n_unstarted], is_start
+    t.started = start_rows = start_rows[:n_start]       # this thread's is_start: valid until the next call
+    return start_rows, rows[:n_rows], unstarted[:n_unstarted], t.is_start[:len(key)]
 
 
 def _i64(a: np.ndarray) -> np.ndarray:
@@ -600,8 +610,11 @@ def _plan_numpy(key: np.ndarray, got, pending: np.ndarray) -> tuple[np.ndarray, 
 
 @njit(cache=True)
 def _plan_into(key, lo, hi, starting, start_kind, idle, later, pending, first, kinds, mark,
-               start_rows, rows, unstarted, is_start, ahead, more):
-    """first, kinds, mark: by key - lo, at rest -1, 0, False; left so. Row lists ascend."""
+               start_rows, rows, unstarted, is_start, ahead, more, started):
+    """first, kinds, mark: by key - lo, at rest -1, 0, False; left so. Row lists ascend.
+    is_start: False but at `started` (the last call's start rows), cleared first."""
+    for r in started:
+        is_start[r] = False
     n_start = 0
     for r in starting:
         k = key[r] - lo
@@ -666,11 +679,10 @@ def _read_on(key: np.ndarray, span: tuple[int, int] | None, later: np.ndarray, o
     if span is None:
         return _read_on_numpy(key, later, opened, start_rows, rows)
     lo, hi = span
-    t = _plan_tables(hi - lo)
-    fed = np.zeros(len(key), np.bool_)
+    t = _plan_tables(hi - lo).rows(len(key))
     out = np.empty(len(later), np.int64)
     n = _read_on_into(key, lo, hi, _i64(later), _i64(opened), _i64(start_rows), _i64(rows), t.first,
-                      t.mark, fed, out)
+                      t.mark, t.fed, out)
     return out[:n]
 
 
@@ -684,6 +696,7 @@ def _read_on_numpy(key: np.ndarray, later: np.ndarray, opened: np.ndarray, start
 
 @njit(cache=True)
 def _read_on_into(key, lo, hi, later, opened, start_rows, rows, first, mark, fed, out):
+    """first, mark: as _plan_into's; fed: all False at rest, left so."""
     for o in opened:
         if lo <= o <= hi:
             mark[o - lo] = True
@@ -704,6 +717,8 @@ def _read_on_into(key, lo, hi, later, opened, start_rows, rows, first, mark, fed
             mark[o - lo] = False
     for r in start_rows:
         first[key[r] - lo] = -1
+    for r in rows:
+        fed[r] = False
     return n
 
 

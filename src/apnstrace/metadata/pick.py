@@ -10,6 +10,7 @@ payload once: its start kind and the few bytes take_fast / take_flights decide o
 """
 from __future__ import annotations
 
+import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -53,32 +54,47 @@ def pick(buf: np.ndarray, pk: PacketBatch, rank: np.ndarray, limits: tuple[int, 
     """limits: (EARLY, MAX_SEGMENTS, DNS_TCP_PAYLOADS); words: collect's HTTP and PROXY start words."""
     if not COMPILED:
         return pick_numpy(buf, pk, rank, limits, words)
-    none = np.empty(0, np.int64)
-    return _picked(buf, pk, rank, limits, words, none, none.view(np.int8), none)[0]
+    n, none = len(pk), np.empty(0, np.int64)
+    return _picked(buf, pk, rank, limits, words, none, none.view(np.int8), none,
+                   (np.zeros(n, np.int64), np.zeros(n, np.uint8), none))[0]
 
 
 def pick_keyed(buf: np.ndarray, pk: PacketBatch, uid: np.ndarray, rank: np.ndarray, limits: tuple[int, int, int],
                words: tuple[np.ndarray, np.ndarray]) -> tuple[Picked, np.ndarray, int, int]:
     """pick, and the rows' flow-direction keys (uid * 2 + direction) with their min and max, made
     in the same first pass (a pass of their own over the cold columns took ~2 ms a run).
-    Compiled only; uid int64, at least one row."""
-    key = np.empty(len(pk), np.int64)
-    return _picked(buf, pk, rank, limits, words, uid, np.ascontiguousarray(pk.direction), key)
+    Compiled only; uid int64, at least one row. Its start_kind and peek are this thread's, valid
+    until its next call (MetadataCollector.add reads them within the chunk)."""
+    n = len(pk)
+    key = np.empty(n, np.int64)
+    kept = getattr(_ROW_ARRAYS, "got", None)
+    if kept is None or len(kept[0]) < n:
+        size = max(n, 1 << 17, 2 * len(kept[0]) if kept is not None else 0)
+        kept = _ROW_ARRAYS.got = [np.zeros(size, np.int64), np.zeros(size, np.uint8), np.empty(0, np.int64)]
+    got = _picked(buf, pk, rank, limits, words, uid, np.ascontiguousarray(pk.direction), key,
+                  tuple(kept))
+    kept[2] = got[0].early          # the only rows written: cleared by the next call
+    return got
 
 
-def _picked(buf, pk, rank, limits, words, uid, direction, key) -> tuple[Picked, np.ndarray, int, int]:
+# Per thread: start_kind and peek kept between chunks, all 0 but at the last chunk's early rows
+# (zeroing fresh ones, an int64 per row, cost ~2.4 ms a run), and those rows.
+_ROW_ARRAYS = threading.local()
+
+
+def _picked(buf, pk, rank, limits, words, uid, direction, key, row_arrays) -> tuple[Picked, np.ndarray, int, int]:
+    """row_arrays: start_kind and peek (>= n rows, 0 but at the rows of the third: cleared first)."""
     n = len(pk)
     rows = _scratch(n)
-    start_kind = np.zeros(n, np.int64)
-    peek = np.zeros(n, np.uint8)
+    start_kind, peek, clear = row_arrays
     counts = np.zeros(_LISTS, np.int64)
     early, max_segments, dns_tcp_payloads = limits
     lo, hi = _pick(np.ascontiguousarray(buf, np.uint8), _i64(pk.proto), _i64(pk.payload_off), _i64(pk.payload_cap),
                    _i64(pk.port_a), _i64(pk.port_b), _i64(rank), early, max_segments, dns_tcp_payloads, words[0],
-                   words[1], _HTTP_SLASH, rows, counts, start_kind, peek, uid, direction, key)
+                   words[1], _HTTP_SLASH, rows, counts, start_kind, peek, uid, direction, key, clear)
     got = [rows[j, :counts[j]].copy() for j in range(_LISTS)]
     return (Picked(got[0], rows[_DNS_ANSWER, :counts[0]].astype(bool), got[1], rows[_QUIC_VERSION, :counts[1]].copy(),
-                   got[2], got[3], got[4], got[5], start_kind, peek, got[6], got[7], got[8]), key, lo, hi)
+                   got[2], got[3], got[4], got[5], start_kind[:n], peek[:n], got[6], got[7], got[8]), key, lo, hi)
 
 
 def _i64(a: np.ndarray) -> np.ndarray:
@@ -137,12 +153,16 @@ def _bytes6(w):
 
 @njit(cache=True)
 def _pick(buf, proto, off, cap, port_a, port_b, rank, early, max_segments, dns_tcp_payloads, http_words,
-          proxy_words, http_slash, rows, counts, start_kind, peek, uid, direction, key):
+          proxy_words, http_slash, rows, counts, start_kind, peek, uid, direction, key, clear):
     """First the row lists from the columns alone (sequential reads), then the payload heads of
     the rows that need a peek, gathered in tight loops (independent loads that overlap, where
     a branch on each byte as it arrives would stall on every cache miss; one 8-byte load per
     payload, not a byte loop: 34.6 -> 25.7 ms over engine_2m), then the peeks. With `key` not
-    empty: key[i] = uid[i] * 2 + direction[i] in the first pass; returns their (min, max)."""
+    empty: key[i] = uid[i] * 2 + direction[i] in the first pass; returns their (min, max).
+    start_kind, peek: 0 but at the rows in `clear` (the last chunk's early rows), zeroed here."""
+    for r in clear:
+        start_kind[r] = 0
+        peek[r] = 0
     n_buf = len(buf)
     n_dns = n_quic = n_dtcp = n_early = n_later = n_late = n_start = n_idle = n_alert = 0
     keyed = len(key) > 0
