@@ -63,37 +63,42 @@ def pick_keyed(buf: np.ndarray, pk: PacketBatch, uid: np.ndarray, rank: np.ndarr
                words: tuple[np.ndarray, np.ndarray]) -> tuple[Picked, np.ndarray, int, int]:
     """pick, and the rows' flow-direction keys (uid * 2 + direction) with their min and max, made
     in the same first pass (a pass of their own over the cold columns took ~2 ms a run).
-    Compiled only; uid int64, at least one row. Its start_kind and peek are this thread's, valid
-    until its next call (MetadataCollector.add reads them within the chunk)."""
+    Compiled only; uid int64, at least one row. What it returns but the keys is this thread's
+    room, valid until its next call (MetadataCollector.add reads it within the chunk)."""
     n = len(pk)
     key = np.empty(n, np.int64)
     kept = getattr(_ROW_ARRAYS, "got", None)
     if kept is None or len(kept[0]) < n:
         size = max(n, 1 << 17, 2 * len(kept[0]) if kept is not None else 0)
-        kept = _ROW_ARRAYS.got = [np.zeros(size, np.int64), np.zeros(size, np.uint8), np.empty(0, np.int64)]
+        kept = _ROW_ARRAYS.got = [np.zeros(size, np.int64), np.zeros(size, np.uint8), np.empty(0, np.int64),
+                                  np.empty((_QUIC_VERSION + 1, size), np.int64)]
     got = _picked(buf, pk, rank, limits, words, uid, np.ascontiguousarray(pk.direction), key,
-                  tuple(kept))
+                  tuple(kept[:3]), kept[3])
     kept[2] = got[0].early          # the only rows written: cleared by the next call
     return got
 
 
 # Per thread: start_kind and peek kept between chunks, all 0 but at the last chunk's early rows
-# (zeroing fresh ones, an int64 per row, cost ~2.4 ms a run), and those rows.
+# (zeroing fresh ones, an int64 per row, cost ~2.4 ms a run), those rows, and the row lists' room
+# (the lists are views of it: copying them out cost ~1 ms a run).
 _ROW_ARRAYS = threading.local()
 
 
-def _picked(buf, pk, rank, limits, words, uid, direction, key, row_arrays) -> tuple[Picked, np.ndarray, int, int]:
-    """row_arrays: start_kind and peek (>= n rows, 0 but at the rows of the third: cleared first)."""
+def _picked(buf, pk, rank, limits, words, uid, direction, key, row_arrays, room=None
+            ) -> tuple[Picked, np.ndarray, int, int]:
+    """row_arrays: start_kind and peek (>= n rows, 0 but at the rows of the third: cleared first).
+    room: the row lists' (they are views of it), else _scratch's (they are copies)."""
     n = len(pk)
-    rows = _scratch(n)
+    rows = _scratch(n) if room is None else room
     start_kind, peek, clear = row_arrays
     counts = np.zeros(_LISTS, np.int64)
     early, max_segments, dns_tcp_payloads = limits
     lo, hi = _pick(np.ascontiguousarray(buf, np.uint8), _i64(pk.proto), _i64(pk.payload_off), _i64(pk.payload_cap),
                    _i64(pk.port_a), _i64(pk.port_b), _i64(rank), early, max_segments, dns_tcp_payloads, words[0],
                    words[1], _HTTP_SLASH, rows, counts, start_kind, peek, uid, direction, key, clear)
-    got = [rows[j, :counts[j]].copy() for j in range(_LISTS)]
-    return (Picked(got[0], rows[_DNS_ANSWER, :counts[0]].astype(bool), got[1], rows[_QUIC_VERSION, :counts[1]].copy(),
+    got = [rows[j, :counts[j]] if room is not None else rows[j, :counts[j]].copy() for j in range(_LISTS)]
+    version = rows[_QUIC_VERSION, :counts[1]]
+    return (Picked(got[0], rows[_DNS_ANSWER, :counts[0]].astype(bool), got[1], version if room is not None else version.copy(),
                    got[2], got[3], got[4], got[5], start_kind[:n], peek[:n], got[6], got[7], got[8]), key, lo, hi)
 
 
