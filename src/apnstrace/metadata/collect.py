@@ -27,7 +27,7 @@ from .flight_streams import take_flights
 from .held import HeldSegments
 from .key_set import _MAX_TABLE, KeySet, first_occurrences, first_row_of, isin_keys, key_table
 from .meta_log import FlowMeta, MetaLog, MetaTable
-from .pick import pick, pick_keyed
+from .pick import pick, pick_keyed, plan_into as _plan_into
 
 __all__ = ["DnsFailure", "DnsRecords", "FlowMeta", "MetadataCollector"]
 
@@ -101,10 +101,19 @@ class MetadataCollector:
         # The rows each path reads, picked in one pass (pick.py): payload-carrying UDP rows by
         # port, TCP rows early in their flow direction (the only ones peeked at), and the peeks.
         # The flow-direction keys come out of the same pass (_keys: a pass of their own).
+        # So does _plan's (below) when its tables have room (it reads the starts and the keys
+        # while they are at hand); the streams pending are those left open by the chunks before.
+        pending_before = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
+        plan = None
         if COMPILED and uid.dtype == np.int64:
-            got, key, lo, hi = pick_keyed(buf, pk, uid, rank, (EARLY, MAX_SEGMENTS, DNS_TCP_PAYLOADS),
-                                          (_HTTP_WORDS, _PROXY_WORDS))
+            t = _plan_tables(0).rows(len(pk))
+            got, key, lo, hi, plan = pick_keyed(buf, pk, uid, rank, (EARLY, MAX_SEGMENTS, DNS_TCP_PAYLOADS),
+                                                (_HTTP_WORDS, _PROXY_WORDS),
+                                                (pending_before, t.first, t.kinds, t.mark, t.is_start, t.started,
+                                                 _MAX_PLAN_SPAN))
             span = (lo, hi) if hi - lo < _MAX_PLAN_SPAN and lo >= 0 else None
+            if plan is not None:
+                t.started = plan[0]
         else:
             got = pick(buf, pk, rank, (EARLY, MAX_SEGMENTS, DNS_TCP_PAYLOADS), (_HTTP_WORDS, _PROXY_WORDS))
             key, span = _keys(uid, pk.direction)
@@ -117,8 +126,7 @@ class MetadataCollector:
         self.dns_tcp.add(self, buf, pk, key, uid, got.dns_tcp)
         self._quic_initials(buf, pk, uid, got.quic)
         later_rows, start_kind = got.later, got.start_kind
-        pending_before = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
-        start_rows, rows, unstarted, is_start = _plan(key, span, got, pending_before)
+        start_rows, rows, unstarted, is_start = plan if plan is not None else _plan(key, span, got, pending_before)
         # Held segments of the directions that start here join the stream path like `ahead` ones.
         held = self.held.take(key[start_rows])
         fast_pending = np.concatenate([pending_before, np.array([h[0] for h in held], np.int64)])
@@ -606,70 +614,6 @@ def _plan_numpy(key: np.ndarray, got, pending: np.ndarray) -> tuple[np.ndarray, 
     is_start = np.zeros(len(key), bool)
     is_start[start_rows] = True
     return start_rows, rows, idle[idle_start < 0], is_start
-
-
-@njit(cache=True)
-def _plan_into(key, lo, hi, starting, start_kind, idle, later, pending, first, kinds, mark,
-               start_rows, rows, unstarted, is_start, ahead, more, started):
-    """first, kinds, mark: by key - lo, at rest -1, 0, False; left so. Row lists ascend.
-    is_start: False but at `started` (the last call's start rows), cleared first."""
-    for r in started:
-        is_start[r] = False
-    n_start = 0
-    for r in starting:
-        k = key[r] - lo
-        bit = np.uint8(1 << start_kind[r])
-        if kinds[k] & bit == 0:
-            kinds[k] |= bit
-            start_rows[n_start] = r
-            n_start += 1
-            is_start[r] = True
-            if first[k] < 0:
-                first[k] = r
-    for p in pending:
-        if lo <= p <= hi:
-            mark[p - lo] = True
-    rows[:n_start] = start_rows[:n_start]
-    # The idle rows that overtook their direction's first start, the pending directions' later
-    # rows (both ascend): merged, without repeats and starts.
-    n_ahead = n_unstarted = 0
-    for r in idle:
-        f = first[key[r] - lo]
-        if f < 0:
-            unstarted[n_unstarted] = r
-            n_unstarted += 1
-        elif r < f:
-            ahead[n_ahead] = r
-            n_ahead += 1
-    n_more = 0
-    for r in later:
-        if mark[key[r] - lo]:
-            more[n_more] = r
-            n_more += 1
-    n = n_start
-    i = j = 0
-    while i < n_ahead or j < n_more:
-        if j >= n_more or (i < n_ahead and ahead[i] < more[j]):
-            r = ahead[i]
-            i += 1
-        elif i >= n_ahead or more[j] < ahead[i]:
-            r = more[j]
-            j += 1
-        else:
-            r = ahead[i]
-            i += 1
-            j += 1
-        if not is_start[r]:
-            rows[n] = r
-            n += 1
-    for r in starting:
-        k = key[r] - lo
-        kinds[k] = 0
-        first[k] = -1
-    for p in pending:
-        if lo <= p <= hi:
-            mark[p - lo] = False
-    return n_start, n, n_unstarted
 
 
 def _read_on(key: np.ndarray, span: tuple[int, int] | None, later: np.ndarray, opened: np.ndarray,
