@@ -48,17 +48,21 @@ def assert_same(buf: np.ndarray, pk, rank: np.ndarray, uid: np.ndarray | None = 
         uid = (np.arange(len(pk), dtype=np.int64) * 7919 + int(rank.sum())) % (3 * len(pk) + 5)
     t = collect._plan_tables(0).rows(len(pk))
     pending = np.unique(uid[::3] * 2 + 1)
-    keyed, key, lo, hi, plan = pick_keyed(buf, pk, uid, rank, LIMITS, WORDS,
-                                          (pending, t.first, t.kinds, t.mark, t.is_start, t.started,
-                                           collect._MAX_PLAN_SPAN))
+    keyed, key, lo, hi, plan, dns_uid, dns_span = pick_keyed(
+        buf, pk, uid, rank, LIMITS, WORDS, (pending, t.first, t.kinds, t.mark, t.is_start, t.started,
+                                            collect._MAX_PLAN_SPAN))
+    if plan is not None:
+        t.started = plan[0]         # as MetadataCollector.add: the next call clears these
     for name in got._fields:
         assert getattr(keyed, name).tolist() == getattr(got, name).tolist(), name
     want_key = [int(u) * 2 + int(d) for u, d in zip(uid, pk.direction)]
     assert key.tolist() == want_key
     assert (lo, hi) == (min(want_key), max(want_key))
+    want_uid = uid[got.dns_udp].tolist()
+    assert dns_uid.tolist() == want_uid
+    assert dns_span == ((min(want_uid), max(want_uid)) if want_uid else (0, 0))
     # and collect._plan's rows, made in the same call
     assert plan is not None
-    t.started = plan[0]
     for a, b in zip(plan, collect._plan_numpy(key, keyed, pending)):
         assert a.tolist() == b.tolist()
 

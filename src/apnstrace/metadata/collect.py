@@ -107,21 +107,21 @@ class MetadataCollector:
         plan = None
         if COMPILED and uid.dtype == np.int64:
             t = _plan_tables(0).rows(len(pk))
-            got, key, lo, hi, plan = pick_keyed(buf, pk, uid, rank, (EARLY, MAX_SEGMENTS, DNS_TCP_PAYLOADS),
-                                                (_HTTP_WORDS, _PROXY_WORDS),
-                                                (pending_before, t.first, t.kinds, t.mark, t.is_start, t.started,
-                                                 _MAX_PLAN_SPAN))
+            got, key, lo, hi, plan, dns_uid, dns_span = pick_keyed(
+                buf, pk, uid, rank, (EARLY, MAX_SEGMENTS, DNS_TCP_PAYLOADS), (_HTTP_WORDS, _PROXY_WORDS),
+                (pending_before, t.first, t.kinds, t.mark, t.is_start, t.started, _MAX_PLAN_SPAN))
             span = (lo, hi) if hi - lo < _MAX_PLAN_SPAN and lo >= 0 else None
             if plan is not None:
                 t.started = plan[0]
         else:
             got = pick(buf, pk, rank, (EARLY, MAX_SEGMENTS, DNS_TCP_PAYLOADS), (_HTTP_WORDS, _PROXY_WORDS))
             key, span = _keys(uid, pk.direction)
+            dns_uid = dns_span = None
         dns_rows = got.dns_udp
         if dns_rows.size:
             # A lookup answered in this chunk is read from its answer (which repeats the question);
             # only unanswered queries are parsed themselves.
-            dns_rows = _answers_or_unanswered(uid, dns_rows, got.dns_answer)
+            dns_rows = _answers_or_unanswered(uid, dns_rows, got.dns_answer, dns_uid, dns_span)
         self._dns_over_udp(buf, pk, uid, dns_rows)
         self.dns_tcp.add(self, buf, pk, key, uid, got.dns_tcp)
         self._quic_initials(buf, pk, uid, got.quic)
@@ -468,11 +468,20 @@ def _holdable_into(k, tls, http, open_keys, lo, hi, table, out):
         table[o - lo] = False
 
 
-def _answers_or_unanswered(uid: np.ndarray, rows: np.ndarray, answer: np.ndarray) -> np.ndarray:
+def _answers_or_unanswered(uid: np.ndarray, rows: np.ndarray, answer: np.ndarray, row_uid: np.ndarray | None = None,
+                           span: tuple[int, int] | None = None) -> np.ndarray:
     """The rows that are answers (answer: per row) or queries of a flow with no answer among
-    `rows`. Compiled: one pass each way over the rows, no gathers (numpy: ~1.8 ms a run)."""
+    `rows`. Compiled: one pass each way over the rows, no gathers (numpy: ~1.8 ms a run).
+    row_uid, span: uid[rows] and its (min, max), when pick made them (read in order, not gathered)."""
     if not COMPILED or uid.dtype != np.int64 or len(rows) == 0:
         return _answers_or_unanswered_numpy(uid, rows, answer)
+    if row_uid is not None:
+        lo, hi = span
+        if hi - lo < _MAX_TABLE:
+            out = np.empty(len(rows), np.int64)
+            n = _answers_or_unanswered_in_order(row_uid, _i64(rows), np.ascontiguousarray(answer, np.bool_), lo,
+                                                key_table(hi - lo), out)
+            return out[:n]
     lo, hi = _uid_span(uid, rows)
     if hi - lo >= _MAX_TABLE:
         return _answers_or_unanswered_numpy(uid, rows, answer)
@@ -485,6 +494,22 @@ def _answers_or_unanswered(uid: np.ndarray, rows: np.ndarray, answer: np.ndarray
 def _answers_or_unanswered_numpy(uid: np.ndarray, rows: np.ndarray, answer: np.ndarray) -> np.ndarray:
     answered = isin_keys(uid[rows], uid[rows[answer]])
     return rows[answer | ~answered]
+
+
+@njit(cache=True)
+def _answers_or_unanswered_in_order(row_uid, rows, answer, lo, table, out):
+    """_answers_or_unanswered_into with each row's uid given (row_uid[i]: rows[i]'s)."""
+    for i in range(len(rows)):
+        if answer[i]:
+            table[row_uid[i] - lo] = True
+    n = 0
+    for i in range(len(rows)):
+        if answer[i] or not table[row_uid[i] - lo]:
+            out[n] = rows[i]
+            n += 1
+    for i in range(len(rows)):
+        table[row_uid[i] - lo] = False
+    return n
 
 
 @njit(cache=True)

@@ -64,7 +64,8 @@ def pick_keyed(buf: np.ndarray, pk: PacketBatch, uid: np.ndarray, rank: np.ndarr
     """pick, and the rows' flow-direction keys (uid * 2 + direction) with their min and max, made
     in the same first pass (a pass of their own over the cold columns took ~2 ms a run), and
     collect._plan's (start_rows, rows, unstarted, is_start) or None when its tables are too
-    small or the keys' span too wide. plan: (pending, first, kinds, mark, is_start, started,
+    small or the keys' span too wide; then the uid of each dns_udp row and their (min, max)
+    ((0, 0) when none). plan: (pending, first, kinds, mark, is_start, started,
     max_span), collect._plan_into's. Compiled only; uid int64, at least one row. What it
     returns but the keys is this thread's room, valid until its next call (MetadataCollector.add
     reads it within the chunk)."""
@@ -74,7 +75,7 @@ def pick_keyed(buf: np.ndarray, pk: PacketBatch, uid: np.ndarray, rank: np.ndarr
     if kept is None or len(kept[0]) < n:
         size = max(n, 1 << 17, 2 * len(kept[0]) if kept is not None else 0)
         kept = _ROW_ARRAYS.got = [np.zeros(size, np.int64), np.zeros(size, np.uint8), np.empty(0, np.int64),
-                                  np.empty((_QUIC_VERSION + 1, size), np.int64)]
+                                  np.empty((_DNS_UID + 1, size), np.int64)]
     got = _picked(buf, pk, rank, limits, words, uid, np.ascontiguousarray(pk.direction), key,
                   tuple(kept[:3]), kept[3], plan)
     kept[2] = got[0].early          # the only rows written: cleared by the next call
@@ -94,7 +95,7 @@ def _picked(buf, pk, rank, limits, words, uid, direction, key, row_arrays, room=
     n = len(pk)
     rows = _scratch(n) if room is None else room
     start_kind, peek, clear = row_arrays
-    counts = np.zeros(_LISTS, np.int64)
+    counts = np.zeros(_LISTS + 2, np.int64)
     early, max_segments, dns_tcp_payloads = limits
     if plan is None:
         none = np.empty(0, np.int64)
@@ -109,7 +110,8 @@ def _picked(buf, pk, rank, limits, words, uid, direction, key, row_arrays, room=
     version = rows[_QUIC_VERSION, :counts[1]]
     return (Picked(got[0], rows[_DNS_ANSWER, :counts[0]].astype(bool), got[1], version if room is not None else version.copy(),
                    got[2], got[3], got[4], got[5], start_kind[:n], peek[:n], got[6], got[7], got[8]), key, lo, hi,
-            (start_rows, plan_rows, unstarted, is_start[:n]) if planned else None)
+            (start_rows, plan_rows, unstarted, is_start[:n]) if planned else None,
+            rows[_DNS_UID, :counts[0]], (int(counts[_LISTS]), int(counts[_LISTS + 1])))
 
 
 def _i64(a: np.ndarray) -> np.ndarray:
@@ -121,14 +123,14 @@ _LISTS = 9
 # Scratch rows after the lists, written by the first pass (sequential there; gathered by row
 # number later they missed the cache): the early rows' payload_cap and payload_off, and the DNS
 # and QUIC rows' payload_off, which their loops replace in place by the QR bit and the version.
-_EARLY_CAP, _EARLY_OFF, _DNS_ANSWER, _QUIC_VERSION = 9, 10, 11, 12
+_EARLY_CAP, _EARLY_OFF, _DNS_ANSWER, _QUIC_VERSION, _DNS_UID = 9, 10, 11, 12, 13
 _AHEAD = 16     # rows between a payload head's prefetch and its load (scattered over 32 MB: misses)
 
 
 def _scratch(n: int) -> np.ndarray:
     """Row lists' room, kept between chunks (fresh pages each chunk cost page faults)."""
     if not _SCRATCH or _SCRATCH[0].shape[1] < n:
-        _SCRATCH[:] = [np.empty((_QUIC_VERSION + 1, max(n, 1 << 16)), np.int64)]
+        _SCRATCH[:] = [np.empty((_DNS_UID + 1, max(n, 1 << 16)), np.int64)]
     return _SCRATCH[0]
 
 
@@ -185,6 +187,7 @@ def _pick(buf, proto, off, cap, port_a, port_b, rank, early, max_segments, dns_t
     n_dns = n_quic = n_dtcp = n_early = n_later = n_late = n_start = n_idle = n_alert = 0
     keyed = len(key) > 0
     lo = hi = uid[0] * 2 + direction[0] if keyed else 0
+    dns_lo = dns_hi = np.int64(0)
     for i in range(len(proto)):
         if keyed:
             k = uid[i] * 2 + direction[i]
@@ -202,6 +205,11 @@ def _pick(buf, proto, off, cap, port_a, port_b, rank, early, max_segments, dns_t
             if a == 53 or b == 53 or a == 5353 or b == 5353:
                 rows[0, n_dns] = i
                 rows[_DNS_ANSWER, n_dns] = off[i]
+                if keyed:
+                    u = uid[i]
+                    rows[_DNS_UID, n_dns] = u
+                    dns_lo = min(dns_lo, u) if n_dns else u
+                    dns_hi = max(dns_hi, u) if n_dns else u
                 n_dns += 1
             elif r < early and c >= 20:
                 rows[1, n_quic] = i
@@ -282,6 +290,7 @@ def _pick(buf, proto, off, cap, port_a, port_b, rank, early, max_segments, dns_t
         n_alert += (kind == 1) & (c == 7) & (b0 == 0x15)
     counts[0], counts[1], counts[2], counts[3], counts[4], counts[5] = n_dns, n_quic, n_dtcp, n_early, n_later, n_late
     counts[6], counts[7], counts[8] = n_start, n_idle, n_alert
+    counts[9], counts[10] = dns_lo, dns_hi
     none = np.empty(0, np.int64)
     if not keyed or lo < 0 or hi - lo >= max_span or hi - lo >= len(plan_first):
         return lo, hi, False, none, none, none
