@@ -48,7 +48,7 @@ def assert_same(buf: np.ndarray, pk, rank: np.ndarray, uid: np.ndarray | None = 
         uid = (np.arange(len(pk), dtype=np.int64) * 7919 + int(rank.sum())) % (3 * len(pk) + 5)
     t = collect._plan_tables(0).rows(len(pk))
     pending = np.unique(uid[::3] * 2 + 1)
-    keyed, key, lo, hi, plan, dns_uid, dns_span = pick_keyed(
+    keyed, key, lo, hi, plan, dns_uid, dns_span, late_key = pick_keyed(
         buf, pk, uid, rank, LIMITS, WORDS, (pending, t.first, t.kinds, t.mark, t.is_start, t.started,
                                             collect._MAX_PLAN_SPAN))
     if plan is not None:
@@ -58,6 +58,7 @@ def assert_same(buf: np.ndarray, pk, rank: np.ndarray, uid: np.ndarray | None = 
     want_key = [int(u) * 2 + int(d) for u, d in zip(uid, pk.direction)]
     assert key.tolist() == want_key
     assert (lo, hi) == (min(want_key), max(want_key))
+    assert late_key.tolist() == key[got.late].tolist()
     want_uid = uid[got.dns_udp].tolist()
     assert dns_uid.tolist() == want_uid
     assert dns_span == ((min(want_uid), max(want_uid)) if want_uid else (0, 0))

@@ -107,7 +107,7 @@ class MetadataCollector:
         plan = None
         if COMPILED and uid.dtype == np.int64:
             t = _plan_tables(0).rows(len(pk))
-            got, key, lo, hi, plan, dns_uid, dns_span = pick_keyed(
+            got, key, lo, hi, plan, dns_uid, dns_span, late_key = pick_keyed(
                 buf, pk, uid, rank, (EARLY, MAX_SEGMENTS, DNS_TCP_PAYLOADS), (_HTTP_WORDS, _PROXY_WORDS),
                 (pending_before, t.first, t.kinds, t.mark, t.is_start, t.started, _MAX_PLAN_SPAN))
             span = (lo, hi) if hi - lo < _MAX_PLAN_SPAN and lo >= 0 else None
@@ -116,7 +116,7 @@ class MetadataCollector:
         else:
             got = pick(buf, pk, rank, (EARLY, MAX_SEGMENTS, DNS_TCP_PAYLOADS), (_HTTP_WORDS, _PROXY_WORDS))
             key, span = _keys(uid, pk.direction)
-            dns_uid = dns_span = None
+            dns_uid = dns_span = late_key = None
         dns_rows = got.dns_udp
         if dns_rows.size:
             # A lookup answered in this chunk is read from its answer (which repeats the question);
@@ -146,9 +146,10 @@ class MetadataCollector:
         for i in got.alerts.tolist():
             off = int(pk.payload_off[i])
             self._late_alert(int(key[i]), buf[off: off + 7].tobytes())
-        self._hold(buf, pk, key, unstarted, got.late)
+        self._hold(buf, pk, key, unstarted, got.late, late_key)
 
-    def _hold(self, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray, late: np.ndarray) -> None:
+    def _hold(self, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray, late: np.ndarray,
+              late_key: np.ndarray | None = None) -> None:
         """Hold early payloads of directions with no stream (open or read) until one starts, when
         the other direction has started one (a server answering a ClientHello or a request: the
         overtaking segments are the answer's); drop them once a direction is past its early
@@ -156,7 +157,10 @@ class MetadataCollector:
         open_keys = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
         rows = rows[_holdable(key[rows], self.done["tls"].bits, self.done["http"].bits, open_keys)]
         self.held.add(buf, key[rows], pk.ts[rows], pk.seq[rows], pk.payload_off[rows], pk.payload_cap[rows])
-        self.held.drop_rows(key, late)
+        if late_key is not None:
+            self.held.drop_keys(late_key)       # key[late], made by pick_keyed's first pass
+        else:
+            self.held.drop_rows(key, late)
 
     def _feed(self, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray,
               held: list[tuple[int, float, int, bytes]] | None = None, starts: int = 0) -> None:

@@ -60,12 +60,12 @@ def pick(buf: np.ndarray, pk: PacketBatch, rank: np.ndarray, limits: tuple[int, 
 
 
 def pick_keyed(buf: np.ndarray, pk: PacketBatch, uid: np.ndarray, rank: np.ndarray, limits: tuple[int, int, int],
-               words: tuple[np.ndarray, np.ndarray], plan: tuple) -> tuple[Picked, np.ndarray, int, int, tuple | None]:
+               words: tuple[np.ndarray, np.ndarray], plan: tuple) -> tuple:
     """pick, and the rows' flow-direction keys (uid * 2 + direction) with their min and max, made
     in the same first pass (a pass of their own over the cold columns took ~2 ms a run), and
     collect._plan's (start_rows, rows, unstarted, is_start) or None when its tables are too
     small or the keys' span too wide; then the uid of each dns_udp row and their (min, max)
-    ((0, 0) when none). plan: (pending, first, kinds, mark, is_start, started,
+    ((0, 0) when none), and the key of each `late` row. plan: (pending, first, kinds, mark, is_start, started,
     max_span), collect._plan_into's. Compiled only; uid int64, at least one row. What it
     returns but the keys is this thread's room, valid until its next call (MetadataCollector.add
     reads it within the chunk)."""
@@ -75,7 +75,7 @@ def pick_keyed(buf: np.ndarray, pk: PacketBatch, uid: np.ndarray, rank: np.ndarr
     if kept is None or len(kept[0]) < n:
         size = max(n, 1 << 17, 2 * len(kept[0]) if kept is not None else 0)
         kept = _ROW_ARRAYS.got = [np.zeros(size, np.int64), np.zeros(size, np.uint8), np.empty(0, np.int64),
-                                  np.empty((_DNS_UID + 1, size), np.int64)]
+                                  np.empty((_LATE_KEY + 1, size), np.int64)]
     got = _picked(buf, pk, rank, limits, words, uid, np.ascontiguousarray(pk.direction), key,
                   tuple(kept[:3]), kept[3], plan)
     kept[2] = got[0].early          # the only rows written: cleared by the next call
@@ -111,7 +111,7 @@ def _picked(buf, pk, rank, limits, words, uid, direction, key, row_arrays, room=
     return (Picked(got[0], rows[_DNS_ANSWER, :counts[0]].astype(bool), got[1], version if room is not None else version.copy(),
                    got[2], got[3], got[4], got[5], start_kind[:n], peek[:n], got[6], got[7], got[8]), key, lo, hi,
             (start_rows, plan_rows, unstarted, is_start[:n]) if planned else None,
-            rows[_DNS_UID, :counts[0]], (int(counts[_LISTS]), int(counts[_LISTS + 1])))
+            rows[_DNS_UID, :counts[0]], (int(counts[_LISTS]), int(counts[_LISTS + 1])), rows[_LATE_KEY, :counts[5]])
 
 
 def _i64(a: np.ndarray) -> np.ndarray:
@@ -123,14 +123,14 @@ _LISTS = 9
 # Scratch rows after the lists, written by the first pass (sequential there; gathered by row
 # number later they missed the cache): the early rows' payload_cap and payload_off, and the DNS
 # and QUIC rows' payload_off, which their loops replace in place by the QR bit and the version.
-_EARLY_CAP, _EARLY_OFF, _DNS_ANSWER, _QUIC_VERSION, _DNS_UID = 9, 10, 11, 12, 13
+_EARLY_CAP, _EARLY_OFF, _DNS_ANSWER, _QUIC_VERSION, _DNS_UID, _LATE_KEY = 9, 10, 11, 12, 13, 14
 _AHEAD = 16     # rows between a payload head's prefetch and its load (scattered over 32 MB: misses)
 
 
 def _scratch(n: int) -> np.ndarray:
     """Row lists' room, kept between chunks (fresh pages each chunk cost page faults)."""
     if not _SCRATCH or _SCRATCH[0].shape[1] < n:
-        _SCRATCH[:] = [np.empty((_DNS_UID + 1, max(n, 1 << 16)), np.int64)]
+        _SCRATCH[:] = [np.empty((_LATE_KEY + 1, max(n, 1 << 16)), np.int64)]
     return _SCRATCH[0]
 
 
@@ -188,6 +188,7 @@ def _pick(buf, proto, off, cap, port_a, port_b, rank, early, max_segments, dns_t
     keyed = len(key) > 0
     lo = hi = uid[0] * 2 + direction[0] if keyed else 0
     dns_lo = dns_hi = np.int64(0)
+    k = np.int64(0)
     for i in range(len(proto)):
         if keyed:
             k = uid[i] * 2 + direction[i]
@@ -224,6 +225,7 @@ def _pick(buf, proto, off, cap, port_a, port_b, rank, early, max_segments, dns_t
                 n_later += 1
             if r >= early:
                 rows[5, n_late] = i
+                rows[_LATE_KEY, n_late] = k
                 n_late += 1
             else:
                 rows[3, n_early] = i
