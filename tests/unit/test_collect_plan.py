@@ -88,5 +88,11 @@ def test_answers_or_unanswered_equals_the_numpy_steps(rows: list[tuple[int, bool
     want = C._answers_or_unanswered_numpy(uid, picked, answer).tolist()
     assert C._answers_or_unanswered(uid, picked, answer).tolist() == want
     assert C._answers_or_unanswered(uid, picked, answer).tolist() == want    # the table was left clean
+    # each row's uid given in order (pick_keyed's), and rows not 0..n-1
+    rows = picked * 2 + 1
+    wide = np.repeat(uid, 2)
+    given = (wide[rows], (int(wide[rows].min()), int(wide[rows].max())) if len(rows) else (0, 0))
+    assert C._answers_or_unanswered(wide, rows, answer, *given).tolist() == \
+        C._answers_or_unanswered_numpy(wide, rows, answer).tolist()
     flip = ~answer
     assert C._answers_or_unanswered(uid, picked, flip).tolist() == C._answers_or_unanswered_numpy(uid, picked, flip).tolist()

@@ -97,3 +97,13 @@ def test_drop_rows_equals_drop_of_the_rows_keys(held_keys: list[int], keys: list
     a.drop_rows(key[::-1].copy(), rows)            # a second call on other keys: the table was clean
     b.drop(key[::-1][rows])
     assert a.key.tolist() == b.key.tolist() and a.data.tolist() == b.data.tolist()
+    c, d = HeldSegments(1 << 20), HeldSegments(1 << 20)     # drop_keys: the same with the keys given
+    for h in (c, d):
+        _add(h, buf, [k + shift for k in held_keys], list(range(n)), [1 + i % 3 for i in range(n)])
+    c.drop_keys(key[rows])
+    d.drop(key[rows])
+    for f in ("key", "ts", "seq", "length", "data"):
+        assert getattr(c, f).tolist() == getattr(d, f).tolist()
+    c.drop_keys(key[::-1][rows])
+    d.drop(key[::-1][rows])
+    assert c.key.tolist() == d.key.tolist() and c.data.tolist() == d.data.tolist()

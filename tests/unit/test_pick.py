@@ -14,7 +14,7 @@ from apnstrace.errors import CaptureError
 from apnstrace.flows import FlowTable
 from apnstrace.metadata import collect
 from apnstrace.metadata.dns_feed import COMPILED
-from apnstrace.metadata.pick import pick, pick_numpy
+from apnstrace.metadata.pick import pick, pick_keyed, pick_numpy
 from apnstrace.options import FlowOptions
 from apnstrace.reader import iter_batches
 from apnstrace.stats import RunStats
@@ -33,7 +33,7 @@ PAYLOADS += [bytes.fromhex(h) + bytes(30) for h in ("c0ff00001d08", "c0faceb0020
                                                    "c06b3343cf08", "c01a2a3a4a08", "c0ff00002308", "c054303531")]
 
 
-def assert_same(buf: np.ndarray, pk, rank: np.ndarray) -> None:
+def assert_same(buf: np.ndarray, pk, rank: np.ndarray, uid: np.ndarray | None = None) -> None:
     got, want = pick(buf, pk, rank, LIMITS, WORDS), pick_numpy(buf, pk, rank, LIMITS, WORDS)
     assert got.start_kind.shape == got.peek.shape == (len(pk),)
     assert set(got.starting.tolist()) | set(got.idle.tolist()) == set(got.early.tolist())
@@ -41,13 +41,39 @@ def assert_same(buf: np.ndarray, pk, rank: np.ndarray) -> None:
         a, b = getattr(got, name), getattr(want, name)
         assert a.tolist() == b.tolist(), name
         assert a.dtype == b.dtype or name in ("start_kind",), name
+    if len(pk) == 0:
+        return
+    # pick_keyed: the same picks, and the keys a plain expression makes
+    if uid is None:
+        uid = (np.arange(len(pk), dtype=np.int64) * 7919 + int(rank.sum())) % (3 * len(pk) + 5)
+    t = collect._plan_tables(0).rows(len(pk))
+    pending = np.unique(uid[::3] * 2 + 1)
+    keyed, key, lo, hi, plan, dns_uid, dns_span, late_key = pick_keyed(
+        buf, pk, uid, rank, LIMITS, WORDS, (pending, t.first, t.kinds, t.mark, t.is_start, t.started,
+                                            collect._MAX_PLAN_SPAN))
+    if plan is not None:
+        t.started = plan[0]         # as MetadataCollector.add: the next call clears these
+    for name in got._fields:
+        assert getattr(keyed, name).tolist() == getattr(got, name).tolist(), name
+    want_key = [int(u) * 2 + int(d) for u, d in zip(uid, pk.direction)]
+    assert key.tolist() == want_key
+    assert (lo, hi) == (min(want_key), max(want_key))
+    assert late_key.tolist() == key[got.late].tolist()
+    want_uid = uid[got.dns_udp].tolist()
+    assert dns_uid.tolist() == want_uid
+    assert dns_span == ((min(want_uid), max(want_uid)) if want_uid else (0, 0))
+    # and collect._plan's rows, made in the same call
+    assert plan is not None
+    for a, b in zip(plan, collect._plan_numpy(key, keyed, pending)):
+        assert a.tolist() == b.tolist()
 
 
 class _Columns:
     """What pick reads of a PacketBatch."""
 
-    def __init__(self, proto, port_a, port_b, off, cap) -> None:
+    def __init__(self, proto, port_a, port_b, off, cap, direction) -> None:
         self.proto, self.port_a, self.port_b, self.payload_off, self.payload_cap = proto, port_a, port_b, off, cap
+        self.direction = direction
 
     def __len__(self) -> int:
         return len(self.proto)
@@ -61,8 +87,9 @@ def _columns(payloads: list[bytes], seed: int) -> tuple[np.ndarray, _Columns, np
     cap = np.array([len(p) for p in payloads], np.int64)
     off = np.concatenate([[0], np.cumsum(cap)[:-1]]).astype(np.int64)
     ports = np.array([53, 5353, 443, 80, 8080, 1234, 5223], np.int64)
-    return buf, _Columns(rng.choice(np.array([6, 17, 1, 58], np.int64), n), rng.choice(ports, n),
-                         rng.choice(ports, n), off, cap), rng.integers(-1, 70, n).astype(np.int64)
+    cols = _Columns(rng.choice(np.array([6, 17, 1, 58], np.int64), n), rng.choice(ports, n), rng.choice(ports, n),
+                    off, cap, rng.integers(0, 2, n).astype(np.int8))
+    return buf, cols, rng.integers(-1, 70, n).astype(np.int64)
 
 
 def _corpus_chunks(limit: int = 40):
@@ -73,7 +100,7 @@ def _corpus_chunks(limit: int = 40):
             for raw in iter_batches(Path(path), stats, 1 << 16):
                 packets, _ = decode_chunk(raw, stats)
                 joined = table.add(packets)
-                yield raw.buf.view(np.ndarray), packets, joined.rank
+                yield raw.buf.view(np.ndarray), packets, joined.rank, joined.uid
         except CaptureError:
             continue
 
@@ -81,9 +108,9 @@ def _corpus_chunks(limit: int = 40):
 @pytest.mark.skipif(not (CORPUS / "pcap").is_dir(), reason="corpus not present")
 def test_pick_equals_numpy_on_corpus_chunks() -> None:
     chunks = 0
-    for buf, pk, rank in _corpus_chunks():
+    for buf, pk, rank, uid in _corpus_chunks():
         if len(pk):
-            assert_same(buf, pk, rank)
+            assert_same(buf, pk, rank, uid)
             chunks += 1
     assert chunks > 40
 

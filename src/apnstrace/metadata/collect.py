@@ -27,7 +27,7 @@ from .flight_streams import take_flights
 from .held import HeldSegments
 from .key_set import _MAX_TABLE, KeySet, first_occurrences, first_row_of, isin_keys, key_table
 from .meta_log import FlowMeta, MetaLog, MetaTable
-from .pick import pick
+from .pick import pick, pick_keyed, plan_into as _plan_into
 
 __all__ = ["DnsFailure", "DnsRecords", "FlowMeta", "MetadataCollector"]
 
@@ -100,19 +100,33 @@ class MetadataCollector:
         buf = buf.view(np.ndarray)          # a plain array: slicing a memmap costs a Python object each
         # The rows each path reads, picked in one pass (pick.py): payload-carrying UDP rows by
         # port, TCP rows early in their flow direction (the only ones peeked at), and the peeks.
-        got = pick(buf, pk, rank, (EARLY, MAX_SEGMENTS, DNS_TCP_PAYLOADS), (_HTTP_WORDS, _PROXY_WORDS))
+        # The flow-direction keys come out of the same pass (_keys: a pass of their own).
+        # So does _plan's (below) when its tables have room (it reads the starts and the keys
+        # while they are at hand); the streams pending are those left open by the chunks before.
+        pending_before = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
+        plan = None
+        if COMPILED and uid.dtype == np.int64:
+            t = _plan_tables(0).rows(len(pk))
+            got, key, lo, hi, plan, dns_uid, dns_span, late_key = pick_keyed(
+                buf, pk, uid, rank, (EARLY, MAX_SEGMENTS, DNS_TCP_PAYLOADS), (_HTTP_WORDS, _PROXY_WORDS),
+                (pending_before, t.first, t.kinds, t.mark, t.is_start, t.started, _MAX_PLAN_SPAN))
+            span = (lo, hi) if hi - lo < _MAX_PLAN_SPAN and lo >= 0 else None
+            if plan is not None:
+                t.started = plan[0]
+        else:
+            got = pick(buf, pk, rank, (EARLY, MAX_SEGMENTS, DNS_TCP_PAYLOADS), (_HTTP_WORDS, _PROXY_WORDS))
+            key, span = _keys(uid, pk.direction)
+            dns_uid = dns_span = late_key = None
         dns_rows = got.dns_udp
         if dns_rows.size:
             # A lookup answered in this chunk is read from its answer (which repeats the question);
             # only unanswered queries are parsed themselves.
-            dns_rows = _answers_or_unanswered(uid, dns_rows, got.dns_answer)
+            dns_rows = _answers_or_unanswered(uid, dns_rows, got.dns_answer, dns_uid, dns_span)
         self._dns_over_udp(buf, pk, uid, dns_rows)
-        key, span = _keys(uid, pk.direction)
         self.dns_tcp.add(self, buf, pk, key, uid, got.dns_tcp)
         self._quic_initials(buf, pk, uid, got.quic)
         later_rows, start_kind = got.later, got.start_kind
-        pending_before = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
-        start_rows, rows, unstarted, is_start = _plan(key, span, got, pending_before)
+        start_rows, rows, unstarted, is_start = plan if plan is not None else _plan(key, span, got, pending_before)
         # Held segments of the directions that start here join the stream path like `ahead` ones.
         held = self.held.take(key[start_rows])
         fast_pending = np.concatenate([pending_before, np.array([h[0] for h in held], np.int64)])
@@ -132,9 +146,10 @@ class MetadataCollector:
         for i in got.alerts.tolist():
             off = int(pk.payload_off[i])
             self._late_alert(int(key[i]), buf[off: off + 7].tobytes())
-        self._hold(buf, pk, key, unstarted, got.late)
+        self._hold(buf, pk, key, unstarted, got.late, late_key)
 
-    def _hold(self, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray, late: np.ndarray) -> None:
+    def _hold(self, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray, late: np.ndarray,
+              late_key: np.ndarray | None = None) -> None:
         """Hold early payloads of directions with no stream (open or read) until one starts, when
         the other direction has started one (a server answering a ClientHello or a request: the
         overtaking segments are the answer's); drop them once a direction is past its early
@@ -142,7 +157,10 @@ class MetadataCollector:
         open_keys = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
         rows = rows[_holdable(key[rows], self.done["tls"].bits, self.done["http"].bits, open_keys)]
         self.held.add(buf, key[rows], pk.ts[rows], pk.seq[rows], pk.payload_off[rows], pk.payload_cap[rows])
-        self.held.drop_rows(key, late)
+        if late_key is not None:
+            self.held.drop_keys(late_key)       # key[late], made by pick_keyed's first pass
+        else:
+            self.held.drop_rows(key, late)
 
     def _feed(self, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray,
               held: list[tuple[int, float, int, bytes]] | None = None, starts: int = 0) -> None:
@@ -454,11 +472,20 @@ def _holdable_into(k, tls, http, open_keys, lo, hi, table, out):
         table[o - lo] = False
 
 
-def _answers_or_unanswered(uid: np.ndarray, rows: np.ndarray, answer: np.ndarray) -> np.ndarray:
+def _answers_or_unanswered(uid: np.ndarray, rows: np.ndarray, answer: np.ndarray, row_uid: np.ndarray | None = None,
+                           span: tuple[int, int] | None = None) -> np.ndarray:
     """The rows that are answers (answer: per row) or queries of a flow with no answer among
-    `rows`. Compiled: one pass each way over the rows, no gathers (numpy: ~1.8 ms a run)."""
+    `rows`. Compiled: one pass each way over the rows, no gathers (numpy: ~1.8 ms a run).
+    row_uid, span: uid[rows] and its (min, max), when pick made them (read in order, not gathered)."""
     if not COMPILED or uid.dtype != np.int64 or len(rows) == 0:
         return _answers_or_unanswered_numpy(uid, rows, answer)
+    if row_uid is not None:
+        lo, hi = span
+        if hi - lo < _MAX_TABLE:
+            out = np.empty(len(rows), np.int64)
+            n = _answers_or_unanswered_in_order(row_uid, _i64(rows), np.ascontiguousarray(answer, np.bool_), lo,
+                                                key_table(hi - lo), out)
+            return out[:n]
     lo, hi = _uid_span(uid, rows)
     if hi - lo >= _MAX_TABLE:
         return _answers_or_unanswered_numpy(uid, rows, answer)
@@ -471,6 +498,22 @@ def _answers_or_unanswered(uid: np.ndarray, rows: np.ndarray, answer: np.ndarray
 def _answers_or_unanswered_numpy(uid: np.ndarray, rows: np.ndarray, answer: np.ndarray) -> np.ndarray:
     answered = isin_keys(uid[rows], uid[rows[answer]])
     return rows[answer | ~answered]
+
+
+@njit(cache=True)
+def _answers_or_unanswered_in_order(row_uid, rows, answer, lo, table, out):
+    """_answers_or_unanswered_into with each row's uid given (row_uid[i]: rows[i]'s)."""
+    for i in range(len(rows)):
+        if answer[i]:
+            table[row_uid[i] - lo] = True
+    n = 0
+    for i in range(len(rows)):
+        if answer[i] or not table[row_uid[i] - lo]:
+            out[n] = rows[i]
+            n += 1
+    for i in range(len(rows)):
+        table[row_uid[i] - lo] = False
+    return n
 
 
 @njit(cache=True)
@@ -525,18 +568,28 @@ def _keys_into(uid, direction, out):
 
 class _PlanTables:
     """_plan's lookup tables by key - lo, kept between chunks (per thread; at rest: first -1,
-    kinds 0, mark False)."""
+    kinds 0, mark False), and its per-row flags (zeroing fresh ones each chunk cost more than
+    clearing the few rows set: is_start True at `started` only, fed all False)."""
 
     def __init__(self) -> None:
         self.first = np.empty(0, np.int64)
         self.kinds = np.empty(0, np.uint8)
         self.mark = np.empty(0, np.bool_)
+        self.is_start = np.empty(0, np.bool_)
+        self.started = np.empty(0, np.int64)
+        self.fed = np.empty(0, np.bool_)
 
     def room(self, span: int) -> "_PlanTables":
         if len(self.first) <= span:
             size = max(span + 1, 1 << 18, 2 * len(self.first))
             self.first, self.kinds, self.mark = (np.full(size, -1, np.int64), np.zeros(size, np.uint8),
                                                  np.zeros(size, np.bool_))
+        return self
+
+    def rows(self, n: int) -> "_PlanTables":
+        if len(self.is_start) < n:
+            size = max(n, 1 << 17, 2 * len(self.is_start))
+            self.is_start, self.fed, self.started = np.zeros(size, np.bool_), np.zeros(size, np.bool_), np.empty(0, np.int64)
         return self
 
 
@@ -557,18 +610,18 @@ def _plan(key: np.ndarray, span: tuple[int, int] | None, got, pending: np.ndarra
     if span is None:
         return _plan_numpy(key, got, pending)
     lo, hi = span
-    t = _plan_tables(hi - lo)
+    t = _plan_tables(hi - lo).rows(len(key))
     n_start, n_idle, n_later = len(got.starting), len(got.idle), len(got.later)
     start_rows = np.empty(n_start, np.int64)
     rows = np.empty(n_start + n_idle + n_later, np.int64)
     unstarted = np.empty(n_idle, np.int64)
-    is_start = np.zeros(len(key), np.bool_)
     counts = _plan_into(key, lo, hi, _i64(got.starting), _i64(got.start_kind), _i64(got.idle), _i64(got.later),
                         np.ascontiguousarray(pending, np.int64), t.first, t.kinds, t.mark,
-                        start_rows, rows, unstarted, is_start, np.empty(n_idle, np.int64),
-                        np.empty(n_later, np.int64))
+                        start_rows, rows, unstarted, t.is_start, np.empty(n_idle, np.int64),
+                        np.empty(n_later, np.int64), t.started)
     n_start, n_rows, n_unstarted = counts
-    return start_rows[:n_start], rows[:n_rows], unstarted[:n_unstarted], is_start
+    t.started = start_rows = start_rows[:n_start]       # this thread's is_start: valid until the next call
+    return start_rows, rows[:n_rows], unstarted[:n_unstarted], t.is_start[:len(key)]
 
 
 def _i64(a: np.ndarray) -> np.ndarray:
@@ -592,67 +645,6 @@ def _plan_numpy(key: np.ndarray, got, pending: np.ndarray) -> tuple[np.ndarray, 
     return start_rows, rows, idle[idle_start < 0], is_start
 
 
-@njit(cache=True)
-def _plan_into(key, lo, hi, starting, start_kind, idle, later, pending, first, kinds, mark,
-               start_rows, rows, unstarted, is_start, ahead, more):
-    """first, kinds, mark: by key - lo, at rest -1, 0, False; left so. Row lists ascend."""
-    n_start = 0
-    for r in starting:
-        k = key[r] - lo
-        bit = np.uint8(1 << start_kind[r])
-        if kinds[k] & bit == 0:
-            kinds[k] |= bit
-            start_rows[n_start] = r
-            n_start += 1
-            is_start[r] = True
-            if first[k] < 0:
-                first[k] = r
-    for p in pending:
-        if lo <= p <= hi:
-            mark[p - lo] = True
-    rows[:n_start] = start_rows[:n_start]
-    # The idle rows that overtook their direction's first start, the pending directions' later
-    # rows (both ascend): merged, without repeats and starts.
-    n_ahead = n_unstarted = 0
-    for r in idle:
-        f = first[key[r] - lo]
-        if f < 0:
-            unstarted[n_unstarted] = r
-            n_unstarted += 1
-        elif r < f:
-            ahead[n_ahead] = r
-            n_ahead += 1
-    n_more = 0
-    for r in later:
-        if mark[key[r] - lo]:
-            more[n_more] = r
-            n_more += 1
-    n = n_start
-    i = j = 0
-    while i < n_ahead or j < n_more:
-        if j >= n_more or (i < n_ahead and ahead[i] < more[j]):
-            r = ahead[i]
-            i += 1
-        elif i >= n_ahead or more[j] < ahead[i]:
-            r = more[j]
-            j += 1
-        else:
-            r = ahead[i]
-            i += 1
-            j += 1
-        if not is_start[r]:
-            rows[n] = r
-            n += 1
-    for r in starting:
-        k = key[r] - lo
-        kinds[k] = 0
-        first[k] = -1
-    for p in pending:
-        if lo <= p <= hi:
-            mark[p - lo] = False
-    return n_start, n, n_unstarted
-
-
 def _read_on(key: np.ndarray, span: tuple[int, int] | None, later: np.ndarray, opened: np.ndarray,
              start_rows: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """The later rows of the streams `opened` in this chunk after their start, not in `rows`
@@ -660,11 +652,10 @@ def _read_on(key: np.ndarray, span: tuple[int, int] | None, later: np.ndarray, o
     if span is None:
         return _read_on_numpy(key, later, opened, start_rows, rows)
     lo, hi = span
-    t = _plan_tables(hi - lo)
-    fed = np.zeros(len(key), np.bool_)
+    t = _plan_tables(hi - lo).rows(len(key))
     out = np.empty(len(later), np.int64)
     n = _read_on_into(key, lo, hi, _i64(later), _i64(opened), _i64(start_rows), _i64(rows), t.first,
-                      t.mark, fed, out)
+                      t.mark, t.fed, out)
     return out[:n]
 
 
@@ -678,6 +669,7 @@ def _read_on_numpy(key: np.ndarray, later: np.ndarray, opened: np.ndarray, start
 
 @njit(cache=True)
 def _read_on_into(key, lo, hi, later, opened, start_rows, rows, first, mark, fed, out):
+    """first, mark: as _plan_into's; fed: all False at rest, left so."""
     for o in opened:
         if lo <= o <= hi:
             mark[o - lo] = True
@@ -698,6 +690,8 @@ def _read_on_into(key, lo, hi, later, opened, start_rows, rows, first, mark, fed
             mark[o - lo] = False
     for r in start_rows:
         first[key[r] - lo] = -1
+    for r in rows:
+        fed[r] = False
     return n
 
 

@@ -113,6 +113,20 @@ class HeldSegments:
         if _seen_in_rows(self.key, key, np.ascontiguousarray(rows, np.int64), lo, hi, key_table(hi - lo), gone):
             self._keep(~gone)
 
+    def drop_keys(self, keys: np.ndarray) -> None:
+        """drop(keys) for many keys (a chunk's late rows' keys, in order: pick_keyed's) and few
+        held: a table of the held keys, one pass over `keys` (isin_keys would set and clear
+        every key's entry)."""
+        if len(self.key) == 0 or len(keys) == 0:
+            return
+        lo, hi = int(self.key.min()), int(self.key.max())
+        if not COMPILED or hi - lo >= _MAX_TABLE or keys.dtype != np.int64:
+            self.drop(keys)
+            return
+        gone = np.empty(len(self.key), np.bool_)
+        if _seen_in_keys(self.key, keys, lo, hi, key_table(hi - lo), gone):
+            self._keep(~gone)
+
     def take(self, keys: np.ndarray) -> list[tuple[int, float, int, bytes]]:
         """(key, ts, seq, payload) held for the directions in `keys`, in arrival order; no longer held."""
         if len(self.key) == 0 or len(keys) == 0:
@@ -145,6 +159,23 @@ def _seen_in_rows(held, key, rows, lo, hi, table, gone):
         table[h - lo] = True
     for r in rows:                       # a held key seen is cleared: its table entry says so
         k = key[r]
+        if lo <= k <= hi:
+            table[k - lo] = False
+    anything = False
+    for i in range(len(held)):
+        gone[i] = not table[held[i] - lo]
+        anything |= gone[i]
+    for h in held:
+        table[h - lo] = False
+    return anything
+
+
+@njit(cache=True)
+def _seen_in_keys(held, keys, lo, hi, table, gone):
+    """_seen_in_rows with the keys themselves."""
+    for h in held:
+        table[h - lo] = True
+    for k in keys:
         if lo <= k <= hi:
             table[k - lo] = False
     anything = False

@@ -10,6 +10,7 @@ payload once: its start kind and the few bytes take_fast / take_flights decide o
 """
 from __future__ import annotations
 
+import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -19,7 +20,7 @@ from ..reader.walk import njit
 from ..records import PacketBatch
 from .dns_feed import COMPILED
 
-__all__ = ["Picked", "pick", "pick_numpy", "HELLO5", "NOT_HELLO5", "RESPONSE5", "HANDSHAKE0"]
+__all__ = ["Picked", "pick", "pick_keyed", "pick_numpy", "plan_into", "HELLO5", "NOT_HELLO5", "RESPONSE5", "HANDSHAKE0"]
 
 TCP, UDP = 6, 17
 # peek bits, per early TCP row (0 elsewhere)
@@ -53,18 +54,64 @@ def pick(buf: np.ndarray, pk: PacketBatch, rank: np.ndarray, limits: tuple[int, 
     """limits: (EARLY, MAX_SEGMENTS, DNS_TCP_PAYLOADS); words: collect's HTTP and PROXY start words."""
     if not COMPILED:
         return pick_numpy(buf, pk, rank, limits, words)
+    n, none = len(pk), np.empty(0, np.int64)
+    return _picked(buf, pk, rank, limits, words, none, none.view(np.int8), none,
+                   (np.zeros(n, np.int64), np.zeros(n, np.uint8), none))[0]
+
+
+def pick_keyed(buf: np.ndarray, pk: PacketBatch, uid: np.ndarray, rank: np.ndarray, limits: tuple[int, int, int],
+               words: tuple[np.ndarray, np.ndarray], plan: tuple) -> tuple:
+    """pick, and the rows' flow-direction keys (uid * 2 + direction) with their min and max, made
+    in the same first pass (a pass of their own over the cold columns took ~2 ms a run), and
+    collect._plan's (start_rows, rows, unstarted, is_start) or None when its tables are too
+    small or the keys' span too wide; then the uid of each dns_udp row and their (min, max)
+    ((0, 0) when none), and the key of each `late` row. plan: (pending, first, kinds, mark, is_start, started,
+    max_span), collect._plan_into's. Compiled only; uid int64, at least one row. What it
+    returns but the keys is this thread's room, valid until its next call (MetadataCollector.add
+    reads it within the chunk)."""
     n = len(pk)
-    rows = _scratch(n)
-    start_kind = np.zeros(n, np.int64)
-    peek = np.zeros(n, np.uint8)
-    counts = np.zeros(_LISTS, np.int64)
+    key = np.empty(n, np.int64)
+    kept = getattr(_ROW_ARRAYS, "got", None)
+    if kept is None or len(kept[0]) < n:
+        size = max(n, 1 << 17, 2 * len(kept[0]) if kept is not None else 0)
+        kept = _ROW_ARRAYS.got = [np.zeros(size, np.int64), np.zeros(size, np.uint8), np.empty(0, np.int64),
+                                  np.empty((_LATE_KEY + 1, size), np.int64)]
+    got = _picked(buf, pk, rank, limits, words, uid, np.ascontiguousarray(pk.direction), key,
+                  tuple(kept[:3]), kept[3], plan)
+    kept[2] = got[0].early          # the only rows written: cleared by the next call
+    return got
+
+
+# Per thread: start_kind and peek kept between chunks, all 0 but at the last chunk's early rows
+# (zeroing fresh ones, an int64 per row, cost ~2.4 ms a run), those rows, and the row lists' room
+# (the lists are views of it: copying them out cost ~1 ms a run).
+_ROW_ARRAYS = threading.local()
+
+
+def _picked(buf, pk, rank, limits, words, uid, direction, key, row_arrays, room=None, plan=None
+            ) -> tuple[Picked, np.ndarray, int, int, tuple | None]:
+    """row_arrays: start_kind and peek (>= n rows, 0 but at the rows of the third: cleared first).
+    room: the row lists' (they are views of it), else _scratch's (they are copies)."""
+    n = len(pk)
+    rows = _scratch(n) if room is None else room
+    start_kind, peek, clear = row_arrays
+    counts = np.zeros(_LISTS + 2, np.int64)
     early, max_segments, dns_tcp_payloads = limits
-    _pick(np.ascontiguousarray(buf, np.uint8), _i64(pk.proto), _i64(pk.payload_off), _i64(pk.payload_cap), _i64(pk.port_a), _i64(pk.port_b),
-          _i64(rank), early, max_segments, dns_tcp_payloads, words[0], words[1], _HTTP_SLASH, rows, counts,
-          start_kind, peek)
-    got = [rows[j, :counts[j]].copy() for j in range(_LISTS)]
-    return Picked(got[0], rows[_DNS_ANSWER, :counts[0]].astype(bool), got[1], rows[_QUIC_VERSION, :counts[1]].copy(), got[2], got[3],
-                  got[4], got[5], start_kind, peek, got[6], got[7], got[8])
+    if plan is None:
+        none = np.empty(0, np.int64)
+        plan = (none, none, none.view(np.uint8), none.view(np.bool_), none.view(np.bool_), none, 0)
+    pending, first, kinds, mark, is_start, started, max_span = plan
+    lo, hi, planned, start_rows, plan_rows, unstarted = _pick(
+        np.ascontiguousarray(buf, np.uint8), _i64(pk.proto), _i64(pk.payload_off), _i64(pk.payload_cap),
+        _i64(pk.port_a), _i64(pk.port_b), _i64(rank), early, max_segments, dns_tcp_payloads, words[0], words[1],
+        _HTTP_SLASH, rows, counts, start_kind, peek, uid, direction, key, clear,
+        np.ascontiguousarray(pending, np.int64), first, kinds, mark, is_start, started, max_span)
+    got = [rows[j, :counts[j]] if room is not None else rows[j, :counts[j]].copy() for j in range(_LISTS)]
+    version = rows[_QUIC_VERSION, :counts[1]]
+    return (Picked(got[0], rows[_DNS_ANSWER, :counts[0]].astype(bool), got[1], version if room is not None else version.copy(),
+                   got[2], got[3], got[4], got[5], start_kind[:n], peek[:n], got[6], got[7], got[8]), key, lo, hi,
+            (start_rows, plan_rows, unstarted, is_start[:n]) if planned else None,
+            rows[_DNS_UID, :counts[0]], (int(counts[_LISTS]), int(counts[_LISTS + 1])), rows[_LATE_KEY, :counts[5]])
 
 
 def _i64(a: np.ndarray) -> np.ndarray:
@@ -76,14 +123,14 @@ _LISTS = 9
 # Scratch rows after the lists, written by the first pass (sequential there; gathered by row
 # number later they missed the cache): the early rows' payload_cap and payload_off, and the DNS
 # and QUIC rows' payload_off, which their loops replace in place by the QR bit and the version.
-_EARLY_CAP, _EARLY_OFF, _DNS_ANSWER, _QUIC_VERSION = 9, 10, 11, 12
+_EARLY_CAP, _EARLY_OFF, _DNS_ANSWER, _QUIC_VERSION, _DNS_UID, _LATE_KEY = 9, 10, 11, 12, 13, 14
 _AHEAD = 16     # rows between a payload head's prefetch and its load (scattered over 32 MB: misses)
 
 
 def _scratch(n: int) -> np.ndarray:
     """Row lists' room, kept between chunks (fresh pages each chunk cost page faults)."""
     if not _SCRATCH or _SCRATCH[0].shape[1] < n:
-        _SCRATCH[:] = [np.empty((_QUIC_VERSION + 1, max(n, 1 << 16)), np.int64)]
+        _SCRATCH[:] = [np.empty((_LATE_KEY + 1, max(n, 1 << 16)), np.int64)]
     return _SCRATCH[0]
 
 
@@ -123,14 +170,31 @@ def _bytes6(w):
 
 @njit(cache=True)
 def _pick(buf, proto, off, cap, port_a, port_b, rank, early, max_segments, dns_tcp_payloads, http_words,
-          proxy_words, http_slash, rows, counts, start_kind, peek):
+          proxy_words, http_slash, rows, counts, start_kind, peek, uid, direction, key, clear,
+          pending, plan_first, kinds, mark, is_start, started, max_span):
     """First the row lists from the columns alone (sequential reads), then the payload heads of
     the rows that need a peek, gathered in tight loops (independent loads that overlap, where
     a branch on each byte as it arrives would stall on every cache miss; one 8-byte load per
-    payload, not a byte loop: 34.6 -> 25.7 ms over engine_2m), then the peeks."""
+    payload, not a byte loop: 34.6 -> 25.7 ms over engine_2m), then the peeks. With `key` not
+    empty: key[i] = uid[i] * 2 + direction[i] in the first pass; returns their (min, max).
+    start_kind, peek: 0 but at the rows in `clear` (the last chunk's early rows), zeroed here.
+    Then, keyed and with `plan_first` room for the keys' span (< max_span, lo >= 0), plan_into's
+    rows: (lo, hi, planned, start_rows, rows, unstarted)."""
+    for r in clear:
+        start_kind[r] = 0
+        peek[r] = 0
     n_buf = len(buf)
     n_dns = n_quic = n_dtcp = n_early = n_later = n_late = n_start = n_idle = n_alert = 0
+    keyed = len(key) > 0
+    lo = hi = uid[0] * 2 + direction[0] if keyed else 0
+    dns_lo = dns_hi = np.int64(0)
+    k = np.int64(0)
     for i in range(len(proto)):
+        if keyed:
+            k = uid[i] * 2 + direction[i]
+            key[i] = k
+            lo = min(lo, k)
+            hi = max(hi, k)
         c = cap[i]
         if c <= 0:
             continue
@@ -142,6 +206,11 @@ def _pick(buf, proto, off, cap, port_a, port_b, rank, early, max_segments, dns_t
             if a == 53 or b == 53 or a == 5353 or b == 5353:
                 rows[0, n_dns] = i
                 rows[_DNS_ANSWER, n_dns] = off[i]
+                if keyed:
+                    u = uid[i]
+                    rows[_DNS_UID, n_dns] = u
+                    dns_lo = min(dns_lo, u) if n_dns else u
+                    dns_hi = max(dns_hi, u) if n_dns else u
                 n_dns += 1
             elif r < early and c >= 20:
                 rows[1, n_quic] = i
@@ -156,6 +225,7 @@ def _pick(buf, proto, off, cap, port_a, port_b, rank, early, max_segments, dns_t
                 n_later += 1
             if r >= early:
                 rows[5, n_late] = i
+                rows[_LATE_KEY, n_late] = k
                 n_late += 1
             else:
                 rows[3, n_early] = i
@@ -222,6 +292,83 @@ def _pick(buf, proto, off, cap, port_a, port_b, rank, early, max_segments, dns_t
         n_alert += (kind == 1) & (c == 7) & (b0 == 0x15)
     counts[0], counts[1], counts[2], counts[3], counts[4], counts[5] = n_dns, n_quic, n_dtcp, n_early, n_later, n_late
     counts[6], counts[7], counts[8] = n_start, n_idle, n_alert
+    counts[9], counts[10] = dns_lo, dns_hi
+    none = np.empty(0, np.int64)
+    if not keyed or lo < 0 or hi - lo >= max_span or hi - lo >= len(plan_first):
+        return lo, hi, False, none, none, none
+    start_rows = np.empty(n_start, np.int64)
+    plan_rows = np.empty(n_start + n_idle + n_later, np.int64)
+    unstarted = np.empty(n_idle, np.int64)
+    a, b, c = plan_into(key, lo, hi, rows[6, :n_start], start_kind, rows[7, :n_idle], rows[4, :n_later], pending,
+                        plan_first, kinds, mark, start_rows, plan_rows, unstarted, is_start, np.empty(n_idle, np.int64),
+                        np.empty(n_later, np.int64), started)
+    return lo, hi, True, start_rows[:a], plan_rows[:b], unstarted[:c]
+
+
+@njit(cache=True)
+def plan_into(key, lo, hi, starting, start_kind, idle, later, pending, first, kinds, mark,
+               start_rows, rows, unstarted, is_start, ahead, more, started):
+    """collect._plan's kernel (_plan_numpy says what it makes; here for _pick to call it: numba's
+    cache does not see a kernel's edits from another file's). first, kinds, mark: by key - lo,
+    at rest -1, 0, False; left so. Row lists ascend.
+    is_start: False but at `started` (the last call's start rows), cleared first."""
+    for r in started:
+        is_start[r] = False
+    n_start = 0
+    for r in starting:
+        k = key[r] - lo
+        bit = np.uint8(1 << start_kind[r])
+        if kinds[k] & bit == 0:
+            kinds[k] |= bit
+            start_rows[n_start] = r
+            n_start += 1
+            is_start[r] = True
+            if first[k] < 0:
+                first[k] = r
+    for p in pending:
+        if lo <= p <= hi:
+            mark[p - lo] = True
+    rows[:n_start] = start_rows[:n_start]
+    # The idle rows that overtook their direction's first start, the pending directions' later
+    # rows (both ascend): merged, without repeats and starts.
+    n_ahead = n_unstarted = 0
+    for r in idle:
+        f = first[key[r] - lo]
+        if f < 0:
+            unstarted[n_unstarted] = r
+            n_unstarted += 1
+        elif r < f:
+            ahead[n_ahead] = r
+            n_ahead += 1
+    n_more = 0
+    for r in later:
+        if mark[key[r] - lo]:
+            more[n_more] = r
+            n_more += 1
+    n = n_start
+    i = j = 0
+    while i < n_ahead or j < n_more:
+        if j >= n_more or (i < n_ahead and ahead[i] < more[j]):
+            r = ahead[i]
+            i += 1
+        elif i >= n_ahead or more[j] < ahead[i]:
+            r = more[j]
+            j += 1
+        else:
+            r = ahead[i]
+            i += 1
+            j += 1
+        if not is_start[r]:
+            rows[n] = r
+            n += 1
+    for r in starting:
+        k = key[r] - lo
+        kinds[k] = 0
+        first[k] = -1
+    for p in pending:
+        if lo <= p <= hi:
+            mark[p - lo] = False
+    return n_start, n, n_unstarted
 
 
 def pick_numpy(buf: np.ndarray, pk: PacketBatch, rank: np.ndarray, limits: tuple[int, int, int],
