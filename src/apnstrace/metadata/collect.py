@@ -22,7 +22,7 @@ from ..reader.walk import njit
 from .dns_feed import COMPILED, feed_dns
 from .dns_records import DnsFailure, DnsRecords
 from .dns_tcp import MAX_PAYLOADS as DNS_TCP_PAYLOADS, DnsOverTcp
-from .fast_streams import take_fast
+from .fast_streams import read_hellos, take_fast
 from .flight_streams import take_flights
 from .held import HeldSegments
 from .key_set import _MAX_TABLE, KeySet, first_occurrences, first_row_of, isin_keys, key_table
@@ -176,6 +176,8 @@ class MetadataCollector:
         if held:
             entries[starts:starts] = [(k, t, seq, data, None) for k, t, seq, data in held]
         streams, done = self.streams, self.done
+        # ClientHellos complete here: read at the end, all at once (read_hellos).
+        later: list[tuple] = []
         for k, t, seq, off, cap in entries:
             data = buf[off: off + cap].tobytes() if cap is not None else off
             if data[:1] in _TLS_FIRST:      # _stream_start's first case, inline (most payloads here)
@@ -188,7 +190,7 @@ class MetadataCollector:
                     self._late_alert(k, data)
                 continue            # only a flow's first ClientHello / HTTP message counts
             if stream is not None and kind is not None and kind != stream.kind:
-                self._try_parse(k, final=True)      # e.g. CONNECT answered, then TLS begins
+                self._try_parse(k, final=True, later=later)     # e.g. CONNECT answered, then TLS begins
                 stream = None
             if stream is None:
                 if kind is None:
@@ -216,7 +218,9 @@ class MetadataCollector:
             touched.add(k)
         for k in touched:
             if k in self.streams:
-                self._try_parse(k)
+                self._try_parse(k, later=later)
+        if later:
+            read_hellos(self, later)
 
     def finish(self) -> None:
         """Parse what incomplete streams hold (a capture cut mid-handshake)."""
@@ -235,7 +239,8 @@ class MetadataCollector:
         self.done[stream.kind].add(k)
 
     # -- parsing ------------------------------------------------------------------------
-    def _try_parse(self, k: int, final: bool = False) -> None:
+    def _try_parse(self, k: int, final: bool = False, later: list | None = None) -> None:
+        """later: where a complete ClientHello goes to be read by read_hellos (None: read here)."""
         stream = self.streams[k]
         data = _contiguous(stream.segments, stream.start_seq)
         uid, direction = divmod(k, 2)
@@ -244,7 +249,7 @@ class MetadataCollector:
             if stream.kind == "http":
                 done = self._http(uid, direction, data, exhausted)
             else:
-                done = self._tls(uid, direction, stream, data, exhausted)
+                done = self._tls(uid, direction, stream, data, exhausted, later)
         except Malformed as bad:
             self.stats.malformed[bad.reason] += 1
             done = True
@@ -289,11 +294,15 @@ class MetadataCollector:
         """The same as one FlowMeta per flow uid (built on each access: for merging and tests)."""
         return self.table().metas()
 
-    def _tls(self, uid: int, direction: int, stream: _Stream, data: bytes, exhausted: bool) -> bool:
+    def _tls(self, uid: int, direction: int, stream: _Stream, data: bytes, exhausted: bool,
+             later: list | None = None) -> bool:
         if data[:1] == b"\x16" and data[5:6] == b"\x01":         # a handshake record holding a ClientHello
             needed = tls.needed_length(data)
             if needed is not None and len(data) < needed and not exhausted:
                 return False
+            if later is not None:       # its write keeps its place in the log (a reserved seq)
+                later.append((self.log.reserve(1), uid, direction, stream.first_ts, data))
+                return True
             hello = tls.parse_client_hello(data)
             self.log.row("hello", uid, hello.sni, ",".join(hello.alpn) or None, direction, stream.first_ts)
             self.hellos.append(uid)

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..decode import http_fast, tls, tls_fast
+from ..decode.malformed import Malformed
 from ..reader.walk import njit
 from ..records import PacketBatch
 from .pick import HANDSHAKE0, HELLO5, NOT_HELLO5, RESPONSE5
@@ -432,3 +433,37 @@ def _slices(column: pa.Array, parts: int) -> list[pa.Array]:
     """A column of `parts` equal runs of rows, as one array per run (views, no copies)."""
     n = len(column) // parts
     return [column.slice(i * n, n) for i in range(parts)]
+
+
+
+def read_hellos(collector, hellos: list[tuple]) -> None:
+    """ClientHellos the stream path reassembled from several payloads (~570 reads on engine_2m),
+    scanned by the compiled reader all at once; their writes are rows as the stream path's (a
+    chunk's few dozen do not pay for building columns). What the scan does not read plainly
+    goes to the Python parser.
+
+    hellos: (seq, uid, direction, first_ts, data); seq: the log's sequence number reserved for
+    the write where the stream path would have made it."""
+    datas = [h[4] for h in hellos]
+    cap = np.fromiter(map(len, datas), np.int64, len(datas))
+    off = np.zeros(len(datas), np.int64)
+    np.cumsum(cap[:-1], out=off[1:])
+    joined = b"".join(datas)
+    scan = tls_fast.scan_tls(np.frombuffer(joined + bytes(8), np.uint8), off, cap)
+    kinds, sni_start, sni_end = scan.kind.tolist(), scan.sni_start.tolist(), scan.sni_end.tolist()
+    alpn_start, alpn_end = scan.alpn_start.tolist(), scan.alpn_end.tolist()
+    log, text, alpn_offered = collector.log, tls.text, _alpn_offered
+    for i, (seq, uid, direction, ts, data) in enumerate(hellos):
+        if kinds[i] == tls_fast.HELLO:
+            a, b = sni_start[i], alpn_start[i]
+            sni = text(joined[a:sni_end[i]]) if a >= 0 else None
+            alpn = alpn_offered(joined[b:alpn_end[i]]) if b >= 0 else None
+        else:
+            try:
+                hello = tls.parse_client_hello(data)
+            except Malformed as bad:
+                collector.stats.malformed[bad.reason] += 1
+                continue
+            sni, alpn = hello.sni, ",".join(hello.alpn) or None
+        log.row("hello", uid, sni, alpn, direction, ts, seq=seq)
+        collector.hellos.append(uid)
