@@ -157,10 +157,8 @@ class MetadataCollector:
         open_keys = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
         rows = rows[_holdable(key[rows], self.done["tls"].bits, self.done["http"].bits, open_keys)]
         self.held.add(buf, key[rows], pk.ts[rows], pk.seq[rows], pk.payload_off[rows], pk.payload_cap[rows])
-        if late_key is not None:
-            self.held.drop_keys(late_key)       # key[late], made by pick_keyed's first pass
-        else:
-            self.held.drop_rows(key, late)
+        # key[late]: made by pick_keyed's first pass where it ran
+        self.held.drop_keys(late_key if late_key is not None else key[late])
 
     def _feed(self, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray,
               held: list[tuple[int, float, int, bytes]] | None = None, starts: int = 0) -> None:

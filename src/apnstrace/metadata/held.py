@@ -100,23 +100,10 @@ class HeldSegments:
             if gone.any():
                 self._keep(~gone)
 
-    def drop_rows(self, key: np.ndarray, rows: np.ndarray) -> None:
-        """drop(key[rows]) without gathering the rows' keys: a chunk's late rows are most of its
-        TCP rows, the held directions a few hundred (~2 ms a run less on engine_2m)."""
-        if len(self.key) == 0 or len(rows) == 0:
-            return
-        lo, hi = int(self.key.min()), int(self.key.max())
-        if not COMPILED or hi - lo >= _MAX_TABLE or key.dtype != np.int64:
-            self.drop(key[rows])
-            return
-        gone = np.empty(len(self.key), np.bool_)
-        if _seen_in_rows(self.key, key, np.ascontiguousarray(rows, np.int64), lo, hi, key_table(hi - lo), gone):
-            self._keep(~gone)
-
     def drop_keys(self, keys: np.ndarray) -> None:
-        """drop(keys) for many keys (a chunk's late rows' keys, in order: pick_keyed's) and few
-        held: a table of the held keys, one pass over `keys` (isin_keys would set and clear
-        every key's entry)."""
+        """drop(keys) for many keys (a chunk's late rows' keys: most of its TCP rows) and few
+        held (a few hundred): a table of the held keys, one pass over `keys` (isin_keys would
+        set and clear every key's entry)."""
         if len(self.key) == 0 or len(keys) == 0:
             return
         lo, hi = int(self.key.min()), int(self.key.max())
@@ -152,27 +139,9 @@ class HeldSegments:
 
 
 @njit(cache=True)
-def _seen_in_rows(held, key, rows, lo, hi, table, gone):
-    """gone[i]: held[i] is the key of one of `rows`; whether any is. table: all False at rest
-    (key_set's), indexed key - lo; left so."""
-    for h in held:
-        table[h - lo] = True
-    for r in rows:                       # a held key seen is cleared: its table entry says so
-        k = key[r]
-        if lo <= k <= hi:
-            table[k - lo] = False
-    anything = False
-    for i in range(len(held)):
-        gone[i] = not table[held[i] - lo]
-        anything |= gone[i]
-    for h in held:
-        table[h - lo] = False
-    return anything
-
-
-@njit(cache=True)
 def _seen_in_keys(held, keys, lo, hi, table, gone):
-    """_seen_in_rows with the keys themselves."""
+    """gone[i]: held[i] is one of `keys`; whether any is. table: all False at rest (key_set's),
+    indexed key - lo; left so."""
     for h in held:
         table[h - lo] = True
     for k in keys:
