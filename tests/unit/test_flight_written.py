@@ -33,7 +33,7 @@ def test_written_rows_are_the_columns_values(flights: list) -> None:
         np.full(n, tls_flight.READ, np.int8), np.array([f[0] for f in flights]), np.zeros(n, bool),
         np.array([f[1] for f in flights], np.int64), np.array([f[2] for f in flights], np.int64),
         alpn_start, alpn_end, np.full(n, -1, np.int64), np.full(n, -1, np.int64),
-        np.frombuffer(bytes(hs) + b"\0", np.uint8))
+        np.frombuffer(bytes(hs) + b"\0", np.uint8), np.full(n, -1, np.int64))
     issuer = np.empty(n, object)
     issuer[:] = [f[4] for f in flights]
     read = fs._Read(scan, issuer, np.ones(n, bool), np.zeros(n, bool))

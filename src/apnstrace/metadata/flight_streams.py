@@ -26,7 +26,7 @@ from .dns_feed import COMPILED
 from .fast_streams import alert_text, names_of
 from .held import gather_ranges
 from .key_set import isin_keys
-from .leaf_names import issuers
+from .leaf_names import scan_named
 from .text_columns import text_column
 
 __all__ = ["take_flights"]
@@ -438,12 +438,8 @@ def _merged_columns(r1: _Read, r2: _Read, idx: np.ndarray, at2: np.ndarray, ts1:
 def _read(b: _Bytes, hs: np.ndarray, base: int) -> _Read:
     """Scan the flights; their handshake bytes go to hs from `base` on."""
     hs_start = base + np.concatenate([[0], np.cumsum(b.length)[:-1]]).astype(np.int64)
-    scan = tls_flight.scan_pieces(b.buf, b.piece_off, b.piece_len, b.first_piece, hs_start, hs)
+    scan, issuer = scan_named(b.buf, b.piece_off, b.piece_len, b.first_piece, hs_start, hs)
     ok = scan.kind == tls_flight.READ
-    issuer = np.full(len(ok), None, object)
-    leaf = np.flatnonzero(ok & (scan.leaf_start >= 0))
-    if leaf.size:
-        issuer[leaf] = issuers(scan.hs, scan.leaf_start[leaf], scan.leaf_end[leaf])
     complete = (scan.alert >= 0) | (scan.version == TLS13) | np.not_equal(issuer, None) | scan.hello_done
     return _Read(scan, issuer, ok, complete)
 

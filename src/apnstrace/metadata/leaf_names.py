@@ -1,9 +1,10 @@
 """The issuer of each leaf certificate take_flights finds, named once per distinct certificate.
 
 A server shows the same leaf to every client: engine_2m's 7037 leaves are 108 distinct ones.
-The leaves named so far are kept (their DER bytes back to back, and their issuers); a chunk's
-leaves are looked up among them by a compiled pass comparing bytes, and only new ones reach
-tls._x509_names (X.509 parsing in Python). No copy of a leaf's bytes, no hash of them per flight.
+The leaves named so far are kept (their DER bytes back to back, and their issuers); the flight
+scan looks each leaf up among them where it lies in the chunk, comparing bytes (tls_flight's
+known leaves), so a known leaf is neither copied nor read twice; only new ones reach
+tls._x509_names (X.509 parsing in Python). No hash of a leaf's bytes per flight.
 """
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ import threading
 
 import numpy as np
 
-from ..decode import tls
-from ..reader.walk import njit
+from ..decode import tls, tls_flight
 
-__all__ = ["issuers"]
+__all__ = ["scan_named"]
 
 MAX_KEPT = 4096               # leaves kept at most (tls._x509_names' cache size)
 MAX_KEPT_BYTES = 16 << 20     # and their bytes: a chunk's leaves that would pass either start it again
@@ -28,14 +28,13 @@ class _Kept:
         self.start = np.empty(256, np.int64)
         self.end = np.empty(256, np.int64)
         self.n = 0
+        self.by_size = np.empty(0, np.int64)      # the leaves ordered by size, and their sizes
+        self.sizes = np.empty(0, np.int64)
         self.names = np.empty(0, object)
         self.lock = threading.Lock()          # collectors in other threads share the store
 
-    def find(self, hs: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-        """_find's answer for the leaves hs[start:end] (as int64 arrays)."""
-        at = np.empty(len(start), np.int64)
-        _find(hs, start, end, self.data, self.start, self.end, self.n, at)
-        return at
+    def known(self) -> tls_flight.KnownLeaves:
+        return tls_flight.KnownLeaves(self.data, self.start, self.end, self.by_size, self.sizes, self.n)
 
     def room_for(self, count: int, size: int) -> bool:
         used = int(self.end[self.n - 1]) if self.n else 0
@@ -43,6 +42,7 @@ class _Kept:
 
     def clear(self) -> None:
         self.n, self.names = 0, self.names[:0]
+        self.by_size, self.sizes = self.by_size[:0], self.sizes[:0]
 
     def add(self, der: list[bytes], names: list) -> np.ndarray:
         """Keep leaves `der` named `names`; their places in the store."""
@@ -57,6 +57,9 @@ class _Kept:
         named = np.empty(len(names), object)
         named[:] = names
         self.names = np.concatenate([self.names, named])
+        sizes = self.end[:self.n] - self.start[:self.n]
+        self.by_size = np.argsort(sizes, kind="stable")
+        self.sizes = sizes[self.by_size]
         return np.arange(self.n - len(der), self.n)
 
 
@@ -71,60 +74,32 @@ def _room(a: np.ndarray, size: int) -> np.ndarray:
 _KEPT = _Kept()
 
 
-def issuers(hs: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """tls._x509_names(hs[start:end])[1] per leaf (non-empty ranges), as an object array."""
-    start, end = np.ascontiguousarray(start, np.int64), np.ascontiguousarray(end, np.int64)
+def scan_named(buf: np.ndarray, piece_off: np.ndarray, piece_len: np.ndarray, first_piece: np.ndarray,
+               hs_start: np.ndarray, hs: np.ndarray) -> tuple[tls_flight.FlightScan, np.ndarray]:
+    """tls_flight.scan_pieces with the kept leaves to look leaves up among; and per flight read
+    plainly with a leaf, tls._x509_names(leaf)[1] (else None), as an object array."""
     kept = _KEPT
-    with kept.lock:
-        at = kept.find(hs, start, end)
-        new = np.flatnonzero(at == -1 - np.arange(len(start)))       # the first of new bytes
-        if new.size and not kept.room_for(new.size, int((end[new] - start[new]).sum())):
-            kept.clear()                     # full: start again (this chunk's leaves all new then)
-            at = kept.find(hs, start, end)
-            new = np.flatnonzero(at == -1 - np.arange(len(start)))
-        if new.size:
-            der = [hs[a:b].tobytes() for a, b in zip(start[new].tolist(), end[new].tolist())]
-            place = np.empty(len(start), np.int64)
-            place[new] = kept.add(der, [tls._x509_names(d)[1] for d in der])
-            unkept = at < 0
-            at[unkept] = place[-1 - at[unkept]]
-        return kept.names[at]
+    with kept.lock:                       # the scan reads the store
+        scan = tls_flight.scan_pieces(buf, piece_off, piece_len, first_piece, hs_start, hs, kept.known())
+        issuer = np.full(len(scan.kind), None, object)
+        leaf = np.flatnonzero((scan.kind == tls_flight.READ) & (scan.leaf_same != -1))
+        if leaf.size:
+            issuer[leaf] = _names(kept, scan, scan.leaf_same[leaf])
+    return scan, issuer
 
 
-@njit(cache=True)
-def _find(hs, start, end, data, kept_start, kept_end, n_kept, at):
-    """at[i]: the kept leaf with the bytes of hs[start[i]:end[i]]; else -1 - j, j the first leaf
-    of these with those bytes (i itself when none before it). Bytes are compared only between
-    leaves of one length and last byte."""
-    firsts = np.empty(len(start), np.int64)          # the distinct new leaves so far
-    n_first = 0
-    for i in range(len(start)):
-        size = end[i] - start[i]
-        last = hs[end[i] - 1]
-        at[i] = -1 - i
-        for k in range(n_kept):
-            if kept_end[k] - kept_start[k] == size and data[kept_end[k] - 1] == last and \
-                    _equal(data, kept_start[k], hs, start[i], size):
-                at[i] = k
-                break
-        if at[i] >= 0:
-            continue
-        for f in range(n_first):
-            j = firsts[f]
-            if end[j] - start[j] == size and hs[end[j] - 1] == last and _equal(hs, start[j], hs, start[i], size):
-                at[i] = -1 - j
-                break
-        if at[i] == -1 - i:
-            firsts[n_first] = i
-            n_first += 1
-
-
-@njit(cache=True)
-def _equal(a, at_a, b, at_b, size):
-    """a[at_a:at_a + size] == b[at_b:at_b + size]; unsigned indices and no early exit let LLVM
-    compare in vectors."""
-    ua, ub = np.uint64(at_a), np.uint64(at_b)
-    differ = np.uint8(0)
-    for q in range(np.uint64(size)):
-        differ |= a[ua + q] ^ b[ub + q]
-    return differ == 0
+def _names(kept: _Kept, scan: tls_flight.FlightScan, same: np.ndarray) -> np.ndarray:
+    """The issuers of leaves `same` (scan.leaf_same values): kept ones' from the store, new ones
+    named (once per distinct leaf) and kept."""
+    out = np.empty(len(same), object)
+    hit = same >= 0
+    out[hit] = kept.names[same[hit]]
+    if not hit.all():
+        first = np.unique(-2 - same[~hit])                 # the flights whose leaves are new
+        start, end = scan.leaf_start[first], scan.leaf_end[first]
+        if not kept.room_for(first.size, int((end - start).sum())):
+            kept.clear()                  # full: start again
+        der = [scan.hs[a:b].tobytes() for a, b in zip(start.tolist(), end.tolist())]
+        place = kept.add(der, [tls._x509_names(d)[1] for d in der])
+        out[~hit] = kept.names[place[np.searchsorted(first, -2 - same[~hit])]]
+    return out
