@@ -1,7 +1,7 @@
 """leaf_names.scan_named names each distinct leaf certificate once (a chunk's, and those of the
 chunks before it, kept) and gives every flight its own leaf's name: the flight scan looks each
 leaf up among the kept ones where it lies (cut into segments, spread over handshake records);
-leaves equal to one named before take its name, any other (however close: same length, same
+leaves equal to one named before take its name (as a value, and as a code into the store's table), any other (however close: same length, same
 last byte, one byte apart) is named from its own bytes; also when the store of named leaves
 fills up and starts again."""
 from __future__ import annotations
@@ -50,11 +50,12 @@ def _scan(picks: list[tuple[int, int, int]]) -> list:
     order = [(i, j) for i in range(len(pieces)) for j in (0, 1)]
     total = np.array([len(f) for f in flights], np.int64)
     hs = np.full(int(total.sum()), 0xEE, np.uint8)
-    scan, issuer = leaf_names.scan_named(
+    scan, issuer, code, names = leaf_names.scan_named(
         np.frombuffer(bytes(blob), np.uint8), np.array([off[o] for o in order], np.int64),
         np.array([length[o] for o in order], np.int64), np.arange(0, 2 * len(pieces) + 1, 2, dtype=np.int64),
         np.concatenate([[0], np.cumsum(total)[:-1]]).astype(np.int64), hs)
     assert (scan.kind == tls_flight.READ).all()             # the flights read plainly: the check has teeth
+    assert names.take(code).to_pylist() == list(issuer)     # the codes name the same
     return list(issuer)
 
 

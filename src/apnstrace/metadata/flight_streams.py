@@ -403,8 +403,11 @@ def _reassembled(buf, pk, seg_row, first_seg, starts, max_held, n_seg) -> _Bytes
 
 
 class _Read:
-    def __init__(self, scan, issuer, ok, complete):
+    """A scan's answers; issuer: per flight, also as codes into `names` (leaf_names.scan_named)."""
+
+    def __init__(self, scan, issuer, ok, complete, issuer_code=None, names=None):
         self.scan, self.issuer, self.ok, self.complete = scan, issuer, ok, complete
+        self.issuer_code, self.names = issuer_code, names
 
 
 def _merged_columns(r1: _Read, r2: _Read, idx: np.ndarray, at2: np.ndarray, ts1: np.ndarray,
@@ -420,28 +423,40 @@ def _merged_columns(r1: _Read, r2: _Read, idx: np.ndarray, at2: np.ndarray, ts1:
     server_ts = np.where(seen1, ts1[idx], ts2[j])                    # server_ts: the first one written
     version = np.where(twice & (s2.version[j] >= 0), s2.version[j], s1.version[idx])   # the last named
     alert = np.where(twice, s2.alert[j], s1.alert[idx])
-    issuer = r1.issuer[idx]
-    if twice.any():
-        issuer = issuer.copy()
-        issuer[twice] = r2.issuer[j[twice]]
+    valid = seen1 | seen2
     # server_alpn: the first non-empty, else the last written (both reads' bytes are in one buffer)
     a1, e1 = s1.alpn_start[idx], s1.alpn_end[idx]
     first = ~twice | ((a1 >= 0) & (e1 > a1))
-    return dict(server_ts=pa.array(server_ts, mask=~(seen1 | seen2)),
+    # Columns from buffers and tables: pa.array (of floats and a mask, of Python strings) cost
+    # ~60-90 µs a chunk in a run (cold), several times these.
+    return dict(server_ts=pa.Array.from_buffers(pa.float64(), len(idx), [
+                    None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little")),
+                    pa.py_buffer(np.ascontiguousarray(server_ts, np.float64))]),
                 tls_version=names_of(version, tls.version_name),
                 server_alpn=text_column(s1.hs, np.where(first, a1, s2.alpn_start[j]),
                                         np.where(first, e1, s2.alpn_end[j])),
                 tls_alert=names_of(alert, alert_text),
-                cert_issuer=pa.array(issuer.tolist(), type=pa.large_string()))
+                cert_issuer=_issuers(r1, r2, idx, j, twice))
+
+
+def _issuers(r1: _Read, r2: _Read, idx: np.ndarray, j: np.ndarray, twice: np.ndarray) -> pa.Array:
+    """cert_issuer: the second read's where there is one (j), else the first one's (idx)."""
+    if r1.names is not None and r1.names is r2.names:
+        return r1.names.take(np.where(twice, r2.issuer_code[j], r1.issuer_code[idx]))
+    issuer = r1.issuer[idx]              # the store of names started again between the reads
+    if twice.any():
+        issuer = issuer.copy()
+        issuer[twice] = r2.issuer[j[twice]]
+    return pa.array(issuer.tolist(), type=pa.large_string())
 
 
 def _read(b: _Bytes, hs: np.ndarray, base: int) -> _Read:
     """Scan the flights; their handshake bytes go to hs from `base` on."""
     hs_start = base + np.concatenate([[0], np.cumsum(b.length)[:-1]]).astype(np.int64)
-    scan, issuer = scan_named(b.buf, b.piece_off, b.piece_len, b.first_piece, hs_start, hs)
+    scan, issuer, code, names = scan_named(b.buf, b.piece_off, b.piece_len, b.first_piece, hs_start, hs)
     ok = scan.kind == tls_flight.READ
     complete = (scan.alert >= 0) | (scan.version == TLS13) | np.not_equal(issuer, None) | scan.hello_done
-    return _Read(scan, issuer, ok, complete)
+    return _Read(scan, issuer, ok, complete, code, names)
 
 
 @functools.cache

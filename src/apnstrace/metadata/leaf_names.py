@@ -11,8 +11,10 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pyarrow as pa
 
 from ..decode import tls, tls_flight
+from .text_columns import TextTable
 
 __all__ = ["scan_named"]
 
@@ -31,6 +33,7 @@ class _Kept:
         self.by_size = np.empty(0, np.int64)      # the leaves ordered by size, and their sizes
         self.sizes = np.empty(0, np.int64)
         self.names = np.empty(0, object)
+        self.table = _table(self.names)           # the names as a column's texts, at k + 1 (0: null)
         self.lock = threading.Lock()          # collectors in other threads share the store
 
     def known(self) -> tls_flight.KnownLeaves:
@@ -43,6 +46,7 @@ class _Kept:
     def clear(self) -> None:
         self.n, self.names = 0, self.names[:0]
         self.by_size, self.sizes = self.by_size[:0], self.sizes[:0]
+        self.table = _table(self.names)
 
     def add(self, der: list[bytes], names: list) -> np.ndarray:
         """Keep leaves `der` named `names`; their places in the store."""
@@ -60,7 +64,13 @@ class _Kept:
         sizes = self.end[:self.n] - self.start[:self.n]
         self.by_size = np.argsort(sizes, kind="stable")
         self.sizes = sizes[self.by_size]
+        self.table = _table(self.names)
         return np.arange(self.n - len(der), self.n)
+
+
+def _table(names: np.ndarray) -> TextTable:
+    """A new table each time (a read's codes stay valid in the one it was given)."""
+    return TextTable(pa.array([None, *names.tolist()], type=pa.large_string()))
 
 
 def _room(a: np.ndarray, size: int) -> np.ndarray:
@@ -75,31 +85,41 @@ _KEPT = _Kept()
 
 
 def scan_named(buf: np.ndarray, piece_off: np.ndarray, piece_len: np.ndarray, first_piece: np.ndarray,
-               hs_start: np.ndarray, hs: np.ndarray) -> tuple[tls_flight.FlightScan, np.ndarray]:
+               hs_start: np.ndarray, hs: np.ndarray) -> tuple[tls_flight.FlightScan, np.ndarray, np.ndarray, TextTable]:
     """tls_flight.scan_pieces with the kept leaves to look leaves up among; and per flight read
-    plainly with a leaf, tls._x509_names(leaf)[1] (else None), as an object array."""
+    plainly with a leaf, tls._x509_names(leaf)[1] (else None), as an object array, and as codes
+    into a table of texts (0: None) to make a column of."""
     kept = _KEPT
     with kept.lock:                       # the scan reads the store
         scan = tls_flight.scan_pieces(buf, piece_off, piece_len, first_piece, hs_start, hs, kept.known())
-        issuer = np.full(len(scan.kind), None, object)
+        n = len(scan.kind)
+        issuer = np.full(n, None, object)
+        code = np.zeros(n, np.int64)
         leaf = np.flatnonzero((scan.kind == tls_flight.READ) & (scan.leaf_same != -1))
         if leaf.size:
-            issuer[leaf] = _names(kept, scan, scan.leaf_same[leaf])
-    return scan, issuer
+            place = _places(kept, scan, scan.leaf_same[leaf])
+            issuer[leaf] = kept.names[place]
+            code[leaf] = place + 1
+        return scan, issuer, code, kept.table
 
 
-def _names(kept: _Kept, scan: tls_flight.FlightScan, same: np.ndarray) -> np.ndarray:
-    """The issuers of leaves `same` (scan.leaf_same values): kept ones' from the store, new ones
-    named (once per distinct leaf) and kept."""
-    out = np.empty(len(same), object)
+def _places(kept: _Kept, scan: tls_flight.FlightScan, same: np.ndarray) -> np.ndarray:
+    """The places in the store of leaves `same` (scan.leaf_same values): new ones named (once
+    per distinct leaf) and kept."""
+    out = same.copy()
     hit = same >= 0
-    out[hit] = kept.names[same[hit]]
     if not hit.all():
         first = np.unique(-2 - same[~hit])                 # the flights whose leaves are new
         start, end = scan.leaf_start[first], scan.leaf_end[first]
         if not kept.room_for(first.size, int((end - start).sum())):
-            kept.clear()                  # full: start again
+            # Full: start again, with this call's known leaves (named already) and its new ones.
+            known = np.unique(same[hit])
+            der = [kept.data[a:b].tobytes() for a, b in zip(kept.start[known].tolist(), kept.end[known].tolist())]
+            names = kept.names[known].tolist()
+            kept.clear()
+            if known.size:
+                out[hit] = kept.add(der, names)[np.searchsorted(known, same[hit])]
         der = [scan.hs[a:b].tobytes() for a, b in zip(start.tolist(), end.tolist())]
         place = kept.add(der, [tls._x509_names(d)[1] for d in der])
-        out[~hit] = kept.names[place[np.searchsorted(first, -2 - same[~hit])]]
+        out[~hit] = place[np.searchsorted(first, -2 - same[~hit])]
     return out
