@@ -155,36 +155,25 @@ def _differ(buf, piece_off, piece_len, a, b, lo, hi, other, at):
 
 
 @njit(cache=True, inline="always")
-def _vdiffer(buf, piece_off, piece_len, a, b, rec_v, rec_s, nrec, lo, hi, other, at):
-    """Whether handshake bytes lo:hi (as _vcopy reads them) differ from other[at:]."""
+def _vwalk(buf, piece_off, piece_len, a, b, rec_v, rec_s, nrec, lo, hi, out, at, compare):
+    """Bytes lo:hi of the handshake bytes (record r's payload: stream bytes from rec_s[r], at
+    rec_v[r]:rec_v[r + 1] among them) copied into out[at:]; or, with `compare` (a constant at each
+    call: inlined, the other branch is gone), whether they differ from out[at:]."""
     r = nrec - 1
     while r > 0 and rec_v[r] > lo:
         r -= 1
     while lo < hi:
         stop = min(hi, rec_v[r + 1])
         s = rec_s[r] + lo - rec_v[r]
-        if _differ(buf, piece_off, piece_len, a, b, s, s + stop - lo, other, at):
-            return True
+        if compare:
+            if _differ(buf, piece_off, piece_len, a, b, s, s + stop - lo, out, at):
+                return True
+        else:
+            _copy(buf, piece_off, piece_len, a, b, s, s + stop - lo, out, at)
         at += stop - lo
         lo = stop
         r += 1
     return False
-
-
-@njit(cache=True, inline="always")
-def _vcopy(buf, piece_off, piece_len, a, b, rec_v, rec_s, nrec, lo, hi, out, at):
-    """Bytes lo:hi of the handshake bytes (record r's payload: stream bytes from rec_s[r], at
-    rec_v[r]:rec_v[r + 1] among them) into out[at:]."""
-    r = nrec - 1
-    while r > 0 and rec_v[r] > lo:
-        r -= 1
-    while lo < hi:
-        stop = min(hi, rec_v[r + 1])
-        s = rec_s[r] + lo - rec_v[r]
-        _copy(buf, piece_off, piece_len, a, b, s, s + stop - lo, out, at)
-        at += stop - lo
-        lo = stop
-        r += 1
 
 
 @njit(cache=True, inline="always")
@@ -220,14 +209,14 @@ def _flight(buf, piece_off, piece_len, a, b, n, hs, base, i, tmp, rec_v, rec_s, 
             have += stop - start
             rec_v[nrec] = have
             while used + 4 <= have:
-                _vcopy(buf, piece_off, piece_len, a, b, rec_v, rec_s, nrec, used, used + 4, tmp, 0)
+                _vwalk(buf, piece_off, piece_len, a, b, rec_v, rec_s, nrec, used, used + 4, tmp, 0, False)
                 mtype = tmp[0]
                 mend = used + 4 + _u24(tmp, 1)
                 if mtype == CERTIFICATE and not cert_done and seen and ver != TLS13:
                     p = used + 4
                     e = min(mend, have)
                     if p + 6 <= e:
-                        _vcopy(buf, piece_off, piece_len, a, b, rec_v, rec_s, nrec, p + 3, p + 6, tmp, 0)
+                        _vwalk(buf, piece_off, piece_len, a, b, rec_v, rec_s, nrec, p + 3, p + 6, tmp, 0, False)
                         size = _u24(tmp, 0)
                         if size == 0:
                             cert_done = True
@@ -238,15 +227,15 @@ def _flight(buf, piece_off, piece_len, a, b, n, hs, base, i, tmp, rec_v, rec_s, 
                             if look:
                                 lo = p + 6
                                 hi = lo + size
-                                _vcopy(buf, piece_off, piece_len, a, b, rec_v, rec_s, nrec, hi - 1, hi, tmp, 0)
+                                _vwalk(buf, piece_off, piece_len, a, b, rec_v, rec_s, nrec, hi - 1, hi, tmp, 0, False)
                                 last = tmp[0]
                                 # Compared with the known leaves of its size (their last bytes first)
                                 x = np.searchsorted(k_sizes[:k_n], size)
                                 while x < k_n and k_sizes[x] == size:
                                     k = k_by_size[x]
-                                    if k_data[k_end[k] - 1] == last and not _vdiffer(
+                                    if k_data[k_end[k] - 1] == last and not _vwalk(
                                             buf, piece_off, piece_len, a, b, rec_v, rec_s, nrec, lo, hi, k_data,
-                                            k_start[k]):
+                                            k_start[k], True):
                                         same = k
                                         break
                                     x += 1
@@ -254,14 +243,14 @@ def _flight(buf, piece_off, piece_len, a, b, n, hs, base, i, tmp, rec_v, rec_s, 
                                     for f in range(n_first):
                                         j = firsts[f]
                                         if leaf_end[j] - leaf_start[j] == size and hs[leaf_end[j] - 1] == last \
-                                                and not _vdiffer(buf, piece_off, piece_len, a, b, rec_v, rec_s, nrec,
-                                                                 lo, hi, hs, leaf_start[j]):
+                                                and not _vwalk(buf, piece_off, piece_len, a, b, rec_v, rec_s, nrec,
+                                                               lo, hi, hs, leaf_start[j], True):
                                             same = -2 - j
                                             break
                             leaf_same[i] = same
                             if same == -2 - i:
-                                _vcopy(buf, piece_off, piece_len, a, b, rec_v, rec_s, nrec, p + 6, p + 6 + size, hs,
-                                       out)
+                                _vwalk(buf, piece_off, piece_len, a, b, rec_v, rec_s, nrec, p + 6, p + 6 + size, hs,
+                                       out, False)
                                 leaf_start[i] = out
                                 leaf_end[i] = out + size
                                 out += size
@@ -270,7 +259,7 @@ def _flight(buf, piece_off, piece_len, a, b, n, hs, base, i, tmp, rec_v, rec_s, 
                 if mend > have:
                     break
                 if mtype == SERVER_HELLO and not seen:
-                    _vcopy(buf, piece_off, piece_len, a, b, rec_v, rec_s, nrec, used + 4, mend, hs, out)
+                    _vwalk(buf, piece_off, piece_len, a, b, rec_v, rec_s, nrec, used + 4, mend, hs, out, False)
                     ver = _server_hello(hs, out, out + mend - used - 4, i, alpn_start, alpn_end)
                     out += mend - used - 4
                     if ver < 0:
