@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apnstrace.metadata.attach import _codes, _dns_named, _names, _positions
-from apnstrace.metadata.column_codes import Codes, arrow_codes, column_codes, hand_over
+from apnstrace.metadata.column_codes import Codes, arrow_codes, hand_over
 from apnstrace.metadata.dns_records import DnsRecords
 from apnstrace.metadata.gather import flows_per_row, gather_text
 from apnstrace.metadata.meta_log import take_or_null

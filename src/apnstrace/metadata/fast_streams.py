@@ -435,7 +435,6 @@ def _slices(column: pa.Array, parts: int) -> list[pa.Array]:
     return [column.slice(i * n, n) for i in range(parts)]
 
 
-
 def read_hellos(collector, hellos: list[tuple]) -> None:
     """ClientHellos the stream path reassembled from several payloads (~570 reads on engine_2m),
     scanned by the compiled reader all at once; their writes are rows as the stream path's (a
