@@ -8,12 +8,15 @@ attach() also hands over the codes of the columns it builds, factored the way it
 per flow a row of the few thousand source values, and a code per source value (encoding the
 built column again costs ~1.5 ms each, and spelling out a code per flow another 198K-row array
 each on the engine benchmark). Held until classify reads them once, or until the column is
-gone (no codes outlive their column).
+gone (no codes outlive their column). A maker may also hand over a function that makes the
+codes when first read (flows.finalize: the server addresses' codes, from the address numbers
+it formatted, at no cost to a run that never reads them).
 """
 from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,8 +40,10 @@ class Codes:
         return self.rows if self.lookup is None else self.lookup[self.rows]
 
 
+Maker = Callable[[], "Codes"]      # makes a column's codes when they are first read
+
 _KEPT: list[tuple[pa.ChunkedArray | pa.Array, Codes]] = []
-_HANDED: dict[int, tuple[weakref.ref, Codes]] = {}     # id(arrow) -> (ref, codes)
+_HANDED: dict[int, tuple[weakref.ref, Codes | Maker]] = {}     # id(arrow) -> (ref, codes)
 _LOCK = threading.RLock()       # re-entered by a weakref callback fired while it is held
 
 
@@ -59,6 +64,10 @@ def column_codes(column: pd.Series) -> Codes | None:
         handed = _HANDED.pop(id(arrow), None)
         if handed is not None and handed[0]() is arrow:
             found = handed[1]
+            if not isinstance(found, Codes):
+                found = _frozen(found())
+                if found.distinct.type != arrow.type:      # e.g. string labels of a large_string column
+                    found = Codes(found.rows, found.distinct.cast(arrow.type), found.lookup)
             _KEPT[:] = [(arrow, found)] + _KEPT[:1]
             return found
         for kept, found in _KEPT:
@@ -88,14 +97,15 @@ def one_array(arrow: pa.ChunkedArray | pa.Array) -> pa.Array:
     return arrow.chunk(0) if arrow.num_chunks == 1 else arrow.combine_chunks()
 
 
-def hand_over(column: pd.api.extensions.ExtensionArray, codes: Codes) -> None:
-    """What column_codes(column) would find, known by the column's maker."""
+def hand_over(column: pd.api.extensions.ExtensionArray, codes: Codes | Maker) -> None:
+    """What column_codes(column) would find, known by the column's maker (or a function making
+    it, called once, when first read)."""
     if not isinstance(column, pd.arrays.ArrowStringArray):
         return
     arrow = column._pa_array
     key = id(arrow)
-    codes = Codes(_read_only(codes.rows), codes.distinct,
-                  None if codes.lookup is None else _read_only(codes.lookup))
+    if isinstance(codes, Codes):
+        codes = _frozen(codes)
 
     def gone(_ref, key=key) -> None:
         with _LOCK:
@@ -105,6 +115,21 @@ def hand_over(column: pd.api.extensions.ExtensionArray, codes: Codes) -> None:
 
     with _LOCK:
         _HANDED[key] = (weakref.ref(arrow, gone), codes)
+
+
+def handed(column: pd.api.extensions.ExtensionArray) -> Codes | Maker | None:
+    """What hand_over() left on the column and no one read yet (left there)."""
+    if not isinstance(column, pd.arrays.ArrowStringArray):
+        return None
+    arrow = column._pa_array
+    with _LOCK:
+        held = _HANDED.get(id(arrow))
+    return held[1] if held is not None and held[0]() is arrow else None
+
+
+def _frozen(codes: Codes) -> Codes:
+    return Codes(_read_only(codes.rows), codes.distinct,
+                 None if codes.lookup is None else _read_only(codes.lookup))
 
 
 def _read_only(values: np.ndarray) -> np.ndarray:
