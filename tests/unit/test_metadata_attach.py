@@ -202,3 +202,27 @@ def test_one_array_holds_the_chunks_values(chunks: list, skip: int) -> None:
     assert one_array(arrays[0]) is arrays[0]
     codes, distinct = arrow_codes(pd.Series(pd.array(chunked, dtype="string")))
     assert [distinct[c].as_py() if c >= 0 else None for c in codes.tolist()] == chunked.to_pylist()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 8), addresses), min_size=1, max_size=25),
+       st.lists(st.tuples(st.integers(0, 8), addresses.filter(lambda a: a is not None), st.sampled_from("abcde")),
+                min_size=1, max_size=25), st.randoms(use_true_random=False))
+def test_dns_naming_through_factored_codes_is_merge_asof(flows: list, answers: list, rng) -> None:
+    """The server addresses' codes handed over factored (flows.finalize.ServerCodes): a row per
+    flow into labels (some unused, an address under several), a lookup from labels to codes."""
+    frame = pd.DataFrame({"ts_start": [float(t) for t, _ in flows],
+                          "server_ip": pd.array([a for _, a in flows], dtype="string")})
+    present = list(dict.fromkeys(a for _, a in flows if a is not None))
+    rng.shuffle(present)
+    labels = present + present[:2] + ["192.0.2.9"]          # duplicates and an unused label
+    rng.shuffle(labels)
+    lookup = np.array([present.index(a) if a in present else -1 for a in labels] + [-1], np.int64)
+    label_of = {a: [i for i, b in enumerate(labels) if b == a] for a in present}
+    rows = np.array([rng.choice(label_of[a]) if a is not None else -1 for _, a in flows], np.int64)
+    hand_over(frame["server_ip"].array, Codes(rows, pa.array(present, pa.string()), lookup))
+    dns = DnsRecords(ts=[float(t) for t, _, _ in answers], address=[a for _, a, _ in answers],
+                     name=[f"{n}{i}.example" for i, (_, _, n) in enumerate(answers)])
+    got_rows, picked = _dns_named(np.arange(len(frame)), frame["server_ip"], frame["ts_start"].to_numpy(), dns)
+    names = dns.name.to_pylist()
+    assert dict(zip(got_rows.tolist(), [names[i] for i in picked.tolist()])) == _merge_asof_names(frame, dns)

@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 from ..flows.finalize import UID
 from ..reader.walk import njit
 from .collect import DnsRecords, MetadataCollector
-from .column_codes import Codes, arrow_codes, hand_over, one_array
+from .column_codes import Codes, column_codes, hand_over, one_array
 from .flow_numbers import flow_numbers
 from .gather import flows_per_row, gather_text
 from .meta_log import MetaTable
@@ -171,22 +171,27 @@ def _dns_named(rest: np.ndarray, server_ip: pd.Series, ts_start: np.ndarray,
     timestamp as the SYN was seen first). Only flows to an answered address are looked at."""
     # Addresses as codes of the flows' distinct server addresses (no Python string per flow);
     # an answered address no flow went to matches nothing. (classify reads the same codes.)
-    encoded = arrow_codes(server_ip)
-    if encoded is None:
+    # Handed over factored (a row per flow into a lookup): read so, not spelled out per flow.
+    found_codes = column_codes(server_ip)
+    if found_codes is None:
         encoded = _text(server_ip).dictionary_encode()
-        encoded = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary
-    codes, distinct = encoded
+        rows = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        distinct, lookup = encoded.dictionary, None
+    else:
+        rows, distinct, lookup = found_codes.rows, found_codes.distinct, found_codes.lookup
     # Each answer's address as a code of `distinct`: the answers' few distinct addresses are
     # looked up among the flows' (hashing those few, not the flows' tens of thousands).
     address = dns.address.dictionary_encode()
-    found = pc.index_in(distinct.cast(pa.large_string()), value_set=address.dictionary)
+    found = pc.index_in(distinct, value_set=address.dictionary.cast(distinct.type))
     found = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     code_of = np.full(len(address.dictionary) + 1, -1, np.int64)    # last slot: a null address
     code_of[found[found >= 0]] = np.flatnonzero(found >= 0)
     answered = code_of[address.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)]
     hit = np.zeros(len(distinct) + 1, bool)         # last slot: a flow without an address (-1)
     hit[answered[answered >= 0]] = True
-    wanted = rest[hit[codes[rest]]]
+    if lookup is not None:                          # through the lookup (its last slot: -1)
+        hit = hit[lookup]
+    wanted = rest[hit[rows[rest]]]
     none = np.empty(0, np.int64)
     if not wanted.size:
         return none, none
@@ -197,7 +202,8 @@ def _dns_named(rest: np.ndarray, server_ip: pd.Series, ts_start: np.ndarray,
     order = order[answered[order] >= 0]
     by_address = order[np.argsort(answered[order], kind="stable")]    # per address, in time order
     a_code, a_ts = answered[by_address], ts[by_address]
-    w_code, w_ts = codes[wanted], ts_start[wanted]
+    w_code = rows[wanted] if lookup is None else lookup[rows[wanted]]
+    w_ts = ts_start[wanted]
     # (address, time) as one sortable integer: times as ranks among all times involved
     times = np.unique(np.concatenate([a_ts, w_ts]))
     span = len(times) + 1
