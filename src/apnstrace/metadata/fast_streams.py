@@ -239,20 +239,24 @@ def _tls_rows(collector, buf, pk, key, rows) -> np.ndarray:
     scan = tls_fast.scan_tls(buf, pk.payload_off[rows], pk.payload_cap[rows])
     keys, ts = key[rows], pk.ts[rows]
     hello = np.flatnonzero(scan.kind == tls_fast.HELLO)
+    flight = np.flatnonzero(scan.kind == tls_fast.FLIGHT)
+    # The SNIs and the flights' selected protocols as one column, then two slices of it: one
+    # compiled layout call and one Arrow array a chunk instead of two.
+    texts = text_column(buf, np.concatenate([scan.sni_start[hello], scan.alpn_start[flight]]),
+                        np.concatenate([scan.sni_end[hello], scan.alpn_end[flight]]))
     if hello.size:
         uid = keys[hello] >> 1
         alpn = _alpn_column(buf, scan.alpn_start[hello], scan.alpn_end[hello])
-        collector.log.batch("hello", uid, sni=text_column(buf, scan.sni_start[hello], scan.sni_end[hello]),
-                            alpn=alpn, client_dir=_column(keys[hello] & 1, np.int8, pa.int8()),
+        collector.log.batch("hello", uid, sni=texts.slice(0, hello.size), alpn=alpn,
+                            client_dir=_column(keys[hello] & 1, np.int8, pa.int8()),
                             hello_ts=_column(ts[hello], np.float64, pa.float64()))
         collector.hellos.append(uid)
-    flight = np.flatnonzero(scan.kind == tls_fast.FLIGHT)
     if flight.size:
         version, alert = scan.version[flight], scan.alert[flight]
         seen = version >= 0
         collector.log.batch("flight", keys[flight] >> 1, server_ts=_column(ts[flight], np.float64, pa.float64(), seen),
                             tls_version=names_of(version, tls.version_name),
-                            server_alpn=text_column(buf, scan.alpn_start[flight], scan.alpn_end[flight]),
+                            server_alpn=texts.slice(hello.size),
                             tls_alert=names_of(alert, alert_text),
                             cert_issuer=_nulls(flight.size))
     read = scan.kind != tls_fast.FALLBACK
