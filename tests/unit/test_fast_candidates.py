@@ -76,3 +76,12 @@ def test_every_role_and_rule() -> None:
     role, cand = fast_streams.candidates(*feed)
     assert role.tolist() == [1, 2, 1, 2, 0, 3, 3, 4, 0, 1, 3, 2, 4, 0, 0]
     assert key[rows[cand]].tolist() == [2, 3, 4, 16]
+
+
+def test_candidates_grow_the_group_table() -> None:
+    """Keys spanning more than the table holds (but less than _MAX_GROUP_TABLE): the pass asks
+    for a larger table and runs again, pending keys included."""
+    rows, key, is_start, start_kind, peek, _, done_tls, done_http = _feed(5, 50, 12, 0)
+    key[1::2] += 3 << 20
+    pending = np.array([key[0] ^ 1, key[1], (3 << 20) + 999], np.int64)
+    assert_same(rows, key, is_start, start_kind, peek, pending, done_tls, done_http)

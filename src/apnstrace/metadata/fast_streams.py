@@ -57,19 +57,21 @@ def candidates(rows: np.ndarray, key: np.ndarray, is_start: np.ndarray, start_ki
     """(role per row of `rows`, the positions in `rows` that qualify, ascending), in one compiled
     pass: the dozen numpy steps of candidates_numpy (sort, group, look up) cost ~10 ms a run."""
     rows = np.ascontiguousarray(rows, np.int64)
-    rk = key[rows]
-    lo, hi = int(rk.min()) - 1, int(rk.max()) + 1       # +- 1: a key's other direction (key ^ 1)
-    if hi - lo >= _MAX_GROUP_TABLE:
-        return candidates_numpy(rows, key, is_start, start_kind, peek, pending, done_tls, done_http)
-    role = np.empty(len(rows), np.int64)
-    cand = np.empty(len(rows), np.int64)
-    n = _candidates(rows, rk, is_start, start_kind, peek, np.sort(np.asarray(pending, np.int64)), done_tls.bits,
-                    done_http.bits, lo, _group_table(hi - lo), role, cand)
-    return role, cand[:n]
+    pending = np.ascontiguousarray(pending, np.int64)
+    table = _group_table(0)
+    while True:
+        role, cand, span = _candidates(rows, key, is_start, start_kind, peek, pending, done_tls.bits, done_http.bits,
+                                       table)
+        if span < 0:
+            return role, cand
+        if span >= _MAX_GROUP_TABLE:
+            return candidates_numpy(rows, key, is_start, start_kind, peek, pending, done_tls, done_http)
+        table = _group_table(span)
 
 
 _MAX_GROUP_TABLE = 1 << 24           # keys spanning more go to candidates_numpy
 _GROUP_TABLES = threading.local()    # per thread: key - lo -> its group in _candidates (-1 at rest)
+_PENDING = -2                        # in the table while _candidates runs: a pending key without rows
 
 
 def _group_table(span: int) -> np.ndarray:
@@ -130,31 +132,43 @@ def _roles(rows, is_start, start_kind, peek) -> np.ndarray:
 
 
 @njit(cache=True)
-def _in_sorted(sorted_keys, k):
-    at = np.searchsorted(sorted_keys, k)
-    return at < len(sorted_keys) and sorted_keys[at] == k
-
-
-@njit(cache=True)
 def _bit(bits, k):
     """KeySet.contains for one key."""
     return k < len(bits) and bits[k]
 
 
 @njit(cache=True)
-def _candidates(rows, rk, is_start, start_kind, peek, pending, done_tls, done_http, lo, table, role, cand):
-    """candidates_numpy in one pass; the number of candidates written to `cand`.
+def _candidates(rows, key, is_start, start_kind, peek, pending, done_tls, done_http, table):
+    """candidates_numpy in one pass: (role, candidates, -1), or (empty, empty, span) when the
+    rows' keys and their other directions (key ^ 1) span more than `table` holds.
 
-    rk: the rows' keys; lo <= each of them and of their other directions (key ^ 1) < lo + len(table);
     table: -1 at rest, left so. Rows are grouped by key in feed order (group g: the g-th key
-    seen, its first row first); per group its row count, the roles its rows write and its number
-    of starts. pending: sorted."""
+    seen, its first row first); per group its row count, the roles its rows write, its number
+    of starts and whether its key is pending (pending keys are marked in the table first)."""
     n = len(rows)
+    rk = np.empty(n, np.int64)
+    lo = hi = 0
+    for j in range(n):
+        k = key[rows[j]]
+        rk[j] = k
+        if j == 0 or k < lo:
+            lo = k
+        if j == 0 or k > hi:
+            hi = k
+    lo -= 1                                 # +- 1: a key's other direction
+    hi += 1
+    if n == 0 or hi - lo >= len(table):
+        return np.empty(0, np.int64), np.empty(0, np.int64), max(hi - lo, 0) if n else -1
+    for p in pending:
+        if lo <= p <= hi:
+            table[p - lo] = _PENDING
+    role = np.empty(n, np.int64)
     group = np.empty(n, np.int64)
     g_first = np.empty(n, np.int64)
     g_count = np.zeros(n, np.int64)
     g_written = np.zeros(n, np.int64)
     g_starts = np.zeros(n, np.int64)
+    g_pending = np.zeros(n, np.bool_)
     n_groups = 0
     for j in range(n):
         r = rows[j]
@@ -169,6 +183,7 @@ def _candidates(rows, rk, is_start, start_kind, peek, pending, done_tls, done_ht
         t = rk[j] - lo
         g = table[t]
         if g < 0:
+            g_pending[n_groups] = g == _PENDING
             g = table[t] = n_groups
             g_first[g] = j
             n_groups += 1
@@ -177,12 +192,16 @@ def _candidates(rows, rk, is_start, start_kind, peek, pending, done_tls, done_ht
         g_written[g] |= 1 << role[j]
         if is_start[r]:
             g_starts[g] += 1
-    # per group: the other direction's group (-1: absent) and whether it reads as a server flight
+    # per group: the other direction's group (-1: absent), whether that one is pending and
+    # whether it reads as a server flight
     g_other = np.empty(n_groups, np.int64)
+    g_other_pending = np.zeros(n_groups, np.bool_)
     g_flight = np.zeros(n_groups, np.bool_)
     for g in range(n_groups):
         j = g_first[g]
-        g_other[g] = table[(rk[j] ^ 1) - lo]
+        o = table[(rk[j] ^ 1) - lo]
+        g_other_pending[g] = o == _PENDING or (o >= 0 and g_pending[o])
+        g_other[g] = max(o, -1)
         head = rows[j]
         bits = peek[head]
         six = (bits & (HELLO5 | NOT_HELLO5)) != 0
@@ -190,19 +209,21 @@ def _candidates(rows, rk, is_start, start_kind, peek, pending, done_tls, done_ht
         g_flight[g] = g_starts[g] == 1 and is_start[head] and start_kind[head] == 1 and six and not hello
     for g in range(n_groups):
         table[rk[g_first[g]] - lo] = -1
+    for p in pending:
+        if lo <= p <= hi:
+            table[p - lo] = -1
+    cand = np.empty(n, np.int64)
     m = 0
     for j in range(n):
         r = role[j]
         g = group[j]
-        if r == 0 or g_count[g] != 1:
+        if r == 0 or g_count[g] != 1 or g_pending[g] or g_other_pending[g]:
             continue
         k = rk[j]
         o = g_other[g]
         other_written = g_written[o] if o >= 0 else 0
         quiet = (other_written & 1) == 0 or (r == HELLO and o >= 0 and g_flight[o])
         if not quiet or (other_written >> r) & 1:
-            continue
-        if _in_sorted(pending, k) or _in_sorted(pending, k ^ 1):
             continue
         if r <= FLIGHT:
             if _bit(done_tls, k) or (r == HELLO and _bit(done_tls, k ^ 1)):
@@ -211,27 +232,31 @@ def _candidates(rows, rk, is_start, start_kind, peek, pending, done_tls, done_ht
             continue
         cand[m] = j
         m += 1
-    return m
+    return role, cand[:m], -1
 
 
 def _tls_rows(collector, buf, pk, key, rows) -> np.ndarray:
     scan = tls_fast.scan_tls(buf, pk.payload_off[rows], pk.payload_cap[rows])
     keys, ts = key[rows], pk.ts[rows]
     hello = np.flatnonzero(scan.kind == tls_fast.HELLO)
+    flight = np.flatnonzero(scan.kind == tls_fast.FLIGHT)
+    # The SNIs and the flights' selected protocols as one column, then two slices of it: one
+    # compiled layout call and one Arrow array a chunk instead of two.
+    texts = text_column(buf, np.concatenate([scan.sni_start[hello], scan.alpn_start[flight]]),
+                        np.concatenate([scan.sni_end[hello], scan.alpn_end[flight]]))
     if hello.size:
         uid = keys[hello] >> 1
         alpn = _alpn_column(buf, scan.alpn_start[hello], scan.alpn_end[hello])
-        collector.log.batch("hello", uid, sni=text_column(buf, scan.sni_start[hello], scan.sni_end[hello]),
-                            alpn=alpn, client_dir=_column(keys[hello] & 1, np.int8, pa.int8()),
+        collector.log.batch("hello", uid, sni=texts.slice(0, hello.size), alpn=alpn,
+                            client_dir=_column(keys[hello] & 1, np.int8, pa.int8()),
                             hello_ts=_column(ts[hello], np.float64, pa.float64()))
         collector.hellos.append(uid)
-    flight = np.flatnonzero(scan.kind == tls_fast.FLIGHT)
     if flight.size:
         version, alert = scan.version[flight], scan.alert[flight]
         seen = version >= 0
         collector.log.batch("flight", keys[flight] >> 1, server_ts=_column(ts[flight], np.float64, pa.float64(), seen),
                             tls_version=names_of(version, tls.version_name),
-                            server_alpn=text_column(buf, scan.alpn_start[flight], scan.alpn_end[flight]),
+                            server_alpn=texts.slice(hello.size),
                             tls_alert=names_of(alert, alert_text),
                             cert_issuer=_nulls(flight.size))
     read = scan.kind != tls_fast.FALLBACK
