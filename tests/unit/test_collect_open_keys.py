@@ -86,3 +86,61 @@ def test_open_keys_match_snapshots(monkeypatch, chunk_bytes: int) -> None:
         for k, v in spy.checked.items():
             checked[k] += v
     assert checked["pending"] > 100 and checked["opened"] > 0 and checked["finished"] > 0, checked
+
+
+def _quic_initials_reference(self, buf, pk, uid, rows) -> None:
+    """MetadataCollector._quic_initials as it was: a numpy scalar per field and row."""
+    for i in rows.tolist():
+        u = int(uid[i])
+        if u in self.quic_done:
+            continue
+        state = self.quic.get(u)
+        direction = int(pk.direction[i])
+        if state is not None and direction != state.client_dir:
+            continue
+        off, cap = int(pk.payload_off[i]), int(pk.payload_cap[i])
+        try:
+            got = collect.quic.initial_crypto(buf[off: off + cap].tobytes(), state.dcid if state else None)
+            if got is None:
+                continue
+            if state is None:
+                state = self.quic[u] = collect._Quic(direction, got.dcid, float(pk.ts[i]))
+            state.pieces.extend(got.pieces)
+            hello = collect.quic.client_hello_from_crypto(state.pieces)
+        except collect.Malformed as bad:
+            self.stats.malformed[bad.reason] += 1
+            continue
+        if hello is not None or len(state.pieces) > 64:
+            if hello is not None:
+                self.log.row("hello", u, hello.sni, ",".join(hello.alpn) or None, direction, state.first_ts)
+                self.hellos.append(u)
+            del self.quic[u]
+            self.quic_done.add(u)
+
+
+QUIC_FILES = sorted(p for p in (CORPUS / "pcap").glob("*") if "quic" in p.name.lower() and p.stat().st_size < 4 << 20)
+
+
+@pytest.mark.skipif(not QUIC_FILES, reason="corpus not present")
+@pytest.mark.parametrize("chunk_bytes", [1 << 12, 1 << 20])
+def test_quic_initials_as_reference(monkeypatch, chunk_bytes: int) -> None:
+    """The QUIC path reads per column at once: the same rows, hellos, state and counts."""
+    hellos = 0
+    for path in QUIC_FILES:
+        got = []
+        for impl in (None, _quic_initials_reference):
+            if impl is not None:
+                monkeypatch.setattr(MetadataCollector, "_quic_initials", impl)
+            stats, table = RunStats(), FlowTable(FlowOptions())
+            col = MetadataCollector(stats)
+            for raw in iter_batches(path, stats, chunk_bytes):
+                pk, _ = decode_chunk(raw, stats)
+                j = table.add(pk)
+                col.add(raw.buf, pk, j.uid, j.rank)
+            got.append((col.table().frame.to_dict("list") if hasattr(col.table(), "frame") else col.flows,
+                        sorted(stats.malformed.items()), sorted(col.quic_done), col.hellos,
+                        {u: (q.client_dir, q.dcid, q.first_ts, q.pieces) for u, q in col.quic.items()}))
+            monkeypatch.undo()
+        assert got[0] == got[1], path.name
+        hellos += len(got[0][3])
+    assert hellos > 10

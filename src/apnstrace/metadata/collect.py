@@ -348,21 +348,24 @@ class MetadataCollector:
     def _quic_initials(self, buf: np.ndarray, pk: PacketBatch, uid: np.ndarray, rows: np.ndarray) -> None:
         """QUIC long-header packets early in a UDP flow: decrypt the client's Initials (keys come
         from the connection ID) until the ClientHello in their CRYPTO frames is complete."""
-        for i in rows.tolist():
-            u = int(uid[i])
-            if u in self.quic_done:
+        if len(rows) == 0:
+            return
+        # Python values per column at once (a numpy scalar per field and row cost ~0.5 us a row)
+        columns = (uid[rows].tolist(), pk.direction[rows].tolist(), pk.payload_off[rows].tolist(),
+                   pk.payload_cap[rows].tolist(), pk.ts[rows].tolist())
+        quic_done, quic_states = self.quic_done, self.quic
+        for u, direction, off, cap, ts in zip(*columns):
+            if u in quic_done:
                 continue
-            state = self.quic.get(u)
-            direction = int(pk.direction[i])
+            state = quic_states.get(u)
             if state is not None and direction != state.client_dir:
                 continue                    # the server's Initials: not needed, not decryptable
-            off, cap = int(pk.payload_off[i]), int(pk.payload_cap[i])
             try:
                 got = quic.initial_crypto(buf[off: off + cap].tobytes(), state.dcid if state else None)
                 if got is None:
                     continue
                 if state is None:
-                    state = self.quic[u] = _Quic(direction, got.dcid, float(pk.ts[i]))
+                    state = quic_states[u] = _Quic(direction, got.dcid, ts)
                 state.pieces.extend(got.pieces)
                 hello = quic.client_hello_from_crypto(state.pieces)
             except Malformed as bad:
