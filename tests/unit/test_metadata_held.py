@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apnstrace.metadata import held as held_module
 from apnstrace.metadata.held import HeldSegments, gather_ranges, gather_ranges_into
 
 
@@ -98,18 +96,3 @@ def test_drop_keys_equals_drop(held_keys: list[int], keys: list[int], rows: list
     c.drop_keys(key[::-1][rows])            # a second call on other keys: the table was clean
     d.drop(key[::-1][rows])
     assert c.key.tolist() == d.key.tolist() and c.data.tolist() == d.data.tolist()
-
-
-@pytest.mark.skipif(not held_module.COMPILED, reason="compiled only with numba")
-@settings(max_examples=300, deadline=None, derandomize=True)
-@given(st.lists(st.integers(0, 300), max_size=200), st.lists(st.integers(0, 400), max_size=400),
-       st.sampled_from([1, 2, 64, 1024, 1 << 20]), st.integers(-(1 << 40), 1 << 40))
-def test_seen_in_keys_is_isin(held_keys: list[int], keys: list[int], stride: int, shift: int) -> None:
-    """_seen_in_keys (a small open-addressing table) is np.isin, also when held keys repeat and
-    collide (stride: multiples of the table's size) and for keys of any sign."""
-    held = np.array(held_keys, np.int64) * stride + shift
-    key = np.array(keys, np.int64) * stride + shift
-    gone = np.empty(len(held), np.bool_)
-    anything = held_module._seen_in_keys(held, key, gone)
-    want = np.isin(held, key)
-    assert gone.tolist() == want.tolist() and anything == bool(want.any())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..reader.walk import njit
-from .key_set import isin_keys
+from .key_set import _MAX_TABLE, isin_keys, key_table
 
 __all__ = ["HeldSegments", "gather_ranges"]
 
@@ -106,11 +106,12 @@ class HeldSegments:
         set and clear every key's entry)."""
         if len(self.key) == 0 or len(keys) == 0:
             return
-        if not COMPILED or keys.dtype != np.int64:
+        lo, hi = int(self.key.min()), int(self.key.max())
+        if not COMPILED or hi - lo >= _MAX_TABLE or keys.dtype != np.int64:
             self.drop(keys)
             return
         gone = np.empty(len(self.key), np.bool_)
-        if _seen_in_keys(self.key, keys, gone):
+        if _seen_in_keys(self.key, keys, lo, hi, key_table(hi - lo), gone):
             self._keep(~gone)
 
     def take(self, keys: np.ndarray) -> list[tuple[int, float, int, bytes]]:
@@ -138,38 +139,20 @@ class HeldSegments:
 
 
 @njit(cache=True)
-def _seen_in_keys(held, keys, gone):
-    """gone[i]: held[i] is one of `keys`; whether any is. The held keys go in a small
-    open-addressing table (a few KB: stays in L1 while the many `keys` stream past it; a bool
-    table over the held keys' span took a cache miss per key)."""
-    size = 64
-    while size < 4 * len(held):
-        size *= 2
-    mask = size - 1
-    slots = np.empty(size, np.int64)
-    used = np.zeros(size, np.bool_)
-    hit = np.zeros(size, np.bool_)
+def _seen_in_keys(held, keys, lo, hi, table, gone):
+    """gone[i]: held[i] is one of `keys`; whether any is. table: all False at rest (key_set's),
+    indexed key - lo; left so."""
     for h in held:
-        j = h & mask
-        while used[j] and slots[j] != h:
-            j = (j + 1) & mask
-        slots[j] = h
-        used[j] = True
+        table[h - lo] = True
     for k in keys:
-        j = k & mask
-        while used[j]:
-            if slots[j] == k:
-                hit[j] = True
-                break
-            j = (j + 1) & mask
+        if lo <= k <= hi:
+            table[k - lo] = False
     anything = False
     for i in range(len(held)):
-        h = held[i]
-        j = h & mask
-        while slots[j] != h:
-            j = (j + 1) & mask
-        gone[i] = hit[j]
-        anything |= hit[j]
+        gone[i] = not table[held[i] - lo]
+        anything |= gone[i]
+    for h in held:
+        table[h - lo] = False
     return anything
 
 
