@@ -352,18 +352,15 @@ def _open_streams(collector, buf, pk, idx, skeys, starts, seg_row, first_seg, n_
     start_seq, kept, held, seq, end, data = _kept_segments(
         buf, pk.payload_off, pk.payload_cap, pk.seq, seg_row, first_seg, n_seg, np.ascontiguousarray(idx, np.int64),
         np.ascontiguousarray(starts, np.int64))
-    data, seqs, ends = data.tobytes(), seq.tolist(), end.tolist()
+    data, ends = data.tobytes(), end.tolist()
+    pieces = [data[a:e] for a, e in zip([0, *ends], ends)]
+    seqs = seq.tolist()
     streams = collector.streams
-    at = j = 0
+    j = 0
     for key, s_seq, ts, m, k, h, row in zip(skeys[idx].tolist(), start_seq.tolist(), first_ts[idx].tolist(),
                                             n_seg[idx].tolist(), kept.tolist(), held.tolist(), written):
-        segments = {}
-        for _ in range(k):
-            e = ends[j]
-            segments[seqs[j]] = data[at:e]
-            at = e
-            j += 1
-        streams[key] = _Stream("tls", ts, s_seq, segments, m, h, False, row, m)
+        streams[key] = _Stream("tls", ts, s_seq, dict(zip(seqs[j:j + k], pieces[j:j + k])), m, h, False, row, m)
+        j += k
 
 
 @njit(cache=True)
