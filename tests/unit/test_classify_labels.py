@@ -23,13 +23,17 @@ def _columns(draw):
 
 
 @settings(max_examples=300, deadline=None)
-@given(_columns())
-def test_labels_of_each_row_group(case) -> None:
+@given(_columns(), st.sampled_from(["list", "arrow", "sliced"]))
+def test_labels_of_each_row_group(case, form) -> None:
     group, columns = case
+    if form == "arrow":                 # labels as Arrow strings, read where they lie
+        columns = [(pa.array(labels, pa.large_string()), codes) for labels, codes in columns]
+    elif form == "sliced":              # a slice: its offsets do not start at 0
+        columns = [(pa.array(["skipped"] + labels, pa.string()).slice(1), codes) for labels, codes in columns]
     got = label_columns(group, columns)
     assert len(got) == len(columns)
     for taken, (labels, codes) in zip(got, columns):
-        want = pa.array(labels, pa.large_string()).take(pa.array(codes[group] if len(group) else codes[:0]))
+        want = pa.array(labels if isinstance(labels, list) else labels.to_pylist(), pa.large_string()).take(pa.array(codes[group] if len(group) else codes[:0]))
         taken.validate(full=True)
         assert taken.type == pa.large_string() and taken.null_count == 0
         assert taken.equals(want), (taken.to_pylist(), want.to_pylist())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from ..metadata.text_columns import string_buffers
 from ..reader.walk import njit
 
 COMPILED = njit.__module__.startswith("numba")
@@ -18,26 +19,33 @@ COMPILED = njit.__module__.startswith("numba")
 __all__ = ["COMPILED", "label_columns"]
 
 
-def label_columns(group: np.ndarray, columns: list[tuple[list[str], np.ndarray]]) -> list[pa.Array]:
+def label_columns(group: np.ndarray, columns: list[tuple[list[str] | pa.Array, np.ndarray]]) -> list[pa.Array]:
     """Per (labels, code per group) of `columns`: labels[codes[group]] as a large_string array
-    without nulls (codes >= 0, group >= 0)."""
+    without nulls (codes >= 0, group >= 0). Labels: a list (str() of each) or Arrow strings
+    without nulls."""
     n, width = len(group), len(columns)
-    encoded = [[str(x).encode() for x in labels] for labels, _ in columns]
-    # Each label is copied as a whole slot of its column's width (a multiple of 8 bytes): the
-    # same number of bytes for every row (no mispredicted loop exit per row), the next row's
-    # copy overwrites the slack.
-    slots = [-(-max([len(x) for x in e] + [1]) // 8) * 8 for e in encoded]
+    texts = [labels if isinstance(labels, pa.Array) else pa.array([str(x) for x in labels], pa.large_string())
+             for labels, _ in columns]
+    # Each label is copied as a whole slot of its column's width (a multiple of 8 bytes), read
+    # from the labels' bytes where they lie: the same number of bytes for every row (no
+    # mispredicted loop exit per row); the bytes past the label (the next labels', then
+    # padding) are overwritten by the next row's copy.
+    slots = []
     start = np.empty((len(columns[0][1]) if width else 0, width), np.int64)
     length = np.empty_like(start)
     chunks, at = [], 0
-    for k, (e, (_, codes)) in enumerate(zip(encoded, columns)):
-        chunks.append(b"".join(x.ljust(slots[k], b"\0") for x in e))
-        start[:, k] = (at + slots[k] * np.arange(len(e), dtype=np.int64))[codes]
-        length[:, k] = np.array([len(x) for x in e], np.int64)[codes]
-        at += slots[k] * len(e)
-    chars = np.frombuffer(b"".join(chunks) or b"\0", np.uint8)
-    offsets = np.empty((width, n + 1), np.int64)
+    for k, (text, (_, codes)) in enumerate(zip(texts, columns)):
+        offsets, data = string_buffers(text)
+        sizes = offsets[1:] - offsets[:-1]
+        slots.append(-(-max(int(sizes.max()) if len(sizes) else 0, 1) // 8) * 8)
+        base = int(offsets[0])                      # a slice's first label need not start at 0
+        chunks.append(data[base:])
+        start[:, k] = (offsets[:-1] + (at - base))[codes]
+        length[:, k] = sizes[codes]
+        at += len(data) - base
     widest = max(slots, default=8)
+    chars = np.concatenate(chunks + [np.zeros(widest, np.uint8)])
+    offsets = np.empty((width, n + 1), np.int64)
     data = np.empty((width, (n + 1) * widest), np.uint8)     # pages past the end are never touched
     _fill(np.ascontiguousarray(group, np.int64), start, length, np.array(slots, np.int64), chars, offsets, data)
     return [pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets[k]),

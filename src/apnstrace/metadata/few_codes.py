@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from ..decode.raw_memory import LITTLE, load_u64
 from ..reader.walk import njit
 from .text_columns import string_buffers
 
@@ -31,7 +32,7 @@ def few_codes(text: pa.Array) -> tuple[np.ndarray, pa.Array] | None:
     valid = text.is_valid().to_numpy(zero_copy_only=False) if text.null_count else np.ones(0, np.bool_)
     codes = np.empty(n, np.int64)
     first = np.empty(MAX_DISTINCT, np.int64)
-    count = _encode_short(offsets, data, valid, codes, first)
+    count = _encode_short(offsets, data, valid, codes, first, LITTLE)
     if count == LONG:                           # a value past 7 bytes: compared byte by byte
         count = _encode(offsets, data, valid, codes, first)
     if count < 0:
@@ -43,13 +44,16 @@ LONG = -2
 
 
 @njit(cache=True)
-def _encode_short(offsets, data, valid, codes, first):
+def _encode_short(offsets, data, valid, codes, first, little):
     """_encode for values of at most 7 bytes (LONG at the first longer one): each value is one
     number (its length, then its bytes) compared with the few seen without a branch per
-    candidate (~1.2 ms -> less for 198K "tcp"/"udp" with cold caches)."""
+    candidate (~1.2 ms -> less for 198K "tcp"/"udp" with cold caches). On a little-endian
+    machine the bytes are read as one 8-byte word, masked to the value's length (no loop per
+    byte), where 8 bytes lie inside the buffer."""
     keys = np.empty(len(first), np.uint64)
     count = 0
     check = len(valid) > 0
+    end = len(data) - 8
     for i in range(len(codes)):
         if check and not valid[i]:
             codes[i] = -1
@@ -57,9 +61,14 @@ def _encode_short(offsets, data, valid, codes, first):
         a, b = offsets[i], offsets[i + 1]
         if b - a > 7:
             return LONG
-        key = np.uint64(b - a)               # length first: values of different lengths differ
-        for j in range(np.uint64(a), np.uint64(b)):
-            key = (key << np.uint64(8)) | np.uint64(data[j])
+        if little and a <= end:
+            # the value's bytes in the low ones, its length in the top one: one number per value
+            word = load_u64(data, a) & ((np.uint64(1) << np.uint64(8 * (b - a))) - np.uint64(1))
+            key = word | (np.uint64(b - a) << np.uint64(56))
+        else:
+            key = np.uint64(b - a) << np.uint64(56)
+            for j in range(np.uint64(a), np.uint64(b)):
+                key |= np.uint64(data[j]) << np.uint64(8 * (j - np.uint64(a)))
         found = -1
         for k in range(count):                # no early exit: a select per candidate, no branch
             found = k if keys[k] == key else found
