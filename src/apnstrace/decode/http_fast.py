@@ -145,6 +145,21 @@ def _ends_blank(p, base, stop):
 
 
 @njit(cache=True)
+def _rest_blank(p, base, end, stop, blank_end):
+    """_request's answer once Host and User-Agent are both read at the line ending at `stop`: no
+    later line can change them, so only whether a b"\\r\\n\\r\\n" lies in the payload is left (the
+    lines read so far were looked at; one ending later ends at a newline after `stop`)."""
+    pos = stop + 1
+    while not blank_end:
+        nl = _find(p, 0x0A, pos, end)
+        if nl < 0:
+            return 2 * (end - 1)              # _scan's own search then has under 4 bytes: not complete
+        blank_end = _ends_blank(p, base, nl)
+        pos = nl + 1
+    return 2 * stop + 1
+
+
+@njit(cache=True)
 def _request(buf, base, n, i, out):
     """parse_request's reading of a head into out[:, i] (scan_http's fields), or -1 when the
     reference must decide. Read: 2 * L + f,
@@ -215,6 +230,8 @@ def _request(buf, base, n, i, out):
                 out[3, i], out[4, i] = a, b
             else:
                 out[5, i], out[6, i] = a, b
+            if out[3, i] >= 0 and out[5, i] >= 0:
+                return _rest_blank(p, base, base + n, stop, blank_end)
         pos = stop + 1
     read = 2 * last + (1 if blank_end else 0)
     if out[3, i] >= 0:
