@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apnstrace.metadata.attach import _codes, _dns_named, _names, _positions
-from apnstrace.metadata.column_codes import Codes, arrow_codes, hand_over
+from apnstrace.metadata.column_codes import Codes, hand_over
+from apnstrace.metadata.column_codes import column_codes as codes_of
 from apnstrace.metadata.dns_records import DnsRecords
 from apnstrace.metadata.gather import flows_per_row, gather_text
 from apnstrace.metadata.meta_log import take_or_null
@@ -110,17 +111,22 @@ def test_positions_of_sparse_uids_search() -> None:
     assert _positions(uid, np.array([10**12, 4, 3, -1])).tolist() == [2, -1, 0, -1]
 
 
+def _per_row(column) -> tuple[np.ndarray, pa.Array]:
+    found = codes_of(pd.Series(column))
+    return found.per_row(), found.distinct
+
+
 def test_handed_codes_are_read_once_and_say_the_same() -> None:
     values = pa.array(["b", None, "a", "b", ""], pa.large_string())
     rows = np.array([0, 2, -1, 3, 1, 4, 2])
     column = pd.array(gather_text(values, rows), dtype="string")
     hand_over(column, _codes(values, rows))
-    got_codes, got_distinct = arrow_codes(pd.Series(column))
+    got_codes, got_distinct = _per_row(column)
     assert got_codes is not None and len(set(got_distinct.to_pylist())) == len(got_distinct)
     decoded = [got_distinct[c].as_py() if c >= 0 else None for c in got_codes.tolist()]
     assert decoded == ["b", "a", None, "b", None, "", "a"]
-    # read again: the codes kept by arrow_codes, same values
-    again_codes, again_distinct = arrow_codes(pd.Series(column))
+    # read again: the codes kept by column_codes, same values
+    again_codes, again_distinct = _per_row(column)
     assert [again_distinct[c].as_py() if c >= 0 else None for c in again_codes.tolist()] == decoded
 
 
@@ -200,7 +206,7 @@ def test_one_array_holds_the_chunks_values(chunks: list, skip: int) -> None:
     got = one_array(chunked)
     assert isinstance(got, pa.Array) and got.to_pylist() == chunked.to_pylist()
     assert one_array(arrays[0]) is arrays[0]
-    codes, distinct = arrow_codes(pd.Series(pd.array(chunked, dtype="string")))
+    codes, distinct = _per_row(pd.array(chunked, dtype="string"))
     assert [distinct[c].as_py() if c >= 0 else None for c in codes.tolist()] == chunked.to_pylist()
 
 

@@ -47,15 +47,9 @@ _HANDED: dict[int, tuple[weakref.ref, Codes | Maker]] = {}     # id(arrow) -> (r
 _LOCK = threading.RLock()       # re-entered by a weakref callback fired while it is held
 
 
-def arrow_codes(column: pd.Series) -> tuple[np.ndarray, pa.Array] | None:
-    """(int64 code per row, -1 = null; the distinct values) of an Arrow string column; None for
-    a column held otherwise."""
-    found = column_codes(column)
-    return None if found is None else (found.per_row(), found.distinct)
-
-
 def column_codes(column: pd.Series) -> Codes | None:
-    """arrow_codes() as handed over (factored or not); None for a column not held in Arrow."""
+    """An Arrow string column's codes as handed over (factored or not), else made and kept;
+    None for a column not held in Arrow."""
     array = column.array
     if not isinstance(array, pd.arrays.ArrowStringArray):
         return None

@@ -359,7 +359,8 @@ def _open_streams(collector, buf, pk, idx, skeys, starts, seg_row, first_seg, n_
     j = 0
     for key, s_seq, ts, m, k, h, row in zip(skeys[idx].tolist(), start_seq.tolist(), first_ts[idx].tolist(),
                                             n_seg[idx].tolist(), kept.tolist(), held.tolist(), written):
-        streams[key] = _Stream("tls", ts, s_seq, dict(zip(seqs[j:j + k], pieces[j:j + k])), m, h, False, row, m)
+        streams[key] = _Stream("tls", ts, s_seq, segments=dict(zip(seqs[j:j + k], pieces[j:j + k])), seen=m, held=h,
+                               written=row, written_seen=m)
         j += k
 
 
