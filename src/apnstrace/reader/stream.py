@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CaptureError
+from ..options import CHUNK_BYTES
 from ..records import RawBatch
 from ..stats import FileProblem, RunStats
 from . import walk
@@ -132,7 +133,7 @@ class _MappedChunks(_Chunks):
         self.base, self.start, self.end = at, 0, length
 
 
-def iter_batches(path: Path, stats: RunStats, chunk_bytes: int = 32 << 20,
+def iter_batches(path: Path, stats: RunStats, chunk_bytes: int = CHUNK_BYTES,
                  max_gzip_ratio: float = 250.0) -> Iterator[RawBatch]:
     """Yield the records of one capture in chunks.
 
@@ -226,7 +227,7 @@ def _read_pcap(path: Path, chunks: _Chunks, stats: RunStats, counter: list[int])
 
 class _Scratch:
     """The walkers' output columns, kept from chunk to chunk of a file. They are sized for the
-    smallest records (a chunk's bytes / 16: 2M rows for 32 MiB) and a chunk fills a few percent
+    smallest records (a chunk's bytes / 16: 4M rows for 64 MiB) and a chunk fills a few percent
     of them; allocated afresh each chunk, each column's first touch had the kernel zero a whole
     2 MiB huge page (numpy asks for them above 4 MiB), ~10 MiB a chunk. Batches copy what they
     keep, so the next chunk may write over them."""
