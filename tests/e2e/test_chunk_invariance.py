@@ -1,4 +1,4 @@
-"""The result must not depend on how the reader cuts a capture into chunks (32 MiB by default;
+"""The result must not depend on how the reader cuts a capture into chunks (64 MiB by default;
 file boundaries in parallel runs and live batches cut it elsewhere). Every corpus capture is
 read with 4 KiB chunks, which puts a boundary every few packets, and compared to the default."""
 from __future__ import annotations
