@@ -180,6 +180,7 @@ class MetadataCollector:
         if rows.size == 0 and not held:
             return
         touched = set()
+        mem = memoryview(buf)           # a payload sliced from the view costs less than from the array
         entries = list(zip(key[rows].tolist(), pk.ts[rows].tolist(), pk.seq[rows].tolist(),
                            pk.payload_off[rows].tolist(), pk.payload_cap[rows].tolist()))
         if held:
@@ -188,11 +189,14 @@ class MetadataCollector:
         # ClientHellos complete here: read at the end, all at once (read_hellos).
         later: list[tuple] = []
         for k, t, seq, off, cap in entries:
-            data = buf[off: off + cap].tobytes() if cap is not None else off
-            if data[:1] in _TLS_FIRST:      # _stream_start's first case, inline (most payloads here)
+            data = mem[off: off + cap].tobytes() if cap is not None else off
+            first = data[:1]
+            if first in _TLS_FIRST:         # _stream_start's first case, inline (most payloads here)
                 kind, skip = ("tls" if len(data) >= 3 and data[1] == 3 else None), 0
-            else:
+            elif first in _OTHER_FIRST:
                 kind, skip = _stream_start(data)
+            else:                           # no start begins so: most continuations and idle payloads
+                kind, skip = None, 0
             stream = streams.get(k)
             if kind is not None and k in done[kind]:
                 if kind == "tls" and data[:1] == b"\x15":
@@ -728,6 +732,9 @@ def _ordered_unique(rows: np.ndarray) -> np.ndarray:
 
 
 _TLS_FIRST = (b"\x16", b"\x15")
+# First bytes of the other starts _stream_start finds (HTTP, PROXY v1 and v2): any other
+# payload starts nothing.
+_OTHER_FIRST = frozenset(s[:1] for s in (*HTTP_STARTS, PROXY_V1, PROXY_V2))
 
 
 def _tls_start(data: bytes) -> bool:
