@@ -181,9 +181,11 @@ class MetadataCollector:
             return
         touched = set()
         mem = memoryview(buf)           # a payload sliced from the view costs less than from the array
-        entries = list(zip(key[rows].tolist(), pk.ts[rows].tolist(), pk.seq[rows].tolist(),
-                           pk.payload_off[rows].tolist(), pk.payload_cap[rows].tolist()))
+        # Iterated as made (zip reuses its tuple when the loop keeps none): a list only to insert into.
+        entries = zip(key[rows].tolist(), pk.ts[rows].tolist(), pk.seq[rows].tolist(),
+                      pk.payload_off[rows].tolist(), pk.payload_cap[rows].tolist())
         if held:
+            entries = list(entries)
             entries[starts:starts] = [(k, t, seq, data, None) for k, t, seq, data in held]
         streams, done = self.streams, self.done
         # ClientHellos complete here: read at the end, all at once (read_hellos).
@@ -211,6 +213,8 @@ class MetadataCollector:
                 if skip:
                     data, seq = data[skip:], (seq + skip) & 0xFFFFFFFF
                 stream = streams[k] = _Stream(kind, t, seq)
+                if kind == "http":
+                    self.log.row("touch", k // 2)   # the flow has metadata now, even if nothing is read
             segments = stream.segments
             if seq not in segments:
                 room = self.max_held - stream.held
@@ -327,7 +331,7 @@ class MetadataCollector:
         stream.written, stream.written_seen = written, stream.seen
         # A TLS 1.2 server flight ends with ServerHelloDone; wait for the certificate until then.
         complete = flight.alert is not None or flight.version == "TLS 1.3" or flight.cert_issuer is not None \
-            or getattr(flight, "hello_done", False)
+            or flight.hello_done
         return complete or exhausted
 
     def _late_alert(self, k: int, data: bytes) -> None:
@@ -339,7 +343,6 @@ class MetadataCollector:
             self.log.row("late_alert", uid, direction, tls.alert_name(data[5], data[6]))
 
     def _http(self, uid: int, direction: int, data: bytes, exhausted: bool) -> bool:
-        self.log.row("touch", uid)            # the flow has metadata now, even if nothing is read
         if data.startswith(b"HTTP/"):
             self.log.row("response", uid, http.parse_response(data))
             return True
