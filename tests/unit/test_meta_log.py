@@ -127,3 +127,18 @@ def test_hellos_since_a_mark_are_the_last_per_flow() -> None:
     log.batch("hello", np.array([3], np.int64), sni=["c"], alpn=[None], client_dir=[1], hello_ts=[5.0])
     uid, cols = log.kind_since("hello", mark)
     assert uid.tolist() == [3] and cols["sni"].to_pylist() == ["c"]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(WRITES, max_size=40), st.sampled_from([0, 1, 2, 3]))
+def test_padded_rows_are_each_fields_rows_and_a_last_minus_one(writes, batch_every) -> None:
+    """What attach gathers through: every field's rows with a -1 appended, the rows themselves
+    (fields picked alike share one array); and the same from a table without them."""
+    table = logged(writes, batch_every).resolve()
+    plain = MetaTable(table.uid, table.sources)
+    for name, (_, rows) in table.sources.items():
+        for got in (table.rows_padded(name), plain.rows_padded(name)):
+            assert got.dtype == np.int64
+            assert got.tolist() == rows.tolist() + [-1]
+        assert np.shares_memory(table.rows_padded(name), rows) or not len(rows)
+    assert table.rows_padded("sni") is table.rows_padded("alpn")

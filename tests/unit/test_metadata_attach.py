@@ -9,7 +9,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apnstrace.metadata.attach import _codes, _dns_named, _names, _positions
+from apnstrace.metadata.attach import _codes, _dns_named, _names, _positions, _positions_counted
 from apnstrace.metadata.column_codes import Codes, hand_over
 from apnstrace.metadata.column_codes import column_codes as codes_of
 from apnstrace.metadata.dns_records import DnsRecords
@@ -97,6 +97,19 @@ def test_positions_is_get_indexer(uids: set, wanted: list) -> None:
     uid = np.array(sorted(uids), np.int64)
     wanted = np.array(wanted, np.int64)
     assert _positions(uid, wanted).tolist() == pd.Index(uid).get_indexer(wanted).tolist()
+
+
+@given(st.sets(st.integers(0, 300), max_size=40), st.lists(st.integers(-2, 320), max_size=60),
+       st.booleans())
+def test_positions_counted_counts_the_flows_per_row(uids: set, wanted: list, sparse: bool) -> None:
+    """The counts made in the lookup's pass are flows_per_row of its positions (flows may share
+    a uid; sparse: the search path)."""
+    uid = np.array(sorted(uids), np.int64) * (10**9 if sparse else 1)
+    wanted = np.array(wanted, np.int64) * (10**9 if sparse else 1)
+    at, uses = _positions_counted(uid, wanted)
+    assert at.tolist() == pd.Index(uid).get_indexer(wanted).tolist()
+    assert uses.dtype == np.int64
+    assert uses.tolist() == flows_per_row(at, len(uid) + 1).tolist()
 
 
 def test_positions_at_the_span_edges() -> None:

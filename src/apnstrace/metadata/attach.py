@@ -38,18 +38,10 @@ def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
     picked: dict[str, Picked] = {}
     memo: dict[int, tuple[np.ndarray, pa.Array]] = {}  # source values' encodings (sni, host: twice)
     if len(table) and n:
-        at = _positions(table.uid, flows[UID].to_numpy())
-        per_rows: dict[int, np.ndarray] = {}        # the fields of one kind of record share their rows
-
+        at, uses = _positions_counted(table.uid, flows[UID].to_numpy())  # uses: flows per record
         def found(name: str) -> Picked:
-            values, rows = table.sources[name]
-            got = per_rows.get(id(rows))
-            if got is None:
-                got = per_rows[id(rows)] = np.append(rows, -1) if len(rows) else \
-                    np.full(len(table) + 1, -1, np.int64)
-            return values, got, at
+            return table.sources[name][0], table.rows_padded(name), at
 
-        uses = flows_per_row(at, len(table) + 1)   # the text columns' bytes counted per record
         for name in TEXT + (DNS_QUERY,) + TLS_EVIDENCE:
             picked[name] = found(name)
             out[name] = column = _string(gather_text(*picked[name], uses=uses))
@@ -216,10 +208,17 @@ def _dns_named(rest: np.ndarray, server_ip: pd.Series, ts_start: np.ndarray,
 
 
 def _positions(uid: np.ndarray, flow_uid: np.ndarray) -> np.ndarray:
-    """Per flow, its row in `uid` (ascending, distinct), -1: none. A lookup table over the
-    uids' span when that is small next to their number (uids are dense), else a search."""
+    """Per flow, its row in `uid` (ascending, distinct), -1: none."""
+    return _positions_counted(uid, flow_uid)[0]
+
+
+def _positions_counted(uid: np.ndarray, flow_uid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """_positions, and how many flows each row of `uid` has (with a last slot 0: the
+    flows_per_row the text columns are gathered with, counted in the same pass). A lookup table
+    over the uids' span when that is small next to their number (uids are dense), else a search."""
     if not len(uid) or not len(flow_uid):
-        return np.full(len(flow_uid), -1, np.int64)
+        at = np.full(len(flow_uid), -1, np.int64)
+        return at, flows_per_row(at, len(uid) + 1)
     low, high = int(uid[0]), int(uid[-1])
     if high - low <= 8 * (len(uid) + len(flow_uid)) + (1 << 16):
         if COMPILED:                                # one pass each way, no flow-sized temporaries
@@ -228,23 +227,29 @@ def _positions(uid: np.ndarray, flow_uid: np.ndarray) -> np.ndarray:
         table = np.full(high - low + 2, -1, np.int64)      # last slot: out of the span
         table[uid - low] = np.arange(len(uid), dtype=np.int64)
         inside = (flow_uid >= low) & (flow_uid <= high)
-        return table[np.where(inside, flow_uid - low, high - low + 1)]
-    at = np.searchsorted(uid, flow_uid)
-    at = np.minimum(at, len(uid) - 1)
-    return np.where(uid[at] == flow_uid, at, -1)
+        at = table[np.where(inside, flow_uid - low, high - low + 1)]
+    else:
+        at = np.searchsorted(uid, flow_uid)
+        at = np.minimum(at, len(uid) - 1)
+        at = np.where(uid[at] == flow_uid, at, -1)
+    return at, flows_per_row(at, len(uid) + 1)
 
 
 @njit(cache=True)
 def _looked_up(uid, flow_uid, low, high):
-    """_positions by a table over the uids' span."""
+    """_positions_counted by a table over the uids' span."""
     table = np.full(high - low + 1, -1, np.int64)
     for r in range(len(uid)):
         table[uid[r] - low] = r
     out = np.empty(len(flow_uid), np.int64)
+    uses = np.zeros(len(uid) + 1, np.int64)
     for i in range(len(flow_uid)):
         u = flow_uid[i]
-        out[i] = table[u - low] if low <= u <= high else -1
-    return out
+        r = table[u - low] if low <= u <= high else -1
+        out[i] = r
+        if r >= 0:
+            uses[r] += 1
+    return out, uses
 
 
 def _codes(values: pa.Array, rows: np.ndarray, through: np.ndarray | None = None,

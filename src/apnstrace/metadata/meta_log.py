@@ -14,7 +14,7 @@ log gives exactly what writing into one record per flow, in that order, would ha
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pyarrow as pa
@@ -75,9 +75,21 @@ class MetaTable:
 
     uid: np.ndarray
     sources: dict[str, tuple[pa.Array, np.ndarray]]
+    # Per field, its rows with a last slot -1 (a flow without a record reads it), where resolve()
+    # made them so: sources' rows are views of these (attach gathers through the padded ones,
+    # no copy of each rows array with a -1 appended).
+    padded: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.uid)
+
+    def rows_padded(self, name: str) -> np.ndarray:
+        """Field `name`'s rows with a last slot -1 (the same object for fields that share rows)."""
+        got = self.padded.get(name)
+        if got is None:
+            rows = self.sources[name][1]
+            got = np.append(rows, -1) if len(rows) else np.full(len(self.uid) + 1, -1, np.int64)
+        return got
 
     def column(self, name: str, at: np.ndarray | None = None) -> pa.Array:
         """Field `name` per uid, or per row of `at` (positions in uid, -1: null)."""
@@ -200,6 +212,7 @@ class MetaLog:
         where = {k: places[end - len(writes[k][0]):end] for k, end in zip(flowing, ends)}
         n = len(uid)
         out: dict[str, tuple[pa.Array, np.ndarray]] = {}
+        padded: dict[str, np.ndarray] = {}
         for kind, wanted in _WANTED.items():
             k_uid, k_seq, cols = writes[kind]
             # One pass over the kind's writes in sequence order does what writing into one
@@ -212,24 +225,30 @@ class MetaLog:
                     flags[f] = _valid(cols[name])
                 elif mode in (_OLD_OR_NEW, _NEW_OR_OLD):
                     flags[f] = _truthy(cols[name])
-            picked = np.full((len(wanted), n), -1, np.int64)
+            # a last slot per pick, left -1: the padded rows attach reads (no place is n)
+            picked = np.full((len(wanted), n + 1), -1, np.int64)
             if len(k_uid):
                 ordered = len(k_seq) < 2 or bool((k_seq[1:] > k_seq[:-1]).all())
                 order = k_seq[:0] if ordered else np.argsort(k_seq, kind="stable")
                 _pick(where[kind], order, ordered, flags, np.array([m for _, m in wanted], np.int64), picked)
-            picks = list(picked)            # one rows array per pick: attach reads shared ones once
+            ends = list(picked)             # one rows array per pick: attach reads shared ones once
+            picks = [end[:n] for end in ends]
             for name in KINDS[kind]:
                 if name != "client_dir":
-                    out[name] = cols[name], picks[names.index(name) if name in names else 0]
+                    f = names.index(name) if name in names else 0
+                    out[name] = cols[name], picks[f]
+                    padded[name] = ends[f]
             if kind == "hello":
                 hello_at = picks[0]
             elif kind == "request":
                 request_at = picks[-1]
         h_cols, r_cols = writes["hello"][2], writes["request"][2]
-        every = np.arange(n, dtype=np.int64)
+        padded["client_dir"] = padded["client_alert"] = every_end = np.arange(n + 1, dtype=np.int64)
+        every_end[n] = -1
+        every = every_end[:n]
         out["client_dir"] = _directions(hello_at, h_cols["client_dir"], request_at, r_cols["client_dir"]), every
         out["client_alert"] = self._client_alerts(uid, writes), every
-        return MetaTable(uid, {name: out[name] for name in TYPES})
+        return MetaTable(uid, {name: out[name] for name in TYPES}, padded)
 
     def _client_alerts(self, uid: np.ndarray, writes) -> pa.Array:
         """Late alerts (a handful per capture): the first sent by the flow's client at that moment."""
