@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..decode import tls
+from ..decode.raw_memory import prefetch
 from ..reader.walk import njit
 
 COMPILED = njit.__module__.startswith("numba")
@@ -52,6 +53,7 @@ def text_column(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> pa.Array
 
 
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+AHEAD = 8               # _layout asks for the range this many rows on while it reads one
 
 
 @njit(cache=True)
@@ -70,7 +72,9 @@ def _layout(buf, start, end):
     """The column's buffers: offsets, the texts back to back (null rows empty; each escaped
     byte as its four bytes \\xNN, lowercase hex, as tls.text writes it), Arrow's validity bits
     (LSB first) and the number of nulls. Unsigned indices: numba checks none for a negative
-    wrap-around, and the plain rows' copy vectorizes."""
+    wrap-around, and the plain rows' copy vectorizes. The first pass asks for a range's first
+    and last bytes AHEAD rows before it reads them: the ranges lie scattered over a 64 MiB chunk
+    (engine_2m's request texts and SNIs, thrashed: 3.2 -> 2.7 and 1.45 -> 0.87 ms a run)."""
     n = len(start)
     offsets = np.empty(n + 1, np.int64)
     offsets[0] = 0
@@ -79,6 +83,9 @@ def _layout(buf, start, end):
     nulls = 0
     total = 0
     for i in range(n):
+        if i + AHEAD < n and start[i + AHEAD] >= 0:
+            prefetch(buf, np.uint64(start[i + AHEAD]))        # the ranges lie all over a chunk
+            prefetch(buf, np.uint64(max(start[i + AHEAD], end[i + AHEAD] - 1)))
         if start[i] >= 0:
             m = np.uint64(end[i] - start[i])
             odd[i] = _odd_bytes(buf, np.uint64(start[i]), m)
