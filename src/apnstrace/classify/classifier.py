@@ -596,7 +596,10 @@ def _groups(f: _Flows, rules: tuple[Rule, ...]) -> tuple[np.ndarray, np.ndarray]
         ip_rows, ip_lookup = f.nets.ip.factored()
         mapped = [f.transport.factored(), (ip_rows, nets[ip_lookup])] + [t.factored() for t in f.text.values()]
         mapped.append((f.given_rows, f.given_lookup))
-        return row_groups((port,), tuple(r for r, _ in mapped), tuple(lk for _, lk in mapped))
+        # each column's range of values (a port past them, from no capture, is checked for)
+        ranges = ((-1, 65535), (-1, len(f.transport.distinct) - 1), (0, max(n_nets, 1) - 1))
+        ranges += tuple((-1, len(t.distinct) - 1) for t in f.text.values()) + ((-1, len(EVIDENCE) - 1),)
+        return row_groups((port,), tuple(r for r, _ in mapped), tuple(lk for _, lk in mapped), ranges)
     if port.min() >= -1 and port.max() <= 65535:
         parts = [(port + 1, 65537)]
     else:
