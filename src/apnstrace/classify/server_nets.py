@@ -3,7 +3,8 @@
 The rules read the server address only through which of their networks hold it. The flows'
 distinct addresses (41K on the engine benchmark) went through Arrow's trim, a dotted-quad pass,
 a colon-hex pass, 17 vectorized range tests and a factorize (~4.4 ms); here each address is read
-and tested where it lies (~2.5 ms with cold caches). The forms read: a dotted quad (four groups of 1-3 ASCII
+and tested where it lies (~2.5 ms with cold caches; ~0.7 ms since a dotted quad
+whose first group no network comes near is read no further). The forms read: a dotted quad (four groups of 1-3 ASCII
 digits; a group past 255 makes no address) and IPv6 as inet_ntop writes it (groups of 1-4 hex
 digits, at most one "::"). Any other value (one to trim, a dotted tail, a zone, anything odd) is
 left to the caller. The same readers, value by value: dotted_quads and colon_hex (the classifier's
