@@ -22,7 +22,10 @@ NETS = ["17.0.0.0/8", "17.249.0.0/16", "10.0.0.0/24", "0.0.0.0/0", "2620:149::/3
 VALUES = ["17.1.2.3", "17.249.9.9", "10.0.0.5", "10.0.1.5", "192.168.1.7", "1.2.3.256", "01.2.3.4", "1.2.3",
           "2620:149:a44::1", "2620:149::5", "fe80::1%en0", "::ffff:17.1.2.3", "::ffff:1.2.3.4", " 17.1.2.3",
           "17.1.2.3 ", "\t2620:149::1\n", "\u00a017.0.0.1", "2001:db8::1", "2001:db8::2", "", "x", "::", "::1",
-          "1::2::3", "17.1.2.3.4", "FE80::A", "1.2.3.4\x1c", None]
+          "1::2::3", "17.1.2.3.4", "FE80::A", "1.2.3.4\x1c", None,
+          # led by a first group and a dot (left unread when no span comes near that group)
+          "300.1.2.3", "9.9.9.9", "9.9.9.9 ", "9.x", "9.", "0017.1.2.3", "017.1.2.3", "10.0.0.255", "11.0.0.1",
+          "255.255.255.255", "192.168.1.7x", "16.255.255.255", "18.0.0.0", "1.2.3.4%en0"]
 
 
 def _rule(i: int, nets: list[str]) -> Rule:
@@ -67,6 +70,14 @@ def test_cases() -> None:
        st.lists(st.lists(st.sampled_from(NETS), min_size=0, max_size=4), min_size=1, max_size=5))
 def test_random_values_and_rules(values: list, nets: list) -> None:
     _check(values, tuple(_rule(i, n) for i, n in enumerate(nets)))
+
+
+@pytest.mark.parametrize("nets", [["17.0.0.0/8"], ["17.249.0.0/16", "10.0.0.0/24"], ["192.168.1.7/32"],
+                                  ["16.0.0.0/7", "2620:149::/32"], ["::ffff:0:0/96"], ["fe80::/10"]])
+def test_first_groups_outside_every_span(nets: list) -> None:
+    """Dotted quads whose first group no span comes near are left unread: the same as read."""
+    values = [f"{d}.{d % 7}.1.{d % 3}" for d in range(0, 300, 3)] + [f"{d}.1.2" for d in range(0, 40)] + VALUES
+    _check(values, (_rule(0, nets), _rule(1, ["10.0.0.0/24"])))
 
 
 def test_many_classes_fall_back_to_factorize() -> None:

@@ -256,6 +256,10 @@ class _Names:
                 self.regex[index] = compile_patterns(other, key, exact=rule.exact_names)
         self.n_rules = len(rules)
         self._tables: dict[int, np.ndarray] = {}
+        # The suffixes' last two labels: a value can end in a suffix of two or more labels only
+        # when its own last two are among them (None: a one-label suffix, every value is tried).
+        tails = {p[p.rfind(".", 0, p.rfind(".")) + 1:] for p in self.suffix}
+        self.tails = tails if all("." in p for p in self.suffix) else None
 
     def table(self, text: _Text) -> np.ndarray:
         """bool [distinct value + 1, rule]: the value matches one of the rule's bare names."""
@@ -263,6 +267,7 @@ class _Names:
         if found is None:
             found = np.zeros((len(text.values) + 1, self.n_rules), dtype=bool)
             suffix, exact = self.suffix, self.exact
+            tails = self.tails
             at_i: list[int] = []
             at_r: list[int] = []
             for i, value in enumerate(text.values):
@@ -270,6 +275,8 @@ class _Names:
                 if hit:
                     at_i.extend([i] * len(hit))
                     at_r.extend(hit)
+                if tails is not None and value[value.rfind(".", 0, max(value.rfind("."), 0)) + 1:] not in tails:
+                    continue                    # no suffix ends in the value's last two labels
                 at = 0
                 while at >= 0:
                     hit = suffix.get(value[at:])
@@ -596,7 +603,10 @@ def _groups(f: _Flows, rules: tuple[Rule, ...]) -> tuple[np.ndarray, np.ndarray]
         ip_rows, ip_lookup = f.nets.ip.factored()
         mapped = [f.transport.factored(), (ip_rows, nets[ip_lookup])] + [t.factored() for t in f.text.values()]
         mapped.append((f.given_rows, f.given_lookup))
-        return row_groups((port,), tuple(r for r, _ in mapped), tuple(lk for _, lk in mapped))
+        # each column's range of values (a port past them, from no capture, is checked for)
+        ranges = ((-1, 65535), (-1, len(f.transport.distinct) - 1), (0, max(n_nets, 1) - 1))
+        ranges += tuple((-1, len(t.distinct) - 1) for t in f.text.values()) + ((-1, len(EVIDENCE) - 1),)
+        return row_groups((port,), tuple(r for r, _ in mapped), tuple(lk for _, lk in mapped), ranges)
     if port.min() >= -1 and port.max() <= 65535:
         parts = [(port + 1, 65537)]
     else:

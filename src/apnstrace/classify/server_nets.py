@@ -3,7 +3,8 @@
 The rules read the server address only through which of their networks hold it. The flows'
 distinct addresses (41K on the engine benchmark) went through Arrow's trim, a dotted-quad pass,
 a colon-hex pass, 17 vectorized range tests and a factorize (~4.4 ms); here each address is read
-and tested where it lies (~2.5 ms with cold caches). The forms read: a dotted quad (four groups of 1-3 ASCII
+and tested where it lies (~2.5 ms with cold caches; ~0.7 ms since a dotted quad
+whose first group no network comes near is read no further). The forms read: a dotted quad (four groups of 1-3 ASCII
 digits; a group past 255 makes no address) and IPv6 as inet_ntop writes it (groups of 1-4 hex
 digits, at most one "::"). Any other value (one to trim, a dotted tail, a zone, anything odd) is
 left to the caller. The same readers, value by value: dotted_quads and colon_hex (the classifier's
@@ -191,11 +192,29 @@ def _scan(offsets, data, spans, bits, mask, odd, klass, max_classes):
     words = np.zeros(8, np.uint64)
     full = np.zeros(8, np.uint64)
     seen = np.empty(max_classes, np.int64)
+    # Per first group d of a dotted quad: may a span hold an address d.x.x.x? Most addresses'
+    # first group says no: the rest is left unread (a value led by 1-3 digits and a dot is no
+    # IPv6 form, trimmed or not, so it holds no address of any span then either).
+    near = np.zeros(256, np.bool_)
+    for d in range(256):
+        bottom = np.uint64(0xFFFF00000000) | (np.uint64(d) << np.uint64(24))
+        top = bottom | np.uint64(0xFFFFFF)
+        for s in range(len(bits)):
+            if spans[s, 0] == 0 and spans[s, 1] <= top and \
+                    ((spans[s, 2] > 0) or (spans[s, 2] == 0 and spans[s, 3] >= bottom)):
+                near[d] = True
     count = 0
     last = 0
     for i in range(len(offsets) - 1):
         a, b = offsets[i], offsets[i + 1]
         m = 0
+        j = a
+        d = 0
+        while j < b and j - a < 4 and 48 <= data[j] <= 57:
+            d = d * 10 + (data[j] - 48)
+            j += 1
+        if j < b and data[j] == 46 and 0 < j - a < 4 and (d > 255 or not near[d]):
+            b = a                                        # a quad outside every span: mask 0
         if b > a:
             kind, word = _quad(data, a, b)
             ok = kind == 1
