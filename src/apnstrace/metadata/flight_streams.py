@@ -14,6 +14,7 @@ flight, with every segment of it, stays on the stream path.
 from __future__ import annotations
 
 import functools
+from itertools import islice
 
 import numpy as np
 import pyarrow as pa
@@ -346,29 +347,28 @@ def _open_streams(collector, buf, pk, idx, skeys, starts, seg_row, first_seg, n_
     """The streams collect._feed would hold for flights idx after feeding their segments
     (seg_row[first_seg[i]:][:n_seg[i]], in feed order): a repeated seq keeps its first
     payload; none is capped (those flights stay on the stream path). written: each one's last
-    write, as the stream path keeps it (collect._Stream.written). The kept payloads and their
-    seqs come from one compiled call; Python makes the dicts."""
+    write, as the stream path keeps it (collect._Stream.written). Which payloads are kept, and
+    their seqs, come from one compiled call; each payload is copied once, from the chunk buffer
+    straight into its bytes (a copy gathered first, then made bytes and cut, copied it three
+    times); Python makes the dicts."""
     from .collect import _Stream
-    start_seq, kept, held, seq, end, data = _kept_segments(
-        buf, pk.payload_off, pk.payload_cap, pk.seq, seg_row, first_seg, n_seg, np.ascontiguousarray(idx, np.int64),
+    start_seq, kept, held, seq, at, end = _kept_segments(
+        pk.payload_off, pk.payload_cap, pk.seq, seg_row, first_seg, n_seg, np.ascontiguousarray(idx, np.int64),
         np.ascontiguousarray(starts, np.int64))
-    data, ends = data.tobytes(), end.tolist()
-    pieces = [data[a:e] for a, e in zip([0, *ends], ends)]
-    seqs = seq.tolist()
+    view = memoryview(buf)
+    pairs = zip(seq.tolist(), [view[a:e].tobytes() for a, e in zip(at.tolist(), end.tolist())])
     streams = collector.streams
-    j = 0
     for key, s_seq, ts, m, k, h, row in zip(skeys[idx].tolist(), start_seq.tolist(), first_ts[idx].tolist(),
                                             n_seg[idx].tolist(), kept.tolist(), held.tolist(), written):
-        streams[key] = _Stream("tls", ts, s_seq, segments=dict(zip(seqs[j:j + k], pieces[j:j + k])), seen=m, held=h,
-                               written=row, written_seen=m)
-        j += k
+        streams[key] = _Stream("tls", ts, s_seq, segments=dict(islice(pairs, k)), seen=m, held=h, written=row,
+                               written_seen=m)
 
 
 @njit(cache=True)
-def _kept_segments(buf, pk_off, pk_cap, pk_seq, seg_row, first_seg, n_seg, idx, starts):
+def _kept_segments(pk_off, pk_cap, pk_seq, seg_row, first_seg, n_seg, idx, starts):
     """Per flight idx[i]: its start's seq, how many segments it keeps (a repeated seq: the
-    first) and their bytes; per kept segment (flight by flight, feed order): seq and the end of
-    its payload in `data` (the payloads back to back)."""
+    first) and their bytes; per kept segment (flight by flight, feed order): seq and where its
+    payload lies in the chunk buffer (at:end)."""
     n = len(idx)
     start_seq = np.empty(n, np.int64)
     kept = np.zeros(n, np.int64)
@@ -376,11 +376,10 @@ def _kept_segments(buf, pk_off, pk_cap, pk_seq, seg_row, first_seg, n_seg, idx, 
     most = 0
     for i in range(n):
         most += n_seg[idx[i]]
-    row = np.empty(most, np.int64)
     seq = np.empty(most, np.int64)
+    at = np.empty(most, np.int64)
     end = np.empty(most, np.int64)
     j = 0
-    total = 0
     for i in range(n):
         f = idx[i]
         start_seq[i] = pk_seq[starts[f]]
@@ -394,22 +393,13 @@ def _kept_segments(buf, pk_off, pk_cap, pk_seq, seg_row, first_seg, n_seg, idx, 
                     dup = True
             if dup:
                 continue
-            row[j] = r
             seq[j] = s
-            total += pk_cap[r]
-            end[j] = total
+            at[j] = pk_off[r]
+            end[j] = pk_off[r] + pk_cap[r]
             held[i] += pk_cap[r]
             j += 1
         kept[i] = j - first
-    data = np.empty(total, np.uint8)
-    o = np.uint64(0)
-    for p in range(j):               # unsigned indices: the byte loop vectorizes
-        a = np.uint64(pk_off[row[p]])
-        m = np.uint64(pk_cap[row[p]])
-        for q in range(m):
-            data[o + q] = buf[a + q]
-        o += m
-    return start_seq, kept, held, seq[:j], end[:j], data
+    return start_seq, kept, held, seq[:j], at[:j], end[:j]
 
 
 class _Bytes:
