@@ -51,7 +51,6 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
     payload bytes are read here)."""
     if not COMPILED or rows.size == 0:
         return rows
-    rk = key[rows]
     done = collector.done["tls"]
     skeys, starts, n1 = _chosen(buf, pk, key, rows, is_start, start_kind, pending, peek, done)   # skeys ascending
     if skeys.size == 0:
@@ -59,7 +58,7 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
     # First read: the key's rows in feed order (the start, then what overtook it). Second read:
     # every segment, in the order the stream path adds them (then this chunk's later payloads of
     # the key after its start: its second feed).
-    feed_row, first1, seg_row, first_seg, n_seg = _segments(key, rows, later, skeys, starts, n1)
+    feed_row, feed_at, first1, seg_row, first_seg, n_seg = _segments(key, rows, later, skeys, starts, n1)
     seg_stream = np.repeat(np.arange(len(starts)), n_seg)
     max_segments, max_bytes = limits
     one = _reassembled(buf, pk, feed_row, first1, starts, collector.max_held, n1)
@@ -118,7 +117,10 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
         _open_streams(collector, buf, pk, opened, skeys, starts, seg_row, first_seg, n_seg, first_ts, written)
     finished = skeys[taken]
     done.update(finished)
-    return rows[~isin_keys(rk, skeys[taken | opening])]
+    # The rows left: those of no flight taken or opened (a flight's feed rows are all its key's).
+    left = np.ones(len(rows), bool)
+    left[feed_at[np.repeat(taken | opening, n1)]] = False
+    return rows[left]
 
 
 def _chosen(buf, pk, key, rows, is_start, start_kind, pending, peek, done) -> tuple[np.ndarray, ...]:
@@ -228,7 +230,8 @@ _HELLO5, _NOT_HELLO5, _HANDSHAKE0 = pick.HELLO5, pick.NOT_HELLO5, pick.HANDSHAKE
 def _segments(key: np.ndarray, rows: np.ndarray, later: np.ndarray, skeys: np.ndarray, starts: np.ndarray,
               n1: np.ndarray) -> tuple[np.ndarray, ...]:
     """Flights skeys' (ascending; start row starts, n1 rows in `rows`) segments: the rows of
-    `rows` with their key, grouped by flight in feed order (feed_row, flight i's from first1[i]),
+    `rows` with their key, grouped by flight in feed order (feed_row, flight i's from first1[i];
+    feed_at: their places in `rows`),
     and those followed by the rows of `later` with their key after their start and not in
     `rows`, in `later`'s order (seg_row: flight i's n_seg[i] from first_seg[i]). One compiled
     pass over `later` with a table of the keys' span (the numpy steps it replaced cost ~0.2 ms
@@ -238,12 +241,13 @@ def _segments(key: np.ndarray, rows: np.ndarray, later: np.ndarray, skeys: np.nd
         return _segments_sorted(key, rows, later, skeys, starts, n1)
     n1 = n1.astype(np.int64)
     feed_row = np.empty(int(n1.sum()), np.int64)
+    feed_at = np.empty(len(feed_row), np.int64)
     first1 = np.empty(len(skeys), np.int64)
     first_seg = np.empty(len(skeys), np.int64)
     n_seg = np.empty(len(skeys), np.int64)
-    seg_row = _segment_rows(key, rows, later, skeys, starts.astype(np.int64), n1, span, feed_row, first1,
+    seg_row = _segment_rows(key, rows, later, skeys, starts.astype(np.int64), n1, span, feed_row, feed_at, first1,
                             first_seg, n_seg)
-    return feed_row, first1, seg_row, first_seg, n_seg
+    return feed_row, feed_at, first1, seg_row, first_seg, n_seg
 
 
 def _segments_sorted(key, rows, later, skeys, starts, n1):
@@ -252,7 +256,8 @@ def _segments_sorted(key, rows, later, skeys, starts, n1):
     in_feed = np.flatnonzero(isin_keys(rk, skeys))
     feed_stream = np.searchsorted(skeys, rk[in_feed])
     by_stream = np.argsort(feed_stream, kind="stable")
-    feed_stream, feed_row = feed_stream[by_stream], rows[in_feed[by_stream]]
+    feed_stream, feed_at = feed_stream[by_stream], in_feed[by_stream]
+    feed_row = rows[feed_at]
     first1 = np.concatenate([[0], np.cumsum(n1)[:-1]]).astype(np.int64)
     more = later[isin_keys(key[later], skeys)]
     at = np.searchsorted(skeys, key[more])
@@ -264,11 +269,11 @@ def _segments_sorted(key, rows, later, skeys, starts, n1):
     seg_stream, seg_row = seg_stream[by_stream], seg_row[by_stream]
     first_seg = np.searchsorted(seg_stream, np.arange(len(starts)))
     n_seg = np.diff(np.append(first_seg, len(seg_stream)))
-    return feed_row, first1, seg_row, first_seg, n_seg
+    return feed_row, feed_at, first1, seg_row, first_seg, n_seg
 
 
 @njit(cache=True)
-def _segment_rows(key, rows, later, skeys, starts, n1, span, feed_row, first1, first_seg, n_seg):
+def _segment_rows(key, rows, later, skeys, starts, n1, span, feed_row, feed_at, first1, first_seg, n_seg):
     lo = skeys[0]
     flight = np.full(span, -1, np.int32)          # per key - lo: its flight
     for i in range(len(skeys)):
@@ -280,11 +285,13 @@ def _segment_rows(key, rows, later, skeys, starts, n1, span, feed_row, first1, f
         at += n1[i]
     fill = first1.copy()
     fed = np.zeros(len(key), np.bool_)
-    for r in rows:
+    for x in range(len(rows)):
+        r = rows[x]
         k = key[r] - lo
         if 0 <= k < span and flight[k] >= 0:
             i = flight[k]
             feed_row[fill[i]] = r
+            feed_at[fill[i]] = x
             fill[i] += 1
             fed[r] = True
     of_later = np.empty(len(later), np.int32)     # per later row: its flight, -1 when not read
