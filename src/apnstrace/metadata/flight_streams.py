@@ -166,12 +166,21 @@ def _chosen_numpy(buf, pk, key, rows, is_start, start_kind, pending, peek, done)
 @njit(cache=True)
 def _chosen_mask(key, rows, is_start, start_kind, peek, pending, done_bits):
     n = len(rows)
+    # Each row's fields gathered first, in a tight loop of independent loads (the columns are
+    # cold: the loads overlap there; in the loops below each waited on the ones before).
     rk = np.empty(n, np.int64)
+    fed_start = np.empty(n, np.bool_)
+    tls_start = np.empty(n, np.bool_)
+    bits = np.empty(n, peek.dtype)
     for x in range(n):
-        rk[x] = key[rows[x]]
+        r = rows[x]
+        rk[x] = key[r]
+        fed_start[x] = is_start[r]
+        tls_start[x] = start_kind[r] == 1
+        bits[x] = peek[r]
     order = np.argsort(rk, kind="mergesort")          # stable: a key's rows in feed order
     uniq = np.empty(n, np.int64)
-    head = np.empty(n, np.int64)
+    head = np.empty(n, np.int64)                      # each key's first row: its place in `rows`
     count = np.zeros(n, np.int64)
     starts = np.zeros(n, np.int64)
     m = 0
@@ -179,29 +188,29 @@ def _chosen_mask(key, rows, is_start, start_kind, peek, pending, done_bits):
         k = rk[order[x]]
         if m == 0 or uniq[m - 1] != k:
             uniq[m] = k
-            head[m] = rows[order[x]]
+            head[m] = order[x]
             m += 1
         count[m - 1] += 1
-        if is_start[rows[order[x]]]:
+        if fed_start[order[x]]:
             starts[m - 1] += 1
     single = np.zeros(m, np.bool_)
     flight = np.zeros(m, np.bool_)
     hello = np.zeros(m, np.bool_)
     for u in range(m):
         h = head[u]
-        bits = peek[h]
-        tls_head = start_kind[h] == 1 and (bits & _HANDSHAKE0) != 0
-        flight[u] = tls_head and (bits & _NOT_HELLO5) != 0
-        hello[u] = tls_head and (bits & _HELLO5) != 0
-        single[u] = is_start[h] and starts[u] == 1 and not _member(pending, uniq[u])
+        b = bits[h]
+        tls_head = tls_start[h] and (b & _HANDSHAKE0) != 0
+        flight[u] = tls_head and (b & _NOT_HELLO5) != 0
+        hello[u] = tls_head and (b & _HELLO5) != 0
+        single[u] = fed_start[h] and starts[u] == 1 and not _member(pending, uniq[u])
     keep = np.zeros(m, np.bool_)
     got = 0
     for u in range(m):
         k = uniq[u]
         if not (flight[u] and single[u]) or _member(pending, k ^ 1) or (k < len(done_bits) and done_bits[k]):
             continue
-        at = min(np.searchsorted(uniq[:m], k ^ 1), m - 1)
-        if uniq[at] == k ^ 1 and not (single[at] and hello[at]):
+        at = u + 1 if k & 1 == 0 else u - 1           # where k ^ 1 is when there (uniq ascends)
+        if 0 <= at < m and uniq[at] == k ^ 1 and not (single[at] and hello[at]):
             continue
         keep[u] = True
         got += 1
@@ -212,7 +221,7 @@ def _chosen_mask(key, rows, is_start, start_kind, peek, pending, done_bits):
     for u in range(m):
         if keep[u]:
             out_key[j] = uniq[u]
-            out_start[j] = head[u]
+            out_start[j] = rows[head[u]]
             out_count[j] = count[u]
             j += 1
     return out_key, out_start, out_count
