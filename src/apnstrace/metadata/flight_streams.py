@@ -196,18 +196,31 @@ def _chosen_mask(key, rows, is_start, start_kind, peek, pending, done_bits):
     single = np.zeros(m, np.bool_)
     flight = np.zeros(m, np.bool_)
     hello = np.zeros(m, np.bool_)
+    other_open = np.zeros(m, np.bool_)
+    p = 0                          # both ascend: one walk finds k and k ^ 1 (k +- 1) among the open
     for u in range(m):
+        k = uniq[u]
+        while p < len(pending) and pending[p] < k - 1:
+            p += 1
+        is_open = False
+        q = p
+        while q < len(pending) and pending[q] <= k + 1:
+            if pending[q] == k:
+                is_open = True
+            elif pending[q] == k ^ 1:
+                other_open[u] = True
+            q += 1
         h = head[u]
         b = bits[h]
         tls_head = tls_start[h] and (b & _HANDSHAKE0) != 0
         flight[u] = tls_head and (b & _NOT_HELLO5) != 0
         hello[u] = tls_head and (b & _HELLO5) != 0
-        single[u] = fed_start[h] and starts[u] == 1 and not _member(pending, uniq[u])
+        single[u] = fed_start[h] and starts[u] == 1 and not is_open
     keep = np.zeros(m, np.bool_)
     got = 0
     for u in range(m):
         k = uniq[u]
-        if not (flight[u] and single[u]) or _member(pending, k ^ 1) or (k < len(done_bits) and done_bits[k]):
+        if not (flight[u] and single[u]) or other_open[u] or (k < len(done_bits) and done_bits[k]):
             continue
         at = u + 1 if k & 1 == 0 else u - 1           # where k ^ 1 is when there (uniq ascends)
         if 0 <= at < m and uniq[at] == k ^ 1 and not (single[at] and hello[at]):
@@ -225,12 +238,6 @@ def _chosen_mask(key, rows, is_start, start_kind, peek, pending, done_bits):
             out_count[j] = count[u]
             j += 1
     return out_key, out_start, out_count
-
-
-@njit(cache=True)
-def _member(ascending, value):
-    at = np.searchsorted(ascending, value)
-    return at < len(ascending) and ascending[at] == value
 
 
 _HELLO5, _NOT_HELLO5, _HANDSHAKE0 = pick.HELLO5, pick.NOT_HELLO5, pick.HANDSHAKE0
