@@ -310,10 +310,14 @@ def _segment_rows(key, rows, later, skeys, starts, n1, span, feed_row, feed_at, 
             feed_at[fill[i]] = x
             fill[i] += 1
             fed[r] = True
-    of_later = np.empty(len(later), np.int32)     # per later row: its flight, -1 when not read
+    # The later rows' keys gathered first, in a tight loop of independent loads (cold: they
+    # overlap there; below, each waited on the table lookups before it).
+    of_later = np.empty(len(later), np.int64)     # per later row: its key - lo, then its flight (-1: not read)
+    for x in range(len(later)):
+        of_later[x] = key[later[x]] - lo
     for x in range(len(later)):
         r = later[x]
-        k = key[r] - lo
+        k = of_later[x]
         i = -1
         if 0 <= k < span:
             i = flight[k]
