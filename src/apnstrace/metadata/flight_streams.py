@@ -484,24 +484,49 @@ def _merged_columns(r1: _Read, r2: _Read, idx: np.ndarray, at2: np.ndarray, ts1:
     s1, s2 = r1.scan, r2.scan
     j = np.maximum(at2, 0)
     twice = at2 >= 0
-    seen1, seen2 = s1.hello_seen[idx], twice & s2.hello_seen[j]
-    server_ts = np.where(seen1, ts1[idx], ts2[j])                    # server_ts: the first one written
-    version = np.where(twice & (s2.version[j] >= 0), s2.version[j], s1.version[idx])   # the last named
-    alert = np.where(twice, s2.alert[j], s1.alert[idx])
-    valid = seen1 | seen2
-    # server_alpn: the first non-empty, else the last written (both reads' bytes are in one buffer)
-    a1, e1 = s1.alpn_start[idx], s1.alpn_end[idx]
-    first = ~twice | ((a1 >= 0) & (e1 > a1))
+    # The fields picked in one compiled pass (the dozen numpy gathers and wheres cost ~40 µs a chunk)
+    server_ts, valid, version, alert, alpn_start, alpn_end = _merged(
+        np.ascontiguousarray(idx, np.int64), np.ascontiguousarray(at2, np.int64), ts1, ts2, s1.hello_seen,
+        s2.hello_seen, s1.version, s2.version, s1.alert, s2.alert, s1.alpn_start, s1.alpn_end, s2.alpn_start,
+        s2.alpn_end)
     # Columns from buffers and tables: pa.array (of floats and a mask, of Python strings) cost
     # ~60-90 µs a chunk in a run (cold), several times these.
     return dict(server_ts=pa.Array.from_buffers(pa.float64(), len(idx), [
                     None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little")),
-                    pa.py_buffer(np.ascontiguousarray(server_ts, np.float64))]),
+                    pa.py_buffer(server_ts)]),
                 tls_version=names_of(version, tls.version_name),
-                server_alpn=text_column(s1.hs, np.where(first, a1, s2.alpn_start[j]),
-                                        np.where(first, e1, s2.alpn_end[j])),
+                server_alpn=text_column(s1.hs, alpn_start, alpn_end),
                 tls_alert=names_of(alert, alert_text),
                 cert_issuer=_issuers(r1, r2, idx, j, twice))
+
+
+@njit(cache=True)
+def _merged(idx, at2, ts1, ts2, seen1, seen2, version1, version2, alert1, alert2, alpn_start1, alpn_end1,
+            alpn_start2, alpn_end2):
+    """_merged_columns' fields: flight idx[x] of the first read, merged with flight at2[x] of the
+    second where at2[x] >= 0. server_ts: the first one written; tls_version: the last named;
+    tls_alert: the last read's; server_alpn: the first non-empty, else the last written."""
+    n = len(idx)
+    server_ts = np.empty(n, np.float64)
+    valid = np.empty(n, np.bool_)
+    version = np.empty(n, np.int64)
+    alert = np.empty(n, np.int64)
+    alpn_start = np.empty(n, np.int64)
+    alpn_end = np.empty(n, np.int64)
+    for x in range(n):
+        i = idx[x]
+        twice = at2[x] >= 0
+        j = max(at2[x], 0)
+        server_ts[x] = ts1[i] if seen1[i] else ts2[j]
+        valid[x] = seen1[i] or (twice and seen2[j])
+        version[x] = version2[j] if twice and version2[j] >= 0 else version1[i]
+        alert[x] = alert2[j] if twice else alert1[i]
+        a, e = alpn_start1[i], alpn_end1[i]
+        if twice and not (a >= 0 and e > a):
+            a, e = alpn_start2[j], alpn_end2[j]
+        alpn_start[x] = a
+        alpn_end[x] = e
+    return server_ts, valid, version, alert, alpn_start, alpn_end
 
 
 def _issuers(r1: _Read, r2: _Read, idx: np.ndarray, j: np.ndarray, twice: np.ndarray) -> pa.Array:
