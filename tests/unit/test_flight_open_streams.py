@@ -1,4 +1,4 @@
-"""flight_streams._open_streams (the kept payloads gathered in one compiled call, _kept_segments)
+"""flight_streams._open_streams (the kept payloads chosen in one compiled call, _kept_segments)
 opens the streams the per-segment Python it replaced opened: per flight its segments in feed
 order, a repeated seq keeping its first payload, `held` the kept bytes, `seen` every segment."""
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """flight_streams._segments (a compiled pass with a table of the flights' keys) groups each
 flight's rows exactly as the numpy steps it replaced (_segments_sorted, sorts and searches):
-its rows of the feed in feed order, then its later rows after its start not fed, in order."""
+its rows of the feed in feed order (and their places in the feed), then its later rows after
+its start not fed, in order."""
 from __future__ import annotations
 
 import numpy as np
@@ -33,9 +34,14 @@ def _chunks(draw):
 @given(_chunks())
 def test_compiled_segments_are_the_sorted_ones(chunk) -> None:
     got, want = fs._segments(*chunk), fs._segments_sorted(*chunk)
-    assert len(got) == len(want) == 5
+    assert len(got) == len(want) == 6
     for g, w in zip(got, want):
         assert g.tolist() == w.tolist()
+    key, rows, later, skeys, starts, n1 = chunk
+    feed_row, feed_at = got[0], got[1]
+    assert rows[feed_at].tolist() == feed_row.tolist()
+    # every feed row of a flight's key, and no other
+    assert sorted(feed_at.tolist()) == np.flatnonzero(np.isin(key[rows], skeys)).tolist()
 
 
 def test_a_span_too_wide_for_a_table_goes_to_numpy() -> None:
@@ -43,4 +49,4 @@ def test_a_span_too_wide_for_a_table_goes_to_numpy() -> None:
     rows, later = np.array([1, 0, 2], np.int64), np.array([3, 4], np.int64)
     skeys, starts, n1 = np.array([0, 1 << 30], np.int64), np.array([0, 1], np.int64), np.array([1, 1], np.int64)
     got = fs._segments(key, rows, later, skeys, starts, n1)
-    assert [g.tolist() for g in got] == [[0, 1], [0, 1], [0, 3, 1, 4], [0, 2], [2, 2]]
+    assert [g.tolist() for g in got] == [[0, 1], [1, 0], [0, 1], [0, 3, 1, 4], [0, 2], [2, 2]]

@@ -14,6 +14,7 @@ flight, with every segment of it, stays on the stream path.
 from __future__ import annotations
 
 import functools
+from itertools import islice
 
 import numpy as np
 import pyarrow as pa
@@ -50,7 +51,6 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
     payload bytes are read here)."""
     if not COMPILED or rows.size == 0:
         return rows
-    rk = key[rows]
     done = collector.done["tls"]
     skeys, starts, n1 = _chosen(buf, pk, key, rows, is_start, start_kind, pending, peek, done)   # skeys ascending
     if skeys.size == 0:
@@ -58,7 +58,7 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
     # First read: the key's rows in feed order (the start, then what overtook it). Second read:
     # every segment, in the order the stream path adds them (then this chunk's later payloads of
     # the key after its start: its second feed).
-    feed_row, first1, seg_row, first_seg, n_seg = _segments(key, rows, later, skeys, starts, n1)
+    feed_row, feed_at, first1, seg_row, first_seg, n_seg = _segments(key, rows, later, skeys, starts, n1)
     seg_stream = np.repeat(np.arange(len(starts)), n_seg)
     max_segments, max_bytes = limits
     one = _reassembled(buf, pk, feed_row, first1, starts, collector.max_held, n1)
@@ -117,7 +117,10 @@ def take_flights(collector, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, r
         _open_streams(collector, buf, pk, opened, skeys, starts, seg_row, first_seg, n_seg, first_ts, written)
     finished = skeys[taken]
     done.update(finished)
-    return rows[~isin_keys(rk, skeys[taken | opening])]
+    # The rows left: those of no flight taken or opened (a flight's feed rows are all its key's).
+    left = np.ones(len(rows), bool)
+    left[feed_at[np.repeat(taken | opening, n1)]] = False
+    return rows[left]
 
 
 def _chosen(buf, pk, key, rows, is_start, start_kind, pending, peek, done) -> tuple[np.ndarray, ...]:
@@ -163,12 +166,21 @@ def _chosen_numpy(buf, pk, key, rows, is_start, start_kind, pending, peek, done)
 @njit(cache=True)
 def _chosen_mask(key, rows, is_start, start_kind, peek, pending, done_bits):
     n = len(rows)
+    # Each row's fields gathered first, in a tight loop of independent loads (the columns are
+    # cold: the loads overlap there; in the loops below each waited on the ones before).
     rk = np.empty(n, np.int64)
+    fed_start = np.empty(n, np.bool_)
+    tls_start = np.empty(n, np.bool_)
+    bits = np.empty(n, peek.dtype)
     for x in range(n):
-        rk[x] = key[rows[x]]
+        r = rows[x]
+        rk[x] = key[r]
+        fed_start[x] = is_start[r]
+        tls_start[x] = start_kind[r] == 1
+        bits[x] = peek[r]
     order = np.argsort(rk, kind="mergesort")          # stable: a key's rows in feed order
     uniq = np.empty(n, np.int64)
-    head = np.empty(n, np.int64)
+    head = np.empty(n, np.int64)                      # each key's first row: its place in `rows`
     count = np.zeros(n, np.int64)
     starts = np.zeros(n, np.int64)
     m = 0
@@ -176,29 +188,42 @@ def _chosen_mask(key, rows, is_start, start_kind, peek, pending, done_bits):
         k = rk[order[x]]
         if m == 0 or uniq[m - 1] != k:
             uniq[m] = k
-            head[m] = rows[order[x]]
+            head[m] = order[x]
             m += 1
         count[m - 1] += 1
-        if is_start[rows[order[x]]]:
+        if fed_start[order[x]]:
             starts[m - 1] += 1
     single = np.zeros(m, np.bool_)
     flight = np.zeros(m, np.bool_)
     hello = np.zeros(m, np.bool_)
+    other_open = np.zeros(m, np.bool_)
+    p = 0                          # both ascend: one walk finds k and k ^ 1 (k +- 1) among the open
     for u in range(m):
+        k = uniq[u]
+        while p < len(pending) and pending[p] < k - 1:
+            p += 1
+        is_open = False
+        q = p
+        while q < len(pending) and pending[q] <= k + 1:
+            if pending[q] == k:
+                is_open = True
+            elif pending[q] == k ^ 1:
+                other_open[u] = True
+            q += 1
         h = head[u]
-        bits = peek[h]
-        tls_head = start_kind[h] == 1 and (bits & _HANDSHAKE0) != 0
-        flight[u] = tls_head and (bits & _NOT_HELLO5) != 0
-        hello[u] = tls_head and (bits & _HELLO5) != 0
-        single[u] = is_start[h] and starts[u] == 1 and not _member(pending, uniq[u])
+        b = bits[h]
+        tls_head = tls_start[h] and (b & _HANDSHAKE0) != 0
+        flight[u] = tls_head and (b & _NOT_HELLO5) != 0
+        hello[u] = tls_head and (b & _HELLO5) != 0
+        single[u] = fed_start[h] and starts[u] == 1 and not is_open
     keep = np.zeros(m, np.bool_)
     got = 0
     for u in range(m):
         k = uniq[u]
-        if not (flight[u] and single[u]) or _member(pending, k ^ 1) or (k < len(done_bits) and done_bits[k]):
+        if not (flight[u] and single[u]) or other_open[u] or (k < len(done_bits) and done_bits[k]):
             continue
-        at = min(np.searchsorted(uniq[:m], k ^ 1), m - 1)
-        if uniq[at] == k ^ 1 and not (single[at] and hello[at]):
+        at = u + 1 if k & 1 == 0 else u - 1           # where k ^ 1 is when there (uniq ascends)
+        if 0 <= at < m and uniq[at] == k ^ 1 and not (single[at] and hello[at]):
             continue
         keep[u] = True
         got += 1
@@ -209,16 +234,10 @@ def _chosen_mask(key, rows, is_start, start_kind, peek, pending, done_bits):
     for u in range(m):
         if keep[u]:
             out_key[j] = uniq[u]
-            out_start[j] = head[u]
+            out_start[j] = rows[head[u]]
             out_count[j] = count[u]
             j += 1
     return out_key, out_start, out_count
-
-
-@njit(cache=True)
-def _member(ascending, value):
-    at = np.searchsorted(ascending, value)
-    return at < len(ascending) and ascending[at] == value
 
 
 _HELLO5, _NOT_HELLO5, _HANDSHAKE0 = pick.HELLO5, pick.NOT_HELLO5, pick.HANDSHAKE0
@@ -227,7 +246,8 @@ _HELLO5, _NOT_HELLO5, _HANDSHAKE0 = pick.HELLO5, pick.NOT_HELLO5, pick.HANDSHAKE
 def _segments(key: np.ndarray, rows: np.ndarray, later: np.ndarray, skeys: np.ndarray, starts: np.ndarray,
               n1: np.ndarray) -> tuple[np.ndarray, ...]:
     """Flights skeys' (ascending; start row starts, n1 rows in `rows`) segments: the rows of
-    `rows` with their key, grouped by flight in feed order (feed_row, flight i's from first1[i]),
+    `rows` with their key, grouped by flight in feed order (feed_row, flight i's from first1[i];
+    feed_at: their places in `rows`),
     and those followed by the rows of `later` with their key after their start and not in
     `rows`, in `later`'s order (seg_row: flight i's n_seg[i] from first_seg[i]). One compiled
     pass over `later` with a table of the keys' span (the numpy steps it replaced cost ~0.2 ms
@@ -237,12 +257,13 @@ def _segments(key: np.ndarray, rows: np.ndarray, later: np.ndarray, skeys: np.nd
         return _segments_sorted(key, rows, later, skeys, starts, n1)
     n1 = n1.astype(np.int64)
     feed_row = np.empty(int(n1.sum()), np.int64)
+    feed_at = np.empty(len(feed_row), np.int64)
     first1 = np.empty(len(skeys), np.int64)
     first_seg = np.empty(len(skeys), np.int64)
     n_seg = np.empty(len(skeys), np.int64)
-    seg_row = _segment_rows(key, rows, later, skeys, starts.astype(np.int64), n1, span, feed_row, first1,
+    seg_row = _segment_rows(key, rows, later, skeys, starts.astype(np.int64), n1, span, feed_row, feed_at, first1,
                             first_seg, n_seg)
-    return feed_row, first1, seg_row, first_seg, n_seg
+    return feed_row, feed_at, first1, seg_row, first_seg, n_seg
 
 
 def _segments_sorted(key, rows, later, skeys, starts, n1):
@@ -251,7 +272,8 @@ def _segments_sorted(key, rows, later, skeys, starts, n1):
     in_feed = np.flatnonzero(isin_keys(rk, skeys))
     feed_stream = np.searchsorted(skeys, rk[in_feed])
     by_stream = np.argsort(feed_stream, kind="stable")
-    feed_stream, feed_row = feed_stream[by_stream], rows[in_feed[by_stream]]
+    feed_stream, feed_at = feed_stream[by_stream], in_feed[by_stream]
+    feed_row = rows[feed_at]
     first1 = np.concatenate([[0], np.cumsum(n1)[:-1]]).astype(np.int64)
     more = later[isin_keys(key[later], skeys)]
     at = np.searchsorted(skeys, key[more])
@@ -263,11 +285,11 @@ def _segments_sorted(key, rows, later, skeys, starts, n1):
     seg_stream, seg_row = seg_stream[by_stream], seg_row[by_stream]
     first_seg = np.searchsorted(seg_stream, np.arange(len(starts)))
     n_seg = np.diff(np.append(first_seg, len(seg_stream)))
-    return feed_row, first1, seg_row, first_seg, n_seg
+    return feed_row, feed_at, first1, seg_row, first_seg, n_seg
 
 
 @njit(cache=True)
-def _segment_rows(key, rows, later, skeys, starts, n1, span, feed_row, first1, first_seg, n_seg):
+def _segment_rows(key, rows, later, skeys, starts, n1, span, feed_row, feed_at, first1, first_seg, n_seg):
     lo = skeys[0]
     flight = np.full(span, -1, np.int32)          # per key - lo: its flight
     for i in range(len(skeys)):
@@ -279,17 +301,23 @@ def _segment_rows(key, rows, later, skeys, starts, n1, span, feed_row, first1, f
         at += n1[i]
     fill = first1.copy()
     fed = np.zeros(len(key), np.bool_)
-    for r in rows:
+    for x in range(len(rows)):
+        r = rows[x]
         k = key[r] - lo
         if 0 <= k < span and flight[k] >= 0:
             i = flight[k]
             feed_row[fill[i]] = r
+            feed_at[fill[i]] = x
             fill[i] += 1
             fed[r] = True
-    of_later = np.empty(len(later), np.int32)     # per later row: its flight, -1 when not read
+    # The later rows' keys gathered first, in a tight loop of independent loads (cold: they
+    # overlap there; below, each waited on the table lookups before it).
+    of_later = np.empty(len(later), np.int64)     # per later row: its key - lo, then its flight (-1: not read)
+    for x in range(len(later)):
+        of_later[x] = key[later[x]] - lo
     for x in range(len(later)):
         r = later[x]
-        k = key[r] - lo
+        k = of_later[x]
         i = -1
         if 0 <= k < span:
             i = flight[k]
@@ -346,29 +374,28 @@ def _open_streams(collector, buf, pk, idx, skeys, starts, seg_row, first_seg, n_
     """The streams collect._feed would hold for flights idx after feeding their segments
     (seg_row[first_seg[i]:][:n_seg[i]], in feed order): a repeated seq keeps its first
     payload; none is capped (those flights stay on the stream path). written: each one's last
-    write, as the stream path keeps it (collect._Stream.written). The kept payloads and their
-    seqs come from one compiled call; Python makes the dicts."""
+    write, as the stream path keeps it (collect._Stream.written). Which payloads are kept, and
+    their seqs, come from one compiled call; each payload is copied once, from the chunk buffer
+    straight into its bytes (a copy gathered first, then made bytes and cut, copied it three
+    times); Python makes the dicts."""
     from .collect import _Stream
-    start_seq, kept, held, seq, end, data = _kept_segments(
-        buf, pk.payload_off, pk.payload_cap, pk.seq, seg_row, first_seg, n_seg, np.ascontiguousarray(idx, np.int64),
+    start_seq, kept, held, seq, at, end = _kept_segments(
+        pk.payload_off, pk.payload_cap, pk.seq, seg_row, first_seg, n_seg, np.ascontiguousarray(idx, np.int64),
         np.ascontiguousarray(starts, np.int64))
-    data, ends = data.tobytes(), end.tolist()
-    pieces = [data[a:e] for a, e in zip([0, *ends], ends)]
-    seqs = seq.tolist()
+    view = memoryview(buf)
+    pairs = zip(seq.tolist(), [view[a:e].tobytes() for a, e in zip(at.tolist(), end.tolist())])
     streams = collector.streams
-    j = 0
     for key, s_seq, ts, m, k, h, row in zip(skeys[idx].tolist(), start_seq.tolist(), first_ts[idx].tolist(),
                                             n_seg[idx].tolist(), kept.tolist(), held.tolist(), written):
-        streams[key] = _Stream("tls", ts, s_seq, segments=dict(zip(seqs[j:j + k], pieces[j:j + k])), seen=m, held=h,
-                               written=row, written_seen=m)
-        j += k
+        streams[key] = _Stream("tls", ts, s_seq, segments=dict(islice(pairs, k)), seen=m, held=h, written=row,
+                               written_seen=m)
 
 
 @njit(cache=True)
-def _kept_segments(buf, pk_off, pk_cap, pk_seq, seg_row, first_seg, n_seg, idx, starts):
+def _kept_segments(pk_off, pk_cap, pk_seq, seg_row, first_seg, n_seg, idx, starts):
     """Per flight idx[i]: its start's seq, how many segments it keeps (a repeated seq: the
-    first) and their bytes; per kept segment (flight by flight, feed order): seq and the end of
-    its payload in `data` (the payloads back to back)."""
+    first) and their bytes; per kept segment (flight by flight, feed order): seq and where its
+    payload lies in the chunk buffer (at:end)."""
     n = len(idx)
     start_seq = np.empty(n, np.int64)
     kept = np.zeros(n, np.int64)
@@ -376,11 +403,10 @@ def _kept_segments(buf, pk_off, pk_cap, pk_seq, seg_row, first_seg, n_seg, idx, 
     most = 0
     for i in range(n):
         most += n_seg[idx[i]]
-    row = np.empty(most, np.int64)
     seq = np.empty(most, np.int64)
+    at = np.empty(most, np.int64)
     end = np.empty(most, np.int64)
     j = 0
-    total = 0
     for i in range(n):
         f = idx[i]
         start_seq[i] = pk_seq[starts[f]]
@@ -394,22 +420,13 @@ def _kept_segments(buf, pk_off, pk_cap, pk_seq, seg_row, first_seg, n_seg, idx, 
                     dup = True
             if dup:
                 continue
-            row[j] = r
             seq[j] = s
-            total += pk_cap[r]
-            end[j] = total
+            at[j] = pk_off[r]
+            end[j] = pk_off[r] + pk_cap[r]
             held[i] += pk_cap[r]
             j += 1
         kept[i] = j - first
-    data = np.empty(total, np.uint8)
-    o = np.uint64(0)
-    for p in range(j):               # unsigned indices: the byte loop vectorizes
-        a = np.uint64(pk_off[row[p]])
-        m = np.uint64(pk_cap[row[p]])
-        for q in range(m):
-            data[o + q] = buf[a + q]
-        o += m
-    return start_seq, kept, held, seq[:j], end[:j], data
+    return start_seq, kept, held, seq[:j], at[:j], end[:j]
 
 
 class _Bytes:
@@ -467,24 +484,49 @@ def _merged_columns(r1: _Read, r2: _Read, idx: np.ndarray, at2: np.ndarray, ts1:
     s1, s2 = r1.scan, r2.scan
     j = np.maximum(at2, 0)
     twice = at2 >= 0
-    seen1, seen2 = s1.hello_seen[idx], twice & s2.hello_seen[j]
-    server_ts = np.where(seen1, ts1[idx], ts2[j])                    # server_ts: the first one written
-    version = np.where(twice & (s2.version[j] >= 0), s2.version[j], s1.version[idx])   # the last named
-    alert = np.where(twice, s2.alert[j], s1.alert[idx])
-    valid = seen1 | seen2
-    # server_alpn: the first non-empty, else the last written (both reads' bytes are in one buffer)
-    a1, e1 = s1.alpn_start[idx], s1.alpn_end[idx]
-    first = ~twice | ((a1 >= 0) & (e1 > a1))
+    # The fields picked in one compiled pass (the dozen numpy gathers and wheres cost ~40 µs a chunk)
+    server_ts, valid, version, alert, alpn_start, alpn_end = _merged(
+        np.ascontiguousarray(idx, np.int64), np.ascontiguousarray(at2, np.int64), ts1, ts2, s1.hello_seen,
+        s2.hello_seen, s1.version, s2.version, s1.alert, s2.alert, s1.alpn_start, s1.alpn_end, s2.alpn_start,
+        s2.alpn_end)
     # Columns from buffers and tables: pa.array (of floats and a mask, of Python strings) cost
     # ~60-90 µs a chunk in a run (cold), several times these.
     return dict(server_ts=pa.Array.from_buffers(pa.float64(), len(idx), [
                     None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little")),
-                    pa.py_buffer(np.ascontiguousarray(server_ts, np.float64))]),
+                    pa.py_buffer(server_ts)]),
                 tls_version=names_of(version, tls.version_name),
-                server_alpn=text_column(s1.hs, np.where(first, a1, s2.alpn_start[j]),
-                                        np.where(first, e1, s2.alpn_end[j])),
+                server_alpn=text_column(s1.hs, alpn_start, alpn_end),
                 tls_alert=names_of(alert, alert_text),
                 cert_issuer=_issuers(r1, r2, idx, j, twice))
+
+
+@njit(cache=True)
+def _merged(idx, at2, ts1, ts2, seen1, seen2, version1, version2, alert1, alert2, alpn_start1, alpn_end1,
+            alpn_start2, alpn_end2):
+    """_merged_columns' fields: flight idx[x] of the first read, merged with flight at2[x] of the
+    second where at2[x] >= 0. server_ts: the first one written; tls_version: the last named;
+    tls_alert: the last read's; server_alpn: the first non-empty, else the last written."""
+    n = len(idx)
+    server_ts = np.empty(n, np.float64)
+    valid = np.empty(n, np.bool_)
+    version = np.empty(n, np.int64)
+    alert = np.empty(n, np.int64)
+    alpn_start = np.empty(n, np.int64)
+    alpn_end = np.empty(n, np.int64)
+    for x in range(n):
+        i = idx[x]
+        twice = at2[x] >= 0
+        j = max(at2[x], 0)
+        server_ts[x] = ts1[i] if seen1[i] else ts2[j]
+        valid[x] = seen1[i] or (twice and seen2[j])
+        version[x] = version2[j] if twice and version2[j] >= 0 else version1[i]
+        alert[x] = alert2[j] if twice else alert1[i]
+        a, e = alpn_start1[i], alpn_end1[i]
+        if twice and not (a >= 0 and e > a):
+            a, e = alpn_start2[j], alpn_end2[j]
+        alpn_start[x] = a
+        alpn_end[x] = e
+    return server_ts, valid, version, alert, alpn_start, alpn_end
 
 
 def _issuers(r1: _Read, r2: _Read, idx: np.ndarray, j: np.ndarray, twice: np.ndarray) -> pa.Array:
