@@ -35,7 +35,7 @@ def feed_dns(collector, buf: np.ndarray, off: np.ndarray, cap: np.ndarray, uids,
                        first_seq + j, found)
         found.into(collector.dns)
         return
-    scan = scan_dns(buf, off, cap)
+    scan = scan_dns(buf, off, cap, reuse=True)         # read up before the next feed_dns
     reason = scan.reason
     fallbacks, bad_responses, n_asked = scan.used[2:].tolist()
     if bad_responses:
