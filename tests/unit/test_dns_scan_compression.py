@@ -134,3 +134,25 @@ def test_a_scan_into_reused_arrays_equals_a_fresh_one(batches: list[list[bytes]]
         buf, off, cap = payload_column(payloads)
         assert _meaningful(dns_fast.scan_dns(buf, off, cap, reuse=True)) == _meaningful(
             dns_fast.scan_dns(buf, off, cap))
+
+
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(messages(), max_size=8))
+def test_failed_lookups_equal_the_references(payloads: list[bytes]) -> None:
+    # feed_dns's failures (names decoded from the scan's) against parse_dns's, message by message.
+    from dns_scan_check import payload_column
+
+    from apnstrace.metadata import MetadataCollector
+    from apnstrace.stats import RunStats
+    buf, off, cap = payload_column(payloads)
+    got = []
+    for compiled in (True, False):
+        collector = MetadataCollector(RunStats())
+        dns_feed.COMPILED = compiled
+        try:
+            dns_feed.feed_dns(collector, buf, off, cap, list(range(len(off))), [float(i) for i in range(len(off))])
+        finally:
+            dns_feed.COMPILED = True
+        got.append(collector.dns.failures)
+    assert got[0] == got[1]
