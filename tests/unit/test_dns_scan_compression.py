@@ -105,3 +105,54 @@ def test_dns_failures_equal_the_constructor(rows: list[tuple]) -> None:
     built = dns_failures(*(list(c) for c in zip(*rows))) if rows else dns_failures([], [], [], [], [])
     assert built == [DnsFailure(*r) for r in rows]
     assert [hash(f) for f in built] == [hash(DnsFailure(*r)) for r in rows]
+
+
+def _meaningful(scan) -> dict:
+    """What a DnsScan says (the unfilled tails of its budget arrays left out)."""
+    used, a_used, _, _, n_asked = scan.used.tolist()
+    k = int(scan.answer_first[-1])
+    out = {name: getattr(scan, name).tolist() for name in (
+        "reason", "is_response", "rcode", "failed", "qdcount", "qtype", "qname_at", "qname_len", "answer_first",
+        "used", "bad_count", "bad_first")}
+    out.update(answer_msg=scan.answer_msg[:k].tolist(), answer_at=scan.answer_at[:k].tolist(),
+               answer_v6=scan.answer_v6[:k].tolist(), answer_name_end=scan.answer_name_end[:k + 1].tolist(),
+               names=scan.names[:used].tobytes(), answer_names=scan.answer_names[:a_used].tobytes(),
+               asked=scan.asked[:n_asked].tolist(), asked_off=scan.asked_off[:n_asked + 1].tolist(),
+               sizes=[len(scan.names), len(scan.answer_names), len(scan.answer_msg), len(scan.reason)])
+    return out
+
+
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(st.lists(messages(), max_size=6), min_size=1, max_size=5))
+def test_a_scan_into_reused_arrays_equals_a_fresh_one(batches: list[list[bytes]]) -> None:
+    # Scans one after another into the thread's scratch (growing, shrinking, left dirty by
+    # the one before) say what a scan into fresh arrays says.
+    from apnstrace.decode import dns_fast
+    from dns_scan_check import payload_column
+    for payloads in batches:
+        buf, off, cap = payload_column(payloads)
+        assert _meaningful(dns_fast.scan_dns(buf, off, cap, reuse=True)) == _meaningful(
+            dns_fast.scan_dns(buf, off, cap))
+
+
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(messages(), max_size=8))
+def test_failed_lookups_equal_the_references(payloads: list[bytes]) -> None:
+    # feed_dns's failures (names decoded from the scan's) against parse_dns's, message by message.
+    from dns_scan_check import payload_column
+
+    from apnstrace.metadata import MetadataCollector
+    from apnstrace.stats import RunStats
+    buf, off, cap = payload_column(payloads)
+    got = []
+    for compiled in (True, False):
+        collector = MetadataCollector(RunStats())
+        dns_feed.COMPILED = compiled
+        try:
+            dns_feed.feed_dns(collector, buf, off, cap, list(range(len(off))), [float(i) for i in range(len(off))])
+        finally:
+            dns_feed.COMPILED = True
+        got.append(collector.dns.failures)
+    assert got[0] == got[1]

@@ -11,6 +11,7 @@ jumps, so a chain too long here is a fallback, never a verdict.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,7 +77,10 @@ class DnsScan:
     bad_first: np.ndarray     # int64 per REASONS index: the first such response (its message)
 
 
-def scan_dns(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> DnsScan:
+def scan_dns(buf: np.ndarray, off: np.ndarray, cap: np.ndarray, reuse: bool = False) -> DnsScan:
+    """Every message at buf[off[i]:off[i] + cap[i]]. reuse: the result's arrays are this thread's
+    scratch, valid until its next scan_dns(reuse=True) (fresh arrays cost a page fault per page
+    the scan writes, and zeroing: ~0.1 ms a chunk of 4,000 messages)."""
     n = len(off)
     off = np.ascontiguousarray(off, np.int64)
     cap = np.ascontiguousarray(cap, np.int64)
@@ -87,14 +91,43 @@ def scan_dns(buf: np.ndarray, off: np.ndarray, cap: np.ndarray) -> DnsScan:
     # names: a budget (4 bytes per payload byte: an escaped byte takes 4); a message whose
     # names do not fit (pointers can repeat bytes, answers repeat the question) is left to parse_dns.
     budget = 4 * total + NAME_SLOT
-    out = (np.zeros(n, np.int8), np.zeros(n, np.bool_), np.zeros(n, np.int64), np.zeros(n, np.bool_),
-           np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64),
-           np.zeros(n + 1, np.int64), np.empty(room, np.int64), np.empty(room, np.int64), np.empty(room, np.bool_),
-           np.empty(room + 1, np.int64), np.empty(budget, np.uint8), np.empty(budget, np.uint8), np.zeros(5, np.int64),
-           np.empty(n, np.int64), np.empty(n + 1, np.int64), np.zeros(len(REASONS), np.int64),
-           np.zeros(len(REASONS), np.int64))
+    out = _SCRATCH.views(n, room, budget) if reuse else _fresh(n, room, budget)
     _scan(buf, off, cap, *out)
     return DnsScan(*out)
+
+
+def _fresh(n: int, room: int, budget: int) -> tuple:
+    """The scan's output arrays, in DnsScan's order (the zeros ones are read where not written)."""
+    return (np.zeros(n, np.int8), np.zeros(n, np.bool_), np.zeros(n, np.int64), np.zeros(n, np.bool_),
+            np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64),
+            np.zeros(n + 1, np.int64), np.empty(room, np.int64), np.empty(room, np.int64), np.empty(room, np.bool_),
+            np.empty(room + 1, np.int64), np.empty(budget, np.uint8), np.empty(budget, np.uint8), np.zeros(5, np.int64),
+            np.empty(n, np.int64), np.empty(n + 1, np.int64), np.zeros(len(REASONS), np.int64),
+            np.zeros(len(REASONS), np.int64))
+
+
+class _Scratch(threading.local):
+    """_fresh's arrays kept between scans (per thread), grown when a scan needs more; views of
+    exactly _fresh's sizes (the scan's room checks read their lengths), the zeros ones zeroed."""
+
+    def __init__(self) -> None:
+        self.sizes = (-1, -1, -1)
+        self.arrays: tuple = ()
+
+    def views(self, n: int, room: int, budget: int) -> tuple:
+        if n > self.sizes[0] or room > self.sizes[1] or budget > self.sizes[2]:
+            self.sizes = tuple(max(need, 2 * had) for need, had in zip((n, room, budget), self.sizes))
+            self.arrays = _fresh(*self.sizes)
+        sizes = (n, n, n, n, n, n, n, n, n + 1, room, room, room, room + 1, budget, budget, 5, n, n + 1,
+                 len(REASONS), len(REASONS))
+        out = tuple(a[:size] for a, size in zip(self.arrays, sizes))
+        for i in _ZEROED:
+            out[i].fill(0)
+        return out
+
+
+_ZEROED = (0, 1, 2, 3, 4, 5, 6, 7, 8, 15, 18, 19)     # _fresh's np.zeros ones
+_SCRATCH = _Scratch()
 
 
 @njit(cache=True, inline="always")

@@ -15,7 +15,6 @@ from ..decode.malformed import Malformed
 from ..reader.walk import njit
 from ..decode.address_text import address_text
 from .dns_records import DnsFailure, dns_failures
-from .held import gather_ranges
 
 COMPILED = njit.__module__.startswith("numba")     # walk.py falls back to plain Python without numba
 
@@ -35,7 +34,7 @@ def feed_dns(collector, buf: np.ndarray, off: np.ndarray, cap: np.ndarray, uids,
                        first_seq + j, found)
         found.into(collector.dns)
         return
-    scan = scan_dns(buf, off, cap)
+    scan = scan_dns(buf, off, cap, reuse=True)         # read up before the next feed_dns
     reason = scan.reason
     fallbacks, bad_responses, n_asked = scan.used[2:].tolist()
     if bad_responses:
@@ -102,14 +101,6 @@ def _column(data: np.ndarray, offsets: np.ndarray) -> pa.Array:
                                  [None, pa.py_buffer(offsets - start), pa.py_buffer(data[start:stop].copy())])
 
 
-def _texts(names: np.ndarray, at: np.ndarray, length: np.ndarray) -> pa.Array:
-    """Names the scan wrote (ASCII: escaped like parse_dns), as one Arrow string column."""
-    offsets = np.zeros(len(at) + 1, np.int64)
-    np.cumsum(length, out=offsets[1:])
-    data = gather_ranges(names, at, length)
-    return pa.Array.from_buffers(pa.large_string(), len(at), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-
-
 def _answers(buf: np.ndarray, scan, uid: np.ndarray, ts: np.ndarray) -> tuple[tuple, tuple]:
     """Responses the scan read: ((ts, address, name, message) per address answered, (failed
     lookups, the message of each)). Columns: no Python object per answer."""
@@ -125,7 +116,11 @@ def _answers(buf: np.ndarray, scan, uid: np.ndarray, ts: np.ndarray) -> tuple[tu
         return answers, ([], failing)
     code = scan.rcode[failing].tolist()
     qd = scan.qdcount[failing] > 0
-    qname = _texts(scan.names, scan.qname_at[failing], np.where(qd, scan.qname_len[failing], 0)).to_pylist()
+    # The names (ASCII: the scan escapes the rest) decoded one by one: a chunk has ~100 failures,
+    # fewer than an Arrow column's fixed costs are worth (gather, offsets, to_pylist).
+    names = memoryview(scan.names)
+    qname = [str(names[a:a + n], "ascii") for a, n in zip(scan.qname_at[failing].tolist(),
+                                                           np.where(qd, scan.qname_len[failing], 0).tolist())]
     qtype = np.where(qd, scan.qtype[failing], -1).tolist()           # -1: no question
     # Each distinct type and rcode named once (a chunk has a few of each).
     qtype_text = {t: dns.type_name(t) if t >= 0 else "" for t in set(qtype)}
