@@ -111,6 +111,7 @@ def _group_keys(direct, pairs, lows, spans, strides, group, first):
     its column's range (nothing is numbered then)."""
     n = len(group)
     held = np.empty(len(first), np.int64)         # each group's key
+    hashes = np.empty(len(first), np.uint64)
     size = 1024
     slots = np.full(size, -1, np.int64)
     count = 0
@@ -130,9 +131,8 @@ def _group_keys(direct, pairs, lows, spans, strides, group, first):
             key += v * strides[c]
             c += 1
         h = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)
-        h ^= h >> np.uint64(31)
         mask = size - 1
-        s = np.int64(h & np.uint64(mask))
+        s = _slot(h, mask)
         while True:
             g = slots[s]
             if g < 0 or held[g] == key:
@@ -142,21 +142,14 @@ def _group_keys(direct, pairs, lows, spans, strides, group, first):
             group[i] = g
             continue
         held[count] = key
+        hashes[count] = h
         slots[s] = count
         first[count] = i
         group[i] = count
         count += 1
         if 2 * count > size:                    # keep the table at most half full
             size *= 4
-            mask = size - 1
-            slots = np.full(size, -1, np.int64)
-            for q in range(count):
-                h = np.uint64(held[q]) * np.uint64(0x9E3779B97F4A7C15)
-                h ^= h >> np.uint64(31)
-                s = np.int64(h & np.uint64(mask))
-                while slots[s] >= 0:
-                    s = (s + 1) & mask
-                slots[s] = q
+            slots = _regrown(hashes, count, size)
     return count
 
 
@@ -183,7 +176,7 @@ def _group_rows(direct, pairs, group, first):
             h = (h ^ np.uint64(values[c])) * np.uint64(0x9E3779B97F4A7C15)
         h ^= h >> np.uint64(29)
         mask = size - 1
-        s = np.int64((h ^ (h >> np.uint64(32))) & np.uint64(mask))
+        s = _slot(h, mask)
         while True:
             g = slots[s]
             if g < 0:
@@ -212,11 +205,24 @@ def _group_rows(direct, pairs, group, first):
         count += 1
         if 2 * count > size:                    # keep the table at most half full
             size *= 4
-            mask = size - 1
-            slots = np.full(size, -1, np.int64)
-            for q in range(count):
-                s = np.int64((hashes[q] ^ (hashes[q] >> np.uint64(32))) & np.uint64(mask))
-                while slots[s] >= 0:
-                    s = (s + 1) & mask
-                slots[s] = q
+            slots = _regrown(hashes, count, size)
     return count
+
+
+@njit(cache=True, inline="always")
+def _slot(h, mask):
+    """A hash's first slot in a table of mask + 1 slots (open addressing, linear probing)."""
+    return np.int64((h ^ (h >> np.uint64(32))) & np.uint64(mask))
+
+
+@njit(cache=True)
+def _regrown(hashes, count, size):
+    """The slot table, `size` slots, of the first `count` groups with their hashes."""
+    mask = size - 1
+    slots = np.full(size, -1, np.int64)
+    for q in range(count):
+        s = _slot(hashes[q], mask)
+        while slots[s] >= 0:
+            s = (s + 1) & mask
+        slots[s] = q
+    return slots
