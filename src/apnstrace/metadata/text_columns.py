@@ -53,7 +53,7 @@ def text_column(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> pa.Array
 
 
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
-AHEAD = 8               # _layout asks for the range this many rows on while it reads one
+AHEAD = 16              # _layout asks for the range this many rows on while it reads one
 
 
 @njit(cache=True)
