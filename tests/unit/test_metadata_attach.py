@@ -9,7 +9,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apnstrace.metadata.attach import _codes, _dns_named, _names, _positions, _positions_counted
+from apnstrace.metadata.attach import _codes, _dns_named, _names, _positions
 from apnstrace.metadata.column_codes import Codes, hand_over
 from apnstrace.metadata.column_codes import column_codes as codes_of
 from apnstrace.metadata.dns_records import DnsRecords
@@ -96,17 +96,17 @@ def test_dns_naming_is_merge_asof(flows: list, answers: list) -> None:
 def test_positions_is_get_indexer(uids: set, wanted: list) -> None:
     uid = np.array(sorted(uids), np.int64)
     wanted = np.array(wanted, np.int64)
-    assert _positions(uid, wanted).tolist() == pd.Index(uid).get_indexer(wanted).tolist()
+    assert _positions(uid, wanted)[0].tolist() == pd.Index(uid).get_indexer(wanted).tolist()
 
 
 @given(st.sets(st.integers(0, 300), max_size=40), st.lists(st.integers(-2, 320), max_size=60),
        st.booleans())
-def test_positions_counted_counts_the_flows_per_row(uids: set, wanted: list, sparse: bool) -> None:
+def test_positions_count_the_flows_per_row(uids: set, wanted: list, sparse: bool) -> None:
     """The counts made in the lookup's pass are flows_per_row of its positions (flows may share
     a uid; sparse: the search path)."""
     uid = np.array(sorted(uids), np.int64) * (10**9 if sparse else 1)
     wanted = np.array(wanted, np.int64) * (10**9 if sparse else 1)
-    at, uses = _positions_counted(uid, wanted)
+    at, uses = _positions(uid, wanted)
     assert at.tolist() == pd.Index(uid).get_indexer(wanted).tolist()
     assert uses.dtype == np.int64
     assert uses.tolist() == flows_per_row(at, len(uid) + 1).tolist()
@@ -116,12 +116,12 @@ def test_positions_at_the_span_edges() -> None:
     """The table lookup reads the lowest and highest uid and nothing past them."""
     uid = np.array([5, 6, 9, 12], np.int64)
     wanted = np.array([4, 5, 6, 7, 9, 11, 12, 13, -1, 5, 12], np.int64)
-    assert _positions(uid, wanted).tolist() == pd.Index(uid).get_indexer(wanted).tolist()
+    assert _positions(uid, wanted)[0].tolist() == pd.Index(uid).get_indexer(wanted).tolist()
 
 
 def test_positions_of_sparse_uids_search() -> None:
     uid = np.array([3, 10**9, 10**12], np.int64)
-    assert _positions(uid, np.array([10**12, 4, 3, -1])).tolist() == [2, -1, 0, -1]
+    assert _positions(uid, np.array([10**12, 4, 3, -1]))[0].tolist() == [2, -1, 0, -1]
 
 
 def _per_row(column) -> tuple[np.ndarray, pa.Array]:

@@ -38,7 +38,7 @@ def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
     picked: dict[str, Picked] = {}
     memo: dict[int, tuple[np.ndarray, pa.Array]] = {}  # source values' encodings (sni, host: twice)
     if len(table) and n:
-        at, uses = _positions_counted(table.uid, flows[UID].to_numpy())  # uses: flows per record
+        at, uses = _positions(table.uid, flows[UID].to_numpy())  # uses: flows per record
         def found(name: str) -> Picked:
             return table.sources[name][0], table.rows_padded(name), at
 
@@ -207,15 +207,11 @@ def _dns_named(rest: np.ndarray, server_ip: pd.Series, ts_start: np.ndarray,
     return wanted[ok], by_address[last[ok]]
 
 
-def _positions(uid: np.ndarray, flow_uid: np.ndarray) -> np.ndarray:
-    """Per flow, its row in `uid` (ascending, distinct), -1: none."""
-    return _positions_counted(uid, flow_uid)[0]
-
-
-def _positions_counted(uid: np.ndarray, flow_uid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """_positions, and how many flows each row of `uid` has (with a last slot 0: the
-    flows_per_row the text columns are gathered with, counted in the same pass). A lookup table
-    over the uids' span when that is small next to their number (uids are dense), else a search."""
+def _positions(uid: np.ndarray, flow_uid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per flow, its row in `uid` (ascending, distinct), -1: none; and how many flows each row
+    of `uid` has (with a last slot 0: the flows_per_row the text columns are gathered with,
+    counted in the same pass). A lookup table over the uids' span when that is small next to
+    their number (uids are dense), else a search."""
     if not len(uid) or not len(flow_uid):
         at = np.full(len(flow_uid), -1, np.int64)
         return at, flows_per_row(at, len(uid) + 1)
@@ -237,7 +233,7 @@ def _positions_counted(uid: np.ndarray, flow_uid: np.ndarray) -> tuple[np.ndarra
 
 @njit(cache=True)
 def _looked_up(uid, flow_uid, low, high):
-    """_positions_counted by a table over the uids' span."""
+    """_positions by a table over the uids' span."""
     table = np.full(high - low + 1, -1, np.int64)
     for r in range(len(uid)):
         table[uid[r] - low] = r

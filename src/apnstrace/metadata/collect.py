@@ -57,6 +57,10 @@ class _Stream:
     written: tuple | None = None
     written_seen: int = -1
 
+    def changed_since_written(self) -> bool:
+        """Parsing it again could write something new (else its last write is written again)."""
+        return self.written is None or self.written_seen != self.seen
+
 
 @dataclass
 class _Quic:
@@ -249,7 +253,7 @@ class MetadataCollector:
         streams, reserve = self.streams, self.log.reserve
         keys, seqs, rows = [], [], []
         for k, stream in list(streams.items()):
-            if stream.written is None or stream.written_seen != stream.seen:
+            if stream.changed_since_written():
                 self._try_parse(k, final=True)
             else:
                 keys.append(k)
@@ -269,7 +273,7 @@ class MetadataCollector:
         """_try_parse(k, final=True); a flight stream fed nothing since its last write writes
         that row again without reassembling and parsing it."""
         stream = self.streams[k]
-        if stream.written is None or stream.written_seen != stream.seen:
+        if stream.changed_since_written():
             self._try_parse(k, final=True)
             return
         self.log.row("flight", k // 2, *stream.written)

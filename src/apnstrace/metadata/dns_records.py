@@ -1,6 +1,7 @@
 """What DNS answers leave behind: address -> name columns and the failed lookups."""
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from itertools import repeat
@@ -114,5 +115,5 @@ def dns_failures(ts: list, uid: list, qname: list, qtype: list, rcode: list) -> 
     field set by map over its column (no Python loop per object: ~380 -> 310 us for 1,200)."""
     out = list(map(object.__new__, repeat(DnsFailure, len(ts))))
     for set_field, column in zip(_SETTERS, (ts, uid, qname, qtype, rcode)):
-        any(map(set_field, out, column))        # each setter returns None: any() runs them all
+        deque(map(set_field, out, column), maxlen=0)      # runs the map, keeps nothing
     return out
