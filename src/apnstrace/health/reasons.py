@@ -1,7 +1,8 @@
 """Why a flow never got through: `blocked` and `block_reason` for every flow (docs/blocked.md).
 
 Every rule is a mask over whole columns; the first rule that fires names the reason. Only
-the few blocked rows get an evidence text built in Python.
+the blocked rows get an evidence text built in Python, once per distinct set of the values it says
+(a scan's hundreds of thousands of unanswered SYNs share a handful of texts).
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def block_reasons(flows: pd.DataFrame, icmp: pd.DataFrame | None, options: FlowO
     answer depends only on that row, the ICMP errors and `capture_end` (the last frame of any
     flow; default: of these flows), so a subset of rows can be redone (scale/merge.py).
     """
-    flows = flows.copy()
+    flows = flows.copy(deep=False)      # copy-on-write: only the columns set below are new
     n = len(flows)
     reason = np.full(n, None, dtype=object)
     evidence = np.full(n, None, dtype=object)
@@ -49,17 +50,18 @@ def block_reasons(flows: pd.DataFrame, icmp: pd.DataFrame | None, options: FlowO
         if capture_end is None:
             capture_end = float(np.nanmax(flows["ts_end"].to_numpy()))
 
-        def claim(mask: np.ndarray, name: str, explain) -> None:
+        def claim(mask: np.ndarray, name: str, explain, says: list[np.ndarray] | None = None) -> None:
             rows = np.flatnonzero(mask & (reason == None))      # noqa: E711 (elementwise)
             reason[rows] = name
-            evidence[rows] = [explain(i) for i in rows.tolist()]
+            evidence[rows] = per_distinct(rows, explain, says)
 
         icmp_rows = _icmp_matches(flows, icmp)
         claim(f.started & (icmp_rows.index_mask(n)) & ~f.answered, "icmp_unreachable", icmp_rows.describe)
-        claim(f.tcp_started & (f.state == "REJ"), "reset", f.describe_reset)
-        claim(f.tcp_started & np.isin(f.state, ("S0", "RSTOS0")) & f.only_syns, "no_response",
-              lambda i: f.describe_no_response(i, capture_end))
-        claim(f.tcp_started & f.fatal_alert, "tls_alert", lambda i: f"the server answered the ClientHello with alert {f.tls_alert[i]}")
+        claim(f.tcp_started & f.rej, "reset", f.describe_reset)
+        claim(f.tcp_started & (f.s0 | f.rstos0) & f.only_syns, "no_response",
+              lambda i: f.describe_no_response(i, capture_end), f.no_response_says(capture_end))
+        tls_alert = f.text_at("tls_alert", np.flatnonzero(f.tcp_started & f.fatal_alert))
+        claim(f.tcp_started & f.fatal_alert, "tls_alert", lambda i: f"the server answered the ClientHello with alert {tls_alert[i]}")
         intercepted, why = _interception(f)
         claim(f.tcp_started & intercepted, "tls_intercepted", lambda i: why[i])
         claim(f.tcp_started & f.handshake & np.isfinite(f.s_rst) & (f.s_payload == 0), "reset_after_handshake",
@@ -73,6 +75,19 @@ def block_reasons(flows: pd.DataFrame, icmp: pd.DataFrame | None, options: FlowO
     flows["block_reason"] = pd.array(reason, dtype="string")
     flows[EVIDENCE] = pd.array(evidence, dtype="string")
     return flows
+
+
+def per_distinct(rows: np.ndarray, explain, says: list[np.ndarray] | None) -> list | np.ndarray:
+    """[explain(i) for i in rows], calling explain once per distinct combination of the `says`
+    arrays' values (bit for bit: -0.0 is not 0.0) at those rows; rows of one combination share
+    the text. `says` must hold everything explain's text depends on; None: every row its own."""
+    if says is None or len(rows) < 2:
+        return [explain(i) for i in rows.tolist()]
+    keys = np.stack([np.ascontiguousarray(a[rows], dtype=np.float64).view(np.int64) for a in says], axis=1)
+    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    texts = np.empty(len(first), dtype=object)
+    texts[:] = [explain(i) for i in rows[first].tolist()]
+    return texts[inverse.reshape(-1)]
 
 
 def reads_capture_end(flows: pd.DataFrame, seen_until: np.ndarray, capture_end: float) -> np.ndarray:
@@ -117,13 +132,13 @@ class _Facts:
                 return np.full(n, default)
             return pd.to_numeric(flows[name], errors="coerce").astype("float64").to_numpy(na_value=np.nan)
 
-        def text(name: str) -> np.ndarray:
-            if name not in flows:
-                return np.full(n, None, dtype=object)
-            return flows[name].astype(object).where(flows[name].notna(), None).to_numpy()
+        def equals(name: str, value: str) -> np.ndarray:
+            # Compared as Arrow strings: every row's text as a Python string costs ~60 bytes a row.
+            return (flows[name] == value).fillna(False).to_numpy(dtype=bool)
 
-        self.tcp = flows["transport"].to_numpy(dtype=object) == "tcp"
-        self.state = flows["state"].to_numpy(dtype=object)
+        self._flows = flows
+        self.tcp = equals("transport", "tcp")
+        self.s0, self.rej, self.rstos0 = equals("state", "S0"), equals("state", "REJ"), equals("state", "RSTOS0")
         self.syns = num("_syns", 0.0)
         self.tcp_started = self.tcp & (self.syns > 0)
         self.started = self.tcp_started | ~self.tcp           # a UDP flow's first frame is its start
@@ -131,7 +146,7 @@ class _Facts:
         self.pkts_s2c = flows["pkts_s2c"].to_numpy()
         # A client that sent data or ACKs after its SYN was answered: the capture missed the
         # answer (a one-way capture, health/one_way.py), the network did not drop it.
-        extra = flows["pkts_c2s"].to_numpy(dtype=np.float64) - self.syns - (self.state == "RSTOS0")
+        extra = flows["pkts_c2s"].to_numpy(dtype=np.float64) - self.syns - self.rstos0
         self.only_syns = (extra <= 0) & (num("_c_payload", 0) == 0)
         self.unacknowledged = unacknowledged_synack(flows)
         self.rtt_ms = num("rtt_ms")
@@ -142,10 +157,30 @@ class _Facts:
         self.s_rst, self.c_rst, self.c_fin, self.s_fin = num("_s_rst_ts"), num("_c_rst_ts"), num("_c_fin_ts"), num("_s_fin_ts")
         self.closed = np.isfinite(self.c_fin) | np.isfinite(self.c_rst) | np.isfinite(self.s_fin)
         self.server_hello = num("server_hello_ts")
-        self.tls_alert, self.client_alert = text("tls_alert"), text("client_alert")
-        self.fatal_alert = np.array([a is not None and a.startswith("fatal/") for a in self.tls_alert], bool)
-        self.service, self.tls_version = text("service"), text("tls_version")
-        self.cert_issuer, self.alpn, self.server_alpn = text("cert_issuer"), text("alpn"), text("server_alpn")
+        self.fatal_alert = (flows["tls_alert"].astype("string").str.startswith("fatal/").fillna(False).to_numpy(dtype=bool)
+                            if "tls_alert" in flows else np.zeros(n, bool))
+
+    def isin(self, name: str, values: list[str]) -> np.ndarray:
+        if name not in self._flows:
+            return np.zeros(len(self._flows), bool)
+        return self._flows[name].isin(values).to_numpy(dtype=bool)
+
+    def text_at(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Column `name` as Python strings (None when missing) at `rows`, None elsewhere: the
+        few rows a rule explains, not every flow's text."""
+        out = np.full(len(self._flows), None, dtype=object)
+        if name in self._flows and len(rows):
+            values = self._flows[name].iloc[rows]
+            out[rows] = values.astype(object).where(values.notna(), None).to_numpy()
+        return out
+
+    def no_response_says(self, capture_end: float) -> list[np.ndarray]:
+        """What describe_no_response's text depends on, per row (its spread only with several
+        SYNs, the capture's end only when near)."""
+        several = self.syns >= 2                # int(syns) > 1
+        left = capture_end - self.syn_last
+        return [self.syns, np.where(several, self.syn_last - self.syn_first, 0.0), self.rstos0,
+                np.where(left < ENDED_SOON_S, left, np.inf)]
 
     def describe_reset(self, i: int) -> str:
         if self.unacknowledged[i]:
@@ -164,7 +199,7 @@ class _Facts:
         spread = self.syn_last[i] - self.syn_first[i]
         text = f"{count} SYN{'s' if count > 1 else ''}"
         text += f" over {spread:.1f} s, no answer" if count > 1 else ", no answer"
-        if self.state[i] == "RSTOS0":
+        if self.rstos0[i]:
             text += ", then the client gave up (RST)"
         left = capture_end - self.syn_last[i]
         if left < ENDED_SOON_S:
@@ -184,25 +219,28 @@ def _interception(f: _Facts) -> tuple[np.ndarray, dict[int, str]]:
     expect = tls_expectations()
     hits = np.zeros(len(f.tcp), bool)
     why: dict[int, str] = {}
-    rows = np.flatnonzero(np.isin(f.service, list(expect.services)) & f.tcp_started)
+    rows = np.flatnonzero(f.tcp_started & f.isin("service", list(expect.services)))
+    service, issuers, alpns = f.text_at("service", rows), f.text_at("cert_issuer", rows), f.text_at("alpn", rows)
+    versions, server_alpns = f.text_at("tls_version", rows), f.text_at("server_alpn", rows)
+    client_alerts = f.text_at("client_alert", rows)
     for i in rows.tolist():             # Apple TLS flows of known services only: few
-        rule = expect.services[f.service[i]]
+        rule = expect.services[service[i]]
         found = []
-        issuer = f.cert_issuer[i]
+        issuer = issuers[i]
         if issuer and rule.issuer_contains and not rule.issuer_is_expected(issuer):
             found.append(f"the certificate issuer {issuer!r} is not one {rule.service} uses")
-        if (rule.client_alpn is not None and f.alpn[i] and rule.client_alpn.search(f.alpn[i])
-                and f.tls_version[i] in LEGACY_TLS and np.isfinite(f.server_hello[i])
-                and not (f.server_alpn[i] and rule.server_alpn.search(f.server_alpn[i]))):
+        if (rule.client_alpn is not None and alpns[i] and rule.client_alpn.search(alpns[i])
+                and versions[i] in LEGACY_TLS and np.isfinite(f.server_hello[i])
+                and not (server_alpns[i] and rule.server_alpn.search(server_alpns[i]))):
             gone = np.nanmin([f.c_fin[i], f.c_rst[i]]) - f.server_hello[i] if (
                 np.isfinite(f.c_fin[i]) or np.isfinite(f.c_rst[i])) else np.inf
-            if f.client_alert[i] or gone <= expect.teardown_s:
-                selected = f"selected {f.server_alpn[i]!r}" if f.server_alpn[i] else "selected no ALPN"
-                after = (f"the client answered with alert {f.client_alert[i]}" if f.client_alert[i]
+            if client_alerts[i] or gone <= expect.teardown_s:
+                selected = f"selected {server_alpns[i]!r}" if server_alpns[i] else "selected no ALPN"
+                after = (f"the client answered with alert {client_alerts[i]}" if client_alerts[i]
                          else f"the client closed {gone:.2f} s after the server's first flight")
-                found.append(f"the {f.tls_version[i]} server {selected} for {f.alpn[i]}; {after}")
-        elif found and f.client_alert[i]:
-            found.append(f"the client answered with alert {f.client_alert[i]}")
+                found.append(f"the {versions[i]} server {selected} for {alpns[i]}; {after}")
+        elif found and client_alerts[i]:
+            found.append(f"the client answered with alert {client_alerts[i]}")
         if found:
             hits[i] = True
             why[i] = "; ".join(found)
@@ -246,10 +284,15 @@ def _icmp_matches(flows: pd.DataFrame, icmp: pd.DataFrame | None) -> _IcmpMatche
         "icmp_type": unreachable["icmp_type"].to_numpy(), "icmp_code": unreachable["icmp_code"].to_numpy(),
         "reporter": unreachable["reporter"].astype(str).to_numpy()})
     keys = ["client_ip", "client_port", "server_ip", "server_port", "transport"]
-    side = pd.DataFrame({k: flows[k].astype(str if k in ("client_ip", "server_ip", "transport") else np.int64).to_numpy()
+    # Only flows with a quoted port pair can match: narrowed on the integers first, as every
+    # flow's addresses as Python strings would cost hundreds of MB on a large capture.
+    ports = pd.MultiIndex.from_arrays([flows["client_port"].astype(np.int64), flows["server_port"].astype(np.int64)])
+    rows = np.flatnonzero(ports.isin(pd.MultiIndex.from_arrays([quoted["client_port"], quoted["server_port"]])))
+    near = flows[[*keys, "ts_start", "ts_end"]].iloc[rows]
+    side = pd.DataFrame({k: near[k].astype(str if k in ("client_ip", "server_ip", "transport") else np.int64).to_numpy()
                          for k in keys})
-    side["row"] = np.arange(len(flows))
-    side["ts_start"], side["ts_end"] = flows["ts_start"].to_numpy(), flows["ts_end"].to_numpy()
+    side["row"] = rows
+    side["ts_start"], side["ts_end"] = near["ts_start"].to_numpy(), near["ts_end"].to_numpy()
     pairs = side.merge(quoted, on=keys)
     pairs = pairs[(pairs["icmp_ts"] >= pairs["ts_start"]) & (pairs["icmp_ts"] <= pairs["ts_end"] + ICMP_GRACE_S)]
     if pairs.empty:
