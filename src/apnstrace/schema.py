@@ -137,16 +137,17 @@ def null_column(dtype: str, length: int) -> pd.api.extensions.ExtensionArray:
 
 
 def to_frame(data: Mapping[str, object] | Iterable[Mapping[str, object]] | None,
-             columns: Sequence[Column]) -> pd.DataFrame:
+             columns: Sequence[Column], *, copy: bool = True) -> pd.DataFrame:
     """Build a frame with exactly `columns` in order and their dtypes; empty in, empty frame out.
 
     `data` is either a mapping of column -> array (the vectorized path) or an iterable of row
-    dicts (the reference engines). Columns missing from `data` are all-null.
+    dicts (the reference engines). Columns missing from `data` are all-null. copy=False: the
+    frame may share the arrays (for arrays nothing else writes to: pandas arrays of a frame).
     """
     if data is None:
         data = {}
     if isinstance(data, Mapping):
-        frame = pd.DataFrame({k: v for k, v in data.items() if k in {c.name for c in columns}})
+        frame = pd.DataFrame({k: v for k, v in data.items() if k in {c.name for c in columns}}, copy=copy)
         length = len(frame)
         for col in columns:
             if col.name not in frame:

@@ -32,46 +32,61 @@ def _phrases() -> dict:
 def blocked_table(flows: pd.DataFrame, failures: Sequence = (), site: Site | None = None) -> pd.DataFrame:
     """Rows of schema.BLOCKED from a flows frame that went through health.block_reasons
     (and, for DNS rows, the collector's DNS failures and the flows' hidden dns_query)."""
-    parts = []
-    rows = np.flatnonzero(flows["blocked"].fillna(False).to_numpy(bool)) if len(flows) else np.empty(0, np.int64)
-    # The columns it reads only, kept as they are: Arrow text stays Arrow text (as Python
-    # strings, a scan's blocked rows cost ~60 bytes a value).
-    hit = flows[[c for c in _HIT_COLUMNS if c in flows]].iloc[rows]
-    if len(hit):
-        part = pd.DataFrame({name: hit[name].array for name in _FLOW_COLUMNS})
-        part["ts"] = hit["ts_start"].to_numpy()
-        part["reason"] = hit["block_reason"].array
-        part["evidence"] = hit[EVIDENCE].array if EVIDENCE in hit else None
-        notes, injected = rst_origin(flows, rows)
-        if injected.any() or (notes != "").any():
-            said = np.array([e or "" for e in part["evidence"].to_numpy(dtype=object)], dtype=object)
-            part["evidence"] = np.where(notes != "", np.where(said != "", said + "; ", "") + notes, part["evidence"])
-        # The meaning the sentence ends with: the reason's own, or a variant the evidence shows.
-        variant = np.full(len(rows), "", dtype=object)
-        variant[(part["reason"].to_numpy(dtype=object) == "reset") & unacknowledged_synack(hit)] = "_unacknowledged"
-        variant[injected] = "_injected"            # a box on the path sent the RST, whatever came before
-        part["_variant"] = variant
-        parts.append(part)
-    lookups = dns_failures(flows, list(failures), site)
-    if len(lookups):
-        rows = lookups["row"].to_numpy()
-        part = pd.DataFrame({name: flows[name].to_numpy()[rows] for name in _FLOW_COLUMNS})
-        for name in ("ts", "reason", "category"):       # the service stays the DNS flow's own
-            part[name] = lookups[name].to_numpy()
-        part["server_name"] = lookups["qname"].to_numpy()
-        part["evidence"] = [_dns_evidence(q, t, r) for q, t, r in lookups[["qname", "qtype", "reason"]].itertuples(index=False)]
-        parts.append(part)
+    parts = [p for p in (_flow_rows(flows), _lookup_rows(flows, failures, site)) if p is not None]
     if not parts:
         return schema.to_frame(None, schema.BLOCKED)
     table = pd.concat(parts, ignore_index=True)
+    del parts                                   # one copy of the rows at a time
     table["_variant"] = table["_variant"].fillna("") if "_variant" in table else ""
-    table["sentence"] = _sentences(table)
     severity = _phrases()["severity"]
     codes, categories = pd.factorize(table["category"])       # a rank per distinct category
     ranks = np.array([severity.get(c, len(severity)) for c in categories] + [len(severity)], dtype=np.int64)
     table["_rank"] = ranks[codes]
+    # Sorted before the sentences are made (they are row by row): the sort does not copy them.
     table = table.sort_values(["_rank", "ts", "flow_id"], kind="stable").drop(columns="_rank")
-    return schema.to_frame({c.name: table[c.name].array for c in schema.BLOCKED}, schema.BLOCKED)
+    table["sentence"] = _sentences(table)
+    return schema.to_frame({c.name: table[c.name].array for c in schema.BLOCKED}, schema.BLOCKED, copy=False)
+
+
+def _flow_rows(flows: pd.DataFrame) -> pd.DataFrame | None:
+    """The blocked flows' rows, with their evidence and meaning variant."""
+    rows = np.flatnonzero(flows["blocked"].fillna(False).to_numpy(bool)) if len(flows) else np.empty(0, np.int64)
+    if not len(rows):
+        return None
+    # The columns it reads only, kept as they are: Arrow text stays Arrow text (as Python
+    # strings, a scan's blocked rows cost ~60 bytes a value).
+    hit = flows[[c for c in _HIT_COLUMNS if c in flows]].iloc[rows]
+    part = pd.DataFrame({name: hit[name].array for name in _FLOW_COLUMNS}, copy=False)
+    part["ts"] = hit["ts_start"].to_numpy()
+    part["reason"] = hit["block_reason"].array
+    part["evidence"] = hit[EVIDENCE].array if EVIDENCE in hit else None
+    notes, injected = rst_origin(flows, rows)
+    noted = np.flatnonzero(notes != "")
+    if len(noted):                              # the evidence, then the note (the few reset rows only)
+        said = part["evidence"].iloc[noted].to_numpy(dtype=object)
+        evidence = part["evidence"].copy()
+        evidence.iloc[noted] = [f"{e}; {n}" if e else n for e, n in zip(said.tolist(), notes[noted].tolist())]
+        part["evidence"] = evidence
+    # The meaning the sentence ends with: the reason's own, or a variant the evidence shows.
+    variant = np.full(len(rows), "", dtype=object)
+    variant[(part["reason"] == "reset").fillna(False).to_numpy(bool) & unacknowledged_synack(hit)] = "_unacknowledged"
+    variant[injected] = "_injected"            # a box on the path sent the RST, whatever came before
+    part["_variant"] = variant
+    return part
+
+
+def _lookup_rows(flows: pd.DataFrame, failures: Sequence, site: Site | None) -> pd.DataFrame | None:
+    """Failed lookups of watched names (health/dns_failures.py), on the DNS flows that carried them."""
+    lookups = dns_failures(flows, list(failures), site)
+    if not len(lookups):
+        return None
+    rows = lookups["row"].to_numpy()
+    part = pd.DataFrame({name: flows[name].iloc[rows].to_numpy() for name in _FLOW_COLUMNS})
+    for name in ("ts", "reason", "category"):       # the service stays the DNS flow's own
+        part[name] = lookups[name].to_numpy()
+    part["server_name"] = lookups["qname"].to_numpy()
+    part["evidence"] = [_dns_evidence(q, t, r) for q, t, r in lookups[["qname", "qtype", "reason"]].itertuples(index=False)]
+    return part
 
 
 def _dns_evidence(qname: str, qtype: str, reason: str) -> str:
@@ -84,35 +99,46 @@ def _dns_evidence(qname: str, qtype: str, reason: str) -> str:
 
 
 def _sentences(table: pd.DataFrame) -> pd.arrays.ArrowStringArray:
-    """One sentence per row, built column-wise as Arrow strings (scans make hundreds of
-    thousands of blocked rows): each distinct value of a column is said once in Python, then
-    Arrow joins the pieces row by row."""
+    """One sentence per row, "<head>: <evidence> - <meaning>", built column-wise as Arrow
+    strings (scans make hundreds of thousands of blocked rows): the pieces of few distinct
+    values are said once each in Python, and Arrow joins them row by row."""
     phrases = _phrases()
     # Variants with their own meaning: "<reason>_injected" (another box sent the RST,
     # health/rst_origin.py), "reset_unacknowledged" (the server's SYN/ACK went unanswered).
-    # The meaning only depends on (reason + variant, category): format each triple once.
-    triples = pd.MultiIndex.from_arrays([table["reason"].array, table["_variant"].array, table["category"].array])
-    codes, uniques = triples.factorize()
-    meanings = _said([_meaning(r + v, c, phrases) for r, v, c in uniques], codes)
-
-    def text(name: str, say=str) -> pa.Array:
-        codes, uniques = pd.factorize(table[name].array)        # missing: -1, said ""
-        return _said([say(u) for u in uniques] + [""], np.where(codes < 0, len(uniques), codes))
-
-    service, server_name, ip = text("service"), text("server_name"), text("server_ip")
-    both = pc.and_(pc.not_equal(service, _text("")), pc.not_equal(server_name, _text("")))
+    # The meaning only depends on (reason + variant, category).
+    meanings = _per_distinct(lambda r, v, c: _meaning(r + v, c, phrases),
+                             table["reason"], table["_variant"], table["category"])
+    dns = table["reason"].str.startswith("dns_").fillna(False).to_numpy(bool)
+    # The head: "DNS lookup via <ip>", or "<TRANSPORT> <port> to <ip> (<service>, <name>)".
+    lead = _per_distinct(lambda d, t, p: "DNS lookup via " if d else f"{_said(t).upper()} {_said(p)} to ",
+                         pd.Series(dns, index=table.index), table["transport"], table["server_port"])
+    service, server_name = _texts(table["service"]), _texts(table["server_name"])
+    empty = _text("")
+    both = pc.and_(pc.not_equal(service, empty), pc.not_equal(server_name, empty))
     label = pc.if_else(both, _join(service, ", ", server_name), _join(service, server_name))
-    label = pc.if_else(pc.not_equal(label, _text("")), _join(" (", label, ")"), _text(""))
-    dns_codes, reasons = pd.factorize(table["reason"].array)
-    dns = np.array([r.startswith("dns_") for r in reasons] + [False], bool)[np.where(dns_codes < 0, len(reasons), dns_codes)]
-    head = pc.if_else(pa.array(dns), _join("DNS lookup via ", ip),
-                      _join(text("transport", lambda u: str(u).upper()), " ", text("server_port"), " to ", ip, label))
-    return pd.arrays.ArrowStringArray(_join(head, ": ", text("evidence"), " - ", meanings))
+    label = pc.if_else(pc.or_(pa.array(dns), pc.equal(label, empty)), empty, _join(" (", label, ")"))
+    sentences = _join(lead, _texts(table["server_ip"]), label, ": ", _texts(table["evidence"]), " - ", meanings)
+    return pd.arrays.ArrowStringArray(pa.chunked_array([sentences]) if isinstance(sentences, pa.Array) else sentences)
 
 
-def _said(texts: list[str], codes: np.ndarray) -> pa.Array:
-    """texts[codes] as an Arrow string array (the Python strings stay one per distinct text)."""
-    return pa.array(texts, pa.large_string()).take(pa.array(codes, pa.int64()))
+def _said(value) -> str:
+    """A value as the sentence says it: missing says nothing."""
+    return "" if pd.isna(value) else str(value)
+
+
+def _texts(column: pd.Series):
+    """A column's values as Arrow text, missing as "": Arrow text as it is, others said once
+    per distinct value."""
+    if isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow":
+        return pc.fill_null(pa.array(column.array).cast(pa.large_string()), _text(""))
+    return _per_distinct(_said, column)
+
+
+def _per_distinct(say, *columns: pd.Series) -> pa.Array:
+    """say(*values) for every row, called once per distinct combination of the columns' values."""
+    codes, uniques = pd.MultiIndex.from_arrays([c.array for c in columns]).factorize()
+    texts = pa.array([say(*values) for values in uniques], pa.large_string())
+    return texts.take(pa.array(codes, pa.int64()))
 
 
 def _join(*pieces) -> pa.Array:

@@ -24,22 +24,22 @@ def rst_origin(flows: pd.DataFrame, rows: np.ndarray) -> tuple[np.ndarray, np.nd
     injected = np.zeros(len(rows), bool)
     if not len(rows) or "_s_rst_ttl" not in flows:
         return notes, injected
-    # Python strings at `rows` only: every flow's would cost ~60 bytes a flow.
-    reason = flows["block_reason"].iloc[rows].to_numpy(dtype=object)
+    reset = flows["block_reason"].iloc[rows].isin(RESET_REASONS).to_numpy(dtype=bool)
     rst_ttl = _floats(flows, "_s_rst_ttl")[rows]
-    mine = np.flatnonzero(np.isin(reason, RESET_REASONS) & np.isfinite(rst_ttl))
+    mine = np.flatnonzero(reset & np.isfinite(rst_ttl))
     if not mine.size:
         return notes, injected
     own = _floats(flows, "_s_ttl")[rows]
-    server = flows["server_ip"].iloc[rows].to_numpy(dtype=object)
-    usual, seen_in = _usual_ttl(flows, set(server[mine].tolist()))
-    for j in mine.tolist():
+    # Addresses as Python strings for the reset rows only (a scan blocks hundreds of thousands).
+    servers = flows["server_ip"].iloc[rows[mine]].to_numpy(dtype=object)
+    usual, seen_in = _usual_ttl(flows, set(servers.tolist()))
+    for j, server in zip(mine.tolist(), servers.tolist()):
         rst = int(rst_ttl[j])
         if np.isfinite(own[j]):
             ref, where = int(own[j]), "the server's other packets in this connection"
-        elif server[j] in usual:
-            count = seen_in[server[j]]
-            ref, where = usual[server[j]], f"{server[j]}'s packets in {count} other flow{'s' if count > 1 else ''}"
+        elif server in usual:
+            count = seen_in[server]
+            ref, where = usual[server], f"{server}'s packets in {count} other flow{'s' if count > 1 else ''}"
         else:
             continue
         if abs(rst - ref) > TTL_SLACK:

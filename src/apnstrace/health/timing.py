@@ -37,16 +37,28 @@ def flow_timing(flows: pd.DataFrame) -> list[pd.DataFrame]:
     """timing_table's rows from the flows alone (per category, per device), unsorted."""
     if flows.empty:
         return []
-    values = pd.DataFrame({m: pd.to_numeric(flows[m], errors="coerce").astype("float64") for m in METRICS})
-    values["courier_lifetime_s"] = flows["duration"].where(_courier_connections(flows)).astype("float64")
-    category = flows["category"].astype(object).fillna("other").to_numpy()
-    device = flows["client_ip"].astype(object).to_numpy()
-    devices = pd.unique(device[np.isin(category, WATCHED)])
-    parts = [_summary(values, category, "category")]
-    mine = pd.Series(device).isin(devices).to_numpy()    # hashed: np.isin compares object arrays pairwise
+    values = {m: pd.to_numeric(flows[m], errors="coerce").astype("float64").to_numpy() for m in METRICS}
+    values["courier_lifetime_s"] = flows["duration"].where(_courier_connections(flows)).astype("float64").to_numpy()
+    devices = flows["client_ip"][flows["category"].isin(WATCHED).to_numpy(bool)].unique()
+    mine = flows["client_ip"].isin(devices).to_numpy(bool)
+    parts = [_summary_of(values, flows["category"].fillna("other"), np.ones(len(flows), bool), "category")]
     if mine.any():
-        parts.append(_summary(values[mine], device[mine], "device"))
+        parts.append(_summary_of(values, flows["client_ip"], mine, "device"))
     return parts
+
+
+def _summary_of(values: dict[str, np.ndarray], keys: pd.Series, rows: np.ndarray, scope: str) -> pd.DataFrame:
+    """_summary of `values` keyed by `keys` at the `rows` mask, built from the rows that have each
+    value only: most flows (a scan's unanswered SYNs) have none, and every flow's key as a
+    Python string costs ~60 bytes a flow."""
+    pieces = []
+    for metric, v in values.items():
+        at = np.flatnonzero(rows & ~np.isnan(v))
+        pieces.append(pd.DataFrame({"key": keys.iloc[at].to_numpy(dtype=object), "metric": metric, "v": v[at]}))
+    long = pd.concat(pieces, ignore_index=True)
+    if long.empty:
+        return pd.DataFrame(columns=[c.name for c in schema.TIMING])
+    return _grouped(long, scope)
 
 
 def _push_rows(sequences: pd.DataFrame) -> list[pd.DataFrame]:
@@ -71,6 +83,10 @@ def _summary(values: pd.DataFrame, keys: np.ndarray, scope: str) -> pd.DataFrame
     long = values.assign(key=keys).melt(id_vars="key", var_name="metric", value_name="v").dropna(subset=["v"])
     if long.empty:
         return pd.DataFrame(columns=[c.name for c in schema.TIMING])
+    return _grouped(long, scope)
+
+
+def _grouped(long: pd.DataFrame, scope: str) -> pd.DataFrame:
     grouped = long.groupby(["key", "metric"], sort=True)["v"]
     out = pd.DataFrame({"count": grouped.size(), "p50": grouped.quantile(0.5), "p95": grouped.quantile(0.95),
                         "max": grouped.max()}).reset_index()

@@ -53,12 +53,12 @@ def checkin_events(flows: pd.DataFrame, mdm: np.ndarray, starts: pd.DataFrame, b
     detail = np.full(len(new), None, object)
     if len(flows_blocked):
         # a blocked flow's reason and sentence (the last row if the blocked table named a flow twice)
-        said = (flows_blocked["reason"] + ": " + flows_blocked["sentence"]).to_numpy(object)
         ids = flows_blocked["flow_id"].astype(np.int64).to_numpy()
         last = len(ids) - 1 - np.unique(ids[::-1], return_index=True)[1]
         at = pd.Index(ids[last]).get_indexer(flow_id[new])
         hit = is_blocked[new] & (at >= 0)
-        detail[hit] = said[last][at[hit]]
+        said = flows_blocked.iloc[last[at[hit]]]        # joined for these rows only: a scan blocks ~30 % of flows
+        detail[hit] = (said["reason"] + ": " + said["sentence"]).to_numpy(object)
     parts = [pd.DataFrame({"device_ip": flows["client_ip"].iloc[new].to_numpy(object), "ts": flows["ts_start"].to_numpy()[new],
                            "row": new, "ok": ~is_blocked[new], "server": server_labels(flows, new), "detail": detail})]
     # New requests on kept-alive MDM connections.
