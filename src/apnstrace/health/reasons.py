@@ -286,8 +286,8 @@ def _icmp_matches(flows: pd.DataFrame, icmp: pd.DataFrame | None) -> _IcmpMatche
     keys = ["client_ip", "client_port", "server_ip", "server_port", "transport"]
     # Only flows with a quoted port pair can match: narrowed on the integers first, as every
     # flow's addresses as Python strings would cost hundreds of MB on a large capture.
-    ports = pd.MultiIndex.from_arrays([flows["client_port"].astype(np.int64), flows["server_port"].astype(np.int64)])
-    rows = np.flatnonzero(ports.isin(pd.MultiIndex.from_arrays([quoted["client_port"], quoted["server_port"]])))
+    rows = np.flatnonzero(np.isin(_port_pairs(flows["client_port"], flows["server_port"]),
+                                  _port_pairs(quoted["client_port"], quoted["server_port"])))
     near = flows[[*keys, "ts_start", "ts_end"]].iloc[rows]
     side = pd.DataFrame({k: near[k].astype(str if k in ("client_ip", "server_ip", "transport") else np.int64).to_numpy()
                          for k in keys})
@@ -299,3 +299,9 @@ def _icmp_matches(flows: pd.DataFrame, icmp: pd.DataFrame | None) -> _IcmpMatche
         return empty
     first = pairs.sort_values("icmp_ts").drop_duplicates("row")
     return _IcmpMatches(first["row"].to_numpy(), first[["v6", "icmp_type", "icmp_code", "reporter"]])
+
+
+def _port_pairs(client: pd.Series, server: pd.Series) -> np.ndarray:
+    """A port pair as one integer (ports fit in 32 bits; a wider value may collide, which only
+    lets a flow through to the exact merge)."""
+    return (client.to_numpy(np.int64) << 32) | (server.to_numpy(np.int64) & 0xFFFFFFFF)
