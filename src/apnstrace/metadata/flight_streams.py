@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..decode import tls, tls_flight
+from ..decode.raw_memory import prefetch
 from ..reader.walk import njit
 from ..records import PacketBatch
 from . import pick
@@ -584,7 +585,16 @@ def _assemble(buf, pk_off, pk_cap, pk_seq, pk_ts, seg_row, first_seg, n_seg, sta
     ts = np.empty(m_all, np.float64)
     for j in range(m_all):
         r = seg_row[j]
+        # The columns' lines of the segment 16 on, and this one's first bytes (read below), asked
+        # for ahead: the rows are scattered over the chunk (_reassembled 4.6 -> 3.8 ms a run).
+        if j + 16 < m_all:
+            ahead = np.uint64(seg_row[j + 16])
+            prefetch(pk_off, ahead)
+            prefetch(pk_cap, ahead)
+            prefetch(pk_seq, ahead)
+            prefetch(pk_ts, ahead)
         off[j] = pk_off[r]
+        prefetch(buf, np.uint64(off[j]))
         cap[j] = pk_cap[r]
         seq[j] = pk_seq[r]
         ts[j] = pk_ts[r]
