@@ -304,6 +304,8 @@ def _segment_rows(key, rows, later, skeys, starts, n1, span, feed_row, feed_at, 
     fed = np.zeros(len(key), np.bool_)
     for x in range(len(rows)):
         r = rows[x]
+        if x + 16 < len(rows):            # the rows are scattered: their keys asked for ahead
+            prefetch(key, np.uint64(rows[x + 16]))
         k = key[r] - lo
         if 0 <= k < span and flight[k] >= 0:
             i = flight[k]
@@ -315,6 +317,8 @@ def _segment_rows(key, rows, later, skeys, starts, n1, span, feed_row, feed_at, 
     # overlap there; below, each waited on the table lookups before it).
     of_later = np.empty(len(later), np.int64)     # per later row: its key - lo, then its flight (-1: not read)
     for x in range(len(later)):
+        if x + 32 < len(later):           # asked for ahead, as the rows' keys above (~0.15 ms a run)
+            prefetch(key, np.uint64(later[x + 32]))
         of_later[x] = key[later[x]] - lo
     for x in range(len(later)):
         r = later[x]
