@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..decode import tls, tls_flight
+from ..decode.raw_memory import prefetch
 from ..reader.walk import njit
 from ..records import PacketBatch
 from . import pick
@@ -303,6 +304,8 @@ def _segment_rows(key, rows, later, skeys, starts, n1, span, feed_row, feed_at, 
     fed = np.zeros(len(key), np.bool_)
     for x in range(len(rows)):
         r = rows[x]
+        if x + 16 < len(rows):            # the rows are scattered: their keys asked for ahead
+            prefetch(key, np.uint64(rows[x + 16]))
         k = key[r] - lo
         if 0 <= k < span and flight[k] >= 0:
             i = flight[k]
@@ -314,6 +317,8 @@ def _segment_rows(key, rows, later, skeys, starts, n1, span, feed_row, feed_at, 
     # overlap there; below, each waited on the table lookups before it).
     of_later = np.empty(len(later), np.int64)     # per later row: its key - lo, then its flight (-1: not read)
     for x in range(len(later)):
+        if x + 32 < len(later):           # asked for ahead, as the rows' keys above (~0.15 ms a run)
+            prefetch(key, np.uint64(later[x + 32]))
         of_later[x] = key[later[x]] - lo
     for x in range(len(later)):
         r = later[x]
@@ -380,7 +385,7 @@ def _open_streams(collector, buf, pk, idx, skeys, starts, seg_row, first_seg, n_
     times); Python makes the dicts."""
     from .collect import _Stream
     start_seq, kept, held, seq, at, end = _kept_segments(
-        pk.payload_off, pk.payload_cap, pk.seq, seg_row, first_seg, n_seg, np.ascontiguousarray(idx, np.int64),
+        buf, pk.payload_off, pk.payload_cap, pk.seq, seg_row, first_seg, n_seg, np.ascontiguousarray(idx, np.int64),
         np.ascontiguousarray(starts, np.int64))
     view = memoryview(buf)
     pairs = zip(seq.tolist(), [view[a:e].tobytes() for a, e in zip(at.tolist(), end.tolist())])
@@ -392,7 +397,7 @@ def _open_streams(collector, buf, pk, idx, skeys, starts, seg_row, first_seg, n_
 
 
 @njit(cache=True)
-def _kept_segments(pk_off, pk_cap, pk_seq, seg_row, first_seg, n_seg, idx, starts):
+def _kept_segments(buf, pk_off, pk_cap, pk_seq, seg_row, first_seg, n_seg, idx, starts):
     """Per flight idx[i]: its start's seq, how many segments it keeps (a repeated seq: the
     first) and their bytes; per kept segment (flight by flight, feed order): seq and where its
     payload lies in the chunk buffer (at:end)."""
@@ -423,6 +428,10 @@ def _kept_segments(pk_off, pk_cap, pk_seq, seg_row, first_seg, n_seg, idx, start
             seq[j] = s
             at[j] = pk_off[r]
             end[j] = pk_off[r] + pk_cap[r]
+            # Its bytes asked for now: the copies that follow (in Python, a few us on) find them
+            # in cache (_open_streams 3.0 -> 2.8 ms a run).
+            for line in range(np.uint64(0), np.uint64(pk_cap[r]), np.uint64(64)):
+                prefetch(buf, np.uint64(at[j]) + line)
             held[i] += pk_cap[r]
             j += 1
         kept[i] = j - first
@@ -584,7 +593,16 @@ def _assemble(buf, pk_off, pk_cap, pk_seq, pk_ts, seg_row, first_seg, n_seg, sta
     ts = np.empty(m_all, np.float64)
     for j in range(m_all):
         r = seg_row[j]
+        # The columns' lines of the segment 16 on, and this one's first bytes (read below), asked
+        # for ahead: the rows are scattered over the chunk (_reassembled 4.6 -> 3.8 ms a run).
+        if j + 16 < m_all:
+            ahead = np.uint64(seg_row[j + 16])
+            prefetch(pk_off, ahead)
+            prefetch(pk_cap, ahead)
+            prefetch(pk_seq, ahead)
+            prefetch(pk_ts, ahead)
         off[j] = pk_off[r]
+        prefetch(buf, np.uint64(off[j]))
         cap[j] = pk_cap[r]
         seq[j] = pk_seq[r]
         ts[j] = pk_ts[r]
