@@ -68,7 +68,7 @@ def split_candidates(rows, cand, role, key, payload_off, payload_cap, ts):
     return fields[0], fields[1], fields[2], fields[3], when, n_tls
 
 
-_SPLIT_AHEAD = 16       # _split asks for a row's fields this many candidates on
+_SPLIT_AHEAD = 16       # _split / _candidates ask for a row's fields this many rows on
 
 
 @njit(cache=True)
@@ -203,6 +203,12 @@ def _candidates(rows, key, is_start, start_kind, peek, pending, done_tls, done_h
     rk = np.empty(n, np.int64)
     lo = hi = 0
     for j in range(n):
+        if j + _SPLIT_AHEAD < n:        # the rows' fields, scattered over the chunk's packets
+            ahead = np.uint64(rows[j + _SPLIT_AHEAD])
+            prefetch(key, ahead)
+            prefetch(start_kind, ahead)
+            prefetch(is_start, ahead)
+            prefetch(peek, ahead)
         k = key[rows[j]]
         rk[j] = k
         if j == 0 or k < lo:
