@@ -12,6 +12,7 @@ Everything else, and anything the scans do not read plainly, stays on the stream
 from __future__ import annotations
 
 import threading
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -30,6 +31,9 @@ from .text_columns import TextTable, text_column
 # What a stream start writes: 1 ClientHello, 2 server flight, 3 HTTP request, 4 HTTP response.
 # 0: any other row (a continuation, a PROXY header): it keeps its flow direction on the stream path.
 HELLO, FLIGHT, REQUEST, RESPONSE = 1, 2, 3, 4
+# The scans' kinds, as constants the kernels here compile in.
+_TLS_HELLO, _TLS_FLIGHT = tls_fast.HELLO, tls_fast.FLIGHT
+_HTTP_REQUEST, _HTTP_RESPONSE = http_fast.REQUEST, http_fast.RESPONSE
 
 _ALPN: dict[bytes, str | None] = {}      # ALPN lists by their bytes: a handful of distinct ones
 _CACHE_MAX = 4096
@@ -64,7 +68,7 @@ def split_candidates(rows, cand, role, key, payload_off, payload_cap, ts):
     return fields[0], fields[1], fields[2], fields[3], when, n_tls
 
 
-_SPLIT_AHEAD = 16       # _split asks for a row's fields this many candidates on
+_SPLIT_AHEAD = 16       # _split / _candidates ask for a row's fields this many rows on
 
 
 @njit(cache=True)
@@ -199,6 +203,12 @@ def _candidates(rows, key, is_start, start_kind, peek, pending, done_tls, done_h
     rk = np.empty(n, np.int64)
     lo = hi = 0
     for j in range(n):
+        if j + _SPLIT_AHEAD < n:        # the rows' fields, scattered over the chunk's packets
+            ahead = np.uint64(rows[j + _SPLIT_AHEAD])
+            prefetch(key, ahead)
+            prefetch(start_kind, ahead)
+            prefetch(is_start, ahead)
+            prefetch(peek, ahead)
         k = key[rows[j]]
         rk[j] = k
         if j == 0 or k < lo:
@@ -287,30 +297,106 @@ def _candidates(rows, key, is_start, start_kind, peek, pending, done_tls, done_h
 
 def _tls_rows(collector, buf, keys, off, cap, ts) -> np.ndarray:
     scan = tls_fast.scan_tls(buf, off, cap)
-    hello = np.flatnonzero(scan.kind == tls_fast.HELLO)
-    flight = np.flatnonzero(scan.kind == tls_fast.FLIGHT)
+    h, f, read_keys = _tls_parts(scan.kind, scan.sni_start, scan.sni_end, scan.alpn_start, scan.alpn_end,
+                                 scan.version, scan.alert, keys, ts)
+    n_hello, n_flight = len(h.uid), len(f.uid)
     # The SNIs and the flights' selected protocols as one column, then two slices of it: one
     # compiled layout call and one Arrow array a chunk instead of two.
-    texts = text_column(buf, np.concatenate([scan.sni_start[hello], scan.alpn_start[flight]]),
-                        np.concatenate([scan.sni_end[hello], scan.alpn_end[flight]]))
-    if hello.size:
-        uid = keys[hello] >> 1
-        alpn = _alpn_column(buf, scan.alpn_start[hello], scan.alpn_end[hello])
-        collector.log.batch("hello", uid, sni=texts.slice(0, hello.size), alpn=alpn,
-                            client_dir=_column(keys[hello] & 1, np.int8, pa.int8()),
-                            hello_ts=_column(ts[hello], np.float64, pa.float64()))
-        collector.hellos.append(uid)
-    if flight.size:
-        version, alert = scan.version[flight], scan.alert[flight]
-        seen = version >= 0
-        collector.log.batch("flight", keys[flight] >> 1, server_ts=_column(ts[flight], np.float64, pa.float64(), seen),
-                            tls_version=names_of(version, tls.version_name),
-                            server_alpn=texts.slice(hello.size),
-                            tls_alert=names_of(alert, alert_text),
-                            cert_issuer=_nulls(flight.size))
-    read = scan.kind != tls_fast.FALLBACK
-    collector.done["tls"].update(keys[read])
-    return read
+    texts = text_column(buf, h.text[0], h.text[1])
+    if n_hello:
+        collector.log.batch("hello", h.uid, sni=texts.slice(0, n_hello), alpn=_alpn_column(buf, h.alpn[0], h.alpn[1]),
+                            client_dir=_column(h.direction, np.int8, pa.int8()),
+                            hello_ts=_column(h.ts, np.float64, pa.float64()))
+        collector.hellos.append(h.uid)
+    if n_flight:
+        collector.log.batch("flight", f.uid,
+                            server_ts=_column(f.ts, np.float64, pa.float64(), f.seen if f.unseen else None),
+                            tls_version=names_of(f.version, tls.version_name),
+                            server_alpn=texts.slice(n_hello),
+                            tls_alert=names_of(f.alert, alert_text),
+                            cert_issuer=_nulls(n_flight))
+    collector.done["tls"].update(read_keys)
+    return scan.kind != tls_fast.FALLBACK
+
+
+class _Hellos(NamedTuple):
+    """_tls_parts' ClientHellos, in candidate order."""
+    uid: np.ndarray           # int64
+    direction: np.ndarray     # int8: key & 1
+    ts: np.ndarray            # float64
+    alpn: np.ndarray          # (2, n) int64: the ALPN list's start, end (-1: none)
+    text: np.ndarray          # (2, hellos + flights) int64: the SNIs' then the flights' ALPN start, end
+
+
+class _Flights(NamedTuple):
+    """_tls_parts' server flights, in candidate order."""
+    uid: np.ndarray           # int64
+    ts: np.ndarray            # float64
+    seen: np.ndarray          # bool: a ServerHello was read (version >= 0)
+    unseen: int               # flights without one
+    version: np.ndarray       # int64
+    alert: np.ndarray         # int64
+
+
+def _tls_parts(kind, sni_start, sni_end, alpn_start, alpn_end, version, alert, keys, ts):
+    """The scan's rows per kind, as _tls_rows writes them, and the keys it read (kind not
+    FALLBACK): one compiled pass instead of some thirty numpy steps a chunk."""
+    h_int, h_dir, h_ts, text, f_int, f_ts, f_seen, unseen, read_keys = _tls_gather(
+        kind, sni_start, sni_end, alpn_start, alpn_end, version, alert, keys, ts)
+    return (_Hellos(h_int[0], h_dir, h_ts, h_int[1:], text),
+            _Flights(f_int[0], f_ts, f_seen, unseen, f_int[1], f_int[2]), read_keys)
+
+
+@njit(cache=True)
+def _tls_gather(kind, sni_start, sni_end, alpn_start, alpn_end, version, alert, keys, ts):
+    """_tls_parts' arrays: hellos (uid, alpn start, alpn end) as one (3, h) array, their
+    directions and ts, the texts' (2, h + f) ranges, flights (uid, version, alert) as one
+    (3, f) array, their ts and seen bits, the number unseen, and the read keys."""
+    n = len(kind)
+    n_h = 0
+    n_f = 0
+    for i in range(n):
+        if kind[i] == _TLS_HELLO:
+            n_h += 1
+        elif kind[i] == _TLS_FLIGHT:
+            n_f += 1
+    h_int = np.empty((3, n_h), np.int64)
+    h_dir = np.empty(n_h, np.int8)
+    h_ts = np.empty(n_h, np.float64)
+    text = np.empty((2, n_h + n_f), np.int64)
+    f_int = np.empty((3, n_f), np.int64)
+    f_ts = np.empty(n_f, np.float64)
+    f_seen = np.empty(n_f, np.bool_)
+    read_keys = np.empty(n_h + n_f, np.int64)
+    unseen = 0
+    h = 0
+    f = 0
+    for i in range(n):
+        k = kind[i]
+        if k == _TLS_HELLO:
+            h_int[0, h] = keys[i] >> 1
+            h_int[1, h] = alpn_start[i]
+            h_int[2, h] = alpn_end[i]
+            h_dir[h] = keys[i] & 1
+            h_ts[h] = ts[i]
+            text[0, h] = sni_start[i]
+            text[1, h] = sni_end[i]
+            h += 1
+        elif k == _TLS_FLIGHT:
+            f_int[0, f] = keys[i] >> 1
+            f_int[1, f] = version[i]
+            f_int[2, f] = alert[i]
+            f_ts[f] = ts[i]
+            f_seen[f] = version[i] >= 0
+            if version[i] < 0:
+                unseen += 1
+            text[0, n_h + f] = alpn_start[i]
+            text[1, n_h + f] = alpn_end[i]
+            f += 1
+        else:
+            continue
+        read_keys[h + f - 1] = keys[i]
+    return h_int, h_dir, h_ts, text, f_int, f_ts, f_seen, unseen, read_keys
 
 
 def _column(values: np.ndarray, dtype, kind: pa.DataType, valid: np.ndarray | None = None) -> pa.Array:
@@ -481,25 +567,67 @@ def _alpn_offered(raw: bytes) -> str | None:
 
 def _http_rows(collector, buf, keys, off, cap) -> np.ndarray:
     scan = http_fast.scan_http(buf, off, cap)
-    response = np.flatnonzero(scan.kind == http_fast.RESPONSE)
-    if response.size:
-        collector.log.batch("response", keys[response] >> 1,
-                            http_status=_column(scan.status[response], np.int32, pa.int32()))
-    request = np.flatnonzero(scan.kind == http_fast.REQUEST)
-    if request.size:
+    response_uid, status, request_uid, request_dir, text, read_keys = _http_parts(
+        scan.kind, off, scan.method_end, scan.target_start, scan.target_end, scan.host_start, scan.host_end,
+        scan.agent_start, scan.agent_end, scan.status, keys)
+    if len(response_uid):
+        collector.log.batch("response", response_uid, http_status=_column(status, np.int32, pa.int32()))
+    if len(request_uid):
         # The four text fields as one column, then four slices of it: one gather and one look for
         # escapes instead of four. Methods are ASCII capitals (http.METHODS), so tls.text gives
         # them as parse_request's decode("ascii") does.
-        starts = np.concatenate([off[request], scan.host_start[request], scan.target_start[request],
-                                 scan.agent_start[request]])
-        ends = np.concatenate([scan.method_end[request], scan.host_end[request], scan.target_end[request],
-                               scan.agent_end[request]])
-        method, host, path, agent = _slices(text_column(buf, starts, ends), 4)
-        collector.log.batch("request", keys[request] >> 1, http_method=method, http_host=host, http_path=path,
-                            http_user_agent=agent, client_dir=_column(keys[request] & 1, np.int8, pa.int8()))
-    read = scan.kind != http_fast.FALLBACK
-    collector.done["http"].update(keys[read])
-    return read
+        method, host, path, agent = _slices(text_column(buf, text[0], text[1]), 4)
+        collector.log.batch("request", request_uid, http_method=method, http_host=host, http_path=path,
+                            http_user_agent=agent, client_dir=_column(request_dir, np.int8, pa.int8()))
+    collector.done["http"].update(read_keys)
+    return scan.kind != http_fast.FALLBACK
+
+
+@njit(cache=True)
+def _http_parts(kind, off, method_end, target_start, target_end, host_start, host_end, agent_start, agent_end,
+                status, keys):
+    """The scan's rows per kind, as _http_rows writes them, in one compiled pass (some twenty
+    numpy steps a chunk): responses' uids and status (int32), requests' uids and directions
+    (int8), their texts' ranges as a (2, 4 * requests) array (methods, hosts, targets, agents,
+    each a run of rows) and the keys read (kind not FALLBACK)."""
+    n = len(kind)
+    n_q = 0
+    n_r = 0
+    for i in range(n):
+        if kind[i] == _HTTP_REQUEST:
+            n_q += 1
+        elif kind[i] == _HTTP_RESPONSE:
+            n_r += 1
+    r_uid = np.empty(n_r, np.int64)
+    r_status = np.empty(n_r, np.int32)
+    q_uid = np.empty(n_q, np.int64)
+    q_dir = np.empty(n_q, np.int8)
+    text = np.empty((2, 4 * n_q), np.int64)
+    read_keys = np.empty(n_q + n_r, np.int64)
+    q = 0
+    r = 0
+    for i in range(n):
+        k = kind[i]
+        if k == _HTTP_RESPONSE:
+            r_uid[r] = keys[i] >> 1
+            r_status[r] = status[i]
+            r += 1
+        elif k == _HTTP_REQUEST:
+            q_uid[q] = keys[i] >> 1
+            q_dir[q] = keys[i] & 1
+            text[0, q] = off[i]
+            text[1, q] = method_end[i]
+            text[0, n_q + q] = host_start[i]
+            text[1, n_q + q] = host_end[i]
+            text[0, 2 * n_q + q] = target_start[i]
+            text[1, 2 * n_q + q] = target_end[i]
+            text[0, 3 * n_q + q] = agent_start[i]
+            text[1, 3 * n_q + q] = agent_end[i]
+            q += 1
+        else:
+            continue
+        read_keys[q + r - 1] = keys[i]
+    return r_uid, r_status, q_uid, q_dir, text, read_keys
 
 
 def _slices(column: pa.Array, parts: int) -> list[pa.Array]:
