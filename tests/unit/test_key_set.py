@@ -36,6 +36,23 @@ def test_key_set_contains() -> None:
     assert 7 in s and 8 not in s
 
 
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(st.lists(st.integers(0, 1 << 16), max_size=20), max_size=12))
+def test_key_set_is_a_set_as_it_grows(steps: list[list[int]]) -> None:
+    """KeySet (its bits grown as keys come, ones kept) against a Python set, after each step."""
+    s, model = KeySet(), set()
+    for i, keys in enumerate(steps):
+        if i % 3 == 2 and keys:
+            s.add(keys[0])
+            model.add(keys[0])
+        else:
+            s.update(np.array(keys, np.int64))
+            model.update(keys)
+        probe = np.arange(0, max(model, default=0) + 2, dtype=np.int64)
+        assert np.flatnonzero(s.contains(probe)).tolist() == sorted(model)
+        assert all(k in s for k in model)
+
+
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(_ints, st.integers(0, 1 << 40))
 def test_first_occurrences_equals_np_unique_return_index(values: list[int], shift: int) -> None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from apnstrace.metadata.held import HeldSegments, gather_ranges, gather_ranges_into
@@ -95,4 +95,33 @@ def test_drop_keys_equals_drop(held_keys: list[int], keys: list[int], rows: list
         assert getattr(c, f).tolist() == getattr(d, f).tolist()
     c.drop_keys(key[::-1][rows])            # a second call on other keys: the table was clean
     d.drop(key[::-1][rows])
+    assert c.key.tolist() == d.key.tolist() and c.data.tolist() == d.data.tolist()
+
+
+@settings(max_examples=600, deadline=None, derandomize=True)
+@given(st.lists(st.integers(0, 12), max_size=20), st.lists(st.integers(0, 12), max_size=40),
+       st.lists(st.integers(0, 39), max_size=30), st.lists(st.integers(0, 14), max_size=10),
+       st.integers(0, 1 << 30), st.one_of(st.just(1 << 20), st.integers(3, 30)))
+@example([1] * 20, [2, 2, 2], [0, 1, 2], [2], 0, 25)     # add's trim takes old rows for ones then dropped
+def test_add_rows_then_drop_is_add_then_drop_keys(held_keys, keys, rows, gone, shift, limit) -> None:
+    """The rows dropped at once are never copied: the same keys, times, payloads and order as
+    add(...) then drop_keys(...), under the limit and past it (where add's trim counts them)."""
+    buf = bytes(range(256)) * 2
+    key = np.array(keys, np.int64) + shift
+    rows = np.array([r for r in rows if r < len(key)], np.int64)
+    n = len(key)
+    ts, seq = np.arange(n, dtype=np.float64) + 0.5, np.arange(1000, 1000 + n, dtype=np.int64)
+    off, length = np.arange(n, dtype=np.int64) * 3, 1 + np.arange(n, dtype=np.int64) % 4
+    gone = np.array(gone, np.int64) + shift
+    c, d = HeldSegments(limit), HeldSegments(limit)
+    for h in (c, d):
+        _add(h, buf, [k + shift for k in held_keys], list(range(len(held_keys))), [1 + i % 3 for i in range(len(held_keys))])
+    c.add_rows_then_drop(np.frombuffer(buf, np.uint8), key[rows], rows, ts, seq, off, length, gone)
+    d.add(np.frombuffer(buf, np.uint8), key[rows], ts[rows], seq[rows], off[rows], length[rows])
+    d.drop_keys(gone)
+    for f in ("key", "ts", "seq", "length", "data"):
+        assert getattr(c, f).tolist() == getattr(d, f).tolist()
+    assert c._used == d._used
+    c.drop_keys(key)                         # the shared table was left clean
+    d.drop(key)
     assert c.key.tolist() == d.key.tolist() and c.data.tolist() == d.data.tolist()

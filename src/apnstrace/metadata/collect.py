@@ -171,10 +171,11 @@ class MetadataCollector:
         overtaking segments are the answer's); drop them once a direction is past its early
         payloads (no start can come)."""
         open_keys = self._open_after = np.fromiter(self.streams.keys(), np.int64, len(self.streams))
-        rows = rows[_holdable(key[rows], self.done["tls"].bits, self.done["http"].bits, open_keys)]
-        self.held.add(buf, key[rows], pk.ts[rows], pk.seq[rows], pk.payload_off[rows], pk.payload_cap[rows])
+        k = key[rows]
+        kept = _holdable(k, self.done["tls"].bits, self.done["http"].bits, open_keys)
         # key[late]: made by pick_keyed's first pass where it ran
-        self.held.drop_keys(late_key if late_key is not None else key[late])
+        self.held.add_rows_then_drop(buf, k[kept], rows[kept], pk.ts, pk.seq, pk.payload_off, pk.payload_cap,
+                                     late_key if late_key is not None else key[late])
 
     def _feed(self, buf: np.ndarray, pk: PacketBatch, key: np.ndarray, rows: np.ndarray,
               held: list[tuple[int, float, int, bytes]] | None = None, starts: int = 0) -> None:

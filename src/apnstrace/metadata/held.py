@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..reader.walk import njit
-from .key_set import _MAX_TABLE, isin_keys, key_table
+from .key_set import _MAX_TABLE, _span, isin_keys, key_table
 
 __all__ = ["HeldSegments", "gather_ranges"]
 
@@ -113,6 +113,28 @@ class HeldSegments:
         gone = np.empty(len(self.key), np.bool_)
         if _seen_in_keys(self.key, keys, lo, hi, key_table(hi - lo), gone):
             self._keep(~gone)
+
+    def add_rows_then_drop(self, buf: np.ndarray, key: np.ndarray, rows: np.ndarray, ts: np.ndarray,
+                           seq: np.ndarray, off: np.ndarray, length: np.ndarray, gone: np.ndarray) -> None:
+        """add(buf, key, ts[rows], seq[rows], off[rows], length[rows]) (key: one per row), then
+        drop_keys(gone), without copying the rows dropped at once: a chunk's late rows end most of
+        the directions it would hold (~90 % of engine_2m's held rows, ~4 MB a run). The same state
+        as long as the limit is not reached (add's trim counts the rows dropped after it)."""
+        n_old = len(self.key)
+        if len(key) and len(gone) and COMPILED and key.dtype == np.int64 and gone.dtype == np.int64:
+            both = np.concatenate([self.key, key])
+            lo, hi = _span(both)
+            if hi - lo < _MAX_TABLE and self._used + int(length[rows].sum()) <= self.max_bytes:
+                dropped = np.empty(len(both), np.bool_)
+                if _seen_in_keys(both, gone, lo, hi, key_table(hi - lo), dropped):
+                    if dropped[:n_old].any():
+                        self._keep(~dropped[:n_old])
+                    stay = ~dropped[n_old:]
+                    key, rows = key[stay], rows[stay]
+                self.add(buf, key, ts[rows], seq[rows], off[rows], length[rows])
+                return
+        self.add(buf, key, ts[rows], seq[rows], off[rows], length[rows])
+        self.drop_keys(gone)
 
     def take(self, keys: np.ndarray) -> list[tuple[int, float, int, bytes]]:
         """(key, ts, seq, payload) held for the directions in `keys`, in arrival order; no longer held."""
