@@ -38,6 +38,22 @@ def test_placed_as_setitem(duplicated):
     if not duplicated:                      # the arrays placed as they are (codes handed over by identity)
         assert got["sni"].array._pa_array is out["sni"]._pa_array
         assert got["new"].array._pa_array is out["new"]._pa_array
+        # the numeric columns made by attach are placed without a copy too
+        assert np.shares_memory(got["status"].array._data, out["status"]._data)
+        assert np.shares_memory(got["ts"].to_numpy(), out["ts"])
+        assert np.shares_memory(got["b"].to_numpy(), out["b"])
+
+
+def test_placed_numeric_on_repeated_name():
+    """A numeric column set on a name the frame holds twice: both set, as __setitem__ does."""
+    flows = _frame()
+    flows.columns = ["a", "sni", "a", "status"]
+    expected = flows.copy(deep=False)
+    out = {"a": np.array([3.0, 2.0, 1.0, 0.0]), "status": pd.array([None, 2, None, 5], dtype="Int32")}
+    for name, column in out.items():
+        expected[name] = column
+    got = _placed(flows, out)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
 
 
 def test_string_as_pd_array():

@@ -87,6 +87,10 @@ def _placed(flows: pd.DataFrame, out: dict) -> pd.DataFrame:
     columns = flows.columns
     unique = columns.is_unique
     for name, column in out.items():
+        if not isinstance(column, pd.arrays.ArrowStringArray):
+            # made here, held by no one else: placed as a Series on the frame's index, which
+            # pandas takes as it is (a bare array is copied: the numeric columns' 4.4 MB)
+            column = pd.Series(column, index=flows.index, copy=False)
         if unique and name in columns:
             flows.isetitem(columns.get_loc(name), column)
         else:
