@@ -19,6 +19,7 @@ from .classify import classify
 from .flows import FlowTable
 from .health import block_reasons, blocked_table, courier_table, flow_timing, timing_table
 from .metadata import MetadataCollector, attach
+from .metadata.scratch import release_all, release_reading
 from .options import FlowOptions, SequenceOptions
 from .reader import iter_batches, order_by_time
 from .sequences import Activity, ActivityCollector, build_sequences
@@ -237,8 +238,11 @@ class Session:
         """Close every flow and parse what incomplete streams hold: the final Result."""
         self.collector.finish()
         flows = attach(self.table.finish(), self.collector)
-        return _result(flows, _icmp_frame(self.icmp_parts), self.collector.dns.failures, self.activity,
-                       self.site, self.options, self.stats)
+        release_reading()           # not held through the stages' peak (metadata/scratch.py)
+        result = _result(flows, _icmp_frame(self.icmp_parts), self.collector.dns.failures, self.activity,
+                         self.site, self.options, self.stats)
+        release_all()               # nor by a notebook holding the result
+        return result
 
 
 def _result(flows: pd.DataFrame, icmp: pd.DataFrame, dns_failures: list, activity: ActivityCollector | None,
