@@ -1,0 +1,42 @@
+"""pipeline._result: the flows frame before block_reasons is let go before _tables (its copy is
+all the later stages read), and the heap's free pages are handed back there; the result is the
+one the plain chain (classify -> block_reasons -> _tables) gives."""
+import weakref
+
+import pandas as pd
+import pytest
+from conftest import SAMPLES
+
+import apnstrace
+import apnstrace.pipeline as pl
+
+
+@pytest.mark.parametrize("name", ["mdm_checkin.pcap", "blocked_reasons.pcap"])
+def test_frame_before_block_reasons_is_let_go(monkeypatch, name):
+    seen, trims = {}, []
+    per_flow, tables = pl.per_flow, pl._tables
+
+    def spy_per_flow(flows, *args, **kwargs):
+        seen["before"] = weakref.ref(flows)
+        return per_flow(flows, *args, **kwargs)
+
+    def spy_tables(flows, *args, **kwargs):
+        seen["alive"] = seen["before"]() is not None
+        return tables(flows, *args, **kwargs)
+
+    monkeypatch.setattr(pl, "per_flow", spy_per_flow)
+    monkeypatch.setattr(pl, "_tables", spy_tables)
+    monkeypatch.setattr(pl, "_hand_back_freed", lambda: trims.append(1))
+    got = apnstrace.analyze(SAMPLES / name, workers=1)
+    assert seen["alive"] is False and trims == [1]
+    monkeypatch.undo()
+    # The plain chain, every frame kept.
+    session = pl.Session()
+    pl._fast_flows([SAMPLES / name], session, None)
+    session.collector.finish()
+    flows = pl.attach(session.table.finish(), session.collector)
+    icmp = pl._icmp_frame(session.icmp_parts)
+    classified = pl.per_flow(flows, icmp, None, session.options)
+    want = pl._tables(classified, session.collector.dns.failures, session.activity, None, icmp, session.stats)
+    for frame in ("flows", "blocked", "timing", "courier", "sequences"):
+        pd.testing.assert_frame_equal(getattr(got, frame), getattr(want, frame))
