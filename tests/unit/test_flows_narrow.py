@@ -1,0 +1,26 @@
+"""finalize.narrowed: pieces hold some columns narrower; assemble widens them back exactly."""
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from apnstrace.flows.finalize import NARROW, narrowed
+
+I64 = st.integers(-2**63, 2**63 - 1)
+EDGES = st.sampled_from([-2**31 - 1, -2**31, 0, 2**31 - 1, 2**31])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(I64, EDGES, st.integers(-5, 300)), max_size=40))
+def test_int_columns_round_trip(values):
+    a = np.array(values, np.int64)
+    got = narrowed(a)
+    fits = all(-2**31 <= v < 2**31 for v in values)
+    assert got.dtype == (np.int32 if fits else np.int64)
+    assert np.array_equal(got.astype(np.int64), a)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.integers(0, 255).map(float), st.just(float("nan"))), max_size=40))
+def test_ttl_columns_round_trip(values):
+    a = np.array(values, np.float64)
+    got = narrowed(a).astype(NARROW["_s_ttl"])
+    assert np.array_equal(got, a, equal_nan=True)
