@@ -24,3 +24,16 @@ def test_ttl_columns_round_trip(values):
     a = np.array(values, np.float64)
     got = narrowed(a).astype(NARROW["_s_ttl"])
     assert np.array_equal(got, a, equal_nan=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), *[st.integers(0, 3)] * 8, st.integers(0, 2), st.integers(0, 2)),
+                min_size=1, max_size=30))
+def test_state_codes_round_trip(rows):
+    """Every conn_state label has a code, and codes give back the text."""
+    from apnstrace.flows.finalize import CODED
+    from apnstrace.flows.state import conn_state
+    cols = [np.array(c) for c in zip(*rows)]
+    state = conn_state(*cols)
+    codes = np.searchsorted(CODED["state"], state)
+    assert np.array_equal(np.array(CODED["state"])[np.minimum(codes, len(CODED["state"]) - 1)], state)

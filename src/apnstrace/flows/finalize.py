@@ -74,11 +74,6 @@ def text_column(codes: np.ndarray, labels: list[str] | pa.Array) -> pd.api.exten
     return pd.array(column, dtype="string")
 
 
-def _factorized(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    codes, uniques = pd.factorize(values)
-    return codes, [str(u) for u in uniques]
-
-
 def _column_codes():
     """metadata.column_codes (imported when first used: the metadata package imports this module)."""
     from ..metadata import column_codes
@@ -195,13 +190,11 @@ def flows_piece(part: P.Partials) -> pd.DataFrame:
     data = {           # flow_id, duration and the columns later stages fill: made by assemble()
         "ts_start": part["ts_first"],
         "ts_end": part["ts_last"],
-        "transport": text_column(np.where(is_tcp, 0, 1), ["tcp", "udp"]),
         "client_ip": text_column(np.where(a_client, code_a, code_b), labels),
         "client_port": np.where(a_client, part["port_a"], part["port_b"]),
         "server_ip": text_column(server, labels),
         "server_port": np.where(a_client, part["port_b"], part["port_a"]),
         "vlan": vlan,
-        "state": text_column(*_factorized(state)),
         "pkts_c2s": c["pkts"], "pkts_s2c": s["pkts"],
         "bytes_c2s": c["bytes"], "bytes_s2c": s["bytes"],
         "syn_retries": np.maximum(c["syn"] - 1, 0),
@@ -215,12 +208,26 @@ def flows_piece(part: P.Partials) -> pd.DataFrame:
         frame[name] = np.where(a_client, part[a_col], part[b_col])
     frame[UID] = part["uid"]
     frame["_client_is_a"] = a_client
+    # Text made by assemble, for the ordered rows: a byte a row here, not ~11.
+    frame["transport"] = np.where(is_tcp, 0, 1).astype(np.int8)
+    frame["state"] = np.searchsorted(CODED["state"], state).astype(np.int8)
     _column_codes().hand_over(frame["server_ip"].array, ServerCodes((server,), (labels,), (numbers,), None))
     for name, value in evidence_columns(c, s, is_tcp).items():
         frame[name] = value
     for name in NARROW:
         frame[name] = narrowed(frame[name].to_numpy())
     return frame
+
+
+# Text columns a piece holds as codes into these sorted labels (every value conn_state gives).
+CODED = {"transport": ("tcp", "udp"),
+         "state": ("OTH", "REJ", "RSTO", "RSTOS0", "RSTR", "RSTRH", "S0", "S1", "S2", "S3", "SF", "SH", "SHR")}
+
+
+def _is_udp(transport: pd.Series) -> np.ndarray:
+    """Transport not tcp, from a piece's codes or a whole result's text."""
+    values = transport.to_numpy()
+    return values != 0 if values.dtype.kind == "i" else values != "tcp"
 
 
 # Columns a piece holds narrower while reading (~40 bytes a row of the finished flows held
@@ -295,7 +302,7 @@ def assemble(pieces: list[pd.DataFrame], *, extra: tuple[str, ...] = (), keep_ke
 
     keys = {name: joined(name) for name in HIDDEN}
     order = np.lexsort((
-        np.concatenate([p["transport"].to_numpy() != "tcp" for p in pieces]),
+        np.concatenate([_is_udp(p["transport"]) for p in pieces]),
         np.concatenate([p["server_port"].to_numpy() for p in pieces]),
         keys["_s_lo"].to_numpy(), keys["_s_hi"].to_numpy(),
         np.concatenate([p["client_port"].to_numpy() for p in pieces]),
@@ -320,6 +327,8 @@ def assemble(pieces: list[pd.DataFrame], *, extra: tuple[str, ...] = (), keep_ke
         columns[name] = column if in_order else column.take(order).reset_index(drop=True)
         if name in NARROW:
             columns[name] = columns[name].astype(NARROW[name], copy=False)
+        elif name in CODED and column.dtype.kind == "i":
+            columns[name] = pd.Series(text_column(columns[name].to_numpy(), list(CODED[name])))
     columns["flow_id"] = pd.Series(np.arange(len(order), dtype=np.int64))
     if all(isinstance(m, ServerCodes) and m.order is None for m in made):     # each as flows_piece made it
         codes = ServerCodes(sum((m.codes for m in made), ()), sum((m.labels for m in made), ()),
