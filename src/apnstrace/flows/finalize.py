@@ -326,7 +326,7 @@ def assemble(pieces: list[pd.DataFrame], *, extra: tuple[str, ...] = (), keep_ke
             continue
         columns[name] = column if in_order else column.take(order).reset_index(drop=True)
         if name in NARROW:
-            columns[name] = columns[name].astype(NARROW[name], copy=False)
+            columns[name] = columns[name].astype(NARROW[name])
         elif name in CODED and column.dtype.kind == "i":
             columns[name] = pd.Series(text_column(columns[name].to_numpy(), list(CODED[name])))
     columns["flow_id"] = pd.Series(np.arange(len(order), dtype=np.int64))
