@@ -62,8 +62,10 @@ def block_reasons(flows: pd.DataFrame, icmp: pd.DataFrame | None, options: FlowO
         claim(f.tcp_started & f.rej, "reset", f.describe_reset)
         claim(f.tcp_started & (f.s0 | f.rstos0) & f.only_syns, "no_response",
               lambda i: f.describe_no_response(i, capture_end), lambda rows: f.no_response_says(capture_end, rows))
-        tls_alert = f.text_at("tls_alert", np.flatnonzero(f.tcp_started & f.fatal_alert))
-        claim(f.tcp_started & f.fatal_alert, "tls_alert", lambda i: f"the server answered the ClientHello with alert {tls_alert[i]}")
+        alert_rows = np.flatnonzero(f.tcp_started & f.fatal_alert)
+        tls_alert = f.text_at("tls_alert", alert_rows)
+        claim(f.tcp_started & f.fatal_alert, "tls_alert",
+              lambda i: f"the server answered the ClientHello with alert {tls_alert[np.searchsorted(alert_rows, i)]}")
         intercepted, why = _interception(f)
         claim(f.tcp_started & intercepted, "tls_intercepted", lambda i: why[i])
         claim(f.tcp_started & f.handshake & np.isfinite(f.s_rst) & (f.s_payload == 0), "reset_after_handshake",
@@ -197,13 +199,12 @@ class _Facts:
         return self._flows[name].isin(values).to_numpy(dtype=bool)
 
     def text_at(self, name: str, rows: np.ndarray) -> np.ndarray:
-        """Column `name` as Python strings (None when missing) at `rows`, None elsewhere: the
-        few rows a rule explains, not every flow's text."""
-        out = np.full(len(self._flows), None, dtype=object)
-        if name in self._flows and len(rows):
-            values = self._flows[name].iloc[rows]
-            out[rows] = values.astype(object).where(values.notna(), None).to_numpy()
-        return out
+        """Column `name` as Python strings (None when missing) at `rows`, in their order: the few
+        rows a rule explains, not every flow's text (nor a full-length array of Nones)."""
+        if name not in self._flows or not len(rows):
+            return np.full(len(rows), None, dtype=object)
+        values = self._flows[name].iloc[rows]
+        return values.astype(object).where(values.notna(), None).to_numpy()
 
     def no_response_says(self, capture_end: float, rows: np.ndarray) -> list[np.ndarray]:
         """What describe_no_response's text depends on, at `rows` (its spread only with several
@@ -254,24 +255,24 @@ def _interception(f: _Facts) -> tuple[np.ndarray, dict[int, str]]:
     service, issuers, alpns = f.text_at("service", rows), f.text_at("cert_issuer", rows), f.text_at("alpn", rows)
     versions, server_alpns = f.text_at("tls_version", rows), f.text_at("server_alpn", rows)
     client_alerts = f.text_at("client_alert", rows)
-    for i in rows.tolist():             # Apple TLS flows of known services only: few
-        rule = expect.services[service[i]]
+    for k, i in enumerate(rows.tolist()):       # Apple TLS flows of known services only: few
+        rule = expect.services[service[k]]
         found = []
-        issuer = issuers[i]
+        issuer = issuers[k]
         if issuer and rule.issuer_contains and not rule.issuer_is_expected(issuer):
             found.append(f"the certificate issuer {issuer!r} is not one {rule.service} uses")
-        if (rule.client_alpn is not None and alpns[i] and rule.client_alpn.search(alpns[i])
-                and versions[i] in LEGACY_TLS and np.isfinite(f.server_hello[i])
-                and not (server_alpns[i] and rule.server_alpn.search(server_alpns[i]))):
+        if (rule.client_alpn is not None and alpns[k] and rule.client_alpn.search(alpns[k])
+                and versions[k] in LEGACY_TLS and np.isfinite(f.server_hello[i])
+                and not (server_alpns[k] and rule.server_alpn.search(server_alpns[k]))):
             gone = np.nanmin([f.c_fin[i], f.c_rst[i]]) - f.server_hello[i] if (
                 np.isfinite(f.c_fin[i]) or np.isfinite(f.c_rst[i])) else np.inf
-            if client_alerts[i] or gone <= expect.teardown_s:
-                selected = f"selected {server_alpns[i]!r}" if server_alpns[i] else "selected no ALPN"
-                after = (f"the client answered with alert {client_alerts[i]}" if client_alerts[i]
+            if client_alerts[k] or gone <= expect.teardown_s:
+                selected = f"selected {server_alpns[k]!r}" if server_alpns[k] else "selected no ALPN"
+                after = (f"the client answered with alert {client_alerts[k]}" if client_alerts[k]
                          else f"the client closed {gone:.2f} s after the server's first flight")
-                found.append(f"the {versions[i]} server {selected} for {alpns[i]}; {after}")
-        elif found and client_alerts[i]:
-            found.append(f"the client answered with alert {client_alerts[i]}")
+                found.append(f"the {versions[k]} server {selected} for {alpns[k]}; {after}")
+        elif found and client_alerts[k]:
+            found.append(f"the client answered with alert {client_alerts[k]}")
         if found:
             hits[i] = True
             why[i] = "; ".join(found)
