@@ -39,13 +39,13 @@ def test_no_response_texts_said_once_per_distinct_value_set(rows, capture_end) -
     at = np.arange(len(flows))[::-1].copy()          # rows not in order
     expected = [f.describe_no_response(i, capture_end) for i in at.tolist()]
     assert list(reasons.per_distinct(at, lambda i: f.describe_no_response(i, capture_end),
-                                     f.no_response_says(capture_end))) == expected
+                                     lambda r: f.no_response_says(capture_end, r))) == expected
 
 
 def test_per_distinct_calls_once_per_group() -> None:
     calls = []
     values = np.array([1.0, 2.0, 1.0, 1.0, -0.0, 0.0])
-    out = reasons.per_distinct(np.array([5, 4, 3, 2, 1, 0]), lambda i: calls.append(i) or f"{values[i]}", [values])
+    out = reasons.per_distinct(np.array([5, 4, 3, 2, 1, 0]), lambda i: calls.append(i) or f"{values[i]}", lambda r: [values[r]])
     assert list(out) == ["0.0", "-0.0", "1.0", "1.0", "2.0", "1.0"]
     assert len(calls) == 4
 

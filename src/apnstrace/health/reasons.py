@@ -6,6 +6,8 @@ the blocked rows get an evidence text built in Python, once per distinct set of 
 """
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import pandas as pd
 
@@ -50,7 +52,7 @@ def block_reasons(flows: pd.DataFrame, icmp: pd.DataFrame | None, options: FlowO
         if capture_end is None:
             capture_end = float(np.nanmax(flows["ts_end"].to_numpy()))
 
-        def claim(mask: np.ndarray, name: str, explain, says: list[np.ndarray] | None = None) -> None:
+        def claim(mask: np.ndarray, name: str, explain, says=None) -> None:
             rows = np.flatnonzero(mask & (reason == None))      # noqa: E711 (elementwise)
             reason[rows] = name
             evidence[rows] = per_distinct(rows, explain, says)
@@ -59,9 +61,11 @@ def block_reasons(flows: pd.DataFrame, icmp: pd.DataFrame | None, options: FlowO
         claim(f.started & (icmp_rows.index_mask(n)) & ~f.answered, "icmp_unreachable", icmp_rows.describe)
         claim(f.tcp_started & f.rej, "reset", f.describe_reset)
         claim(f.tcp_started & (f.s0 | f.rstos0) & f.only_syns, "no_response",
-              lambda i: f.describe_no_response(i, capture_end), f.no_response_says(capture_end))
-        tls_alert = f.text_at("tls_alert", np.flatnonzero(f.tcp_started & f.fatal_alert))
-        claim(f.tcp_started & f.fatal_alert, "tls_alert", lambda i: f"the server answered the ClientHello with alert {tls_alert[i]}")
+              lambda i: f.describe_no_response(i, capture_end), lambda rows: f.no_response_says(capture_end, rows))
+        alert_rows = np.flatnonzero(f.tcp_started & f.fatal_alert)
+        tls_alert = f.text_at("tls_alert", alert_rows)
+        claim(f.tcp_started & f.fatal_alert, "tls_alert",
+              lambda i: f"the server answered the ClientHello with alert {tls_alert[np.searchsorted(alert_rows, i)]}")
         intercepted, why = _interception(f)
         claim(f.tcp_started & intercepted, "tls_intercepted", lambda i: why[i])
         claim(f.tcp_started & f.handshake & np.isfinite(f.s_rst) & (f.s_payload == 0), "reset_after_handshake",
@@ -77,17 +81,25 @@ def block_reasons(flows: pd.DataFrame, icmp: pd.DataFrame | None, options: FlowO
     return flows
 
 
-def per_distinct(rows: np.ndarray, explain, says: list[np.ndarray] | None) -> list | np.ndarray:
-    """[explain(i) for i in rows], calling explain once per distinct combination of the `says`
-    arrays' values (bit for bit: -0.0 is not 0.0) at those rows; rows of one combination share
-    the text. `says` must hold everything explain's text depends on; None: every row its own."""
+def per_distinct(rows: np.ndarray, explain, says) -> list | np.ndarray:
+    """[explain(i) for i in rows], calling explain once per distinct combination of the values
+    `says(rows)` gives (arrays at those rows; bit for bit: -0.0 is not 0.0); rows of one
+    combination share the text. The values must hold everything explain's text depends on;
+    says None: every row its own."""
     if says is None or len(rows) < 2:
         return [explain(i) for i in rows.tolist()]
-    keys = np.stack([np.ascontiguousarray(a[rows], dtype=np.float64).view(np.int64) for a in says], axis=1)
-    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-    texts = np.empty(len(first), dtype=object)
+    # Numbered one value at a time by hashing (pd.factorize): np.unique(axis=0) over a
+    # rows x values matrix sorts several copies of it, the analysis' peak on a large scan.
+    group = np.zeros(len(rows), np.int64)
+    for values in says(rows):
+        codes, uniques = pd.factorize(np.ascontiguousarray(values, dtype=np.float64).view(np.int64))
+        group, _ = pd.factorize(group * len(uniques) + codes)      # < len(rows) ** 2: no overflow
+    count = int(group.max()) + 1
+    first = np.empty(count, np.int64)
+    first[group[::-1]] = np.arange(len(rows) - 1, -1, -1)            # each group's first row
+    texts = np.empty(count, dtype=object)
     texts[:] = [explain(i) for i in rows[first].tolist()]
-    return texts[inverse.reshape(-1)]
+    return texts[group]
 
 
 def reads_capture_end(flows: pd.DataFrame, seen_until: np.ndarray, capture_end: float) -> np.ndarray:
@@ -122,43 +134,64 @@ def unacknowledged_synack(flows: pd.DataFrame) -> np.ndarray:
 
 
 class _Facts:
-    """The columns the rules read, as numpy arrays (hidden columns default to 'never happened')."""
+    """The columns the rules read, as numpy arrays (hidden columns default to 'never happened').
+
+    Each array is made when a rule first reads it, not all at once: about twenty full-length
+    arrays (8 bytes a row each) would otherwise sit beside _icmp_matches' scratch at the
+    analysis' peak, and some (rtt_ms, syn_first, server_hello) are read only to explain a few rows.
+    """
 
     def __init__(self, flows: pd.DataFrame) -> None:
-        n = len(flows)
-
-        def num(name: str, default: float = np.nan) -> np.ndarray:
-            if name not in flows:
-                return np.full(n, default)
-            return pd.to_numeric(flows[name], errors="coerce").astype("float64").to_numpy(na_value=np.nan)
-
-        def equals(name: str, value: str) -> np.ndarray:
-            # Compared as Arrow strings: every row's text as a Python string costs ~60 bytes a row.
-            return (flows[name] == value).fillna(False).to_numpy(dtype=bool)
-
         self._flows = flows
-        self.tcp = equals("transport", "tcp")
-        self.s0, self.rej, self.rstos0 = equals("state", "S0"), equals("state", "REJ"), equals("state", "RSTOS0")
-        self.syns = num("_syns", 0.0)
-        self.tcp_started = self.tcp & (self.syns > 0)
-        self.started = self.tcp_started | ~self.tcp           # a UDP flow's first frame is its start
-        self.handshake = flows["_handshake"].to_numpy(dtype=bool) if "_handshake" in flows else np.zeros(n, bool)
-        self.pkts_s2c = flows["pkts_s2c"].to_numpy()
+        self._n = len(flows)
+
+    def _num(self, name: str, default: float = np.nan) -> np.ndarray:
+        if name not in self._flows:
+            return np.full(self._n, default)
+        return pd.to_numeric(self._flows[name], errors="coerce").astype("float64").to_numpy(na_value=np.nan)
+
+    def _equals(self, name: str, value: str) -> np.ndarray:
+        # Compared as Arrow strings: every row's text as a Python string costs ~60 bytes a row.
+        return (self._flows[name] == value).fillna(False).to_numpy(dtype=bool)
+
+    tcp = cached_property(lambda self: self._equals("transport", "tcp"))
+    s0 = cached_property(lambda self: self._equals("state", "S0"))
+    rej = cached_property(lambda self: self._equals("state", "REJ"))
+    rstos0 = cached_property(lambda self: self._equals("state", "RSTOS0"))
+    syns = cached_property(lambda self: self._num("_syns", 0.0))
+    tcp_started = cached_property(lambda self: self.tcp & (self.syns > 0))
+    started = cached_property(lambda self: self.tcp_started | ~self.tcp)   # a UDP flow's first frame is its start
+    handshake = cached_property(lambda self: self._flows["_handshake"].to_numpy(dtype=bool)
+                                if "_handshake" in self._flows else np.zeros(self._n, bool))
+    pkts_s2c = cached_property(lambda self: self._flows["pkts_s2c"].to_numpy())
+    unacknowledged = cached_property(lambda self: unacknowledged_synack(self._flows))
+    rtt_ms = cached_property(lambda self: self._num("rtt_ms"))
+    answered = cached_property(lambda self: np.where(self.tcp, self.handshake, self.pkts_s2c > 0))
+    ts_end = cached_property(lambda self: self._flows["ts_end"].to_numpy())
+    syn_first = cached_property(lambda self: self._num("_syn_first"))
+    syn_last = cached_property(lambda self: self._num("_syn_last"))
+    c_data = cached_property(lambda self: self._num("_c_data_ts"))
+    c_payload = cached_property(lambda self: self._num("_c_payload", 0))
+    s_payload = cached_property(lambda self: self._num("_s_payload", 0))
+    s_rst = cached_property(lambda self: self._num("_s_rst_ts"))
+    c_rst = cached_property(lambda self: self._num("_c_rst_ts"))
+    c_fin = cached_property(lambda self: self._num("_c_fin_ts"))
+    s_fin = cached_property(lambda self: self._num("_s_fin_ts"))
+    closed = cached_property(lambda self: np.isfinite(self.c_fin) | np.isfinite(self.c_rst) | np.isfinite(self.s_fin))
+    server_hello = cached_property(lambda self: self._num("server_hello_ts"))
+
+    @cached_property
+    def only_syns(self) -> np.ndarray:
         # A client that sent data or ACKs after its SYN was answered: the capture missed the
         # answer (a one-way capture, health/one_way.py), the network did not drop it.
-        extra = flows["pkts_c2s"].to_numpy(dtype=np.float64) - self.syns - self.rstos0
-        self.only_syns = (extra <= 0) & (num("_c_payload", 0) == 0)
-        self.unacknowledged = unacknowledged_synack(flows)
-        self.rtt_ms = num("rtt_ms")
-        self.answered = np.where(self.tcp, self.handshake, self.pkts_s2c > 0)
-        self.ts_end = flows["ts_end"].to_numpy()
-        self.syn_first, self.syn_last = num("_syn_first"), num("_syn_last")
-        self.c_data, self.c_payload, self.s_payload = num("_c_data_ts"), num("_c_payload", 0), num("_s_payload", 0)
-        self.s_rst, self.c_rst, self.c_fin, self.s_fin = num("_s_rst_ts"), num("_c_rst_ts"), num("_c_fin_ts"), num("_s_fin_ts")
-        self.closed = np.isfinite(self.c_fin) | np.isfinite(self.c_rst) | np.isfinite(self.s_fin)
-        self.server_hello = num("server_hello_ts")
-        self.fatal_alert = (flows["tls_alert"].astype("string").str.startswith("fatal/").fillna(False).to_numpy(dtype=bool)
-                            if "tls_alert" in flows else np.zeros(n, bool))
+        extra = self._flows["pkts_c2s"].to_numpy(dtype=np.float64) - self.syns - self.rstos0
+        return (extra <= 0) & (self.c_payload == 0)
+
+    @cached_property
+    def fatal_alert(self) -> np.ndarray:
+        if "tls_alert" not in self._flows:
+            return np.zeros(self._n, bool)
+        return self._flows["tls_alert"].astype("string").str.startswith("fatal/").fillna(False).to_numpy(dtype=bool)
 
     def isin(self, name: str, values: list[str]) -> np.ndarray:
         if name not in self._flows:
@@ -166,20 +199,19 @@ class _Facts:
         return self._flows[name].isin(values).to_numpy(dtype=bool)
 
     def text_at(self, name: str, rows: np.ndarray) -> np.ndarray:
-        """Column `name` as Python strings (None when missing) at `rows`, None elsewhere: the
-        few rows a rule explains, not every flow's text."""
-        out = np.full(len(self._flows), None, dtype=object)
-        if name in self._flows and len(rows):
-            values = self._flows[name].iloc[rows]
-            out[rows] = values.astype(object).where(values.notna(), None).to_numpy()
-        return out
+        """Column `name` as Python strings (None when missing) at `rows`, in their order: the few
+        rows a rule explains, not every flow's text (nor a full-length array of Nones)."""
+        if name not in self._flows or not len(rows):
+            return np.full(len(rows), None, dtype=object)
+        values = self._flows[name].iloc[rows]
+        return values.astype(object).where(values.notna(), None).to_numpy()
 
-    def no_response_says(self, capture_end: float) -> list[np.ndarray]:
-        """What describe_no_response's text depends on, per row (its spread only with several
+    def no_response_says(self, capture_end: float, rows: np.ndarray) -> list[np.ndarray]:
+        """What describe_no_response's text depends on, at `rows` (its spread only with several
         SYNs, the capture's end only when near)."""
-        several = self.syns >= 2                # int(syns) > 1
-        left = capture_end - self.syn_last
-        return [self.syns, np.where(several, self.syn_last - self.syn_first, 0.0), self.rstos0,
+        syns, first, last = self.syns[rows], self.syn_first[rows], self.syn_last[rows]
+        left = capture_end - last
+        return [syns, np.where(syns >= 2, last - first, 0.0), self.rstos0[rows],   # syns >= 2: int(syns) > 1
                 np.where(left < ENDED_SOON_S, left, np.inf)]
 
     def describe_reset(self, i: int) -> str:
@@ -223,24 +255,24 @@ def _interception(f: _Facts) -> tuple[np.ndarray, dict[int, str]]:
     service, issuers, alpns = f.text_at("service", rows), f.text_at("cert_issuer", rows), f.text_at("alpn", rows)
     versions, server_alpns = f.text_at("tls_version", rows), f.text_at("server_alpn", rows)
     client_alerts = f.text_at("client_alert", rows)
-    for i in rows.tolist():             # Apple TLS flows of known services only: few
-        rule = expect.services[service[i]]
+    for k, i in enumerate(rows.tolist()):       # Apple TLS flows of known services only: few
+        rule = expect.services[service[k]]
         found = []
-        issuer = issuers[i]
+        issuer = issuers[k]
         if issuer and rule.issuer_contains and not rule.issuer_is_expected(issuer):
             found.append(f"the certificate issuer {issuer!r} is not one {rule.service} uses")
-        if (rule.client_alpn is not None and alpns[i] and rule.client_alpn.search(alpns[i])
-                and versions[i] in LEGACY_TLS and np.isfinite(f.server_hello[i])
-                and not (server_alpns[i] and rule.server_alpn.search(server_alpns[i]))):
+        if (rule.client_alpn is not None and alpns[k] and rule.client_alpn.search(alpns[k])
+                and versions[k] in LEGACY_TLS and np.isfinite(f.server_hello[i])
+                and not (server_alpns[k] and rule.server_alpn.search(server_alpns[k]))):
             gone = np.nanmin([f.c_fin[i], f.c_rst[i]]) - f.server_hello[i] if (
                 np.isfinite(f.c_fin[i]) or np.isfinite(f.c_rst[i])) else np.inf
-            if client_alerts[i] or gone <= expect.teardown_s:
-                selected = f"selected {server_alpns[i]!r}" if server_alpns[i] else "selected no ALPN"
-                after = (f"the client answered with alert {client_alerts[i]}" if client_alerts[i]
+            if client_alerts[k] or gone <= expect.teardown_s:
+                selected = f"selected {server_alpns[k]!r}" if server_alpns[k] else "selected no ALPN"
+                after = (f"the client answered with alert {client_alerts[k]}" if client_alerts[k]
                          else f"the client closed {gone:.2f} s after the server's first flight")
-                found.append(f"the {versions[i]} server {selected} for {alpns[i]}; {after}")
-        elif found and client_alerts[i]:
-            found.append(f"the client answered with alert {client_alerts[i]}")
+                found.append(f"the {versions[k]} server {selected} for {alpns[k]}; {after}")
+        elif found and client_alerts[k]:
+            found.append(f"the client answered with alert {client_alerts[k]}")
         if found:
             hits[i] = True
             why[i] = "; ".join(found)
