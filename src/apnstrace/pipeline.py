@@ -23,7 +23,7 @@ from .metadata import MetadataCollector, attach
 from .metadata.scratch import release_all, release_reading
 from .options import FlowOptions, SequenceOptions
 from .reader import iter_batches, order_by_time
-from .sequences import Activity, ActivityCollector, build_sequences
+from .sequences import ActivityCollector, build_sequences
 from .flows.finalize import UID, assemble
 from .heap import glibc, keep_freed_memory
 from .flows.table import PacketFlows
