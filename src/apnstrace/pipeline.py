@@ -20,7 +20,6 @@ from .classify import classify
 from .flows import FlowTable
 from .health import block_reasons, blocked_table, courier_table, flow_timing, timing_table
 from .metadata import MetadataCollector, attach
-from .metadata.scratch import release_all, release_reading
 from .options import FlowOptions, SequenceOptions
 from .reader import iter_batches, order_by_time
 from .sequences import ActivityCollector, build_sequences
@@ -239,12 +238,9 @@ class Session:
     def finish(self) -> Result:
         """Close every flow and parse what incomplete streams hold: the final Result."""
         self.collector.finish()
-        release_reading()           # not held through the stages' peak (metadata/scratch.py)
         # The frame is handed on, not kept here: _result lets it go once block_reasons copied it.
-        result = _result(attach(self.table.finish(), self.collector), _icmp_frame(self.icmp_parts),
-                         self.collector.dns.failures, self.activity, self.site, self.options, self.stats)
-        release_all()               # nor by a notebook holding the result
-        return result
+        return _result(attach(self.table.finish(), self.collector), _icmp_frame(self.icmp_parts),
+                       self.collector.dns.failures, self.activity, self.site, self.options, self.stats)
 
 
 def _result(flows: pd.DataFrame, icmp: pd.DataFrame, dns_failures: list, activity: ActivityCollector | None,

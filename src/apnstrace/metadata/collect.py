@@ -650,11 +650,6 @@ class _PlanTables:
 _PLAN_TABLES = threading.local()
 
 
-def release_scratch() -> None:
-    """Drop this thread's _PlanTables (metadata/scratch.py); new ones are at rest."""
-    vars(_PLAN_TABLES).clear()
-
-
 def _plan_tables(span: int) -> _PlanTables:
     got = getattr(_PLAN_TABLES, "t", None)
     if got is None:

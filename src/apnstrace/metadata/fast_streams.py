@@ -128,12 +128,6 @@ _GROUP_TABLES = threading.local()    # per thread: key - lo -> its group in _can
 _PENDING = -2                        # in the table while _candidates runs: a pending key without rows
 
 
-def release_scratch() -> None:
-    """Drop this thread's group table and null column (metadata/scratch.py); made again at rest."""
-    vars(_GROUP_TABLES).clear()
-    vars(_NULLS).clear()
-
-
 def _group_table(span: int) -> np.ndarray:
     table = getattr(_GROUP_TABLES, "table", None)
     if table is None or len(table) <= span:

@@ -459,11 +459,6 @@ def _scratch(name: str, size: int) -> np.ndarray:
 _SCRATCH: dict[str, np.ndarray] = {}
 
 
-def release_scratch() -> None:
-    """Drop the byte buffers (metadata/scratch.py); views handed out keep theirs alive."""
-    _SCRATCH.clear()
-
-
 def _reassembled(buf, pk, seg_row, first_seg, starts, max_held, n_seg) -> _Bytes:
     n = len(starts)
     piece_off = np.empty(len(seg_row), np.int64)

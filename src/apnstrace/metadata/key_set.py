@@ -125,11 +125,6 @@ def first_row_of(wanted: np.ndarray, keys: np.ndarray, rows: np.ndarray) -> np.n
     return out
 
 
-def release_scratch() -> None:
-    """Drop this thread's lookup tables (metadata/scratch.py); new ones are at rest."""
-    vars(_TABLES).clear()
-
-
 def key_table(span: int) -> np.ndarray:
     """This thread's bool lookup table, for a caller's own kernel: it must leave it all False."""
     return _table(span)

@@ -88,13 +88,6 @@ def pick_keyed(buf: np.ndarray, pk: PacketBatch, uid: np.ndarray, rank: np.ndarr
 _ROW_ARRAYS = threading.local()
 
 
-def release_scratch() -> None:
-    """Drop this thread's room and the row lists' (metadata/scratch.py: at the end of a run).
-    A next run makes them again, at rest as new (all 0)."""
-    vars(_ROW_ARRAYS).clear()
-    _SCRATCH.clear()
-
-
 def _picked(buf, pk, rank, limits, words, uid, direction, key, row_arrays, room=None, plan=None
             ) -> tuple[Picked, np.ndarray, int, int, tuple | None]:
     """row_arrays: start_kind and peek (>= n rows, 0 but at the rows of the third: cleared first).
