@@ -12,7 +12,7 @@ from ..decode.address_text import address_text
 from ..reader.walk import njit
 from . import partials as P
 from .keys import pair_hash
-from .state import conn_state
+from .state import STATES, conn_state
 
 V4_MARK = np.uint64(0x0000FFFF)
 
@@ -219,9 +219,8 @@ def flows_piece(part: P.Partials) -> pd.DataFrame:
     return frame
 
 
-# Text columns a piece holds as codes into these sorted labels (every value conn_state gives).
-CODED = {"transport": ("tcp", "udp"),
-         "state": ("OTH", "REJ", "RSTO", "RSTOS0", "RSTR", "RSTRH", "S0", "S1", "S2", "S3", "SF", "SH", "SHR")}
+# Text columns a piece holds as codes into these sorted labels.
+CODED = {"transport": ("tcp", "udp"), "state": STATES}
 
 
 def _is_udp(transport: pd.Series) -> np.ndarray:

@@ -5,6 +5,11 @@ import numpy as np
 
 INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7)
 
+# conn_state's labels, in the order of its TCP and UDP conditions ("OTH" when none holds).
+_TCP_STATES = ["REJ", "RSTRH", "RSTR", "RSTOS0", "OTH", "RSTO", "SF", "SH", "S2", "SHR", "S3", "S0", "S1"]
+_UDP_STATES = ["SF", "S0", "SHR"]
+STATES = tuple(sorted({*_TCP_STATES, *_UDP_STATES, "OTH"}))    # every label it gives, sorted
+
 
 def endpoint_states(sent_rst, sent_fin, pkts, sent_syn, sent_synack, peer_synack, client_acked, is_client):
     """What one side of each TCP flow ended in, from what it sent."""
@@ -45,7 +50,6 @@ def conn_state(is_tcp, c_pkts, s_pkts, c_syn, s_synack, c_fin, s_fin, c_rst, s_r
             (o == SYN_SENT) & (r == INACTIVE),
             (o == ESTABLISHED) & (r == ESTABLISHED),
         ],
-        ["REJ", "RSTRH", "RSTR", "RSTOS0", "OTH", "RSTO", "SF", "SH", "S2", "SHR", "S3", "S0", "S1"],
-        "OTH")
-    udp = np.select([(c_pkts > 0) & (s_pkts > 0), c_pkts > 0, s_pkts > 0], ["SF", "S0", "SHR"], "OTH")
+        _TCP_STATES, "OTH")
+    udp = np.select([(c_pkts > 0) & (s_pkts > 0), c_pkts > 0, s_pkts > 0], _UDP_STATES, "OTH")
     return np.where(is_tcp, tcp, udp)
