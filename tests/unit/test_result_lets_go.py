@@ -1,6 +1,7 @@
 """pipeline._result: the flows frame before block_reasons is let go before _tables (its copy is
-all the later stages read), and the heap's free pages are handed back there; the result is the
-one the plain chain (classify -> block_reasons -> _tables) gives."""
+all the later stages read), and the heap's free pages are handed back there (and after assemble
+and attach, Session._finished_flows, which lets the metadata collector go once attach read it);
+the result is the one the plain chain (classify -> block_reasons -> _tables) gives."""
 import weakref
 
 import pandas as pd
@@ -14,7 +15,11 @@ import apnstrace.pipeline as pl
 @pytest.mark.parametrize("name", ["mdm_checkin.pcap", "blocked_reasons.pcap"])
 def test_frame_before_block_reasons_is_let_go(monkeypatch, name):
     seen, trims = {}, []
-    per_flow, tables = pl.per_flow, pl._tables
+    per_flow, tables, attach = pl.per_flow, pl._tables, pl.attach
+
+    def spy_attach(flows, collector):
+        seen["collector"] = weakref.ref(collector)
+        return attach(flows, collector)
 
     def spy_per_flow(flows, *args, **kwargs):
         seen["before"] = weakref.ref(flows)
@@ -22,13 +27,15 @@ def test_frame_before_block_reasons_is_let_go(monkeypatch, name):
 
     def spy_tables(flows, *args, **kwargs):
         seen["alive"] = seen["before"]() is not None
+        seen["collector_alive"] = seen["collector"]() is not None
         return tables(flows, *args, **kwargs)
 
     monkeypatch.setattr(pl, "per_flow", spy_per_flow)
     monkeypatch.setattr(pl, "_tables", spy_tables)
+    monkeypatch.setattr(pl, "attach", spy_attach)
     monkeypatch.setattr(pl, "_hand_back_freed", lambda: trims.append(1))
     got = apnstrace.analyze(SAMPLES / name, workers=1)
-    assert seen["alive"] is False and trims == [1]
+    assert seen["alive"] is False and seen["collector_alive"] is False and trims == [1, 1, 1]
     monkeypatch.undo()
     # The plain chain, every frame kept.
     session = pl.Session()
