@@ -314,6 +314,7 @@ def assemble(pieces: list[pd.DataFrame], *, extra: tuple[str, ...] = (), keep_ke
     in_order = (drop is None or not drop.any()) and bool(np.array_equal(order, np.arange(len(order))))
     made = [_column_codes().handed(piece["server_ip"].array) for piece in pieces]
     dtypes = {col.name: col.dtype for col in schema.FLOWS}
+    nulls: dict[str, pd.api.extensions.ExtensionArray] = {}
     columns = {}
     for name in [col.name for col in schema.FLOWS] + [UID, "_client_is_a", *EVIDENCE, *extra, *keys]:
         if name in keys:
@@ -321,7 +322,7 @@ def assemble(pieces: list[pd.DataFrame], *, extra: tuple[str, ...] = (), keep_ke
         elif name in pieces[0]:       # pieces are all flows_piece's or all whole results
             column = joined(name)
         else:       # left out of flows_piece's pieces: made here once, for the ordered rows
-            columns[name] = _made_here(name, columns, dtypes, len(order))
+            columns[name] = _made_here(name, columns, dtypes, len(order), nulls)
             continue
         columns[name] = column if in_order else column.take(order).reset_index(drop=True)
         if name in NARROW:
@@ -336,15 +337,26 @@ def assemble(pieces: list[pd.DataFrame], *, extra: tuple[str, ...] = (), keep_ke
     return pd.DataFrame(columns, copy=False)
 
 
-def _made_here(name: str, columns: dict, dtypes: dict, rows: int) -> pd.Series | None:
+def _made_here(name: str, columns: dict, dtypes: dict, rows: int, nulls: dict) -> pd.Series | None:
     """A FLOWS column flows_piece leaves out (8 bytes a row each, ~130 a row in all, over the
     finished flows held while reading): flow_id (numbered once ordered: None until then),
-    duration from the `columns` ts_start and ts_end, the others all null."""
+    duration from the `columns` ts_start and ts_end, the others all null.
+
+    The all-null text columns share one Arrow array (`nulls`, by dtype): ~12 bytes a row each
+    (large_string offsets, and the zeros they were cast from), 14 of them, ~170 MB on
+    engine_10m until attach and classify replace them. Arrow arrays are never written in
+    place (pandas replaces a column's array on assignment), so sharing one is safe; numeric
+    nulls are numpy arrays pandas may write to, made once each."""
     if name == "flow_id":
         return None
     if name == "duration":
         return columns["ts_end"] - columns["ts_start"]
-    return pd.Series(schema.null_column(dtypes[name], rows))
+    dtype = dtypes[name]
+    if dtype != "string":
+        return pd.Series(schema.null_column(dtype, rows))
+    if dtype not in nulls:
+        nulls[dtype] = schema.null_column(dtype, rows)
+    return pd.Series(nulls[dtype].copy())       # a new array object over the same Arrow data
 
 
 def to_flows_frame(part: P.Partials) -> pd.DataFrame:
