@@ -1,7 +1,6 @@
 """analyze(): read -> decode -> flows, owning RunStats. The CLI and notebooks both call this."""
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import warnings
@@ -24,7 +23,7 @@ from .options import FlowOptions, SequenceOptions
 from .reader import iter_batches, order_by_time
 from .sequences import ActivityCollector, build_sequences
 from .flows.finalize import UID, assemble
-from .heap import glibc, keep_freed_memory
+from .heap import hand_back_freed, keep_freed_memory
 from .flows.table import PacketFlows
 from .records import IcmpErrors, PacketBatch, RawBatch
 from .site import Site
@@ -33,7 +32,6 @@ from .stats import RunStats
 log = logging.getLogger(__name__)
 
 ENGINES = ("fast", "scapy")
-_TRIM = glibc("malloc_trim", [ctypes.c_size_t], ctypes.c_int)      # None off glibc: skipped
 Progress = Callable[[int], None]      # called with bytes of capture consumed so far
 
 
@@ -246,9 +244,10 @@ class Session:
     def _finished_flows(self) -> pd.DataFrame:
         """Every flow closed, with its metadata. The session is spent: its collector is let go
         once attach() read it (only its DNS failures are read later), and the heap's free pages
-        go back to the system after assemble and after attach: what reading and the finished
-        pieces freed stayed there (heap.py), under the later stages' peak. engine_10m peak
-        ~1,450 -> ~1,300 MB; each trim ~10 ms."""
+        go back to the system before and after assemble and after attach: what reading, the
+        finished pieces and attach freed stayed there (heap.py), under the next stage's peak.
+        engine_10m peak ~1,450 -> ~1,300 MB; each trim ~10 ms."""
+        _hand_back_freed()
         flows = self.table.finish()
         _hand_back_freed()
         flows = attach(flows, self.collector)
@@ -295,8 +294,7 @@ def _hand_back_freed() -> None:
     per-flow stages freed was kept while _tables' large temporaries (mmapped, above 16 MiB) came
     on top. engine_10m peak ~2.4-2.7 -> ~2.0 GB, engine_2m ~834 -> ~754 MB; the trim ~10 ms, time
     within noise (alternating runs)."""
-    if _TRIM is not None:
-        _TRIM(0)
+    hand_back_freed()
 
 
 def _public(flows: pd.DataFrame) -> pd.DataFrame:

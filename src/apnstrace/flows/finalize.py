@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from .. import schema
 from ..decode.address_text import address_text
+from ..heap import Trimmer
 from ..reader.walk import njit
 from . import partials as P
 from .keys import pair_hash
@@ -294,9 +295,14 @@ def assemble(pieces: list[pd.DataFrame], *, extra: tuple[str, ...] = (), keep_ke
         return frame
     # Columns out of plain dicts: popping from a wide DataFrame costs a block rebuild each time.
     pieces = [dict(p.items()) for p in pieces]
+    # The pieces' columns (a batch of flows each: small arrays) are freed as the full-length ones
+    # are made, into holes these cannot use: handed back as they add up (engine_10m's assemble
+    # ~1,100 -> ~900 MB peak), not held to the end.
+    trimmer = Trimmer()
 
     def joined(name: str) -> pd.Series:
         parts = [piece.pop(name) for piece in pieces]
+        trimmer.freeing(sum(part.nbytes for part in parts))
         return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
     keys = {name: joined(name) for name in HIDDEN}
