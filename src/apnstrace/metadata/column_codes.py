@@ -83,6 +83,15 @@ def column_codes(column: pd.Series) -> Codes | None:
     return found
 
 
+def let_go() -> None:
+    """Forget the codes kept for reuse. classify() calls it once it has read them: attach and
+    classify are their only readers, and kept they stayed beside the frame (and held its
+    column) through the stages after (engine_10m: the server addresses' and the name
+    sources' codes, ~23 MB, through block_reasons' peak). A later read makes them again."""
+    with _LOCK:
+        _KEPT.clear()
+
+
 def one_array(arrow: pa.ChunkedArray | pa.Array) -> pa.Array:
     """The column as one array: its only chunk as it is (combine_chunks copies even that one:
     ~0.3 ms for the engine benchmark's server addresses)."""
