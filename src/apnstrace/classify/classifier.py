@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..metadata.column_codes import Codes, column_codes, one_array
+from ..metadata.column_codes import Codes, column_codes, let_go, one_array
 from ..metadata.few_codes import COMPILED as FEW, few_codes
 from ..metadata.gather import gather_text
 from ..site import Site
@@ -48,6 +48,7 @@ def classify(flows: pd.DataFrame, site: Site | None = None, *, rules: RuleSet | 
     """
     ruleset = (rules or builtin_rules()).with_site(site)
     found = _match(flows, ruleset)
+    let_go()                        # the columns' codes: read, not needed past here
     out = flows.copy(deep=False)
     if LABELS:
         for column, taken in zip(OUTPUT_COLUMNS, label_columns(found.group, found.labels(ruleset))):

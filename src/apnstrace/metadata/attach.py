@@ -29,12 +29,17 @@ Picked = tuple[pa.Array, np.ndarray, np.ndarray]
 COMPILED = njit.__module__.startswith("numba")
 
 
-def attach(flows: pd.DataFrame, collected: MetadataCollector) -> pd.DataFrame:
-    """Fill sni, alpn, server_name, http_*, tls_*, cert_issuer, tls_handshake_ms by flow uid."""
+def attach(flows: pd.DataFrame, collected: MetadataCollector, last: bool = False) -> pd.DataFrame:
+    """Fill sni, alpn, server_name, http_*, tls_*, cert_issuer, tls_handshake_ms by flow uid.
+    `last`: no one reads the collector's metadata after this (its finish() came before): its
+    log is let go (MetadataCollector.table); its DNS records stay."""
     n = len(flows)
     out: dict[str, object] = {}             # the columns made, in the order they are placed
     # A collector resolves its metadata log; a merge of several hands over FlowMeta records.
-    table = collected.table() if hasattr(collected, "table") else MetaTable.from_metas(collected.flows)
+    if not hasattr(collected, "table"):
+        table = MetaTable.from_metas(collected.flows)
+    else:
+        table = collected.table(last=True) if last else collected.table()
     picked: dict[str, Picked] = {}
     memo: dict[int, tuple[np.ndarray, pa.Array]] = {}  # source values' encodings (sni, host: twice)
     if len(table) and n:

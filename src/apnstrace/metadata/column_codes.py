@@ -2,7 +2,7 @@
 
 Both read the flows' server_ip as codes into its distinct values. Arrow arrays are immutable,
 so the same column object holds the same values: the codes are made once per object (the last
-two are kept) and handed out read-only.
+two are kept, until classify lets them go: let_go) and handed out read-only.
 
 attach() also hands over the codes of the columns it builds, factored the way it built them:
 per flow a row of the few thousand source values, and a code per source value (encoding the
@@ -81,6 +81,15 @@ def column_codes(column: pd.Series) -> Codes | None:
     with _LOCK:
         _KEPT[:] = [(arrow, found)] + _KEPT[:1]
     return found
+
+
+def let_go() -> None:
+    """Forget the codes kept for reuse. classify() calls it once it has read them: attach and
+    classify are their only readers, and kept they stayed beside the frame (and held its
+    column) through the stages after (engine_10m: the server addresses' and the name
+    sources' codes, ~23 MB, through block_reasons). A later read makes them again."""
+    with _LOCK:
+        _KEPT.clear()
 
 
 def one_array(arrow: pa.ChunkedArray | pa.Array) -> pa.Array:

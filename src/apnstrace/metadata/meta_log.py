@@ -121,6 +121,12 @@ class MetaLog:
             {kind: [] for kind in KINDS}
         self.rows: dict[str, list[tuple]] = {kind: [] for kind in KINDS}     # (uid, seq, *values)
 
+    def emptied(self) -> "MetaLog":
+        """A log with no writes that numbers on from this one's sequence."""
+        fresh = MetaLog()
+        fresh.seq = self.seq
+        return fresh
+
     def row(self, kind: str, uid: int, *values, seq: int | None = None) -> None:
         """One write from a Python parser (seq: one reserved() before, else the next one)."""
         if seq is None:
