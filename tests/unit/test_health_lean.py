@@ -1,0 +1,55 @@
+"""The health stages reading the frame's own arrays (no full-length copies) answer exactly as
+when every value is first converted, on varied inputs (health/reasons.py, dns_failures.py)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from apnstrace.health import block_reasons
+from apnstrace.options import FlowOptions
+
+TIMES = st.one_of(st.just(np.nan), st.sampled_from([0.0, 0.5, 1.0, 2.5, 3.0, 9.75, 10.0]))
+FLOW = st.fixed_dictionaries({
+    "transport": st.sampled_from(["tcp", "tcp", "udp"]),
+    "state": st.sampled_from(["S0", "REJ", "RSTOS0", "SF", "S1", "RSTR", None]),
+    "_syns": st.integers(0, 3), "pkts_c2s": st.integers(0, 5), "pkts_s2c": st.integers(0, 3),
+    "_c_payload": st.integers(0, 3000), "_s_payload": st.sampled_from([0, 0, 10]),
+    "_handshake": st.booleans(), "ts_start": st.sampled_from([0.0, 1.0, 4.0]),
+    "ts_end": st.sampled_from([1.0, 5.0, 9.0, 10.0]),
+    "_syn_first": TIMES, "_syn_last": TIMES, "_c_data_ts": TIMES, "_s_rst_ts": TIMES, "_c_rst_ts": TIMES,
+    "_c_fin_ts": TIMES, "_s_fin_ts": TIMES, "server_hello_ts": TIMES,
+    "rtt_ms": st.one_of(st.none(), st.sampled_from([0.4, 12.0, 2500.0])),
+    "tls_alert": st.sampled_from([None, "fatal/handshake_failure", "warning/close_notify"]),
+})
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    flows = pd.DataFrame(rows)
+    for name in ("transport", "state", "tls_alert"):
+        flows[name] = flows[name].astype("string")
+    flows["rtt_ms"] = flows["rtt_ms"].astype("Float64")
+    for name in ("client_ip", "server_ip"):
+        flows[name] = pd.array(["10.0.0.1"] * len(flows), dtype="string")
+    flows["client_port"], flows["server_port"] = np.arange(len(flows), dtype=np.int32), np.int32(443)
+    return flows
+
+
+def _converted(flows: pd.DataFrame) -> pd.DataFrame:
+    """The same values with every number column nullable: read through the converting path."""
+    out = flows.copy()
+    for name, dtype in flows.dtypes.items():
+        if isinstance(dtype, np.dtype) and dtype.kind in "if" and name not in ("client_port", "server_port"):
+            out[name] = flows[name].astype("Float64" if dtype.kind == "f" else "Int64")
+    return out
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(FLOW, min_size=1, max_size=25), st.sampled_from([None, 10.0, 11.5]))
+def test_block_reasons_same_on_own_arrays_as_on_converted_values(rows, capture_end) -> None:
+    flows = _frame(rows)
+    got = block_reasons(flows, None, FlowOptions(), capture_end)
+    expected = block_reasons(_converted(flows), None, FlowOptions(), capture_end)
+    for name in ("blocked", "block_reason", "block_evidence"):
+        pd.testing.assert_series_equal(got[name], expected[name])
