@@ -2,13 +2,18 @@
 when every value is first converted, on varied inputs (health/reasons.py, dns_failures.py)."""
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apnstrace.health import block_reasons
+from apnstrace.metadata.dns_records import DnsFailure
 from apnstrace.options import FlowOptions
+
+dns = importlib.import_module("apnstrace.health.dns_failures")
 
 TIMES = st.one_of(st.just(np.nan), st.sampled_from([0.0, 0.5, 1.0, 2.5, 3.0, 9.75, 10.0]))
 FLOW = st.fixed_dictionaries({
@@ -53,3 +58,29 @@ def test_block_reasons_same_on_own_arrays_as_on_converted_values(rows, capture_e
     expected = block_reasons(_converted(flows), None, FlowOptions(), capture_end)
     for name in ("blocked", "block_reason", "block_evidence"):
         pd.testing.assert_series_equal(got[name], expected[name])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.sampled_from(["udp", "tcp"]), st.sampled_from([53, 5353, 443]),
+                          st.integers(0, 2), st.sampled_from([None, "gateway.push.apple.com", "example.org", ""])),
+                min_size=1, max_size=20, unique_by=lambda r: r[0]),
+       st.lists(st.tuples(st.integers(-2, 42), st.sampled_from(["mdm.example.com", "gateway.push.apple.com",
+                                                                "swscan.apple.com", "example.org"]),
+                          st.sampled_from(["NXDOMAIN", "SERVFAIL", "SINKHOLE"])), max_size=12),
+       st.booleans())
+def test_dns_failures_rows_same_as_index_lookup(flows_rows, failure_rows, ordered) -> None:
+    flows_rows = sorted(flows_rows) if ordered else flows_rows
+    uid, transport, port, s2c, query = map(list, zip(*flows_rows))
+    flows = pd.DataFrame({dns.UID: np.array(uid, np.int64), "transport": pd.array(transport, dtype="string"),
+                          "server_port": np.array(port, np.int32), "pkts_s2c": np.array(s2c, np.int64),
+                          "dns_query": pd.array(query, dtype="string"), "ts_start": np.arange(len(uid), dtype=float),
+                          "ts_end": np.arange(len(uid), dtype=float) + 5.0})
+    failures = [DnsFailure(float(k), u, q, "A", r) for k, (u, q, r) in enumerate(failure_rows)]
+    got = dns.dns_failures(flows, failures, None)
+    original = dns.rows_of
+    try:
+        dns.rows_of = lambda uids, wanted: pd.Index(uids).get_indexer(wanted)
+        expected = dns.dns_failures(flows, failures, None)
+    finally:
+        dns.rows_of = original
+    pd.testing.assert_frame_equal(got, expected)

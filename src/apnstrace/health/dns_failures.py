@@ -8,6 +8,7 @@ import pandas as pd
 
 from ..classify import classify
 from ..flows.finalize import UID
+from ..sequences.rows import rows_of
 from ..site import Site
 
 DNS_PORTS = (53, 5353)
@@ -20,7 +21,7 @@ def dns_failures(flows: pd.DataFrame, failures: Sequence, site: Site | None) -> 
     reason (dns_<rcode>, dns_sinkhole, dns_no_answer), the answer time, and the name's category."""
     rows = []
     if len(flows) and failures:
-        at = pd.Index(flows[UID].to_numpy()).get_indexer([f.uid for f in failures])
+        at = rows_of(flows[UID].to_numpy(), np.array([f.uid for f in failures], np.int64))
         for failure, row in zip(failures, at.tolist()):
             if row >= 0:
                 rows.append((row, failure.ts, failure.qname, failure.qtype, f"dns_{failure.rcode.lower()}"))
