@@ -64,10 +64,13 @@ def _on_flows(events: pd.DataFrame, flows: pd.DataFrame) -> pd.DataFrame:
     """Put recorded events on their flow rows; `c2s` says the device (client) sent it."""
     row = rows_of(flows[UID].to_numpy(), events["uid"].to_numpy(np.int64)) if len(events) else np.empty(0, int)
     keep = row >= 0
-    columns = {name: events[name].to_numpy()[keep] for name in events.columns}     # one frame, no copies
-    columns["row"] = row[keep]
+    # One frame over the events' own arrays: a copy only drops rows of no flow (flow starts
+    # are about one row a flow).
+    every = bool(keep.all())
+    columns = {name: events[name].to_numpy() if every else events[name].to_numpy()[keep] for name in events.columns}
+    columns["row"] = row if every else row[keep]
     columns["c2s"] = (columns["dir"] == 0) == flows["_client_is_a"].to_numpy(bool)[columns["row"]]
-    return pd.DataFrame(columns)
+    return pd.DataFrame(columns, copy=False)
 
 
 def _match(pushes: pd.DataFrame, events: pd.DataFrame, options: SequenceOptions) -> dict[str, np.ndarray]:
