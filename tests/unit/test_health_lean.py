@@ -68,7 +68,7 @@ def test_block_reasons_same_on_own_arrays_as_on_converted_values(rows, capture_e
                                                                 "swscan.apple.com", "example.org"]),
                           st.sampled_from(["NXDOMAIN", "SERVFAIL", "SINKHOLE"])), max_size=12),
        st.booleans())
-def test_dns_failures_rows_same_as_index_lookup(flows_rows, failure_rows, ordered) -> None:
+def test_dns_failures_same_as_row_by_row(flows_rows, failure_rows, ordered) -> None:
     flows_rows = sorted(flows_rows) if ordered else flows_rows
     uid, transport, port, s2c, query = map(list, zip(*flows_rows))
     flows = pd.DataFrame({dns.UID: np.array(uid, np.int64), "transport": pd.array(transport, dtype="string"),
@@ -76,11 +76,26 @@ def test_dns_failures_rows_same_as_index_lookup(flows_rows, failure_rows, ordere
                           "dns_query": pd.array(query, dtype="string"), "ts_start": np.arange(len(uid), dtype=float),
                           "ts_end": np.arange(len(uid), dtype=float) + 5.0})
     failures = [DnsFailure(float(k), u, q, "A", r) for k, (u, q, r) in enumerate(failure_rows)]
-    got = dns.dns_failures(flows, failures, None)
-    original = dns.rows_of
-    try:
-        dns.rows_of = lambda uids, wanted: pd.Index(uids).get_indexer(wanted)
-        expected = dns.dns_failures(flows, failures, None)
-    finally:
-        dns.rows_of = original
-    pd.testing.assert_frame_equal(got, expected)
+    pd.testing.assert_frame_equal(dns.dns_failures(flows, failures, None), _dns_failures_reference(flows, failures))
+
+
+def _dns_failures_reference(flows: pd.DataFrame, failures: list) -> pd.DataFrame:
+    """dns_failures row by row: every flow's uid in a hash table, each unanswered query read by .iat."""
+    rows = []
+    at = pd.Index(flows[dns.UID].to_numpy()).get_indexer([f.uid for f in failures]) if failures else []
+    for failure, row in zip(failures, list(at)):
+        if row >= 0:
+            rows.append((int(row), failure.ts, failure.qname, failure.qtype, f"dns_{failure.rcode.lower()}"))
+    capture_end = float(flows["ts_end"].max())
+    query = flows["dns_query"]
+    for i in range(len(flows)):
+        if (flows["transport"].iat[i] == "udp" and flows["server_port"].iat[i] in dns.DNS_PORTS
+                and not pd.isna(query.iat[i]) and flows["pkts_s2c"].iat[i] == 0
+                and capture_end - flows["ts_start"].iat[i] >= dns.NO_ANSWER_WAIT_S):
+            rows.append((i, float(flows["ts_start"].iat[i]), query.iat[i], "", "dns_no_answer"))
+    if not rows:
+        return pd.DataFrame(columns=["row", "ts", "qname", "qtype", "reason", "category", "service"])
+    found = pd.DataFrame(rows, columns=["row", "ts", "qname", "qtype", "reason"])
+    found = found[found["qname"].astype(bool)]
+    found = found.join(dns._name_categories(found["qname"].unique().tolist(), None), on="qname")
+    return found[found["category"].isin(dns.WATCHED)].sort_values("ts").reset_index(drop=True)

@@ -32,7 +32,10 @@ def dns_failures(flows: pd.DataFrame, failures: Sequence, site: Site | None) -> 
             (flows["transport"] == "udp").to_numpy() & flows["server_port"].isin(DNS_PORTS).to_numpy()
             & query.notna().to_numpy() & (flows["pkts_s2c"] == 0).to_numpy()
             & (capture_end - flows["ts_start"].to_numpy() >= NO_ANSWER_WAIT_S))
-        rows += [(i, float(flows["ts_start"].iat[i]), query.iat[i], "", "dns_no_answer") for i in unanswered.tolist()]
+        # Each column read at those rows at once (per-row .iat costs ~30 us a row).
+        rows += [(i, ts, name, "", "dns_no_answer") for i, ts, name in zip(
+            unanswered.tolist(), flows["ts_start"].to_numpy()[unanswered].tolist(),
+            query.iloc[unanswered].to_numpy(dtype=object).tolist())]
     if not rows:
         return pd.DataFrame(columns=["row", "ts", "qname", "qtype", "reason", "category", "service"])
     found = pd.DataFrame(rows, columns=["row", "ts", "qname", "qtype", "reason"])
