@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from apnstrace.health.dns_failures import WATCHED
 from apnstrace.health.rst_origin import RESET_REASONS, TTL_SLACK, rst_origin
-from apnstrace.sequences.build import _rows_of
+from apnstrace.sequences.rows import rows_of as _rows_of
 
 # The modules (apnstrace.health exports functions of the same names).
 bt = importlib.import_module("apnstrace.health.blocked_table")
@@ -135,9 +135,10 @@ def _flow_timing_reference(flows: pd.DataFrame) -> list[pd.DataFrame]:
     return parts
 
 
-@settings(max_examples=50, deadline=None)
-@given(st.lists(st.tuples(st.one_of(st.none(), st.sampled_from(["apns", "mdm", "other", "web"])),
-                          st.one_of(st.none(), st.sampled_from(["10.0.0.1", "10.0.0.2", "10.0.0.3"])),
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), st.sampled_from(["apns", "mdm", "other", "web", "Zed", "ß"])),
+                          st.one_of(st.none(), st.sampled_from(["10.0.0.1", "10.0.0.2", "10.0.0.10", "10.0.0.9",
+                                                                "2001:db8::1", "Ä"])),
                           st.one_of(st.none(), st.floats(0, 500)), st.one_of(st.none(), st.floats(0, 500)),
                           st.floats(0, 5000), st.sampled_from(["apns-courier", "web"]), st.integers(0, 2),
                           st.sampled_from(["SF", "S0", "REJ"])), min_size=1, max_size=30))

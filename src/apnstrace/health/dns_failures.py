@@ -8,6 +8,7 @@ import pandas as pd
 
 from ..classify import classify
 from ..flows.finalize import UID
+from ..sequences.rows import rows_of
 from ..site import Site
 
 DNS_PORTS = (53, 5353)
@@ -20,7 +21,7 @@ def dns_failures(flows: pd.DataFrame, failures: Sequence, site: Site | None) -> 
     reason (dns_<rcode>, dns_sinkhole, dns_no_answer), the answer time, and the name's category."""
     rows = []
     if len(flows) and failures:
-        at = pd.Index(flows[UID].to_numpy()).get_indexer([f.uid for f in failures])
+        at = rows_of(flows[UID].to_numpy(), np.array([f.uid for f in failures], np.int64))
         for failure, row in zip(failures, at.tolist()):
             if row >= 0:
                 rows.append((row, failure.ts, failure.qname, failure.qtype, f"dns_{failure.rcode.lower()}"))
@@ -31,7 +32,10 @@ def dns_failures(flows: pd.DataFrame, failures: Sequence, site: Site | None) -> 
             (flows["transport"] == "udp").to_numpy() & flows["server_port"].isin(DNS_PORTS).to_numpy()
             & query.notna().to_numpy() & (flows["pkts_s2c"] == 0).to_numpy()
             & (capture_end - flows["ts_start"].to_numpy() >= NO_ANSWER_WAIT_S))
-        rows += [(i, float(flows["ts_start"].iat[i]), query.iat[i], "", "dns_no_answer") for i in unanswered.tolist()]
+        # Each column read at those rows at once (per-row .iat costs ~30 us a row).
+        rows += [(i, ts, name, "", "dns_no_answer") for i, ts, name in zip(
+            unanswered.tolist(), flows["ts_start"].to_numpy()[unanswered].tolist(),
+            query.iloc[unanswered].to_numpy(dtype=object).tolist())]
     if not rows:
         return pd.DataFrame(columns=["row", "ts", "qname", "qtype", "reason", "category", "service"])
     found = pd.DataFrame(rows, columns=["row", "ts", "qname", "qtype", "reason"])

@@ -148,7 +148,12 @@ class _Facts:
     def _num(self, name: str, default: float = np.nan) -> np.ndarray:
         if name not in self._flows:
             return np.full(self._n, default)
-        return pd.to_numeric(self._flows[name], errors="coerce").astype("float64").to_numpy(na_value=np.nan)
+        column = self._flows[name]
+        if isinstance(column.dtype, np.dtype) and (column.dtype == np.float64 or column.dtype.kind == "i"):
+            # The frame's own numbers, not a float64 copy (8 bytes a flow each, a dozen of them
+            # at the analysis' peak): integers compare and print as their floats would.
+            return column.to_numpy()
+        return pd.to_numeric(column, errors="coerce").astype("float64").to_numpy(na_value=np.nan)
 
     def _equals(self, name: str, value: str) -> np.ndarray:
         # Compared as Arrow strings: every row's text as a Python string costs ~60 bytes a row.
@@ -184,7 +189,7 @@ class _Facts:
     def only_syns(self) -> np.ndarray:
         # A client that sent data or ACKs after its SYN was answered: the capture missed the
         # answer (a one-way capture, health/one_way.py), the network did not drop it.
-        extra = self._flows["pkts_c2s"].to_numpy(dtype=np.float64) - self.syns - self.rstos0
+        extra = self._num("pkts_c2s") - self.syns - self.rstos0
         return (extra <= 0) & (self.c_payload == 0)
 
     @cached_property

@@ -68,4 +68,7 @@ def _usual_ttl(flows: pd.DataFrame, servers: set) -> tuple[dict, dict]:
 
 
 def _floats(flows: pd.DataFrame, name: str) -> np.ndarray:
-    return pd.to_numeric(flows[name], errors="coerce").astype("float64").to_numpy(na_value=np.nan)
+    column = flows[name]
+    if column.dtype == np.dtype(np.float64):        # the frame's own array, not a full-length copy
+        return column.to_numpy()
+    return pd.to_numeric(column, errors="coerce").astype("float64").to_numpy(na_value=np.nan)

@@ -13,6 +13,7 @@ from .activity import Activity
 from .checkins import checkin_events, mdm_flows
 from .followups import followups
 from .pushes import find_pushes
+from .rows import rows_of
 
 PROVIDER = "apns-provider"
 HANDSHAKE_PACKETS = 2          # a provider flow's first client payloads are its TLS handshake
@@ -61,21 +62,15 @@ def _string_rank(values: np.ndarray) -> np.ndarray:
 
 def _on_flows(events: pd.DataFrame, flows: pd.DataFrame) -> pd.DataFrame:
     """Put recorded events on their flow rows; `c2s` says the device (client) sent it."""
-    row = _rows_of(flows[UID].to_numpy(), events["uid"].to_numpy(np.int64)) if len(events) else np.empty(0, int)
+    row = rows_of(flows[UID].to_numpy(), events["uid"].to_numpy(np.int64)) if len(events) else np.empty(0, int)
     keep = row >= 0
-    columns = {name: events[name].to_numpy()[keep] for name in events.columns}     # one frame, no copies
-    columns["row"] = row[keep]
+    # One frame over the events' own arrays: a copy only drops rows of no flow (flow starts
+    # are about one row a flow).
+    every = bool(keep.all())
+    columns = {name: events[name].to_numpy() if every else events[name].to_numpy()[keep] for name in events.columns}
+    columns["row"] = row if every else row[keep]
     columns["c2s"] = (columns["dir"] == 0) == flows["_client_is_a"].to_numpy(bool)[columns["row"]]
-    return pd.DataFrame(columns)
-
-
-def _rows_of(uids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """pd.Index(uids).get_indexer(wanted) (uids unique): by binary search when uids are sorted,
-    as flows come, sparing the hash table over every flow (~40 MB a million flows)."""
-    if len(uids) and uids.dtype.kind in "iu" and (len(uids) == 1 or bool((uids[1:] > uids[:-1]).all())):
-        at = np.minimum(np.searchsorted(uids, wanted), len(uids) - 1)
-        return np.where(uids[at] == wanted, at, -1)
-    return pd.Index(uids).get_indexer(wanted)
+    return pd.DataFrame(columns, copy=False)
 
 
 def _match(pushes: pd.DataFrame, events: pd.DataFrame, options: SequenceOptions) -> dict[str, np.ndarray]:
