@@ -250,7 +250,7 @@ class Session:
         _hand_back_freed()
         flows = self.table.finish()
         _hand_back_freed()
-        flows = attach(flows, self.collector)
+        flows = attach(flows, self.collector, last=True)      # its log let go once resolved
         self.collector = None
         _hand_back_freed()
         return flows

@@ -47,7 +47,9 @@ class Activity:
 
 
 def _frame(**columns: list) -> pd.DataFrame:
-    return pd.DataFrame({name: np.concatenate(parts) if parts else np.empty(0) for name, parts in columns.items()})
+    # The arrays are fresh (concatenated here): the frame takes them as they are.
+    return pd.DataFrame({name: np.concatenate(parts) if parts else np.empty(0) for name, parts in columns.items()},
+                        copy=False)
 
 
 class ActivityCollector:
