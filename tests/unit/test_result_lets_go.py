@@ -17,9 +17,9 @@ def test_frame_before_block_reasons_is_let_go(monkeypatch, name):
     seen, trims = {}, []
     per_flow, tables, attach = pl.per_flow, pl._tables, pl.attach
 
-    def spy_attach(flows, collector):
-        seen["collector"] = weakref.ref(collector)
-        return attach(flows, collector)
+    def spy_attach(flows, collector, **kwargs):
+        seen["collector"], seen["attach_kwargs"] = weakref.ref(collector), kwargs
+        return attach(flows, collector, **kwargs)
 
     def spy_per_flow(flows, *args, **kwargs):
         seen["before"] = weakref.ref(flows)
@@ -36,6 +36,7 @@ def test_frame_before_block_reasons_is_let_go(monkeypatch, name):
     monkeypatch.setattr(pl, "_hand_back_freed", lambda: trims.append(1))
     got = apnstrace.analyze(SAMPLES / name, workers=1)
     assert seen["alive"] is False and seen["collector_alive"] is False and trims == [1, 1, 1, 1]
+    assert seen["attach_kwargs"] == {"last": True}          # the log goes inside attach
     monkeypatch.undo()
     # The plain chain, every frame kept.
     session = pl.Session()
