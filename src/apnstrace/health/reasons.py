@@ -373,8 +373,8 @@ def _icmp_matches(flows: pd.DataFrame, icmp: pd.DataFrame | None) -> _IcmpMatche
 def _quoted_pairs(client: pd.Series, server: pd.Series, q_client: np.ndarray, q_server: np.ndarray) -> np.ndarray:
     """Rows whose (client, server) port pair is one of the quoted ones. With every port in
     0..65535, each side is first looked up in a table of the quoted ports (a byte a flow, where
-    pairing every flow's ports as int64 and np.isin's sort of them cost ~60 MB at 988K flows),
-    and only the rows passing both are paired."""
+    every flow's ports paired as int64, their temporaries and np.isin's sort of them cost 8-24
+    bytes a flow each), and only the rows passing both are paired."""
     client, server = client.to_numpy(), server.to_numpy()      # the frame's own integers
     if not (len(client) and _ports(client) and _ports(server)):
         return np.flatnonzero(np.isin(_port_pairs(client, server), _port_pairs(q_client, q_server)))
