@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..metadata.gather import gather_text
 from ..options import FlowOptions
 from .expectations import tls_expectations
 
@@ -48,41 +47,49 @@ def block_reasons(flows: pd.DataFrame, icmp: pd.DataFrame | None, options: FlowO
     flows = flows.copy(deep=False)      # copy-on-write: only the columns set below are new
     n = len(flows)
     # The reason as a code into REASONS (-1: none) and each claim's rows with their texts' codes
-    # into its distinct texts: no full-length object arrays (8 bytes a flow each, beside
-    # _icmp_matches' scratch) nor a Python object per flow to convert.
+    # into its distinct texts: no full-length object arrays (8 bytes a flow each) nor a Python
+    # object per flow to convert. The rules' arrays (_Facts) are gone before the columns are made.
     reason = np.full(n, -1, np.int8)
     claims: list[tuple[np.ndarray, list, np.ndarray]] = []
     if n:
-        f = _Facts(flows)
-        if capture_end is None:
-            capture_end = float(np.nanmax(flows["ts_end"].to_numpy()))
-
-        def claim(mask: np.ndarray, name: str, explain, says=None) -> None:
-            rows = np.flatnonzero(mask & (reason < 0))
-            reason[rows] = REASONS.index(name)
-            claims.append((rows, *distinct_texts(rows, explain, says)))
-
-        icmp_rows = _icmp_matches(flows, icmp)
-        claim(f.started & (icmp_rows.index_mask(n)) & ~f.answered, "icmp_unreachable", icmp_rows.describe)
-        claim(f.tcp_started & f.rej, "reset", f.describe_reset)
-        claim(f.tcp_started & (f.s0 | f.rstos0) & f.only_syns, "no_response",
-              lambda i: f.describe_no_response(i, capture_end), lambda rows: f.no_response_says(capture_end, rows))
-        alert_rows = np.flatnonzero(f.tcp_started & f.fatal_alert)
-        tls_alert = f.text_at("tls_alert", alert_rows)
-        claim(f.tcp_started & f.fatal_alert, "tls_alert",
-              lambda i: f"the server answered the ClientHello with alert {tls_alert[np.searchsorted(alert_rows, i)]}")
-        intercepted, why = _interception(f)
-        claim(f.tcp_started & intercepted, "tls_intercepted", lambda i: why[i])
-        claim(f.tcp_started & f.handshake & np.isfinite(f.s_rst) & (f.s_payload == 0), "reset_after_handshake",
-              f.describe_reset_after_handshake)
-        waited = np.where(f.closed, f.ts_end, capture_end) - f.c_data
-        claim(f.tcp_started & f.handshake & (f.c_payload > 0) & (f.s_payload == 0) & ~np.isfinite(f.s_rst)
-              & (waited >= options.server_wait_s), "no_server_data",
-              lambda i: f"the client sent {int(f.c_payload[i]):,} bytes; no data came back in {waited[i]:.1f} s")
+        _claim_all(flows, icmp, options, capture_end, reason, claims)
     flows["blocked"] = pd.arrays.BooleanArray(reason >= 0, np.zeros(n, bool))
     flows["block_reason"] = _string(_reason_column(reason))
     flows[EVIDENCE] = _string(_evidence(n, claims))
     return flows
+
+
+def _claim_all(flows: pd.DataFrame, icmp: pd.DataFrame | None, options: FlowOptions, capture_end: float | None,
+               reason: np.ndarray, claims: list) -> None:
+    """Each rule's rows (those no earlier rule claimed): their code into REASONS written in
+    `reason`, (rows, distinct texts, code per row) appended to `claims`."""
+    n = len(flows)
+    f = _Facts(flows)
+    if capture_end is None:
+        capture_end = float(np.nanmax(flows["ts_end"].to_numpy()))
+
+    def claim(mask: np.ndarray, name: str, explain, says=None) -> None:
+        rows = np.flatnonzero(mask & (reason < 0))
+        reason[rows] = REASONS.index(name)
+        claims.append((rows, *distinct_texts(rows, explain, says)))
+
+    icmp_rows = _icmp_matches(flows, icmp)
+    claim(f.started & (icmp_rows.index_mask(n)) & ~f.answered, "icmp_unreachable", icmp_rows.describe)
+    claim(f.tcp_started & f.rej, "reset", f.describe_reset)
+    claim(f.tcp_started & (f.s0 | f.rstos0) & f.only_syns, "no_response",
+          lambda i: f.describe_no_response(i, capture_end), lambda rows: f.no_response_says(capture_end, rows))
+    alert_rows = np.flatnonzero(f.tcp_started & f.fatal_alert)
+    tls_alert = f.text_at("tls_alert", alert_rows)
+    claim(f.tcp_started & f.fatal_alert, "tls_alert",
+          lambda i: f"the server answered the ClientHello with alert {tls_alert[np.searchsorted(alert_rows, i)]}")
+    intercepted, why = _interception(f)
+    claim(f.tcp_started & intercepted, "tls_intercepted", lambda i: why[i])
+    claim(f.tcp_started & f.handshake & np.isfinite(f.s_rst) & (f.s_payload == 0), "reset_after_handshake",
+          f.describe_reset_after_handshake)
+    waited = np.where(f.closed, f.ts_end, capture_end) - f.c_data
+    claim(f.tcp_started & f.handshake & (f.c_payload > 0) & (f.s_payload == 0) & ~np.isfinite(f.s_rst)
+          & (waited >= options.server_wait_s), "no_server_data",
+          lambda i: f"the client sent {int(f.c_payload[i]):,} bytes; no data came back in {waited[i]:.1f} s")
 
 
 def _string(values: pa.Array) -> pd.arrays.ArrowStringArray:
@@ -97,14 +104,15 @@ def _reason_column(reason: np.ndarray) -> pa.Array:
 
 
 def _evidence(n: int, claims: list[tuple[np.ndarray, list, np.ndarray]]) -> pa.Array:
-    """The evidence column: each claim's rows their text (its distinct texts, gathered by code),
-    null elsewhere."""
+    """The evidence column: each claim's rows their text (its distinct texts, decoded by Arrow
+    from an int32 code a row), null elsewhere."""
     texts: list = []
-    at = np.full(n, -1, np.int64)
+    at = np.full(n, -1, np.int32)
     for rows, distinct, codes in claims:
         at[rows] = codes + len(texts)
         texts.extend(distinct)
-    return gather_text(pa.array(texts, pa.large_string()), at)
+    return pa.DictionaryArray.from_arrays(pa.array(at, mask=at < 0),
+                                          pa.array(texts, pa.large_string())).cast(pa.large_string())
 
 
 def per_distinct(rows: np.ndarray, explain, says) -> list | np.ndarray:
