@@ -206,13 +206,16 @@ def _dns_named(unnamed: np.ndarray, server_ip: pd.Series, ts_start: np.ndarray,
     by_address = order[np.argsort(answered[order], kind="stable")]    # per address, in time order
     a_code, a_ts = answered[by_address], ts[by_address]
     w_code = rows[wanted] if lookup is None else lookup[rows[wanted]]
-    w_ts = ts_start[wanted]
-    # (address, time) as one sortable integer: times as ranks among all times involved
-    times = np.unique(np.concatenate([a_ts, w_ts]))
+    # (address, time) as one sortable integer: a time as how many distinct answer times are at
+    # or before it (an answer's at or before a flow's start exactly when its count is too), so
+    # the flows' times are not sorted with the answers' (copies of every named flow's)
+    times = np.unique(a_ts)
     span = len(times) + 1
-    a_key = a_code * span + np.searchsorted(times, a_ts)
-    w_key = w_code * span + np.searchsorted(times, w_ts)
+    a_key = a_code * span + np.searchsorted(times, a_ts, side="right")
+    w_key = w_code * span
+    w_key += np.searchsorted(times, ts_start[wanted], side="right")
     last = np.searchsorted(a_key, w_key, side="right") - 1
+    del w_key
     ok = last >= 0
     ok[ok] = a_code[last[ok]] == w_code[ok]
     return wanted[ok], by_address[last[ok]]
