@@ -186,3 +186,45 @@ def test_rows_of_same_as_index_lookup(uids, wanted, ordered) -> None:
     uids = np.array(sorted(uids) if ordered else uids, np.int64)
     wanted = np.array(wanted, np.int64)
     assert _rows_of(uids, wanted).tolist() == pd.Index(uids).get_indexer(wanted).tolist()
+
+
+# --------------------------------------------------------------------------- reasons: columns without objects
+
+PORTS = st.sampled_from([-1, 0, 1, 2, 443, 65535, 65536, 70000])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(PORTS, PORTS), max_size=30), st.lists(st.tuples(PORTS, PORTS), min_size=1, max_size=10),
+       st.sampled_from([np.int32, np.int64, np.uint16, np.uint32]))
+def test_quoted_pairs_same_as_a_set_of_pairs(flows_ports, quoted_ports, dtype) -> None:
+    if np.dtype(dtype).kind == "u":                  # an unsigned column holds no negative port
+        flows_ports = [(c % 65536, s % 65536) if dtype == np.uint16 else (abs(c), abs(s)) for c, s in flows_ports]
+    client = pd.Series(np.array([c for c, _ in flows_ports], dtype=dtype))
+    server = pd.Series(np.array([s for _, s in flows_ports], dtype=dtype))
+    qc, qs = (np.array(v, np.int64) for v in zip(*quoted_ports))
+    wanted = set(zip(qc.tolist(), qs.tolist()))
+    expected = [i for i, pair in enumerate(flows_ports) if pair in wanted]
+    assert reasons._quoted_pairs(client, server, qc, qs).tolist() == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.tuples(st.integers(0, 3), st.sampled_from(["", "a", "Ünïcode ß", "x" * 40, "b, c"]))),
+                max_size=40))
+def test_reason_and_evidence_columns_same_as_object_arrays(rows) -> None:
+    n = len(rows)
+    reason = np.full(n, -1, np.int8)
+    expected_reason = np.full(n, None, dtype=object)
+    expected_evidence = np.full(n, None, dtype=object)
+    claims = []
+    for k in range(4):                               # each claim's rows, its distinct texts and codes
+        mine = np.array([i for i, r in enumerate(rows) if r is not None and r[0] == k], np.int64)
+        texts = [rows[i][1] for i in mine.tolist()]
+        codes, distinct = pd.factorize(pd.Series(texts, dtype=object))
+        claims.append((mine, list(distinct), codes.astype(np.int64)))
+        reason[mine] = k
+        expected_reason[mine] = reasons.REASONS[k]
+        expected_evidence[mine] = texts
+    pd.testing.assert_extension_array_equal(reasons._string(reasons._reason_column(reason)),
+                                            pd.array(expected_reason, dtype="string"))
+    pd.testing.assert_extension_array_equal(reasons._string(reasons._evidence(n, claims)),
+                                            pd.array(expected_evidence, dtype="string"))

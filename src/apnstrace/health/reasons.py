@@ -10,6 +10,7 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ..options import FlowOptions
 from .expectations import tls_expectations
@@ -45,40 +46,73 @@ def block_reasons(flows: pd.DataFrame, icmp: pd.DataFrame | None, options: FlowO
     """
     flows = flows.copy(deep=False)      # copy-on-write: only the columns set below are new
     n = len(flows)
-    reason = np.full(n, None, dtype=object)
-    evidence = np.full(n, None, dtype=object)
+    # The reason as a code into REASONS (-1: none) and each claim's rows with their texts' codes
+    # into its distinct texts: no full-length object arrays (8 bytes a flow each) nor a Python
+    # object per flow to convert. The rules' arrays (_Facts) are gone before the columns are made.
+    reason = np.full(n, -1, np.int8)
+    claims: list[tuple[np.ndarray, list, np.ndarray]] = []
     if n:
-        f = _Facts(flows)
-        if capture_end is None:
-            capture_end = float(np.nanmax(flows["ts_end"].to_numpy()))
-
-        def claim(mask: np.ndarray, name: str, explain, says=None) -> None:
-            rows = np.flatnonzero(mask & (reason == None))      # noqa: E711 (elementwise)
-            reason[rows] = name
-            evidence[rows] = per_distinct(rows, explain, says)
-
-        icmp_rows = _icmp_matches(flows, icmp)
-        claim(f.started & (icmp_rows.index_mask(n)) & ~f.answered, "icmp_unreachable", icmp_rows.describe)
-        claim(f.tcp_started & f.rej, "reset", f.describe_reset)
-        claim(f.tcp_started & (f.s0 | f.rstos0) & f.only_syns, "no_response",
-              lambda i: f.describe_no_response(i, capture_end), lambda rows: f.no_response_says(capture_end, rows))
-        alert_rows = np.flatnonzero(f.tcp_started & f.fatal_alert)
-        tls_alert = f.text_at("tls_alert", alert_rows)
-        claim(f.tcp_started & f.fatal_alert, "tls_alert",
-              lambda i: f"the server answered the ClientHello with alert {tls_alert[np.searchsorted(alert_rows, i)]}")
-        intercepted, why = _interception(f)
-        claim(f.tcp_started & intercepted, "tls_intercepted", lambda i: why[i])
-        claim(f.tcp_started & f.handshake & np.isfinite(f.s_rst) & (f.s_payload == 0), "reset_after_handshake",
-              f.describe_reset_after_handshake)
-        waited = np.where(f.closed, f.ts_end, capture_end) - f.c_data
-        claim(f.tcp_started & f.handshake & (f.c_payload > 0) & (f.s_payload == 0) & ~np.isfinite(f.s_rst)
-              & (waited >= options.server_wait_s), "no_server_data",
-              lambda i: f"the client sent {int(f.c_payload[i]):,} bytes; no data came back in {waited[i]:.1f} s")
-    blocked = reason != None                                     # noqa: E711
-    flows["blocked"] = pd.arrays.BooleanArray(blocked.astype(bool), np.zeros(n, bool))
-    flows["block_reason"] = pd.array(reason, dtype="string")
-    flows[EVIDENCE] = pd.array(evidence, dtype="string")
+        _claim_all(flows, icmp, options, capture_end, reason, claims)
+    flows["blocked"] = pd.arrays.BooleanArray(reason >= 0, np.zeros(n, bool))
+    flows["block_reason"] = _string(_reason_column(reason))
+    flows[EVIDENCE] = _string(_evidence(n, claims))
     return flows
+
+
+def _claim_all(flows: pd.DataFrame, icmp: pd.DataFrame | None, options: FlowOptions, capture_end: float | None,
+               reason: np.ndarray, claims: list) -> None:
+    """Each rule's rows (those no earlier rule claimed): their code into REASONS written in
+    `reason`, (rows, distinct texts, code per row) appended to `claims`."""
+    n = len(flows)
+    f = _Facts(flows)
+    if capture_end is None:
+        capture_end = float(np.nanmax(flows["ts_end"].to_numpy()))
+
+    def claim(mask: np.ndarray, name: str, explain, says=None) -> None:
+        rows = np.flatnonzero(mask & (reason < 0))
+        reason[rows] = REASONS.index(name)
+        claims.append((rows, *distinct_texts(rows, explain, says)))
+
+    icmp_rows = _icmp_matches(flows, icmp)
+    claim(f.started & (icmp_rows.index_mask(n)) & ~f.answered, "icmp_unreachable", icmp_rows.describe)
+    claim(f.tcp_started & f.rej, "reset", f.describe_reset)
+    claim(f.tcp_started & (f.s0 | f.rstos0) & f.only_syns, "no_response",
+          lambda i: f.describe_no_response(i, capture_end), lambda rows: f.no_response_says(capture_end, rows))
+    alert_rows = np.flatnonzero(f.tcp_started & f.fatal_alert)
+    tls_alert = f.text_at("tls_alert", alert_rows)
+    claim(f.tcp_started & f.fatal_alert, "tls_alert",
+          lambda i: f"the server answered the ClientHello with alert {tls_alert[np.searchsorted(alert_rows, i)]}")
+    intercepted, why = _interception(f)
+    claim(f.tcp_started & intercepted, "tls_intercepted", lambda i: why[i])
+    claim(f.tcp_started & f.handshake & np.isfinite(f.s_rst) & (f.s_payload == 0), "reset_after_handshake",
+          f.describe_reset_after_handshake)
+    waited = np.where(f.closed, f.ts_end, capture_end) - f.c_data
+    claim(f.tcp_started & f.handshake & (f.c_payload > 0) & (f.s_payload == 0) & ~np.isfinite(f.s_rst)
+          & (waited >= options.server_wait_s), "no_server_data",
+          lambda i: f"the client sent {int(f.c_payload[i]):,} bytes; no data came back in {waited[i]:.1f} s")
+
+
+def _string(values: pa.Array) -> pd.arrays.ArrowStringArray:
+    """A large_string array as the "string" column pd.array(texts, dtype="string") makes."""
+    return pd.arrays.ArrowStringArray(pa.chunked_array([values]))
+
+
+def _reason_column(reason: np.ndarray) -> pa.Array:
+    """REASONS[code] per row, null where the code is -1 (decoded by Arrow: no Python object a row)."""
+    return pa.DictionaryArray.from_arrays(pa.array(reason, mask=reason < 0),
+                                          pa.array(REASONS, pa.large_string())).cast(pa.large_string())
+
+
+def _evidence(n: int, claims: list[tuple[np.ndarray, list, np.ndarray]]) -> pa.Array:
+    """The evidence column: each claim's rows their text (its distinct texts, decoded by Arrow
+    from an int32 code a row), null elsewhere."""
+    texts: list = []
+    at = np.full(n, -1, np.int32)
+    for rows, distinct, codes in claims:
+        at[rows] = codes + len(texts)
+        texts.extend(distinct)
+    return pa.DictionaryArray.from_arrays(pa.array(at, mask=at < 0),
+                                          pa.array(texts, pa.large_string())).cast(pa.large_string())
 
 
 def per_distinct(rows: np.ndarray, explain, says) -> list | np.ndarray:
@@ -86,8 +120,16 @@ def per_distinct(rows: np.ndarray, explain, says) -> list | np.ndarray:
     `says(rows)` gives (arrays at those rows; bit for bit: -0.0 is not 0.0); rows of one
     combination share the text. The values must hold everything explain's text depends on;
     says None: every row its own."""
+    texts, codes = distinct_texts(rows, explain, says)
+    out = np.empty(len(texts), dtype=object)
+    out[:] = texts
+    return out[codes]
+
+
+def distinct_texts(rows: np.ndarray, explain, says) -> tuple[list, np.ndarray]:
+    """per_distinct(rows, explain, says) as (its distinct texts, each row's code into them)."""
     if says is None or len(rows) < 2:
-        return [explain(i) for i in rows.tolist()]
+        return [explain(i) for i in rows.tolist()], np.arange(len(rows), dtype=np.int64)
     # Numbered one value at a time by hashing (pd.factorize): np.unique(axis=0) over a
     # rows x values matrix sorts several copies of it, the analysis' peak on a large scan.
     group = np.zeros(len(rows), np.int64)
@@ -97,9 +139,7 @@ def per_distinct(rows: np.ndarray, explain, says) -> list | np.ndarray:
     count = int(group.max()) + 1
     first = np.empty(count, np.int64)
     first[group[::-1]] = np.arange(len(rows) - 1, -1, -1)            # each group's first row
-    texts = np.empty(count, dtype=object)
-    texts[:] = [explain(i) for i in rows[first].tolist()]
-    return texts[group]
+    return [explain(i) for i in rows[first].tolist()], group
 
 
 def reads_capture_end(flows: pd.DataFrame, seen_until: np.ndarray, capture_end: float) -> np.ndarray:
@@ -323,9 +363,9 @@ def _icmp_matches(flows: pd.DataFrame, icmp: pd.DataFrame | None) -> _IcmpMatche
     keys = ["client_ip", "client_port", "server_ip", "server_port", "transport"]
     # Only flows with a quoted port pair can match: narrowed on the integers first, as every
     # flow's addresses as Python strings would cost hundreds of MB on a large capture.
-    rows = np.flatnonzero(np.isin(_port_pairs(flows["client_port"], flows["server_port"]),
-                                  _port_pairs(quoted["client_port"], quoted["server_port"])))
-    near = flows[[*keys, "ts_start", "ts_end"]].iloc[rows]
+    rows = _quoted_pairs(flows["client_port"], flows["server_port"],
+                         quoted["client_port"].to_numpy(), quoted["server_port"].to_numpy())
+    near = pd.DataFrame({k: flows[k].iloc[rows] for k in (*keys, "ts_start", "ts_end")})
     side = pd.DataFrame({k: near[k].astype(str if k in ("client_ip", "server_ip", "transport") else np.int64).to_numpy()
                          for k in keys})
     side["row"] = rows
@@ -338,7 +378,32 @@ def _icmp_matches(flows: pd.DataFrame, icmp: pd.DataFrame | None) -> _IcmpMatche
     return _IcmpMatches(first["row"].to_numpy(), first[["v6", "icmp_type", "icmp_code", "reporter"]])
 
 
-def _port_pairs(client: pd.Series, server: pd.Series) -> np.ndarray:
+def _quoted_pairs(client: pd.Series, server: pd.Series, q_client: np.ndarray, q_server: np.ndarray) -> np.ndarray:
+    """Rows whose (client, server) port pair is one of the quoted ones. With every port in
+    0..65535, each side is first looked up in a table of the quoted ports (a byte a flow, where
+    every flow's ports paired as int64, their temporaries and np.isin's sort of them cost 8-24
+    bytes a flow each), and only the rows passing both are paired."""
+    client, server = client.to_numpy(), server.to_numpy()      # the frame's own integers
+    if not (len(client) and _ports(client) and _ports(server)):
+        return np.flatnonzero(np.isin(_port_pairs(client, server), _port_pairs(q_client, q_server)))
+    near = np.flatnonzero(_port_table(q_server)[server] & _port_table(q_client)[client])
+    return near[np.isin(_port_pairs(client[near], server[near]), _port_pairs(q_client, q_server))]
+
+
+def _ports(values: np.ndarray) -> bool:
+    """Integers all within 0..65535 (a table's indices)."""
+    return isinstance(values.dtype, np.dtype) and values.dtype.kind in "iu" and int(values.min()) >= 0 and int(values.max()) <= 0xFFFF
+
+
+def _port_table(ports: np.ndarray) -> np.ndarray:
+    """Per port 0..65535: is it one of `ports`?"""
+    table = np.zeros(0x10000, bool)
+    ports = ports.astype(np.int64)
+    table[ports[(ports >= 0) & (ports <= 0xFFFF)]] = True
+    return table
+
+
+def _port_pairs(client: np.ndarray, server: np.ndarray) -> np.ndarray:
     """A port pair as one integer (ports fit in 32 bits; a wider value may collide, which only
     lets a flow through to the exact merge)."""
-    return (client.to_numpy(np.int64) << 32) | (server.to_numpy(np.int64) & 0xFFFFFFFF)
+    return (client.astype(np.int64) << 32) | (server.astype(np.int64) & 0xFFFFFFFF)

@@ -151,9 +151,9 @@ def _names(sni: Picked, host: Picked, server_ip: pd.Series, ts_start: np.ndarray
         stripped = pc.replace_with_mask(h_dist, pa.array(with_port), cut.cast(h_dist.type))
     # pick: row of concat([sni, stripped, dns names]), -1: null; kind: into SOURCES
     named = pa.array([], pa.large_string())
-    rest = np.flatnonzero(pick < 0)
-    if rest.size and len(dns):
-        rows, answers = _dns_named(rest, server_ip, ts_start, dns)
+    unnamed = pick < 0
+    if len(dns) and unnamed.any():
+        rows, answers = _dns_named(unnamed, server_ip, ts_start, dns)
         named = dns.name.take(pa.array(answers))
         pick[rows] = len(s_dist) + len(h_dist) + np.arange(len(rows))
         kind[rows] = 2
@@ -165,9 +165,9 @@ def _names(sni: Picked, host: Picked, server_ip: pd.Series, ts_start: np.ndarray
     return (name, _codes(values, pick)), (source, kind)
 
 
-def _dns_named(rest: np.ndarray, server_ip: pd.Series, ts_start: np.ndarray,
+def _dns_named(unnamed: np.ndarray, server_ip: pd.Series, ts_start: np.ndarray,
                dns: DnsRecords) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of `rest` a DNS answer names and the answer for each: the last answer, in time
+    """Rows `unnamed` marks that a DNS answer names and the answer for each: the last answer, in time
     order, for the server address at or before the flow's start (an answer with the same
     timestamp as the SYN was seen first). Only flows to an answered address are looked at."""
     # Addresses as codes of the flows' distinct server addresses (no Python string per flow);
@@ -192,7 +192,9 @@ def _dns_named(rest: np.ndarray, server_ip: pd.Series, ts_start: np.ndarray,
     hit[answered[answered >= 0]] = True
     if lookup is not None:                          # through the lookup (its last slot: -1)
         hit = hit[lookup]
-    wanted = rest[hit[rows[rest]]]
+    # marked rows to an answered address, as a mask over the flows (not the unnamed rows'
+    # numbers and codes: two int64 arrays of most flows)
+    wanted = np.flatnonzero(unnamed & hit[rows])
     none = np.empty(0, np.int64)
     if not wanted.size:
         return none, none
@@ -204,13 +206,16 @@ def _dns_named(rest: np.ndarray, server_ip: pd.Series, ts_start: np.ndarray,
     by_address = order[np.argsort(answered[order], kind="stable")]    # per address, in time order
     a_code, a_ts = answered[by_address], ts[by_address]
     w_code = rows[wanted] if lookup is None else lookup[rows[wanted]]
-    w_ts = ts_start[wanted]
-    # (address, time) as one sortable integer: times as ranks among all times involved
-    times = np.unique(np.concatenate([a_ts, w_ts]))
+    # (address, time) as one sortable integer: a time as how many distinct answer times are at
+    # or before it (an answer's at or before a flow's start exactly when its count is too), so
+    # the flows' times are not sorted with the answers' (copies of every named flow's)
+    times = np.unique(a_ts)
     span = len(times) + 1
-    a_key = a_code * span + np.searchsorted(times, a_ts)
-    w_key = w_code * span + np.searchsorted(times, w_ts)
+    a_key = a_code * span + np.searchsorted(times, a_ts, side="right")
+    w_key = w_code * span
+    w_key += np.searchsorted(times, ts_start[wanted], side="right")
     last = np.searchsorted(a_key, w_key, side="right") - 1
+    del w_key
     ok = last >= 0
     ok[ok] = a_code[last[ok]] == w_code[ok]
     return wanted[ok], by_address[last[ok]]
