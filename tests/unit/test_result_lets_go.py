@@ -17,9 +17,9 @@ def test_frame_before_block_reasons_is_let_go(monkeypatch, name):
     seen, trims = {}, []
     per_flow, tables, attach = pl.per_flow, pl._tables, pl.attach
 
-    def spy_attach(flows, collector):
+    def spy_attach(flows, collector, **kwargs):
         seen["collector"] = weakref.ref(collector)
-        return attach(flows, collector)
+        return attach(flows, collector, **kwargs)
 
     def spy_per_flow(flows, *args, **kwargs):
         seen["before"] = weakref.ref(flows)
