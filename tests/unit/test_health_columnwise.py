@@ -120,6 +120,25 @@ def test_sentences_same_as_row_by_row(rows, arrow_text) -> None:
     assert list(bt._sentences(table)) == _sentences_reference(table)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(ROW, min_size=1, max_size=30), st.sampled_from(["string[pyarrow]", "string", object]),
+       st.integers(1, 8))
+def test_sentences_in_slices_same_as_row_by_row(rows, text_dtype, rows_per_slice) -> None:
+    """Made a slice of rows at a time (_SLICE): slice edges anywhere, the same sentences in order."""
+    names = ["reason", "_variant", "category", "service", "server_name", "server_ip", "transport", "server_port", "evidence"]
+    table = pd.DataFrame(rows, columns=names)
+    for name in ("category", "service", "server_name", "server_ip", "transport", "evidence"):
+        table[name] = table[name].astype(text_dtype)
+    table.index = np.arange(len(table))[::-1]
+    kept, bt._SLICE = bt._SLICE, rows_per_slice
+    try:
+        made = bt._sentences(table)
+    finally:
+        bt._SLICE = kept
+    assert len(made) == len(table)
+    assert list(made) == _sentences_reference(table)
+
+
 # --------------------------------------------------------------------------- timing per category/device
 
 def _flow_timing_reference(flows: pd.DataFrame) -> list[pd.DataFrame]:

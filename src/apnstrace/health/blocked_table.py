@@ -102,11 +102,21 @@ def _dns_evidence(qname: str, qtype: str, reason: str) -> str:
     return f"{asked} answered {reason[4:].upper()}"
 
 
+# Rows per slice of sentences: the pieces' Arrow temporaries are a slice's, not the table's
+# (engine_10m's 287K rows: the full-length ones were ~55 MB at _tables' peak).
+_SLICE = 1 << 15
+
+
 def _sentences(table: pd.DataFrame) -> pd.arrays.ArrowStringArray:
     """One sentence per row, "<head>: <evidence> - <meaning>", built column-wise as Arrow
-    strings (scans make hundreds of thousands of blocked rows): the pieces of few distinct
-    values are said once each in Python, and Arrow joins them row by row."""
+    strings (scans make hundreds of thousands of blocked rows), a slice of rows at a time:
+    the pieces of few distinct values are said once each in Python, and Arrow joins them row by row."""
     phrases = _phrases()
+    chunks = [_slice_sentences(table.iloc[start:start + _SLICE], phrases) for start in range(0, len(table), _SLICE)]
+    return pd.arrays.ArrowStringArray(pa.chunked_array(chunks, pa.large_string()))
+
+
+def _slice_sentences(table: pd.DataFrame, phrases: dict) -> pa.Array:
     # Variants with their own meaning: "<reason>_injected" (another box sent the RST,
     # health/rst_origin.py), "reset_unacknowledged" (the server's SYN/ACK went unanswered).
     # The meaning only depends on (reason + variant, category).
@@ -120,9 +130,10 @@ def _sentences(table: pd.DataFrame) -> pd.arrays.ArrowStringArray:
     empty = _text("")
     both = pc.and_(pc.not_equal(service, empty), pc.not_equal(server_name, empty))
     label = pc.if_else(both, _join(service, ", ", server_name), _join(service, server_name))
+    del both, service, server_name              # a slice's temporaries let go as soon as used
     label = pc.if_else(pc.or_(pa.array(dns), pc.equal(label, empty)), empty, _join(" (", label, ")"))
     sentences = _join(lead, _texts(table["server_ip"]), label, ": ", _texts(table["evidence"]), " - ", meanings)
-    return pd.arrays.ArrowStringArray(pa.chunked_array([sentences]) if isinstance(sentences, pa.Array) else sentences)
+    return sentences.combine_chunks() if isinstance(sentences, pa.ChunkedArray) else sentences
 
 
 def _said(value) -> str:
