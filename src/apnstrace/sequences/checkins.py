@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 
 from ..options import SequenceOptions
+from .rows import rows_of
 
 NOT_MDM = ("apns", "dns")
 
@@ -70,7 +71,7 @@ def checkin_events(flows: pd.DataFrame, mdm: np.ndarray, starts: pd.DataFrame, b
     # Failed lookups of MDM names.
     if len(blocked):
         dns = blocked[blocked["reason"].str.startswith("dns_") & (blocked["category"] == "mdm")]
-        at = pd.Index(flow_id).get_indexer(dns["flow_id"].to_numpy(np.int64))
+        at = rows_of(flow_id, dns["flow_id"].to_numpy(np.int64))     # no hash table over every flow (~40 MB at 1M)
         parts.append(pd.DataFrame({"device_ip": dns["client_ip"].to_numpy(object), "ts": dns["ts"].to_numpy(),
                                    "row": at, "ok": np.zeros(len(dns), bool),
                                    "detail": (dns["reason"] + ": " + dns["sentence"]).to_numpy(object),
