@@ -23,7 +23,13 @@ TEXTS = st.one_of(st.none(), st.sampled_from(["", "apns-courier", "mdm", "Ünïc
 SMALL = st.sampled_from([0.0, -0.0, 0.04, 0.05, 0.15, 0.25, 0.35, 1.0, 2.95, 2.96, 3.0, 12.345, np.nan])
 
 
-# --------------------------------------------------------------------------- reasons: per_distinct
+# --------------------------------------------------------------------------- reasons: distinct_texts
+
+def per_row(rows, explain, says) -> list:
+    """distinct_texts' answer as one text per row."""
+    texts, codes = reasons.distinct_texts(rows, explain, says)
+    return [texts[c] for c in codes.tolist()]
+
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.integers(1, 4), SMALL, SMALL, st.booleans(), SMALL), min_size=1, max_size=40),
@@ -38,15 +44,15 @@ def test_no_response_texts_said_once_per_distinct_value_set(rows, capture_end) -
     f = reasons._Facts(flows)
     at = np.arange(len(flows))[::-1].copy()          # rows not in order
     expected = [f.describe_no_response(i, capture_end) for i in at.tolist()]
-    assert list(reasons.per_distinct(at, lambda i: f.describe_no_response(i, capture_end),
-                                     lambda r: f.no_response_says(capture_end, r))) == expected
+    assert per_row(at, lambda i: f.describe_no_response(i, capture_end),
+                   lambda r: f.no_response_says(capture_end, r)) == expected
 
 
-def test_per_distinct_calls_once_per_group() -> None:
+def test_distinct_texts_calls_once_per_group() -> None:
     calls = []
     values = np.array([1.0, 2.0, 1.0, 1.0, -0.0, 0.0])
-    out = reasons.per_distinct(np.array([5, 4, 3, 2, 1, 0]), lambda i: calls.append(i) or f"{values[i]}", lambda r: [values[r]])
-    assert list(out) == ["0.0", "-0.0", "1.0", "1.0", "2.0", "1.0"]
+    out = per_row(np.array([5, 4, 3, 2, 1, 0]), lambda i: calls.append(i) or f"{values[i]}", lambda r: [values[r]])
+    assert out == ["0.0", "-0.0", "1.0", "1.0", "2.0", "1.0"]
     assert len(calls) == 4
 
 

@@ -115,19 +115,11 @@ def _evidence(n: int, claims: list[tuple[np.ndarray, list, np.ndarray]]) -> pa.A
                                           pa.array(texts, pa.large_string())).cast(pa.large_string())
 
 
-def per_distinct(rows: np.ndarray, explain, says) -> list | np.ndarray:
-    """[explain(i) for i in rows], calling explain once per distinct combination of the values
-    `says(rows)` gives (arrays at those rows; bit for bit: -0.0 is not 0.0); rows of one
-    combination share the text. The values must hold everything explain's text depends on;
-    says None: every row its own."""
-    texts, codes = distinct_texts(rows, explain, says)
-    out = np.empty(len(texts), dtype=object)
-    out[:] = texts
-    return out[codes]
-
-
 def distinct_texts(rows: np.ndarray, explain, says) -> tuple[list, np.ndarray]:
-    """per_distinct(rows, explain, says) as (its distinct texts, each row's code into them)."""
+    """[explain(i) for i in rows] as (its distinct texts, each row's code into them), calling
+    explain once per distinct combination of the values `says(rows)` gives (arrays at those
+    rows; bit for bit: -0.0 is not 0.0); rows of one combination share the text. The values
+    must hold everything explain's text depends on; says None: every row its own."""
     if says is None or len(rows) < 2:
         return [explain(i) for i in rows.tolist()], np.arange(len(rows), dtype=np.int64)
     # Numbered one value at a time by hashing (pd.factorize): np.unique(axis=0) over a
