@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from . import schema
 from .decode import decode_chunk
@@ -263,10 +264,12 @@ def _result(flows: pd.DataFrame, icmp: pd.DataFrame, dns_failures: list, activit
     flows = per_flow(flows, icmp, site, options)
     # Hidden columns block_reasons alone reads, let go before _tables' temporaries come on top
     # (one array each by now, so the drop frees them): engine_10m ~85 MB.
+    # server_name_source: classify's alone (engine_10m ~9 MB).
     spent = ("_syn_first", "_syn_last", "_c_data_ts", "_s_data_ts", "_s_payload", "_c_fin_ts", "_s_fin_ts",
-             "_c_rst_ts", "client_alert", "server_alpn", "server_hello_ts")
+             "_c_rst_ts", "client_alert", "server_alpn", "server_hello_ts", "server_name_source")
     flows = flows.drop(columns=[name for name in spent if name in flows])
     _hand_back_freed()
+    _hand_back_arrow_freed()
     return _tables(flows, dns_failures, activity, site, icmp, stats)
 
 
@@ -283,14 +286,27 @@ def _tables(flows: pd.DataFrame, dns_failures: list, activity: ActivityCollector
     timing's per-flow rows read the flows alone: a thread computes them while this one builds the
     sequences (much of both is numpy/pandas work outside the GIL: fleet_10g's flows 1.2 -> 0.8 s alone)."""
     with ThreadPoolExecutor(max_workers=1) as side:
-        beside = side.submit(lambda: (flow_timing(flows), courier_table(flows)))
+        beside = side.submit(_timing_and_courier, flows)
         blocked = blocked_table(flows, dns_failures, site)
+        # What the blocked table freed, handed back before the sequences come on top (with the
+        # side thread's hand-backs: engine_10m _tables peak 1,161-1,165 -> 1,133-1,148 MB, 3 runs).
+        hand_back_freed()
         found = (build_sequences(flows, blocked, activity.found, activity.options) if activity is not None
                  else schema.to_frame(None, schema.SEQUENCES))
         flow_parts, courier = beside.result()
     timing = timing_table(flows, found, flow_parts)
     return Result(flows=_public(flows), stats=stats, icmp_errors=icmp, blocked=blocked, timing=timing,
                   courier=courier, sequences=found)
+
+
+def _timing_and_courier(flows: pd.DataFrame) -> tuple[list[pd.DataFrame], pd.DataFrame]:
+    """flow_timing's rows and the courier table (_tables' side thread). What they freed is handed
+    back before the thread ends: it stays in the thread's own malloc arena (and Arrow's heap of
+    the thread) otherwise, which the blocked table and the sequences cannot reuse, under their peak."""
+    parts, courier = flow_timing(flows), courier_table(flows)
+    hand_back_freed()
+    _hand_back_arrow_freed()
+    return parts, courier
 
 
 def _hand_back_freed() -> None:
@@ -300,6 +316,13 @@ def _hand_back_freed() -> None:
     on top. engine_10m peak ~2.4-2.7 -> ~2.0 GB, engine_2m ~834 -> ~754 MB; the trim ~10 ms, time
     within noise (alternating runs)."""
     hand_back_freed()
+
+
+def _hand_back_arrow_freed() -> None:
+    """Return what Arrow's pool (mimalloc) keeps of what it freed: reading, attach and the
+    per-flow stages' Arrow text leave ~60-85 MB there on engine_10m, under _tables' peak
+    (RSS entering _tables 970 -> 911 MB)."""
+    pa.default_memory_pool().release_unused()
 
 
 def _public(flows: pd.DataFrame) -> pd.DataFrame:

@@ -8,7 +8,7 @@ import apnstrace
 import apnstrace.pipeline as pl
 
 SPENT = {"_syn_first", "_syn_last", "_c_data_ts", "_s_data_ts", "_s_payload", "_c_fin_ts", "_s_fin_ts",
-         "_c_rst_ts", "client_alert", "server_alpn", "server_hello_ts"}
+         "_c_rst_ts", "client_alert", "server_alpn", "server_hello_ts", "server_name_source"}
 
 
 @pytest.mark.parametrize("name", ["blocked_reasons.pcap", "blocked_syn.pcap", "courier_flapping.pcap",

@@ -1,0 +1,41 @@
+"""pipeline._result/_tables: Arrow's pool hands back what it keeps before _tables; the side thread
+(timing and courier) hands back what it freed before it ends, and the heap is handed back between
+the blocked table and the sequences. The tables stay those of the plain calls."""
+import threading
+
+import pandas as pd
+from conftest import SAMPLES
+
+import apnstrace
+import apnstrace.pipeline as pl
+
+
+def test_hand_backs_come_where_their_memory_was_freed(monkeypatch):
+    calls = []
+    main = threading.get_ident()
+    for name in ("blocked_table", "build_sequences", "_tables"):
+        real = getattr(pl, name)
+        monkeypatch.setattr(pl, name, lambda *a, _real=real, _name=name, **k: (calls.append(_name), _real(*a, **k))[1])
+    monkeypatch.setattr(pl, "hand_back_freed", lambda: calls.append("heap" if threading.get_ident() == main else "side heap"))
+    real_arrow = pl._hand_back_arrow_freed
+    monkeypatch.setattr(pl, "_hand_back_arrow_freed",
+                        lambda: (calls.append("arrow" if threading.get_ident() == main else "side arrow"), real_arrow()))
+    apnstrace.analyze(SAMPLES / "mdm_checkin.pcap", workers=1)
+    assert calls.index("arrow") < calls.index("_tables")
+    after_blocked = calls.index("heap", calls.index("blocked_table"))
+    assert after_blocked < calls.index("build_sequences")
+    assert calls.count("side heap") == 1 and calls.count("side arrow") == 1
+
+
+def test_timing_and_courier_are_the_plain_calls():
+    got = apnstrace.analyze(SAMPLES / "courier_flapping.pcap", workers=1)
+    session = pl.Session()
+    pl._fast_flows([SAMPLES / "courier_flapping.pcap"], session, None)
+    session.collector.finish()
+    flows = pl.per_flow(pl.attach(session.table.finish(), session.collector), pl._icmp_frame(session.icmp_parts),
+                        None, session.options)
+    parts, courier = pl._timing_and_courier(flows)
+    pd.testing.assert_frame_equal(courier, pl.courier_table(flows))
+    for a, b in zip(parts, pl.flow_timing(flows), strict=True):
+        pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(got.courier, courier)
