@@ -38,11 +38,11 @@ def blocked_table(flows: pd.DataFrame, failures: Sequence = (), site: Site | Non
     table = pd.concat(parts, ignore_index=True)
     del parts                                   # one copy of the rows at a time
     table["_variant"] = table["_variant"].fillna("") if "_variant" in table else ""
-    severity = _phrases()["severity"]
-    codes, categories = pd.factorize(table["category"])       # a rank per distinct category
-    ranks = np.array([severity.get(c, len(severity)) for c in categories] + [len(severity)], dtype=np.int64)
-    table["_rank"] = ranks[codes]
+    table["_rank"] = _severity_ranks(table["category"])
     # Sorted before the sentences are made (they are row by row): the sort does not copy them.
+    # The flow rows come in this order (_flow_rows): the sort then copies nothing (pandas keeps
+    # the columns when nothing moves; engine_10m's copy was ~56 MB beside the rows it sorted),
+    # unless lookup rows are among them.
     table = table.sort_values(["_rank", "ts", "flow_id"], kind="stable").drop(columns="_rank")
     table["sentence"] = _sentences(table)
     table = schema.to_frame({c.name: table[c.name].array for c in schema.BLOCKED}, schema.BLOCKED, copy=False)
@@ -52,11 +52,22 @@ def blocked_table(flows: pd.DataFrame, failures: Sequence = (), site: Site | Non
     return table
 
 
+def _severity_ranks(category: pd.Series) -> np.ndarray:
+    """Each row's category's rank in sentences.toml's severity (others, and none, last)."""
+    severity = _phrases()["severity"]
+    codes, categories = pd.factorize(category)                  # a rank per distinct category
+    ranks = np.array([severity.get(c, len(severity)) for c in categories] + [len(severity)], dtype=np.int64)
+    return ranks[codes]
+
+
 def _flow_rows(flows: pd.DataFrame) -> pd.DataFrame | None:
-    """The blocked flows' rows, with their evidence and meaning variant."""
+    """The blocked flows' rows, with their evidence and meaning variant, worst first (as
+    blocked_table sorts: category's severity, then start, then flow id; ties in flow order)."""
     rows = np.flatnonzero(flows["blocked"].fillna(False).to_numpy(bool)) if len(flows) else np.empty(0, np.int64)
     if not len(rows):
         return None
+    rows = rows[np.lexsort((flows["flow_id"].to_numpy()[rows], flows["ts_start"].to_numpy()[rows],
+                            _severity_ranks(flows["category"].iloc[rows]))).astype(np.int64)]
     # The columns it reads only, kept as they are: Arrow text stays Arrow text (as Python
     # strings, a scan's blocked rows cost ~60 bytes a value).
     hit = flows[[c for c in _HIT_COLUMNS if c in flows]].iloc[rows]
