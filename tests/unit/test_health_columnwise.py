@@ -18,6 +18,7 @@ from apnstrace.sequences.rows import rows_of as _rows_of
 bt = importlib.import_module("apnstrace.health.blocked_table")
 reasons = importlib.import_module("apnstrace.health.reasons")
 timing = importlib.import_module("apnstrace.health.timing")
+rows_module = importlib.import_module("apnstrace.sequences.rows")
 
 TEXTS = st.one_of(st.none(), st.sampled_from(["", "apns-courier", "mdm", "Ünïcode ß", "a, b", "x" * 40]))
 SMALL = st.sampled_from([0.0, -0.0, 0.04, 0.05, 0.15, 0.25, 0.35, 1.0, 2.95, 2.96, 3.0, 12.345, np.nan])
@@ -181,6 +182,17 @@ def test_flow_timing_same_as_melting_every_flow(rows) -> None:
         pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_exact=True)
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), st.floats(0, 500)), st.one_of(st.none(), st.just(float("nan")), st.floats(0, 9)),
+                          st.booleans()), min_size=1, max_size=20))
+def test_rows_with_value_are_rows_with_any_metric_or_courier(rows) -> None:
+    rtt, ttfb, courier = zip(*rows)
+    flows = pd.DataFrame({"rtt_ms": pd.array(rtt, dtype="Float64"), "tls_handshake_ms": pd.array([None] * len(rows), dtype="Float64"),
+                          "ttfb_ms": np.array([np.nan if v is None else v for v in ttfb], float)})
+    want = [i for i, (r, t, c) in enumerate(rows) if c or r is not None or (t is not None and not np.isnan(t))]
+    assert timing._rows_with_value(flows, np.array(courier, bool)).tolist() == want
+
+
 # --------------------------------------------------------------------------- rst_origin, _rows_of
 
 @settings(max_examples=50, deadline=None)
@@ -210,6 +222,17 @@ def test_rst_origin_same_as_every_row_in_python(rows, data) -> None:
 def test_rows_of_same_as_index_lookup(uids, wanted, ordered) -> None:
     uids = np.array(sorted(uids) if ordered else uids, np.int64)
     wanted = np.array(wanted, np.int64)
+    assert _rows_of(uids, wanted).tolist() == pd.Index(uids).get_indexer(wanted).tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.permutations(list(range(30))), st.integers(0, 29), st.lists(st.integers(-8, 70), max_size=30))
+def test_rows_of_dense_uids_by_table(order, gone, wanted) -> None:
+    # Finished flows' uids: 0..n-1 (some missing) in an order of their own, read through the table.
+    uids = np.array([u for u in order if u != gone], np.int64)
+    wanted = np.array(wanted, np.int64)
+    assert rows_module._dense(uids) and not rows_module._dense(uids * 3)
+    assert rows_module._rows_by_table(uids, wanted).tolist() == pd.Index(uids).get_indexer(wanted).tolist()
     assert _rows_of(uids, wanted).tolist() == pd.Index(uids).get_indexer(wanted).tolist()
 
 
@@ -253,3 +276,35 @@ def test_reason_and_evidence_columns_same_as_object_arrays(rows) -> None:
                                             pd.array(expected_reason, dtype="string"))
     pd.testing.assert_extension_array_equal(reasons._string(reasons._evidence(n, claims)),
                                             pd.array(expected_evidence, dtype="string"))
+
+
+# --------------------------------------------------------------------------- blocked rows, worst first
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), st.sampled_from(["apns", "mdm", "other", "web", "dns"])),
+                          st.sampled_from([0.0, 1.0, 2.5, 7.0]), st.booleans()), min_size=1, max_size=25), st.randoms())
+def test_flow_rows_come_in_the_blocked_tables_order(rows, rnd) -> None:
+    # The blocked table's sort then moves nothing (so copies nothing).
+    category, ts, blocked = zip(*rows)
+    ids = list(range(len(rows)))
+    rnd.shuffle(ids)
+    text = pd.array(["x"] * len(rows), dtype="string")
+    flows = pd.DataFrame({"flow_id": np.array(ids, np.int64), "transport": text, "client_ip": text, "client_port": 1,
+                          "server_ip": text, "server_port": 443, "category": pd.array(category, dtype="string"),
+                          "service": text, "server_name": text, "state": text, "ts_start": np.array(ts),
+                          "block_reason": pd.array(["reset" if b else None for b in blocked], dtype="string"),
+                          "blocked": pd.array(blocked, dtype="boolean")})
+    part = bt._flow_rows(flows)
+    if not any(blocked):
+        assert part is None
+        return
+    expected = part.assign(_rank=bt._severity_ranks(part["category"])).sort_values(["_rank", "ts", "flow_id"], kind="stable")
+    assert expected.index.tolist() == list(range(len(part)))
+    assert sorted(part["flow_id"].tolist()) == sorted(i for i, b in zip(ids, blocked) if b)
+
+
+def test_severity_ranks_put_unknown_and_missing_last() -> None:
+    severity = bt._phrases()["severity"]
+    known = next(iter(severity))
+    got = bt._severity_ranks(pd.Series(pd.array([known, "no-such-category", None], dtype="string")))
+    assert got.tolist() == [severity[known], len(severity), len(severity)]
