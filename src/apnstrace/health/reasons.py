@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ..heap import hand_back_freed
 from ..options import FlowOptions
 from .expectations import tls_expectations
 
@@ -53,6 +54,9 @@ def block_reasons(flows: pd.DataFrame, icmp: pd.DataFrame | None, options: FlowO
     claims: list[tuple[np.ndarray, list, np.ndarray]] = []
     if n:
         _claim_all(flows, icmp, options, capture_end, reason, claims)
+        # The rules' arrays, freed on the heap, given back before the columns are made
+        # (engine_10m block_reasons' peak 999-1,004 -> 963-969 MB).
+        hand_back_freed()
     flows["blocked"] = pd.arrays.BooleanArray(reason >= 0, np.zeros(n, bool))
     flows["block_reason"] = _string(_reason_column(reason))
     flows[EVIDENCE] = _string(_evidence(n, claims))
