@@ -1,6 +1,9 @@
 """finalize.narrowed: pieces hold some columns narrower; assemble widens them back exactly."""
 import numpy as np
+import pandas as pd
 from hypothesis import given, settings, strategies as st
+
+from test_assemble_made_columns import partials
 
 from apnstrace.flows.finalize import NARROW, narrowed
 
@@ -37,3 +40,23 @@ def test_state_codes_round_trip(rows):
     state = conn_state(*cols)
     codes = np.searchsorted(CODED["state"], state)
     assert np.array_equal(np.array(CODED["state"])[np.minimum(codes, len(CODED["state"]) - 1)], state)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(partials(), min_size=1, max_size=3))
+def test_assemble_keeps_hidden_evidence_narrow(monkeypatch_parts):
+    """KEPT_NARROW columns stay as the pieces held them; widened, they are the columns assemble
+    made wide before."""
+    import pytest
+    from apnstrace.flows import finalize
+    pieces = [finalize.flows_piece(p) for p in monkeypatch_parts]
+    got = finalize.assemble([p.copy() for p in pieces])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(finalize, "KEPT_NARROW", ())
+        wide = finalize.assemble([p.copy() for p in pieces])
+    for name in finalize.KEPT_NARROW:
+        assert got[name].dtype == pieces[0][name].dtype
+        assert wide[name].dtype == NARROW[name]
+        assert np.array_equal(got[name].to_numpy().astype(NARROW[name]), wide[name].to_numpy(), equal_nan=True)
+    others = [name for name in wide.columns if name not in finalize.KEPT_NARROW]
+    pd.testing.assert_frame_equal(got[others], wide[others])

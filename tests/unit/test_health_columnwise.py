@@ -308,3 +308,40 @@ def test_severity_ranks_put_unknown_and_missing_last() -> None:
     known = next(iter(severity))
     got = bt._severity_ranks(pd.Series(pd.array([known, "no-such-category", None], dtype="string")))
     assert got.tolist() == [severity[known], len(severity), len(severity)]
+
+
+# --------------------------------------------------------------------------- reasons: counts
+COUNT_COLUMNS = st.sampled_from(["int64", "int32", "uint16", "float64", "Int64", "object"])
+
+
+@given(st.lists(st.one_of(st.none(), st.integers(0, 2**31 - 1)), max_size=20), COUNT_COLUMNS)
+@settings(max_examples=200, deadline=None)
+def test_counts_compare_as_the_filled_floats(values, kind) -> None:
+    """counts keeps an integer column's own array; every comparison the rules make on it gives
+    what the float64 copy with nulls as 0 gave."""
+    if kind in ("int64", "int32", "uint16"):
+        values = [v or 0 for v in values]
+        if kind == "uint16":
+            values = [v % 65536 for v in values]
+    column = pd.Series(values, dtype=kind if kind != "object" else object)
+    plain = pd.to_numeric(column, errors="coerce").fillna(0).to_numpy(np.float64)
+    got = reasons.counts(column)
+    assert len(got) == len(plain)
+    for other in (0, 1, plain[::-1] if len(plain) else plain):
+        assert np.array_equal(got > other, plain > other) and np.array_equal(got <= other, plain <= other)
+        assert np.array_equal(got == other, plain == other)
+
+
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 4), st.integers(0, 6), st.integers(0, 3)), max_size=20),
+       st.booleans())
+@settings(max_examples=100, deadline=None)
+def test_unacknowledged_synack_is_the_float_rule(rows, narrow) -> None:
+    """unacknowledged_synack on integer columns (int32 as assemble leaves _syns and _c_payload)
+    is the rule on their float64 copies."""
+    hand, syns, sent, payload = (list(c) for c in zip(*rows)) if rows else ([], [], [], [])
+    small = np.int32 if narrow else np.int64
+    flows = pd.DataFrame({"_handshake": np.array(hand, bool), "_syns": np.array(syns, small),
+                          "pkts_c2s": np.array(sent, np.int64), "_c_payload": np.array(payload, small)})
+    f = lambda name: flows[name].to_numpy(np.float64)        # noqa: E731
+    want = flows["_handshake"].to_numpy(bool) & (f("_syns") > 0) & (f("pkts_c2s") <= f("_syns")) & (f("_c_payload") == 0)
+    assert np.array_equal(reasons.unacknowledged_synack(flows), want)

@@ -1,6 +1,7 @@
 """pipeline._result: the flows frame before block_reasons is let go before _tables (its copy is
 all the later stages read), and the heap's free pages are handed back there (and before and after
-assemble and after attach, Session._finished_flows, which lets the metadata collector go once attach read it);
+assemble and after attach, Session._finished_flows, which lets the metadata collector go once attach read it,
+and between classify and block_reasons, per_flow);
 the result is the one the plain chain (classify -> block_reasons -> _tables) gives."""
 import weakref
 
@@ -35,7 +36,7 @@ def test_frame_before_block_reasons_is_let_go(monkeypatch, name):
     monkeypatch.setattr(pl, "attach", spy_attach)
     monkeypatch.setattr(pl, "_hand_back_freed", lambda: trims.append(1))
     got = apnstrace.analyze(SAMPLES / name, workers=1)
-    assert seen["alive"] is False and seen["collector_alive"] is False and trims == [1, 1, 1, 1]
+    assert seen["alive"] is False and seen["collector_alive"] is False and trims == [1, 1, 1, 1, 1]
     assert seen["attach_kwargs"] == {"last": True}          # the log goes inside attach
     monkeypatch.undo()
     # The plain chain, every frame kept.

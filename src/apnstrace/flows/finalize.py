@@ -231,10 +231,15 @@ def _is_udp(transport: pd.Series) -> np.ndarray:
 
 
 # Columns a piece holds narrower while reading (~40 bytes a row of the finished flows held
-# until assemble: ~40 MB on engine_10m's 988K flows), widened back by assemble to these types.
+# until assemble: ~40 MB on engine_10m's 988K flows), widened back by assemble to these types
+# (but KEPT_NARROW).
 NARROW = {name: np.int64 for name in ("pkts_c2s", "pkts_s2c", "bytes_c2s", "bytes_s2c", "retransmits",
                                       UID, "_syns", "_c_payload", "_s_payload", "_c_ndata")}
 NARROW |= {"_s_ttl": np.float64, "_s_rst_ttl": np.float64}
+# Hidden evidence left narrow by assemble: only the health stages read them, comparing and
+# printing them as they would the wide values (4 bytes a flow each: engine_10m ~24 MB less
+# from table.finish to the last stage).
+KEPT_NARROW = ("_syns", "_c_payload", "_s_payload", "_c_ndata", "_s_ttl", "_s_rst_ttl")
 _I32 = np.iinfo(np.int32)
 
 
@@ -331,7 +336,7 @@ def assemble(pieces: list[pd.DataFrame], *, extra: tuple[str, ...] = (), keep_ke
             columns[name] = _made_here(name, columns, dtypes, len(order), nulls)
             continue
         columns[name] = column if in_order else column.take(order).reset_index(drop=True)
-        if name in NARROW:
+        if name in NARROW and name not in KEPT_NARROW:
             columns[name] = columns[name].astype(NARROW[name])
         elif name in CODED and column.dtype.kind == "i":
             columns[name] = pd.Series(text_column(columns[name].to_numpy(), list(CODED[name])))

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ..heap import hand_back_freed
 from ..options import FlowOptions
 from .expectations import tls_expectations
 
@@ -53,6 +54,9 @@ def block_reasons(flows: pd.DataFrame, icmp: pd.DataFrame | None, options: FlowO
     claims: list[tuple[np.ndarray, list, np.ndarray]] = []
     if n:
         _claim_all(flows, icmp, options, capture_end, reason, claims)
+        # The rules' arrays, freed on the heap, given back before the columns are made
+        # (engine_10m block_reasons' peak 999-1,004 -> 963-969 MB).
+        hand_back_freed()
     flows["blocked"] = pd.arrays.BooleanArray(reason >= 0, np.zeros(n, bool))
     flows["block_reason"] = _string(_reason_column(reason))
     flows[EVIDENCE] = _string(_evidence(n, claims))
@@ -159,10 +163,25 @@ def unacknowledged_synack(flows: pd.DataFrame) -> np.ndarray:
     n = len(flows)
     if not n or "_handshake" not in flows:
         return np.zeros(n, bool)
-    syns = pd.to_numeric(flows["_syns"], errors="coerce").fillna(0).to_numpy(np.float64)
-    sent = flows["pkts_c2s"].to_numpy(dtype=np.float64)
-    payload = pd.to_numeric(flows["_c_payload"], errors="coerce").fillna(0).to_numpy(np.float64)
+    syns = counts(flows["_syns"])
+    sent = flows["pkts_c2s"]
+    sent = sent.to_numpy() if _integers(sent) else sent.to_numpy(dtype=np.float64)
+    payload = counts(flows["_c_payload"])
     return flows["_handshake"].to_numpy(dtype=bool) & (syns > 0) & (sent <= syns) & (payload == 0)
+
+
+def counts(column: pd.Series) -> np.ndarray:
+    """A count column as numbers, nulls as 0: an integer column's own array, else float64. Not
+    a float64 copy of every flow's count (8 bytes a flow each, three of them at block_reasons'
+    peak on engine_10m): integers compare as their floats would."""
+    if _integers(column):
+        return column.to_numpy()
+    return pd.to_numeric(column, errors="coerce").fillna(0).to_numpy(np.float64)
+
+
+def _integers(column: pd.Series) -> bool:
+    """A numpy integer column (no nulls)."""
+    return isinstance(column.dtype, np.dtype) and column.dtype.kind in "iu"
 
 
 class _Facts:

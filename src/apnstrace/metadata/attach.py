@@ -7,6 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..flows.finalize import UID
+from ..heap import hand_back_freed
 from ..reader.walk import njit
 from .collect import DnsRecords, MetadataCollector
 from .column_codes import Codes, column_codes, hand_over, one_array
@@ -21,6 +22,13 @@ DNS_QUERY = "dns_query"                  # a DNS flow's first question (for the 
 TLS_EVIDENCE = ("client_alert", "server_alpn")   # hidden: what block reasons read (docs/blocked.md)
 CLASSIFIED = ("sni", "alpn", "http_host", "http_path", DNS_QUERY)   # text columns classify() reads
 SOURCES = ("sni", "http-host", "dns")
+
+# The text columns in the order they are made: those reading the same record rows (a
+# ClientHello's, a server flight's, a request's) one after the other, so each rows array goes
+# early; placed in the frame in the order of TEXT + (DNS_QUERY,) + TLS_EVIDENCE.
+GATHERED = ("sni", "alpn", "tls_version", "tls_alert", "cert_issuer", "server_alpn", "http_method", "http_host",
+            "http_path", "http_user_agent", DNS_QUERY, "client_alert")
+NUMBERS = ("http_status", "hello_ts", "server_ts")      # flow_numbers' fields, in its order
 
 # A column as it is built: its source values; the row of them per metadata record, with a last
 # slot -1 (the row of a flow without a record); per flow, its record (-1: none). Flows reach
@@ -40,20 +48,38 @@ def attach(flows: pd.DataFrame, collected: MetadataCollector, last: bool = False
         table = MetaTable.from_metas(collected.flows)
     else:
         table = collected.table(last=True) if last else collected.table()
-    picked: dict[str, Picked] = {}
+        if last:    # the log's small arrays, freed: holes the flow-sized columns cannot use (~75 MB)
+            hand_back_freed()
     memo: dict[int, tuple[np.ndarray, pa.Array]] = {}  # source values' encodings (sni, host: twice)
+    named = None
     if len(table) and n:
         at, uses = _positions(table.uid, flows[UID].to_numpy())  # uses: flows per record
-        def found(name: str) -> Picked:
-            return table.sources[name][0], table.rows_padded(name), at
+        # Each field's source values (a few thousand: kept) and record rows, out of the table,
+        # which is let go: a rows array (one per record each) goes once the last column reading
+        # it is made, not at the end beside them all (engine_10m's ~45 MB of them).
+        values = {name: table.sources[name][0] for name in GATHERED + NUMBERS}
+        rows = {name: table.rows_padded(name) for name in GATHERED + NUMBERS}
+        del table
 
-        for name in TEXT + (DNS_QUERY,) + TLS_EVIDENCE:
-            picked[name] = found(name)
-            out[name] = column = _string(gather_text(*picked[name], uses=uses))
+        def found(name: str, keep: bool = False) -> Picked:
+            return values[name], rows[name] if keep else rows.pop(name), at
+
+        # Server names first: their per-flow temporaries (picks, DNS lookups: ~45 MB on
+        # engine_10m) are freed, and given back, before the dozen text columns are made.
+        # With the trim above: attach's peak 1,130-1,136 -> ~1,012 MB (with pipeline's trims).
+        named = _names(found("sni", keep=True), found("http_host", keep=True), flows["server_ip"],
+                       flows["ts_start"].to_numpy(), collected.dns, memo)
+        if last:
+            hand_back_freed()       # those temporaries, else kept resident beside the columns
+        code, code_missing, ms, ms_missing, server = flow_numbers(at, *(found(name)[:2] for name in NUMBERS))
+        made: dict[str, pd.arrays.ArrowStringArray] = {}
+        for name in GATHERED:
+            picked = found(name)
+            made[name] = column = _string(gather_text(*picked, uses=uses))
             if name in CLASSIFIED:
-                hand_over(column, _codes(*picked[name], memo=memo))
-        code, code_missing, ms, ms_missing, server = flow_numbers(
-            at, found("http_status")[:2], found("hello_ts")[:2], found("server_ts")[:2])
+                hand_over(column, _codes(*picked, memo=memo))
+        del picked
+        out.update((name, made[name]) for name in TEXT + (DNS_QUERY,) + TLS_EVIDENCE)
         out["http_status"] = pd.arrays.IntegerArray(code, code_missing)
         out["tls_handshake_ms"] = pd.arrays.FloatingArray(ms, ms_missing)
         out["server_hello_ts"] = server
@@ -62,10 +88,10 @@ def attach(flows: pd.DataFrame, collected: MetadataCollector, last: bool = False
             out[name] = pd.array([None] * n, dtype="string")
     if "server_hello_ts" not in out and "server_hello_ts" not in flows:
         out["server_hello_ts"] = np.full(n, np.nan)
-    sni = picked.get("sni") or _each(_text(_current(flows, out, "sni")))
-    host = picked.get("http_host") or _each(_text(_current(flows, out, "http_host")))
-    (name, name_codes), (source, kind) = _names(sni, host, flows["server_ip"], flows["ts_start"].to_numpy(),
-                                                collected.dns, memo)
+    if named is None:
+        sni, host = _each(_text(flows["sni"])), _each(_text(flows["http_host"]))
+        named = _names(sni, host, flows["server_ip"], flows["ts_start"].to_numpy(), collected.dns, memo)
+    (name, name_codes), (source, kind) = named
     out["server_name"] = column = _string(name)
     hand_over(column, name_codes)
     out[NAME_SOURCE] = column = _string(source)
@@ -77,11 +103,6 @@ def _string(values: pa.Array) -> pd.arrays.ArrowStringArray:
     """A large_string array as the column pandas' "string" dtype makes of it (pd.array's dtype
     lookup and checks cost ~15-100 µs a column)."""
     return pd.arrays.ArrowStringArray(pa.chunked_array([values]))
-
-
-def _current(flows: pd.DataFrame, out: dict, name: str) -> pd.Series:
-    """A column as attach left it so far: made here, else the caller's."""
-    return pd.Series(out[name], index=flows.index, copy=False) if name in out else flows[name]
 
 
 def _placed(flows: pd.DataFrame, out: dict) -> pd.DataFrame:
