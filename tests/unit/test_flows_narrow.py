@@ -65,3 +65,16 @@ def test_sparse_only_when_smaller():
     assert held_sparse(mostly_nan).nbytes < mostly_nan.nbytes
     mostly_set = np.arange(100, dtype=np.float64)
     assert held_sparse(mostly_set) is mostly_set
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.just(0), st.integers(0, 2**64 - 1)), max_size=30), min_size=1, max_size=4))
+def test_sparse_address_halves_come_back_bit_identical(pieces):
+    """uint64 address halves (0-mostly: IPv4's high half), the full range kept exactly."""
+    import pandas as pd
+    from apnstrace.flows.finalize import dense, held_sparse
+    arrays = [np.array(p, np.uint64) for p in pieces]
+    held = [pd.Series(held_sparse(a)) for a in arrays]
+    joined = dense(held[0] if len(held) == 1 else pd.concat(held, ignore_index=True))
+    want = np.concatenate(arrays)
+    assert joined.dtype == np.uint64 and joined.to_numpy().tobytes() == want.tobytes()
