@@ -238,9 +238,11 @@ class Session:
         """Close every flow and parse what incomplete streams hold: the final Result."""
         self.collector.finish()
         failures = self.collector.dns.failures
+        # The ICMP errors' frame (a few MB) made before the flows: made after them, its text
+        # addresses' temporaries came on top of the whole flows frame (engine_10m ~1,020 MB).
+        icmp = _icmp_frame(self.icmp_parts)
         # The frame is handed on, not kept here: _result lets it go once block_reasons copied it.
-        return _result(self._finished_flows(), _icmp_frame(self.icmp_parts),
-                       failures, self.activity, self.site, self.options, self.stats)
+        return _result(self._finished_flows(), icmp, failures, self.activity, self.site, self.options, self.stats)
 
     def _finished_flows(self) -> pd.DataFrame:
         """Every flow closed, with its metadata. The session is spent: its collector is let go

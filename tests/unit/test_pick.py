@@ -14,7 +14,7 @@ from apnstrace.errors import CaptureError
 from apnstrace.flows import FlowTable
 from apnstrace.metadata import collect
 from apnstrace.metadata.dns_feed import COMPILED
-from apnstrace.metadata.pick import pick, pick_keyed, pick_numpy
+from apnstrace.metadata.pick import paged_room, pick, pick_keyed, pick_numpy
 from apnstrace.options import FlowOptions
 from apnstrace.reader import iter_batches
 from apnstrace.stats import RunStats
@@ -180,3 +180,33 @@ def test_pick_equals_numpy_up_to_the_buffers_end(payloads: list[bytes], seed: in
     raw = bytes(lead) + buf.tobytes()[:-6]
     cols.payload_off = cols.payload_off + lead
     assert_same(np.frombuffer(raw, np.uint8), cols, rank)
+
+
+def test_paged_room_is_zeros_with_rows_of_its_own() -> None:
+    room = paged_room((3, 5))
+    assert room.shape == (3, 5) and room.dtype == np.int64 and room.flags.c_contiguous
+    assert not room.any()
+    room[1, :2] = 7
+    assert room[1].tolist() == [7, 7, 0, 0, 0] and not room[0].any() and not room[2].any()
+
+
+def _resident_kib(array: np.ndarray) -> int:
+    """Rss of the mappings over `array`'s memory (/proc/self/smaps; a madvise splits one)."""
+    start, end = array.ctypes.data, array.ctypes.data + array.nbytes
+    total, inside = 0, False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                inside = lo < end and start < hi
+            elif inside and head == "Rss:":
+                total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="Linux /proc only")
+def test_paged_room_makes_only_written_pages_resident() -> None:
+    room = paged_room((15, 1 << 18))         # 30 MiB, as engine_10m's chunks use it
+    room[:, :10] = 1                          # a few rows of each list
+    assert _resident_kib(room) <= 15 * 8       # a 4 KiB page a list (2 MiB huge pages: 30 MiB)

@@ -46,7 +46,10 @@ def _u16(buf, pos, big):
     return (np.uint32(buf[pos + 1]) << 8) | np.uint32(buf[pos])
 
 
-@njit(cache=True)
+# The walks run without the GIL (they touch only arrays): a chunk's walk faults in its whole
+# window, and other threads run meanwhile (a memory sampler holding the frame of the chunk
+# before, window included, saw both windows resident: engine_10m's reading ~920 MB, not ~860).
+@njit(cache=True, nogil=True)
 def walk_pcap(buf, pos, end, big, max_caplen, off, sec, frac, cap, wire):
     """Walk classic pcap records in buf[pos:end]; returns (count, next_pos, status, bad_value)."""
     n = 0
@@ -70,7 +73,7 @@ def walk_pcap(buf, pos, end, big, max_caplen, off, sec, frac, cap, wire):
         pos += PCAP_RECORD_HEADER + incl
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def walk_pcapng(buf, pos, end, big, off, iface, ts_hi, ts_lo, cap, wire, has_ts):
     """Walk pcapng packet blocks (EPB, SPB, obsolete PB) in buf[pos:end].
 
