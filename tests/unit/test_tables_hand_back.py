@@ -1,6 +1,7 @@
-"""pipeline._result/_tables: Arrow's pool hands back what it keeps before _tables; the side thread
-(timing and courier) hands back what it freed before it ends, and the heap is handed back between
-the blocked table and the sequences. The tables stay those of the plain calls."""
+"""pipeline._result/_tables: Arrow's pool hands back what it keeps before _tables; timing and
+courier, made first, hand back what they freed before the blocked table is made (in this thread:
+they ran in a side thread, whose arena held it beside the blocked table), and the heap is handed
+back between the blocked table and the sequences. The tables stay those of the plain calls."""
 import threading
 
 import pandas as pd
@@ -13,7 +14,7 @@ import apnstrace.pipeline as pl
 def test_hand_backs_come_where_their_memory_was_freed(monkeypatch):
     calls = []
     main = threading.get_ident()
-    for name in ("blocked_table", "build_sequences", "_tables"):
+    for name in ("blocked_table", "build_sequences", "_tables", "courier_table"):
         real = getattr(pl, name)
         monkeypatch.setattr(pl, name, lambda *a, _real=real, _name=name, **k: (calls.append(_name), _real(*a, **k))[1])
     monkeypatch.setattr(pl, "hand_back_freed", lambda: calls.append("heap" if threading.get_ident() == main else "side heap"))
@@ -24,7 +25,10 @@ def test_hand_backs_come_where_their_memory_was_freed(monkeypatch):
     assert calls.index("arrow") < calls.index("_tables")
     after_blocked = calls.index("heap", calls.index("blocked_table"))
     assert after_blocked < calls.index("build_sequences")
-    assert calls.count("side heap") == 1 and calls.count("side arrow") == 1
+    courier = calls.index("courier_table")
+    assert calls.index("_tables") < courier < calls.index("heap", courier) < calls.index("blocked_table")
+    assert calls.index("arrow", courier) < calls.index("blocked_table")
+    assert "side heap" not in calls and "side arrow" not in calls
 
 
 def test_timing_and_courier_are_the_plain_calls():
