@@ -43,3 +43,27 @@ def test_timing_and_courier_are_the_plain_calls():
     for a, b in zip(parts, pl.flow_timing(flows), strict=True):
         pd.testing.assert_frame_equal(a, b)
     pd.testing.assert_frame_equal(got.courier, courier)
+
+
+def test_columns_only_the_first_tables_read_are_dropped_before_the_sequences(monkeypatch):
+    seen = {}
+    real = pl.build_sequences
+
+    def spy(flows, *args, **kwargs):
+        seen["names"] = set(flows.columns)
+        return real(flows, *args, **kwargs)
+
+    monkeypatch.setattr(pl, "build_sequences", spy)
+    got = apnstrace.analyze(SAMPLES / "blocked_reasons.pcap", workers=1)
+    assert "_syns" in seen["names"] and "_uid" in seen["names"]          # the sequences read them
+    assert not seen["names"] & set(pl.SPENT_BY_TABLES)
+    assert list(got.flows.columns) == pl.schema.names(pl.schema.FLOWS)
+
+
+def test_drop_spent_drops_in_place():
+    flows = pd.DataFrame({"flow_id": [1, 2], "_s_ttl": [64.0, 60.0], "dns_query": ["a", None], "_syns": [1, 0]})
+    same = flows
+    pl._drop_spent(flows)
+    assert same is flows and list(flows.columns) == ["flow_id", "_syns"]
+    pl._drop_spent(flows)                                                  # nothing left to drop: no error
+    assert list(flows.columns) == ["flow_id", "_syns"]
