@@ -5,7 +5,6 @@ import logging
 import os
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -287,27 +286,43 @@ def per_flow(flows: pd.DataFrame, icmp: pd.DataFrame, site: Site | None, options
 
 def _tables(flows: pd.DataFrame, dns_failures: list, activity: ActivityCollector | None, site: Site | None,
             icmp: pd.DataFrame, stats: RunStats) -> Result:
-    """The stages over all flows at once: the blocked table, sequences, timing, courier. Courier and
-    timing's per-flow rows read the flows alone: a thread computes them while this one builds the
-    sequences (much of both is numpy/pandas work outside the GIL: fleet_10g's flows 1.2 -> 0.8 s alone)."""
-    with ThreadPoolExecutor(max_workers=1) as side:
-        beside = side.submit(_timing_and_courier, flows)
-        blocked = blocked_table(flows, dns_failures, site)
-        # What the blocked table freed, handed back before the sequences come on top (with the
-        # side thread's hand-backs: engine_10m _tables peak 1,161-1,165 -> 1,133-1,148 MB, 3 runs).
-        hand_back_freed()
-        found = (build_sequences(flows, blocked, activity.found, activity.options) if activity is not None
-                 else schema.to_frame(None, schema.SEQUENCES))
-        flow_parts, courier = beside.result()
+    """The stages over all flows at once: timing's per-flow rows and the courier table, the blocked
+    table, the sequences, timing. One after the other, each stage's freed memory handed back before
+    the next: timing and courier ran in a thread beside the blocked table, and their temporaries
+    (~80 MB on engine_10m, kept in the thread's own arena until it ended) came on top of the
+    blocked table's (engine_10m _tables peak 1,032-1,064 -> 978-981 MB; _tables 1.21-1.61 s in a
+    thread, 1.32-1.65 s in turn: 5 runs each, alternating, within noise on the shared 2 cores)."""
+    flow_parts, courier = _timing_and_courier(flows)
+    blocked = blocked_table(flows, dns_failures, site)
+    _drop_spent(flows)
+    # What the blocked table freed, handed back before the sequences come on top
+    # (engine_10m _tables peak 1,161-1,165 -> 1,133-1,148 MB, 3 runs).
+    hand_back_freed()
+    found = (build_sequences(flows, blocked, activity.found, activity.options) if activity is not None
+             else schema.to_frame(None, schema.SEQUENCES))
     timing = timing_table(flows, found, flow_parts)
     return Result(flows=_public(flows), stats=stats, icmp_errors=icmp, blocked=blocked, timing=timing,
                   courier=courier, sequences=found)
 
 
+# Hidden columns only the courier table and the blocked table read (rst_origin, dns_failures,
+# unacknowledged_synack): none of the later stages do.
+SPENT_BY_TABLES = ("_c_ndata", "_s_rst_ts", "_s_ttl", "_s_rst_ttl", "_handshake", "_c_payload", "dns_query")
+
+
+def _drop_spent(flows: pd.DataFrame) -> None:
+    """Drop SPENT_BY_TABLES from `flows` in place, before the sequences: the frame is the one
+    _result (or scale's merge) handed on, so a copy without them would free nothing while the
+    caller holds it (engine_10m 32.5 MB: the sequences' peak 979-980 -> 940-968 MB, 6 runs)."""
+    for name in SPENT_BY_TABLES:
+        if name in flows:
+            del flows[name]                  # drop(inplace=True) does the same, deprecated (PDEP-8)
+
+
 def _timing_and_courier(flows: pd.DataFrame) -> tuple[list[pd.DataFrame], pd.DataFrame]:
-    """flow_timing's rows and the courier table (_tables' side thread). What they freed is handed
-    back before the thread ends: it stays in the thread's own malloc arena (and Arrow's heap of
-    the thread) otherwise, which the blocked table and the sequences cannot reuse, under their peak."""
+    """flow_timing's rows and the courier table, first of _tables' stages. What they freed is
+    handed back before the blocked table is made: it would stay on the heap (and in Arrow's pool)
+    under the blocked table's peak otherwise."""
     parts, courier = flow_timing(flows), courier_table(flows)
     hand_back_freed()
     _hand_back_arrow_freed()
