@@ -30,10 +30,11 @@ SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
 TCP = 6
 SEG_STRIDE = 1 << 34       # separates flows when one running max spans all of them
 # Finished flows turned into output rows together. Each batch is held twice as it is turned
-# (partial columns, ~480 bytes a flow, then flows_piece's temporaries), over everything read
-# so far: 1 << 17 -> 1 << 15 took engine_10m's reading peak 985 -> 913 MB, CPU time within
-# noise (three alternating runs each, 11.1-11.4 s vs 11.0-11.8 s).
-ROWS_BATCH = 1 << 15
+# (partial columns, ~480 bytes a flow, then flows_piece's temporaries), over everything read so
+# far: 1 << 15 took engine_10m's reading peak 985 -> 913 MB, but cost table.add ~40-60 ms on
+# engine_2m (0.61-0.65 vs 0.66-0.71 s, alternating) and, with the pieces held sparse, reading
+# stays below attach's peak either way (whole run 953-957 MB with 1 << 15, 1 << 16 or 1 << 17).
+ROWS_BATCH = 1 << 17
 
 
 @dataclass(frozen=True, slots=True)
