@@ -21,7 +21,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..heap import hand_back_freed
 from ..metadata.column_codes import Codes, column_codes, let_go, one_array
 from ..metadata.few_codes import COMPILED as FEW, few_codes
 from ..metadata.gather import gather_text
@@ -50,7 +49,8 @@ def classify(flows: pd.DataFrame, site: Site | None = None, *, rules: RuleSet | 
     ruleset = (rules or builtin_rules()).with_site(site)
     found = _match(flows, ruleset)
     let_go()                        # the columns' codes: read, not needed past here
-    hand_back_freed()               # they and _match's temporaries (engine_10m peak 973-981 -> 957-961 MB)
+    # No heap trim here: it took classify 13 -> 32 ms on engine_2m (issue 3's figure) for 16-20 MB
+    # under engine_10m's peak, which attach sets now; pipeline.per_flow trims after classify.
     out = flows.copy(deep=False)
     if LABELS:
         for column, taken in zip(OUTPUT_COLUMNS, label_columns(found.group, found.labels(ruleset))):
