@@ -46,9 +46,10 @@ def _u16(buf, pos, big):
     return (np.uint32(buf[pos + 1]) << 8) | np.uint32(buf[pos])
 
 
-# The walks run without the GIL (they touch only arrays): a chunk's walk faults in its whole
-# window, and other threads run meanwhile (a memory sampler holding the frame of the chunk
-# before, window included, saw both windows resident: engine_10m's reading ~920 MB, not ~860).
+# The walks run without the GIL: they touch only their own arrays (iter_batches' scratch is per
+# call), and a chunk's walk faults its whole window in, time other threads (live capture's
+# backend, a sampler) can run in. It saves no memory by itself: a memory sampler that held the
+# GIL through a walk kept the previous chunk's frame alive and measured ~60 MB too much.
 @njit(cache=True, nogil=True)
 def walk_pcap(buf, pos, end, big, max_caplen, off, sec, frac, cap, wire):
     """Walk classic pcap records in buf[pos:end]; returns (count, next_pos, status, bad_value)."""
