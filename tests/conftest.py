@@ -554,3 +554,16 @@ def keys_fed_to_python():
         yield fed
     finally:
         collect.MetadataCollector._feed = feed
+
+
+def plain_chain(path: Path):
+    """The pipeline's stages called one by one on a capture, every frame kept (the reference the
+    tests of pipeline's let-go and hand-back steps compare with): (session, the frame out of
+    per_flow, the ICMP errors' frame)."""
+    from apnstrace import pipeline as pl
+    session = pl.Session()
+    pl._fast_flows([path], session, None)
+    session.collector.finish()
+    icmp = pl._icmp_frame(session.icmp_parts)
+    flows = pl.per_flow(pl.attach(session.table.finish(), session.collector), icmp, None, session.options)
+    return session, flows, icmp

@@ -7,7 +7,7 @@ import weakref
 
 import pandas as pd
 import pytest
-from conftest import SAMPLES
+from conftest import SAMPLES, plain_chain
 
 import apnstrace
 import apnstrace.pipeline as pl
@@ -40,12 +40,7 @@ def test_frame_before_block_reasons_is_let_go(monkeypatch, name):
     assert seen["attach_kwargs"] == {"last": True}          # the log goes inside attach
     monkeypatch.undo()
     # The plain chain, every frame kept.
-    session = pl.Session()
-    pl._fast_flows([SAMPLES / name], session, None)
-    session.collector.finish()
-    flows = pl.attach(session.table.finish(), session.collector)
-    icmp = pl._icmp_frame(session.icmp_parts)
-    classified = pl.per_flow(flows, icmp, None, session.options)
+    session, classified, icmp = plain_chain(SAMPLES / name)
     want = pl._tables(classified, session.collector.dns.failures, session.activity, None, icmp, session.stats)
     for frame in ("flows", "blocked", "timing", "courier", "sequences"):
         pd.testing.assert_frame_equal(getattr(got, frame), getattr(want, frame))

@@ -2,7 +2,7 @@
 and every table is the one _tables makes from the frame with all its columns."""
 import pandas as pd
 import pytest
-from conftest import SAMPLES
+from conftest import SAMPLES, plain_chain
 
 import apnstrace
 import apnstrace.pipeline as pl
@@ -27,12 +27,7 @@ def test_spent_columns_go_and_tables_stay(monkeypatch, name):
     monkeypatch.undo()
     assert not got_columns["names"] & SPENT
     # The plain chain: _tables gets every column block_reasons' frame has.
-    session = pl.Session()
-    pl._fast_flows([SAMPLES / name], session, None)
-    session.collector.finish()
-    flows = pl.attach(session.table.finish(), session.collector)
-    icmp = pl._icmp_frame(session.icmp_parts)
-    classified = pl.per_flow(flows, icmp, None, session.options)
+    session, classified, icmp = plain_chain(SAMPLES / name)
     assert SPENT <= set(classified.columns)
     want = pl._tables(classified, session.collector.dns.failures, session.activity, None, icmp, session.stats)
     for frame in ("flows", "blocked", "timing", "courier", "sequences", "icmp_errors"):

@@ -5,7 +5,7 @@ back between the blocked table and the sequences. The tables stay those of the p
 import threading
 
 import pandas as pd
-from conftest import SAMPLES
+from conftest import SAMPLES, plain_chain
 
 import apnstrace
 import apnstrace.pipeline as pl
@@ -33,11 +33,7 @@ def test_hand_backs_come_where_their_memory_was_freed(monkeypatch):
 
 def test_timing_and_courier_are_the_plain_calls():
     got = apnstrace.analyze(SAMPLES / "courier_flapping.pcap", workers=1)
-    session = pl.Session()
-    pl._fast_flows([SAMPLES / "courier_flapping.pcap"], session, None)
-    session.collector.finish()
-    flows = pl.per_flow(pl.attach(session.table.finish(), session.collector), pl._icmp_frame(session.icmp_parts),
-                        None, session.options)
+    _, flows, _ = plain_chain(SAMPLES / "courier_flapping.pcap")
     parts, courier = pl._timing_and_courier(flows)
     pd.testing.assert_frame_equal(courier, pl.courier_table(flows))
     for a, b in zip(parts, pl.flow_timing(flows), strict=True):
