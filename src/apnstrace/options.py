@@ -7,6 +7,8 @@ from dataclasses import dataclass
 # numpy calls on small arrays, compiled calls, its caches warmed again after the engine's work):
 # 64 MiB rather than 32 takes classification on engine_2m from ~11.5 to ~10 % of the engine. It
 # costs peak memory: engine_2m engine-only 620 -> 790 MB; fleet_10g with two workers 1.80 -> 1.85 GB.
+# With the collector beside the engine (analyze on more than one core) chunks are half this size:
+# two are alive at once (beside.chunk_beside).
 CHUNK_BYTES = 64 << 20
 
 

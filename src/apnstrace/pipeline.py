@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from . import schema
+from .beside import Beside, chunk_beside, cores_available
 from .decode import decode_chunk
 from .errors import CaptureError, InputError
 from .classify import classify
@@ -144,7 +145,8 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, site: Sit
             if result is not None:
                 stats = result.stats
         if result is None:
-            session = Session(options, site, sequence_options, sequences=sequences, stats=stats)
+            session = Session(options, site, sequence_options, sequences=sequences, stats=stats,
+                              beside=cores_available() > 1)
             _fast_flows(ordered, session, progress)
             result = session.finish()
     if stats.problems:
@@ -165,13 +167,21 @@ class Session:
 
     def __init__(self, options: FlowOptions | None = None, site: Site | None = None,
                  sequence_options: SequenceOptions | None = None, *, sequences: bool = True,
-                 stats: RunStats | None = None) -> None:
+                 stats: RunStats | None = None, beside: bool = False) -> None:
+        """beside: the metadata and activity collectors work on each chunk in a second thread
+        while the engine reads the next (analyze() on more than one core); every method that
+        reads them waits for it first. Results are the same either way."""
         keep_freed_memory()               # chunk after chunk reuses the same sizes (heap.py)
         self.options = options or FlowOptions()
         self.site = site
         self.stats = stats if stats is not None else RunStats()
         self.table = FlowTable(self.options, self.stats)
-        self.collector = MetadataCollector(self.stats, self.options.max_reassembly_bytes)
+        # Beside the engine, the collector counts into stats of its own, added in when it is
+        # waited for: the two threads would otherwise write the same counters at once.
+        self._beside = Beside() if beside else None
+        self.chunk_bytes = chunk_beside(self.options.chunk_bytes) if beside else self.options.chunk_bytes
+        self._collector_stats = RunStats() if beside else self.stats
+        self.collector = MetadataCollector(self._collector_stats, self.options.max_reassembly_bytes)
         self.activity = ActivityCollector(sequence_options or SequenceOptions()) if sequences else None
         self.icmp_parts: list[IcmpErrors] = []
         self.tap = None     # scale/partial.py: called with (buf, packets, joined, clock before the chunk)
@@ -190,15 +200,35 @@ class Session:
         """Decoded packets (payloads in `buf`): the flow table, metadata and activity. `clock`
         is given when the packets are only some of the capture's (see FlowTable.add)."""
         joined = self.table.add(packets, clock)
-        self.collector.add(buf, packets, joined.uid, joined.rank)
+        open_uids = self.table.open_column("uid") if self.activity is not None else None   # a copy: as of now
+        if self._beside is None:
+            self._collect(buf, packets, joined.uid, joined.rank, open_uids)
+        else:
+            self._beside.run(self._collect, buf, packets, joined.uid, joined.rank, open_uids)
+        return joined
+
+    def _collect(self, buf: np.ndarray, packets: PacketBatch, uid: np.ndarray, rank: np.ndarray,
+                 open_uids: np.ndarray | None) -> None:
+        """A chunk's metadata and activity (reads nothing the engine changes after the chunk)."""
+        self.collector.add(buf, packets, uid, rank)
         hellos = self.collector.take_hellos()
         if self.activity is not None:
-            self.activity.add(packets, joined.uid, self.collector.recent_hellos(), self.table.open_column("uid"), hellos)
-        return joined
+            self.activity.add(packets, uid, self.collector.recent_hellos(), open_uids, hellos)
+
+    def _settled(self) -> None:
+        """Wait for the collectors' work on the chunks handed over, and add in what they counted."""
+        if self._beside is None:
+            return
+        self._beside.wait()
+        own = self._collector_stats
+        for name in ("malformed", "limits", "skipped"):
+            getattr(self.stats, name).update(getattr(own, name))
+            getattr(own, name).clear()
 
     def snapshot(self) -> Result:
         """What was read so far; open flows are reported as they stand and stay open, and
         streams still being reassembled are left to finish (their metadata shows up later)."""
+        self._settled()
         flows = attach(self.table.snapshot(), self.collector)
         return _result(flows, _icmp_frame(self.icmp_parts), self.collector.dns.failures, self.activity,
                        self.site, self.options, self.stats)
@@ -208,6 +238,7 @@ class Session:
         metadata, classification and block reasons, as the public flows frame; forgotten here
         along with what was gathered for them. A live run keeps a window this way, so memory
         follows the window, not the hours captured (live/run.py)."""
+        self._settled()
         flows = assemble(self.table.take_finished_before(cutoff))
         uids = flows[UID].to_numpy()
         if len(flows):
@@ -235,6 +266,10 @@ class Session:
 
     def finish(self) -> Result:
         """Close every flow and parse what incomplete streams hold: the final Result."""
+        self._settled()
+        if self._beside is not None:            # the rest runs here: the thread ends
+            self._beside.close()
+            self._beside, self.collector.stats = None, self.stats
         self.collector.finish()
         failures = self.collector.dns.failures
         # The ICMP errors' frame (a few MB) made before the flows: made after them, its text
@@ -369,7 +404,7 @@ def _fast_flows(paths: Sequence[Path], session: Session, progress: Progress | No
     done = 0
     for path in paths:
         try:
-            for raw in iter_batches(path, session.stats, session.options.chunk_bytes,
+            for raw in iter_batches(path, session.stats, session.chunk_bytes,
                                     session.options.max_gzip_ratio):
                 session.add(raw)
                 if progress is not None:

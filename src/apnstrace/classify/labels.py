@@ -12,9 +12,8 @@ import numpy as np
 import pyarrow as pa
 
 from ..metadata.text_columns import string_buffers
-from ..reader.walk import njit
+from ..reader.walk import COMPILED, njit
 
-COMPILED = njit.__module__.startswith("numba")
 
 __all__ = ["COMPILED", "label_columns"]
 

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..reader.walk import njit
+from ..reader.walk import COMPILED, njit
 
-COMPILED = njit.__module__.startswith("numba")
 if COMPILED:
     from numba import literal_unroll
 

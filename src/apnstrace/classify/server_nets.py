@@ -16,9 +16,8 @@ import numpy as np
 import pyarrow as pa
 
 from ..metadata.text_columns import string_buffers
-from ..reader.walk import njit
+from ..reader.walk import COMPILED, njit
 
-COMPILED = njit.__module__.startswith("numba")
 MAX_RULES = 63            # a rule per bit of an int64 mask
 MAX_CLASSES = 256         # distinct masks numbered here; past that the caller factorizes
 

@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 
 from ..flows.finalize import UID
 from ..heap import hand_back_freed
-from ..reader.walk import njit
+from ..reader.walk import COMPILED, njit
 from .collect import DnsRecords, MetadataCollector
 from .column_codes import Codes, column_codes, hand_over, one_array
 from .flow_numbers import flow_numbers
@@ -34,7 +34,6 @@ NUMBERS = ("http_status", "hello_ts", "server_ts")      # flow_numbers' fields, 
 # slot -1 (the row of a flow without a record); per flow, its record (-1: none). Flows reach
 # their values through their record, so no row column per flow is spelled out for each field.
 Picked = tuple[pa.Array, np.ndarray, np.ndarray]
-COMPILED = njit.__module__.startswith("numba")
 
 
 def attach(flows: pd.DataFrame, collected: MetadataCollector, last: bool = False) -> pd.DataFrame:

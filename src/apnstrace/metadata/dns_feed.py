@@ -12,11 +12,10 @@ import pyarrow as pa
 from ..decode import dns
 from ..decode.dns_fast import FALLBACK, REASONS, scan_dns
 from ..decode.malformed import Malformed
-from ..reader.walk import njit
+from ..reader.walk import COMPILED     # walk.py falls back to plain Python without numba
 from ..decode.address_text import address_text
 from .dns_records import DnsFailure, dns_failures
 
-COMPILED = njit.__module__.startswith("numba")     # walk.py falls back to plain Python without numba
 
 def feed_dns(collector, buf: np.ndarray, off: np.ndarray, cap: np.ndarray, uids, tss) -> None:
     """Every message at buf[off:off+cap] (one per uid/ts: arrays or lists), in order."""

@@ -11,10 +11,9 @@ import numpy as np
 import pyarrow as pa
 
 from ..decode.raw_memory import LITTLE, load_u64
-from ..reader.walk import njit
+from ..reader.walk import COMPILED, njit
 from .text_columns import string_buffers
 
-COMPILED = njit.__module__.startswith("numba")
 MAX_DISTINCT = 8
 
 __all__ = ["COMPILED", "few_codes"]

@@ -14,6 +14,7 @@ flight, with every segment of it, stays on the stream path.
 from __future__ import annotations
 
 import functools
+import threading
 from itertools import islice
 
 import numpy as np
@@ -450,13 +451,14 @@ class _Bytes:
 def _scratch(name: str, size: int) -> np.ndarray:
     """A byte buffer kept between chunks (a new one each time would be written to fresh pages,
     and the page faults cost as much as the copying). Valid until the next call with `name`."""
-    got = _SCRATCH.get(name)
+    got = getattr(_SCRATCH, name, None)
     if got is None or len(got) < size:
-        got = _SCRATCH[name] = np.empty(max(size, 1 << 20), np.uint8)
+        got = np.empty(max(size, 1 << 20), np.uint8)
+        setattr(_SCRATCH, name, got)
     return got[:size]
 
 
-_SCRATCH: dict[str, np.ndarray] = {}
+_SCRATCH = threading.local()     # per thread: sessions in threads of one process each have their own
 
 
 def _reassembled(buf, pk, seg_row, first_seg, starts, max_held, n_seg) -> _Bytes:

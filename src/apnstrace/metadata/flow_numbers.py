@@ -11,9 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from ..reader.walk import njit
+from ..reader.walk import COMPILED, njit
 
-COMPILED = njit.__module__.startswith("numba")
 
 __all__ = ["flow_numbers"]
 

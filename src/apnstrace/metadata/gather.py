@@ -10,10 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from ..reader.walk import njit
+from ..reader.walk import COMPILED, njit
 from .meta_log import take_or_null
 
-COMPILED = njit.__module__.startswith("numba")
 
 __all__ = ["flows_per_row", "gather_text"]
 

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..reader.walk import njit
+from ..reader.walk import COMPILED, njit
 from .key_set import _MAX_TABLE, _span, isin_keys, key_table
 
 __all__ = ["HeldSegments", "gather_ranges"]
-
-
-COMPILED = njit.__module__.startswith("numba")
 
 
 def _ranges(start: np.ndarray, length: np.ndarray) -> np.ndarray:

@@ -6,11 +6,10 @@ import threading
 
 import numpy as np
 
-from ..reader.walk import njit
+from ..reader.walk import COMPILED, njit
 
 __all__ = ["KeySet", "first_occurrences", "first_row_of", "isin_keys", "key_table"]
 
-COMPILED = njit.__module__.startswith("numba")
 _MAX_TABLE = 1 << 26          # a wider span of keys goes to numpy's sort-based isin
 _MAX_ROWS_TABLE = 1 << 24     # first_row_of's table: int32 rows
 _TABLES = threading.local()    # the lookup table, kept per thread between calls (all False at rest)

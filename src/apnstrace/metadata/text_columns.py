@@ -12,9 +12,8 @@ import pyarrow.compute as pc
 
 from ..decode import tls
 from ..decode.raw_memory import prefetch
-from ..reader.walk import njit
+from ..reader.walk import COMPILED, njit
 
-COMPILED = njit.__module__.startswith("numba")
 
 __all__ = ["TextTable", "string_buffers", "text_column"]
 

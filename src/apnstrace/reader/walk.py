@@ -10,12 +10,22 @@ from __future__ import annotations
 import numpy as np
 
 try:  # numba is a hard dependency, but keep the reader usable where it cannot load
-    from numba import njit
+    import numba
 except ImportError:  # pragma: no cover - exercised only on machines without numba
-    def njit(*args, **kwargs):
-        if args and callable(args[0]):
-            return args[0]
-        return lambda fn: fn
+    numba = None
+COMPILED = numba is not None
+
+
+def njit(*args, **kwargs):
+    """numba.njit (plain Python without numba), releasing the GIL unless told otherwise: a file's
+    metadata collector runs beside the engine in a second thread (pipeline.Session), and a kernel
+    holding the GIL would stall the other thread for its whole run."""
+    if not COMPILED:
+        return args[0] if args and callable(args[0]) else (lambda fn: fn)
+    kwargs.setdefault("nogil", True)
+    if args and callable(args[0]):
+        return numba.njit(**kwargs)(args[0])
+    return numba.njit(*args, **kwargs)
 
 # Status codes returned by the walks.
 NEED_MORE = 0        # stopped at an incomplete record: read more bytes (or the file is cut short)

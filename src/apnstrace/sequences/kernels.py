@@ -9,13 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-try:  # numba is a hard dependency, but keep sequences usable where it cannot load
-    from numba import njit
-except ImportError:  # pragma: no cover - exercised only on machines without numba
-    def njit(*args, **kwargs):
-        if args and callable(args[0]):
-            return args[0]
-        return lambda fn: fn
+from ..reader.walk import njit   # numba's, or plain Python where numba cannot load
 
 NO_CHECKIN, CHECKED_IN, BLOCKED = 0, 1, 2
 
