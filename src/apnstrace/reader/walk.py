@@ -27,6 +27,7 @@ def njit(*args, **kwargs):
         return numba.njit(**kwargs)(args[0])
     return numba.njit(*args, **kwargs)
 
+
 # Status codes returned by the walks.
 NEED_MORE = 0        # stopped at an incomplete record: read more bytes (or the file is cut short)
 OTHER_BLOCK = 1      # pcapng: stopped at a non-packet block for Python to read
