@@ -30,7 +30,42 @@ def choose_cache_dir() -> str | None:
     return None
 
 
+# What every kernel is compiled with unless it says otherwise (reader/walk.njit): the GIL
+# released, so the metadata collector's thread and the engine's run at once (beside.py).
+KERNEL_OPTIONS = {"nogil": True}
+# Numba keys a cached kernel by its source file's stamp, bytecode and signature, not by the
+# options it was compiled with: when KERNEL_OPTIONS change, kernels cached before would load
+# unchanged wherever their source did not (a checkout updated in place). The cache folder keeps
+# the options it was written with; on a difference its cached kernels are removed, once.
+KERNEL_FLAGS = ",".join(f"{name}={value}" for name, value in sorted(KERNEL_OPTIONS.items()))
+STAMP = "apnstrace-kernel-flags"
+
+
+def forget_stale_kernels(folder: Path, flags: str = KERNEL_FLAGS) -> int:
+    """Remove the kernels cached under `folder` unless its stamp names `flags`; write the stamp.
+    Returns how many files went. Best effort: a folder it cannot read or write is left as it is."""
+    stamp = folder / "__pycache__" / STAMP
+    try:
+        if stamp.read_text() == flags:
+            return 0
+    except OSError:
+        pass
+    removed = 0
+    try:
+        for cached in [*folder.rglob("*.nbi"), *folder.rglob("*.nbc")]:
+            cached.unlink(missing_ok=True)
+            removed += 1
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(flags)
+    except OSError:
+        pass
+    return removed
+
+
 def configure() -> None:
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return                          # the user's folder (maybe shared): left alone
     chosen = choose_cache_dir()
     if chosen:
         os.environ["NUMBA_CACHE_DIR"] = chosen
+    forget_stale_kernels(Path(chosen) if chosen else PACKAGE)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..numba_cache import KERNEL_OPTIONS
+
 try:  # numba is a hard dependency, but keep the reader usable where it cannot load
     import numba
 except ImportError:  # pragma: no cover - exercised only on machines without numba
@@ -17,12 +19,12 @@ COMPILED = numba is not None
 
 
 def njit(*args, **kwargs):
-    """numba.njit (plain Python without numba), releasing the GIL unless told otherwise: a file's
-    metadata collector runs beside the engine in a second thread (pipeline.Session), and a kernel
-    holding the GIL would stall the other thread for its whole run."""
+    """numba.njit (plain Python without numba) with the package's KERNEL_OPTIONS unless told
+    otherwise: the GIL released, as a file's metadata collector runs beside the engine in a second
+    thread (pipeline.Session) and a kernel holding it would stall the other thread for its run."""
     if not COMPILED:
         return args[0] if args and callable(args[0]) else (lambda fn: fn)
-    kwargs.setdefault("nogil", True)
+    kwargs = KERNEL_OPTIONS | kwargs
     if args and callable(args[0]):
         return numba.njit(**kwargs)(args[0])
     return numba.njit(*args, **kwargs)
