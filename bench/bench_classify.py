@@ -3,8 +3,9 @@ metadata (TLS/DNS/HTTP/QUIC parsing) and classification, in one run, same proces
 
 Twice: pinned to one core (the work itself: the collector in turn after each chunk), then on
 every core this process may use, with the collector beside the engine in a second thread as
-analyze() runs it there (pipeline.Session(beside=True)); the engine alone is timed again on
-those cores. With one core available the second part is left out.
+analyze() runs it there (pipeline.Session(beside=True), half-size chunks); the engine alone is
+timed again on those cores with the same chunks. With one core available the second part is
+left out.
 
     .venv/bin/python bench/bench_classify.py [--pcap bench/out/engine_2m.pcap] [--repeat 3]
 """
@@ -27,10 +28,10 @@ from apnstrace.stats import RunStats
 OUT = Path(__file__).resolve().parent / "out"
 
 
-def engine_only(path: Path) -> tuple[float, int]:
+def engine_only(path: Path, chunk_bytes: int = CHUNK_BYTES) -> tuple[float, int]:
     start = time.perf_counter()
     stats, table = RunStats(), FlowTable(FlowOptions())
-    for raw in iter_batches(path, stats):
+    for raw in iter_batches(path, stats, chunk_bytes):
         packets, _ = decode_chunk(raw, stats)
         table.add(packets)
     flows = table.finish()
@@ -106,10 +107,11 @@ def main() -> None:
     with_classification_beside(args.pcap)       # the second thread's own compiled-kernel state
     base, full = [], []
     for _ in range(args.repeat):
-        base.append(engine_only(args.pcap)[0])
+        base.append(engine_only(args.pcap, chunk_beside(CHUNK_BYTES))[0])    # the same chunks
         full.append(with_classification_beside(args.pcap)[0])
     b, f = min(base), min(full)
-    print(f"on {len(cores)} cores, the collector beside the engine (as analyze runs it), best of {args.repeat}")
+    print(f"on {len(cores)} cores, the collector beside the engine (as analyze runs it), "
+          f"{chunk_beside(CHUNK_BYTES) >> 20} MiB chunks both ways, best of {args.repeat}")
     print(f"engine only              {b:6.2f} s")
     print(f"engine + classification  {f:6.2f} s")
     print(f"classification adds      {100 * (f - b) / b:5.1f} %   (target <= 10 %), {1000 * (f - b):.0f} ms")
