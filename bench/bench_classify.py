@@ -21,6 +21,7 @@ from apnstrace.classify import classify
 from apnstrace.decode import decode_chunk
 from apnstrace.flows import FlowTable
 from apnstrace.metadata import MetadataCollector, attach
+from apnstrace.old_objects import old_objects_aside
 from apnstrace.options import CHUNK_BYTES, FlowOptions
 from apnstrace.reader import iter_batches
 from apnstrace.stats import RunStats
@@ -28,13 +29,17 @@ from apnstrace.stats import RunStats
 OUT = Path(__file__).resolve().parent / "out"
 
 
+# Every run sets aside what exists after each chunk from Python's full collections, as
+# analyze() does (old_objects.py); without it they grow with what was read (engine_10m).
 def engine_only(path: Path, chunk_bytes: int = CHUNK_BYTES) -> tuple[float, int]:
     start = time.perf_counter()
     stats, table = RunStats(), FlowTable(FlowOptions())
-    for raw in iter_batches(path, stats, chunk_bytes):
-        packets, _ = decode_chunk(raw, stats)
-        table.add(packets)
-    flows = table.finish()
+    with old_objects_aside() as set_aside:
+        for raw in iter_batches(path, stats, chunk_bytes):
+            packets, _ = decode_chunk(raw, stats)
+            table.add(packets)
+            set_aside()
+        flows = table.finish()
     return time.perf_counter() - start, len(flows)
 
 
@@ -43,19 +48,21 @@ def with_classification(path: Path) -> tuple[float, int, float, float]:
     stats, table = RunStats(), FlowTable(FlowOptions())
     collector = MetadataCollector(stats)
     collect_s = 0.0
-    for raw in iter_batches(path, stats):
-        packets, _ = decode_chunk(raw, stats)
-        joined = table.add(packets)
+    with old_objects_aside() as set_aside:
+        for raw in iter_batches(path, stats):
+            packets, _ = decode_chunk(raw, stats)
+            joined = table.add(packets)
+            t = time.perf_counter()
+            collector.add(raw.buf, packets, joined.uid, joined.rank)
+            collect_s += time.perf_counter() - t
+            set_aside()
         t = time.perf_counter()
-        collector.add(raw.buf, packets, joined.uid, joined.rank)
+        collector.finish()                       # streams left open at the end: the collector's work too
         collect_s += time.perf_counter() - t
-    t = time.perf_counter()
-    collector.finish()                       # streams left open at the end: the collector's work too
-    collect_s += time.perf_counter() - t
-    flows = table.finish()
-    t = time.perf_counter()
-    flows = classify(attach(flows, collector))
-    after_s = time.perf_counter() - t
+        flows = table.finish()
+        t = time.perf_counter()
+        flows = classify(attach(flows, collector))
+        after_s = time.perf_counter() - t
     return time.perf_counter() - start, len(flows), collect_s, after_s
 
 
@@ -65,13 +72,15 @@ def with_classification_beside(path: Path) -> tuple[float, int]:
     start = time.perf_counter()
     stats, table = RunStats(), FlowTable(FlowOptions())
     collector, beside = MetadataCollector(RunStats()), Beside()
-    for raw in iter_batches(path, stats, chunk_beside(CHUNK_BYTES)):
-        packets, _ = decode_chunk(raw, stats)
-        joined = table.add(packets)
-        beside.run(collector.add, raw.buf, packets, joined.uid, joined.rank)
-    beside.close()
-    collector.finish()
-    flows = classify(attach(table.finish(), collector))
+    with old_objects_aside() as set_aside:
+        for raw in iter_batches(path, stats, chunk_beside(CHUNK_BYTES)):
+            packets, _ = decode_chunk(raw, stats)
+            joined = table.add(packets)
+            beside.run(collector.add, raw.buf, packets, joined.uid, joined.rank)
+            set_aside()
+        beside.close()
+        collector.finish()
+        flows = classify(attach(table.finish(), collector))
     return time.perf_counter() - start, len(flows)
 
 

@@ -25,6 +25,7 @@ from .reader import iter_batches, order_by_time
 from .sequences import ActivityCollector, build_sequences
 from .flows.finalize import UID, assemble
 from .heap import hand_back_freed, keep_freed_memory
+from .old_objects import old_objects_aside
 from .flows.table import PacketFlows
 from .records import IcmpErrors, PacketBatch, RawBatch
 from .site import Site
@@ -147,8 +148,9 @@ def analyze(paths: str | os.PathLike | Iterable[str | os.PathLike], *, site: Sit
         if result is None:
             session = Session(options, site, sequence_options, sequences=sequences, stats=stats,
                               beside=cores_available() > 1)
-            _fast_flows(ordered, session, progress)
-            result = session.finish()
+            with old_objects_aside() as set_aside:
+                _fast_flows(ordered, session, progress, set_aside)
+                result = session.finish()
     if stats.problems:
         if stats.records == 0 and len(stats.problems) == len(paths):
             raise _nothing_read(stats)
@@ -400,7 +402,9 @@ def _nothing_read(stats: RunStats) -> CaptureError:
     return err
 
 
-def _fast_flows(paths: Sequence[Path], session: Session, progress: Progress | None) -> None:
+def _fast_flows(paths: Sequence[Path], session: Session, progress: Progress | None,
+                after_chunk: Callable[[], None] | None = None) -> None:
+    """after_chunk: called once each chunk is in (old_objects_aside's)."""
     done = 0
     for path in paths:
         try:
@@ -412,6 +416,8 @@ def _fast_flows(paths: Sequence[Path], session: Session, progress: Progress | No
                 # Let the chunk go before the next is read: its mapped window (64 MiB, resident)
                 # would stay beside the next one while the reader walks it (engine_2m's peak).
                 del raw
+                if after_chunk is not None:
+                    after_chunk()
         except CaptureError as exc:
             session.stats.problems.append(_problem_of(exc))
         done += _size(path)
