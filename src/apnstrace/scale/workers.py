@@ -12,6 +12,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
+from ..beside import cores_available
 from ..errors import ApnstraceError
 from ..options import FlowOptions, SequenceOptions
 from ..site import Site
@@ -46,11 +47,8 @@ def _size(path: str) -> int:
 
 
 def default_workers() -> int:
-    """The number of cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:          # not Linux
-        return max(1, os.cpu_count() or 1)
+    """One worker per core this process may use."""
+    return cores_available()
 
 
 def analyze_parallel(paths: Sequence[Path], *, site: Site | None, options: FlowOptions,
